@@ -1,0 +1,70 @@
+//! ReLU forward and its three backward rules (plain, guided, deconvnet), and inverted dropout.
+
+use crate::rng::hash_uniform;
+use rayon::prelude::*;
+
+const CHUNK: usize = 1 << 14;
+
+/// How gradients pass back through a ReLU. Visualization methods differ only here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReluRule {
+    /// The true gradient: `dx = dy * [x > 0]`.
+    #[default]
+    Plain,
+    /// Guided backpropagation (Springenberg et al.): `dx = dy * [x > 0] * [dy > 0]`.
+    Guided,
+    /// Zeiler and Fergus's deconvnet: `dx = max(dy, 0)`, whatever the forward input was.
+    Deconvnet,
+}
+
+/// `out = max(x, 0)`, elementwise; `out` is overwritten.
+pub fn relu_forward(out: &mut [f32], x: &[f32]) {
+    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x > 0.0 { x } else { 0.0 });
+    });
+}
+
+/// `dx += rule(x, dy)`, elementwise; `x` is the ReLU's forward input.
+pub fn relu_backward(dx: &mut [f32], dy: &[f32], x: &[f32], rule: ReluRule) {
+    dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).zip(x.par_chunks(CHUNK)).for_each(|((dx, dy), x)| {
+        for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
+            *d += match rule {
+                ReluRule::Plain => if x > 0.0 { g } else { 0.0 },
+                ReluRule::Guided => if x > 0.0 && g > 0.0 { g } else { 0.0 },
+                ReluRule::Deconvnet => g.max(0.0),
+            };
+        }
+    });
+}
+
+/// Inverted dropout: each element is kept with probability `1 - p` and scaled by `1 / (1 - p)`.
+/// Writes the scale of every element (0 or `1 / (1 - p)`) into `mask` and applies it. The mask
+/// is a pure function of `(seed, index)`.
+pub fn dropout_forward(out: &mut [f32], mask: &mut [f32], x: &[f32], p: f32, seed: u64) {
+    let keep = 1.0 / (1.0 - p);
+    out.par_chunks_mut(CHUNK).zip(mask.par_chunks_mut(CHUNK)).zip(x.par_chunks(CHUNK)).enumerate().for_each(
+        |(c, ((y, m), x))| {
+            for (k, ((y, m), &x)) in y.iter_mut().zip(m.iter_mut()).zip(x).enumerate() {
+                let u = hash_uniform(seed, (c * CHUNK + k) as u64);
+                *m = if u < p { 0.0 } else { keep };
+                *y = x * *m;
+            }
+        },
+    );
+}
+
+/// `dx += dy * mask`.
+pub fn scale_backward(dx: &mut [f32], dy: &[f32], mask: &[f32]) {
+    dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).zip(mask.par_chunks(CHUNK)).for_each(|((dx, dy), m)| {
+        for ((d, g), m) in dx.iter_mut().zip(dy).zip(m) {
+            *d += g * m;
+        }
+    });
+}
+
+/// `dst += src`, elementwise.
+pub fn add_into(dst: &mut [f32], src: &[f32]) {
+    dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
+        d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
+    });
+}

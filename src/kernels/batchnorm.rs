@@ -1,0 +1,84 @@
+//! Batch normalisation over `[N, C, H, W]`, per channel: training mode (batch statistics,
+//! running statistics updated as PyTorch does) and evaluation mode (running statistics).
+
+use rayon::prelude::*;
+
+/// Per-channel mean and biased variance of `x: [N, C, H, W]`, in f64.
+pub fn channel_stats(x: &[f32], n: usize, c: usize, plane: usize) -> Vec<(f64, f64)> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut s, mut sq) = (0.0f64, 0.0f64);
+            for i in 0..n {
+                let p = &x[(i * c + ch) * plane..(i * c + ch + 1) * plane];
+                let ps: f64 = p.iter().map(|&v| v as f64).sum();
+                s += ps;
+            }
+            let m = (n * plane) as f64;
+            let mean = s / m;
+            for i in 0..n {
+                let p = &x[(i * c + ch) * plane..(i * c + ch + 1) * plane];
+                sq += p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>();
+            }
+            (mean, sq / m)
+        })
+        .collect()
+}
+
+/// `out[n, c] = x[n, c] * a[c] + b[c]` plane by plane; `out` overwritten.
+pub fn affine_channels(out: &mut [f32], x: &[f32], a: &[f32], b: &[f32], c: usize, plane: usize) {
+    out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(i, (y, x))| {
+        let ch = i % c;
+        let (a, b) = (a[ch], b[ch]);
+        y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
+    });
+}
+
+/// Per-channel `(sum dy, sum dy * (x - mean) * invstd)`.
+pub fn grad_sums(dy: &[f32], x: &[f32], mean: &[f32], invstd: &[f32], n: usize, c: usize, plane: usize) -> Vec<(f64, f64)> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (m, is) = (mean[ch], invstd[ch]);
+            let (mut s, mut sx) = (0.0f64, 0.0f64);
+            for i in 0..n {
+                let r = (i * c + ch) * plane..(i * c + ch + 1) * plane;
+                for (&g, &v) in dy[r.clone()].iter().zip(&x[r]) {
+                    s += g as f64;
+                    sx += (g * (v - m) * is) as f64;
+                }
+            }
+            (s, sx)
+        })
+        .collect()
+}
+
+/// Training-mode input gradient, `+=` into `dx`:
+/// `dx = gamma * invstd / M * (M * dy - sum_dy - xhat * sum_dy_xhat)`, `M = N * H * W`.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_train_backward(
+    dx: &mut [f32],
+    dy: &[f32],
+    x: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+    gamma: &[f32],
+    sums: &[(f64, f64)],
+    c: usize,
+    plane: usize,
+    m: usize,
+) {
+    let m = m as f32;
+    dx.par_chunks_mut(plane).zip(dy.par_chunks(plane)).zip(x.par_chunks(plane)).enumerate().for_each(
+        |(i, ((dx, dy), x))| {
+            let ch = i % c;
+            let (mu, is, g) = (mean[ch], invstd[ch], gamma[ch]);
+            let (s, sx) = (sums[ch].0 as f32, sums[ch].1 as f32);
+            let k = g * is / m;
+            for ((d, &gy), &v) in dx.iter_mut().zip(dy).zip(x) {
+                let xhat = (v - mu) * is;
+                *d += k * (m * gy - s - xhat * sx);
+            }
+        },
+    );
+}

@@ -1,0 +1,363 @@
+//! 2-d convolution (cross-correlation, as every framework computes it), forward and backward:
+//! im2col plus a matrix product per sample and group, samples split across threads.
+
+use super::im2col::{col2im_add, im2col};
+use super::matmul::{matmul, Mat, Threads};
+use super::parallel::{chunk_ranges, sum_partials_into};
+use crate::geometry::Geometry;
+use rayon::prelude::*;
+
+/// Sizes of one convolution call.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvDims {
+    /// Batch size N.
+    pub n: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub groups: usize,
+    /// The window resolved against the input's H x W.
+    pub geom: Geometry,
+}
+
+impl ConvDims {
+    fn in_plane(&self) -> usize {
+        self.geom.rows.input * self.geom.cols.input
+    }
+    fn out_plane(&self) -> usize {
+        self.geom.rows.output * self.geom.cols.output
+    }
+    fn cg(&self) -> usize {
+        self.c_in / self.groups
+    }
+    fn og(&self) -> usize {
+        self.c_out / self.groups
+    }
+    /// Rows of a group's column matrix: `Cin/groups * kh * kw`.
+    fn kdim(&self) -> usize {
+        self.cg() * self.geom.rows.kernel * self.geom.cols.kernel
+    }
+    /// A 1x1, stride-1, unpadded convolution reads its input as the column matrix itself.
+    fn is_pointwise(&self) -> bool {
+        let g = &self.geom;
+        g.rows.kernel == 1 && g.cols.kernel == 1 && g.rows.stride == 1 && g.cols.stride == 1 && g.padding() == [0; 4]
+    }
+    /// Multiply-adds of one forward pass over the whole batch.
+    pub fn macs(&self) -> u64 {
+        (self.n * self.c_out * self.out_plane() * self.kdim()) as u64
+    }
+}
+
+/// Per-thread scratch: the column matrix and partial parameter gradients. Kept by the layer
+/// and reused from step to step, so steady-state training allocates nothing here.
+#[derive(Default)]
+pub struct ConvScratch {
+    chunks: Vec<ChunkScratch>,
+}
+
+#[derive(Default)]
+struct ChunkScratch {
+    col: Vec<f32>,
+    d_weight: Vec<f32>,
+    d_bias: Vec<f32>,
+}
+
+impl ConvScratch {
+    fn prepare(&mut self, chunks: usize, col_len: usize, w_len: usize, b_len: usize) {
+        self.chunks.resize_with(chunks, ChunkScratch::default);
+        for c in &mut self.chunks {
+            c.col.resize(col_len, 0.0);
+            c.d_weight.clear();
+            c.d_weight.resize(w_len, 0.0);
+            c.d_bias.clear();
+            c.d_bias.resize(b_len, 0.0);
+        }
+    }
+}
+
+/// How the batch is split: one chunk per thread when there are at least two samples and two
+/// threads (each product then runs on one thread), else one chunk whose products use the pool.
+fn plan(n: usize) -> (Vec<std::ops::Range<usize>>, Threads) {
+    let threads = rayon::current_num_threads();
+    if n >= 2 && threads >= 2 {
+        (chunk_ranges(n, threads), Threads::One)
+    } else {
+        (chunk_ranges(n, 1), Threads::Pool)
+    }
+}
+
+/// `out = conv(input, weight) + bias`.
+/// - `out`: `[N, Cout, Ho, Wo]`, overwritten
+/// - `input`: `[N, Cin, H, W]`
+/// - `weight`: `[Cout, Cin/groups, kh, kw]`
+/// - `bias`: `[Cout]`
+pub fn conv2d_forward(out: &mut [f32], input: &[f32], weight: &[f32], bias: Option<&[f32]>, d: &ConvDims, scratch: &mut ConvScratch) {
+    let (ranges, threads) = plan(d.n);
+    let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
+    let col_len = if d.is_pointwise() { 0 } else { d.kdim() * d.out_plane() };
+    scratch.prepare(ranges.len(), col_len, 0, 0);
+    let out_chunks = split_by_ranges(out, &ranges, out_len);
+    out_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
+        |((out_chunk, s), range)| {
+            for (k, sample) in range.clone().enumerate() {
+                let x = &input[sample * in_len..(sample + 1) * in_len];
+                let y = &mut out_chunk[k * out_len..(k + 1) * out_len];
+                forward_sample(y, x, weight, bias, d, &mut s.col, threads);
+            }
+        },
+    );
+}
+
+fn forward_sample(y: &mut [f32], x: &[f32], weight: &[f32], bias: Option<&[f32]>, d: &ConvDims, col: &mut [f32], threads: Threads) {
+    let (p, kdim, og, cg) = (d.out_plane(), d.kdim(), d.og(), d.cg());
+    for g in 0..d.groups {
+        let xg = &x[g * cg * d.in_plane()..(g + 1) * cg * d.in_plane()];
+        let wg = &weight[g * og * kdim..(g + 1) * og * kdim];
+        let yg = &mut y[g * og * p..(g + 1) * og * p];
+        let cols: &[f32] = if d.is_pointwise() {
+            xg
+        } else {
+            im2col(col, xg, cg, &d.geom);
+            col
+        };
+        matmul(yg, Mat::n(wg), Mat::n(cols), og, p, kdim, false, threads);
+    }
+    if let Some(b) = bias {
+        for (plane, &bv) in y.chunks_mut(p).zip(b) {
+            plane.iter_mut().for_each(|v| *v += bv);
+        }
+    }
+}
+
+/// Gradients of a convolution, accumulated (`+=`) into whichever of `d_input`, `d_weight`,
+/// `d_bias` are given.
+/// - `d_input`: `[N, Cin, H, W]`; `d_weight`: `[Cout, Cin/groups, kh, kw]`; `d_bias`: `[Cout]`
+/// - `d_out`: `[N, Cout, Ho, Wo]`; `input`, `weight` as in the forward pass
+///
+/// Partial weight gradients are summed in a fixed chunk order: the same thread count gives the
+/// same bits.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    d_input: Option<&mut [f32]>,
+    d_weight: Option<&mut [f32]>,
+    d_bias: Option<&mut [f32]>,
+    d_out: &[f32],
+    input: &[f32],
+    weight: &[f32],
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
+    let (ranges, threads) = plan(d.n);
+    let (in_len, out_len, p) = (d.c_in * d.in_plane(), d.c_out * d.out_plane(), d.out_plane());
+    let want_w = d_weight.is_some();
+    let want_b = d_bias.is_some();
+    let col_len = if d.is_pointwise() { 0 } else { d.kdim() * p };
+    scratch.prepare(
+        ranges.len(),
+        col_len,
+        if want_w { weight.len() } else { 0 },
+        if want_b { d.c_out } else { 0 },
+    );
+    let dx_chunks: Vec<Option<&mut [f32]>> = match d_input {
+        Some(dx) => split_by_ranges(dx, &ranges, in_len).into_iter().map(Some).collect(),
+        None => ranges.iter().map(|_| None).collect(),
+    };
+    dx_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
+        |((mut dx_chunk, s), range)| {
+            for (k, sample) in range.clone().enumerate() {
+                let x = &input[sample * in_len..(sample + 1) * in_len];
+                let dy = &d_out[sample * out_len..(sample + 1) * out_len];
+                let dx = dx_chunk.as_deref_mut().map(|c| &mut c[k * in_len..(k + 1) * in_len]);
+                backward_sample(dx, s, dy, x, weight, d, threads, want_w);
+                if want_b {
+                    for (db, plane) in s.d_bias.iter_mut().zip(dy.chunks(p)) {
+                        *db += plane.iter().sum::<f32>();
+                    }
+                }
+            }
+        },
+    );
+    if let Some(dw) = d_weight {
+        sum_partials_into(dw, scratch.chunks.iter().map(|c| c.d_weight.as_slice()));
+    }
+    if let Some(db) = d_bias {
+        sum_partials_into(db, scratch.chunks.iter().map(|c| c.d_bias.as_slice()));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_sample(
+    mut dx: Option<&mut [f32]>,
+    s: &mut ChunkScratch,
+    dy: &[f32],
+    x: &[f32],
+    weight: &[f32],
+    d: &ConvDims,
+    threads: Threads,
+    want_w: bool,
+) {
+    let (p, kdim, og, cg, plane) = (d.out_plane(), d.kdim(), d.og(), d.cg(), d.in_plane());
+    for g in 0..d.groups {
+        let xg = &x[g * cg * plane..(g + 1) * cg * plane];
+        let wg = &weight[g * og * kdim..(g + 1) * og * kdim];
+        let dyg = &dy[g * og * p..(g + 1) * og * p];
+        if want_w {
+            // dW_g [og, kdim] += dY_g [og, p] @ col^T [p, kdim]
+            let cols: &[f32] = if d.is_pointwise() {
+                xg
+            } else {
+                im2col(&mut s.col, xg, cg, &d.geom);
+                &s.col
+            };
+            let dwg = &mut s.d_weight[g * og * kdim..(g + 1) * og * kdim];
+            matmul(dwg, Mat::n(dyg), Mat::t(cols), og, kdim, p, true, threads);
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            let dxg = &mut dx[g * cg * plane..(g + 1) * cg * plane];
+            // dcol [kdim, p] = W_g^T [kdim, og] @ dY_g [og, p], folded back into dX.
+            if d.is_pointwise() {
+                matmul(dxg, Mat::t(wg), Mat::n(dyg), kdim, p, og, true, threads);
+            } else {
+                matmul(&mut s.col, Mat::t(wg), Mat::n(dyg), kdim, p, og, false, threads);
+                col2im_add(dxg, &s.col, cg, &d.geom);
+            }
+        }
+    }
+}
+
+/// Splits `data` into one mutable slice per range of samples, each sample `per` values long.
+fn split_by_ranges<'a>(mut data: &'a mut [f32], ranges: &[std::ops::Range<usize>], per: usize) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let (head, tail) = std::mem::take(&mut data).split_at_mut(r.len() * per);
+        out.push(head);
+        data = tail;
+    }
+    out
+}
+
+/// The definition, looped directly: the reference for `conv2d_forward`.
+pub fn conv2d_forward_ref(out: &mut [f32], input: &[f32], weight: &[f32], bias: Option<&[f32]>, d: &ConvDims) {
+    let g = &d.geom;
+    let (h, w) = g.in_hw();
+    let (ho, wo) = g.out_hw();
+    let (kh, kw, cg, og) = (g.rows.kernel, g.cols.kernel, d.cg(), d.og());
+    for n in 0..d.n {
+        for o in 0..d.c_out {
+            let grp = o / og;
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut s = bias.map_or(0.0, |b| b[o]) as f64;
+                    for c in 0..cg {
+                        let ci = grp * cg + c;
+                        for i in 0..kh {
+                            let iy = g.rows.start(oy) + (i * g.rows.dilation) as isize;
+                            for j in 0..kw {
+                                let ix = g.cols.start(ox) + (j * g.cols.dilation) as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let xv = input[((n * d.c_in + ci) * h + iy as usize) * w + ix as usize];
+                                let wv = weight[((o * cg + c) * kh + i) * kw + j];
+                                s += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    out[((n * d.c_out + o) * ho + oy) * wo + ox] = s as f32;
+                }
+            }
+        }
+    }
+}
+
+/// The definition, looped directly: the reference for `conv2d_backward`.
+pub fn conv2d_backward_ref(d_input: &mut [f32], d_weight: &mut [f32], d_bias: &mut [f32], d_out: &[f32], input: &[f32], weight: &[f32], d: &ConvDims) {
+    let g = &d.geom;
+    let (h, w) = g.in_hw();
+    let (ho, wo) = g.out_hw();
+    let (kh, kw, cg, og) = (g.rows.kernel, g.cols.kernel, d.cg(), d.og());
+    for n in 0..d.n {
+        for o in 0..d.c_out {
+            let grp = o / og;
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let dy = d_out[((n * d.c_out + o) * ho + oy) * wo + ox];
+                    d_bias[o] += dy;
+                    for c in 0..cg {
+                        let ci = grp * cg + c;
+                        for i in 0..kh {
+                            let iy = g.rows.start(oy) + (i * g.rows.dilation) as isize;
+                            for j in 0..kw {
+                                let ix = g.cols.start(ox) + (j * g.cols.dilation) as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let xi = ((n * d.c_in + ci) * h + iy as usize) * w + ix as usize;
+                                let wi = ((o * cg + c) * kh + i) * kw + j;
+                                d_input[xi] += dy * weight[wi];
+                                d_weight[wi] += dy * input[xi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::{Padding, Window2d};
+    use crate::rng::Rng;
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-3 * (1.0 + y.abs()), "{what}[{i}]: fast {x} vs reference {y}");
+        }
+    }
+
+    #[test]
+    fn fast_conv_matches_reference_on_random_shapes() {
+        let mut rng = Rng::new(11);
+        for case in 0..40 {
+            let groups = [1, 1, 2, 3][rng.below(4)];
+            let c_in = groups * (1 + rng.below(3));
+            let c_out = groups * (1 + rng.below(3));
+            let k = [1, 2, 3, 5][rng.below(4)];
+            let kw = if rng.below(4) == 0 { 1 + rng.below(3) } else { k };
+            let stride = [1 + rng.below(3), 1 + rng.below(3)];
+            let dilation = if rng.below(4) == 0 { [2, 1 + rng.below(2)] } else { [1, 1] };
+            let padding = match rng.below(3) {
+                0 => Padding::Valid,
+                1 => Padding::Same,
+                _ => Padding::explicit([rng.below(3), rng.below(3), rng.below(3), rng.below(3)]),
+            };
+            let window = Window2d { kernel: [k, kw], stride, dilation, padding, ceil_mode: false };
+            let (h, w) = (k * 2 + 2 + rng.below(8), kw * 2 + 2 + rng.below(8));
+            let Ok(geom) = window.resolve(h, w) else { continue };
+            let n = 1 + rng.below(5);
+            let d = ConvDims { n, c_in, c_out, groups, geom };
+            let (ho, wo) = geom.out_hw();
+            let x = rng.uniform_vec(n * c_in * h * w, -1.0, 1.0);
+            let wt = rng.uniform_vec(c_out * (c_in / groups) * k * kw, -1.0, 1.0);
+            let b = rng.uniform_vec(c_out, -1.0, 1.0);
+            let mut fast = vec![0.0; n * c_out * ho * wo];
+            let mut slow = fast.clone();
+            let mut scratch = ConvScratch::default();
+            conv2d_forward(&mut fast, &x, &wt, Some(&b), &d, &mut scratch);
+            conv2d_forward_ref(&mut slow, &x, &wt, Some(&b), &d);
+            close(&fast, &slow, &format!("case {case} forward {d:?}"));
+
+            let dy = rng.uniform_vec(fast.len(), -1.0, 1.0);
+            // Start from non-zero gradients: the kernels must accumulate.
+            let (mut dx, mut dw, mut db) = (vec![0.5; x.len()], vec![0.25; wt.len()], vec![1.0; c_out]);
+            let (mut rdx, mut rdw, mut rdb) = (dx.clone(), dw.clone(), db.clone());
+            conv2d_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &dy, &x, &wt, &d, &mut scratch);
+            conv2d_backward_ref(&mut rdx, &mut rdw, &mut rdb, &dy, &x, &wt, &d);
+            close(&dx, &rdx, &format!("case {case} d_input"));
+            close(&dw, &rdw, &format!("case {case} d_weight"));
+            close(&db, &rdb, &format!("case {case} d_bias"));
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Deterministic work splitting: a batch is cut into a fixed number of contiguous chunks, and
+//! per-chunk partial sums are added in chunk order, so the same thread count gives the same bits.
+
+use std::ops::Range;
+
+/// `n` items in `parts` contiguous ranges as even as possible (never more ranges than items,
+/// always at least one).
+pub fn chunk_ranges(n: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.clamp(1, n.max(1));
+    let (base, extra) = (n / parts, n % parts);
+    let mut start = 0;
+    (0..parts)
+        .map(|i| {
+            let len = base + usize::from(i < extra);
+            let r = start..start + len;
+            start += len;
+            r
+        })
+        .collect()
+}
+
+/// `dst += p0 + p1 + ...`, in that order.
+pub fn sum_partials_into<'a>(dst: &mut [f32], partials: impl Iterator<Item = &'a [f32]>) {
+    for p in partials {
+        for (d, v) in dst.iter_mut().zip(p) {
+            *d += v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_everything_once() {
+        for n in 0..20 {
+            for parts in 1..6 {
+                let r = chunk_ranges(n, parts);
+                assert!(!r.is_empty());
+                assert_eq!(r.iter().map(|r| r.len()).sum::<usize>(), n);
+                assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Max, average and adaptive average pooling over `[planes, H, W]` (planes = N * C), forward and
+//! backward. Padding cells never take part: a max pool never picks one, an average counts only
+//! real cells (TensorFlow's rule, PyTorch's `count_include_pad=False`).
+
+use crate::geometry::Geometry;
+use rayon::prelude::*;
+
+/// Planes per parallel task: enough work per task to be worth a thread.
+fn planes_per_task(plane_len: usize) -> usize {
+    (16384 / plane_len.max(1)).max(1)
+}
+
+/// Real input cells `[lo, hi)` under the window of output cell `o` along one axis.
+fn window(axis: &crate::geometry::Axis, o: usize) -> (usize, usize) {
+    let start = axis.start(o);
+    let end = start + axis.span() as isize;
+    (start.max(0) as usize, end.clamp(0, axis.input as isize) as usize)
+}
+
+/// Max pooling. `out: [P, Ho, Wo]` and `argmax: [P, Ho, Wo]` (index of the winning cell inside
+/// its input plane) are overwritten; `input: [P, H, W]`. Ties go to the first cell in row-major
+/// order and a NaN always wins, as in PyTorch.
+pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &Geometry) {
+    let (h, w) = g.in_hw();
+    let (ho, wo) = g.out_hw();
+    let (in_len, out_len) = (h * w, ho * wo);
+    let per = planes_per_task(in_len);
+    out.par_chunks_mut(out_len * per)
+        .zip(argmax.par_chunks_mut(out_len * per))
+        .zip(input.par_chunks(in_len * per))
+        .for_each(|((out, arg), x)| {
+            for ((y, a), x) in out.chunks_mut(out_len).zip(arg.chunks_mut(out_len)).zip(x.chunks(in_len)) {
+                for oy in 0..ho {
+                    let (y0, y1) = window(&g.rows, oy);
+                    for ox in 0..wo {
+                        let (x0, x1) = window(&g.cols, ox);
+                        let mut best = f32::NEG_INFINITY;
+                        let mut best_i = y0 * w + x0;
+                        for iy in (y0..y1).step_by(g.rows.dilation) {
+                            for ix in (x0..x1).step_by(g.cols.dilation) {
+                                let v = x[iy * w + ix];
+                                if v > best || v.is_nan() {
+                                    best = v;
+                                    best_i = iy * w + ix;
+                                    if v.is_nan() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        y[oy * wo + ox] = best;
+                        a[oy * wo + ox] = best_i as u32;
+                    }
+                }
+            }
+        });
+}
+
+/// `d_input[argmax] += d_out`, plane by plane. `d_input: [P, H, W]`, `d_out`, `argmax: [P, Ho, Wo]`.
+pub fn max_pool_backward(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], in_len: usize, out_len: usize) {
+    let per = planes_per_task(in_len);
+    d_input
+        .par_chunks_mut(in_len * per)
+        .zip(d_out.par_chunks(out_len * per))
+        .zip(argmax.par_chunks(out_len * per))
+        .for_each(|((dx, dy), arg)| {
+            for ((dx, dy), arg) in dx.chunks_mut(in_len).zip(dy.chunks(out_len)).zip(arg.chunks(out_len)) {
+                for (&g, &i) in dy.iter().zip(arg) {
+                    dx[i as usize] += g;
+                }
+            }
+        });
+}
+
+/// Average pooling over the real cells of each window. `out: [P, Ho, Wo]` overwritten,
+/// `input: [P, H, W]`.
+pub fn avg_pool_forward(out: &mut [f32], input: &[f32], g: &Geometry) {
+    let (h, w) = g.in_hw();
+    let (ho, wo) = g.out_hw();
+    let (in_len, out_len) = (h * w, ho * wo);
+    let per = planes_per_task(in_len);
+    out.par_chunks_mut(out_len * per).zip(input.par_chunks(in_len * per)).for_each(|(out, x)| {
+        for (y, x) in out.chunks_mut(out_len).zip(x.chunks(in_len)) {
+            for oy in 0..ho {
+                let (y0, y1) = window(&g.rows, oy);
+                for ox in 0..wo {
+                    let (x0, x1) = window(&g.cols, ox);
+                    let (mut s, mut count) = (0.0f32, 0usize);
+                    for iy in (y0..y1).step_by(g.rows.dilation) {
+                        for ix in (x0..x1).step_by(g.cols.dilation) {
+                            s += x[iy * w + ix];
+                            count += 1;
+                        }
+                    }
+                    y[oy * wo + ox] = s / count.max(1) as f32;
+                }
+            }
+        }
+    });
+}
+
+/// Spreads each output gradient evenly over the real cells of its window, `+=` into
+/// `d_input: [P, H, W]`.
+pub fn avg_pool_backward(d_input: &mut [f32], d_out: &[f32], g: &Geometry) {
+    let (h, w) = g.in_hw();
+    let (ho, wo) = g.out_hw();
+    let (in_len, out_len) = (h * w, ho * wo);
+    let per = planes_per_task(in_len);
+    d_input.par_chunks_mut(in_len * per).zip(d_out.par_chunks(out_len * per)).for_each(|(dx, dy)| {
+        for (dx, dy) in dx.chunks_mut(in_len).zip(dy.chunks(out_len)) {
+            for oy in 0..ho {
+                let (y0, y1) = window(&g.rows, oy);
+                let rows = (y0..y1).step_by(g.rows.dilation).count();
+                for ox in 0..wo {
+                    let (x0, x1) = window(&g.cols, ox);
+                    let cols = (x0..x1).step_by(g.cols.dilation).count();
+                    let share = dy[oy * wo + ox] / (rows * cols).max(1) as f32;
+                    for iy in (y0..y1).step_by(g.rows.dilation) {
+                        for ix in (x0..x1).step_by(g.cols.dilation) {
+                            dx[iy * w + ix] += share;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// PyTorch's adaptive pooling bins: output cell `i` of `out` covers input cells
+/// `[floor(i * n / out), ceil((i + 1) * n / out))`.
+pub fn adaptive_bin(i: usize, n: usize, out: usize) -> (usize, usize) {
+    (i * n / out, ((i + 1) * n).div_ceil(out))
+}
+
+/// Adaptive average pooling (torchvision's `AdaptiveAvgPool2d`). `out: [P, oh, ow]` overwritten,
+/// `input: [P, h, w]`.
+pub fn adaptive_avg_forward(out: &mut [f32], input: &[f32], (h, w): (usize, usize), (oh, ow): (usize, usize)) {
+    let (in_len, out_len) = (h * w, oh * ow);
+    out.par_chunks_mut(out_len).zip(input.par_chunks(in_len)).for_each(|(y, x)| {
+        for oy in 0..oh {
+            let (y0, y1) = adaptive_bin(oy, h, oh);
+            for ox in 0..ow {
+                let (x0, x1) = adaptive_bin(ox, w, ow);
+                let mut s = 0.0f32;
+                for iy in y0..y1 {
+                    s += x[iy * w + x0..iy * w + x1].iter().sum::<f32>();
+                }
+                y[oy * ow + ox] = s / ((y1 - y0) * (x1 - x0)) as f32;
+            }
+        }
+    });
+}
+
+/// Backward of `adaptive_avg_forward`, `+=` into `d_input: [P, h, w]`.
+pub fn adaptive_avg_backward(d_input: &mut [f32], d_out: &[f32], (h, w): (usize, usize), (oh, ow): (usize, usize)) {
+    let (in_len, out_len) = (h * w, oh * ow);
+    d_input.par_chunks_mut(in_len).zip(d_out.par_chunks(out_len)).for_each(|(dx, dy)| {
+        for oy in 0..oh {
+            let (y0, y1) = adaptive_bin(oy, h, oh);
+            for ox in 0..ow {
+                let (x0, x1) = adaptive_bin(ox, w, ow);
+                let share = dy[oy * ow + ox] / ((y1 - y0) * (x1 - x0)) as f32;
+                for iy in y0..y1 {
+                    dx[iy * w + x0..iy * w + x1].iter_mut().for_each(|v| *v += share);
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::{Padding, Window2d};
+
+    #[test]
+    fn adaptive_bins_as_pytorch() {
+        // 7 -> 3: [0,3), [2,5), [4,7)
+        assert_eq!((0..3).map(|i| adaptive_bin(i, 7, 3)).collect::<Vec<_>>(), vec![(0, 3), (2, 5), (4, 7)]);
+        // 13 -> 6 (AlexNet on a 224 input keeps 6x6 from 6x6).
+        assert_eq!(adaptive_bin(0, 6, 6), (0, 1));
+    }
+
+    #[test]
+    fn padded_cells_never_win_a_max() {
+        // All inputs negative: with SAME padding a padded zero would win if it took part.
+        let g = Window2d::square(2, 2, Padding::Same).resolve(3, 3).unwrap();
+        let x: Vec<f32> = (0..9).map(|i| -1.0 - i as f32).collect();
+        let (mut y, mut a) = (vec![0.0; 4], vec![0u32; 4]);
+        max_pool_forward(&mut y, &mut a, &x, &g);
+        assert_eq!(y, vec![-1.0, -3.0, -7.0, -9.0]);
+    }
+
+    #[test]
+    fn average_counts_only_real_cells() {
+        let g = Window2d::square(3, 1, Padding::Same).resolve(2, 2).unwrap();
+        let x = vec![1.0, 2.0, 3.0, 4.0];
+        let mut y = vec![0.0; 4];
+        avg_pool_forward(&mut y, &x, &g);
+        assert_eq!(y, vec![2.5; 4]);
+    }
+}

@@ -1,0 +1,46 @@
+//! Elementwise sum of two or more inputs of one shape (the residual connection of ResNet).
+
+use super::{BackwardCtx, ForwardCtx, Layer};
+use crate::error::{Error, Result};
+use crate::kernels::activation::add_into;
+use crate::tensor::{fmt_shape, Tensor};
+
+#[derive(Default)]
+pub struct Add;
+
+impl Layer for Add {
+    fn kind(&self) -> &'static str {
+        "Add"
+    }
+    fn arity(&self) -> Option<usize> {
+        None
+    }
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        if inputs.len() < 2 {
+            return Err(Error::shape(format!("adds two or more inputs, {} given", inputs.len())));
+        }
+        for s in &inputs[1..] {
+            if *s != inputs[0] {
+                return Err(Error::shape(format!(
+                    "inputs of shapes {} and {} cannot be added",
+                    fmt_shape(inputs[0]),
+                    fmt_shape(s)
+                )));
+            }
+        }
+        Ok(inputs[0].to_vec())
+    }
+    fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx) -> Result<()> {
+        out.data_mut().copy_from_slice(inputs[0].data());
+        for x in &inputs[1..] {
+            add_into(out.data_mut(), x.data());
+        }
+        Ok(())
+    }
+    fn backward(&mut self, _inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx) -> Result<()> {
+        for dx in d_inputs.iter_mut().flatten() {
+            add_into(dx.data_mut(), d_out.data());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! Conv2d: many filters slid over the input, with stride, padding (VALID, SAME, explicit),
+//! dilation, groups and an optional bias. Weight `[out, in/groups, kh, kw]`, bias `[out]`.
+
+use super::{expect_inputs, expect_nchw, BackwardCtx, ForwardCtx, Layer, Param};
+use crate::error::{Error, Result};
+use crate::geometry::{Geometry, Padding, Region, Window2d};
+use crate::kernels::conv2d::{conv2d_backward, conv2d_forward, ConvDims, ConvScratch};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// The settings of a convolution, as PyTorch's `nn.Conv2d` takes them (plus SAME/VALID).
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2dConfig {
+    pub in_channels: usize,
+    /// Number of filters.
+    pub out_channels: usize,
+    /// `[kh, kw]`.
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: Padding,
+    pub dilation: [usize; 2],
+    /// Input and output channels split into this many independent groups.
+    pub groups: usize,
+    pub bias: bool,
+}
+
+impl Conv2dConfig {
+    /// `out` square `k x k` filters over `in` channels, stride 1, no padding, with bias.
+    pub fn new(in_channels: usize, out_channels: usize, k: usize) -> Self {
+        Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel: [k, k],
+            stride: [1, 1],
+            padding: Padding::Valid,
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+        }
+    }
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = [s, s];
+        self
+    }
+    pub fn padding(mut self, p: Padding) -> Self {
+        self.padding = p;
+        self
+    }
+    /// PyTorch's `padding=p`.
+    pub fn pad(self, p: usize) -> Self {
+        self.padding(Padding::uniform(p))
+    }
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = [d, d];
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    pub fn bias(mut self, b: bool) -> Self {
+        self.bias = b;
+        self
+    }
+    fn window(&self) -> Window2d {
+        Window2d { kernel: self.kernel, stride: self.stride, dilation: self.dilation, padding: self.padding, ceil_mode: false }
+    }
+}
+
+pub struct Conv2d {
+    cfg: Conv2dConfig,
+    weight: Param,
+    bias: Option<Param>,
+    scratch: ConvScratch,
+}
+
+impl Conv2d {
+    pub fn new(cfg: Conv2dConfig) -> Result<Self> {
+        let Conv2dConfig { in_channels: ci, out_channels: co, groups: g, .. } = cfg;
+        if g == 0 || ci == 0 || co == 0 || ci % g != 0 || co % g != 0 {
+            return Err(Error::Invalid(format!(
+                "conv: {ci} input and {co} output channels must be positive multiples of groups = {g}"
+            )));
+        }
+        if cfg.kernel.contains(&0) || cfg.stride.contains(&0) || cfg.dilation.contains(&0) {
+            return Err(Error::Invalid(format!(
+                "conv: kernel {:?}, stride {:?} and dilation {:?} must be at least 1",
+                cfg.kernel, cfg.stride, cfg.dilation
+            )));
+        }
+        Ok(Conv2d {
+            weight: Param::zeros(&[co, ci / g, cfg.kernel[0], cfg.kernel[1]]),
+            bias: cfg.bias.then(|| Param::zeros(&[co])),
+            cfg,
+            scratch: ConvScratch::default(),
+        })
+    }
+
+    pub fn config(&self) -> &Conv2dConfig {
+        &self.cfg
+    }
+
+    /// The resolved geometry over an input shape `[N, C, H, W]`.
+    pub fn geometry(&self, input: &[usize]) -> Result<Geometry> {
+        let (_, _, h, w) = expect_nchw(input, Some(self.cfg.in_channels))?;
+        self.cfg.window().resolve(h, w)
+    }
+
+    fn dims(&self, input: &[usize]) -> Result<ConvDims> {
+        let geom = self.geometry(input)?;
+        Ok(ConvDims { n: input[0], c_in: self.cfg.in_channels, c_out: self.cfg.out_channels, groups: self.cfg.groups, geom })
+    }
+}
+
+impl Layer for Conv2d {
+    fn kind(&self) -> &'static str {
+        "Conv2d"
+    }
+
+    fn describe(&self) -> String {
+        let g = if self.cfg.groups > 1 { format!(" groups {}", self.cfg.groups) } else { String::new() };
+        format!("{} {}{g}{}", self.cfg.out_channels, self.cfg.window().describe(), if self.cfg.bias { "" } else { " no bias" })
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        expect_inputs(inputs.len(), 1)?;
+        let g = self.geometry(inputs[0])?;
+        Ok(vec![inputs[0][0], self.cfg.out_channels, g.rows.output, g.cols.output])
+    }
+
+    fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx) -> Result<()> {
+        let d = self.dims(inputs[0].shape())?;
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        conv2d_forward(out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, &d, &mut self.scratch);
+        Ok(())
+    }
+
+    fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        let d = self.dims(inputs[0].shape())?;
+        let d_input = d_inputs[0].as_deref_mut().map(|t| t.data_mut());
+        let (d_weight, d_bias) = if ctx.param_grads {
+            (Some(self.weight.grad.data_mut()), self.bias.as_mut().map(|b| b.grad.data_mut()))
+        } else {
+            (None, None)
+        };
+        conv2d_backward(d_input, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), &d, &mut self.scratch);
+        Ok(())
+    }
+
+    fn params(&self) -> Vec<(&'static str, &Param)> {
+        let mut p = vec![("weight", &self.weight)];
+        if let Some(b) = &self.bias {
+            p.push(("bias", b));
+        }
+        p
+    }
+
+    fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
+        let mut p = vec![("weight", &mut self.weight)];
+        if let Some(b) = &mut self.bias {
+            p.push(("bias", b));
+        }
+        p
+    }
+
+    /// PyTorch's default: weight and bias uniform in `±1 / sqrt(fan_in)`.
+    fn init(&mut self, rng: &mut Rng) {
+        let fan_in = (self.cfg.in_channels / self.cfg.groups) * self.cfg.kernel[0] * self.cfg.kernel[1];
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        for p in self.params_mut() {
+            p.1.value.data_mut().iter_mut().for_each(|v| *v = rng.uniform(-bound, bound));
+        }
+    }
+
+    fn macs(&self, inputs: &[&[usize]]) -> u64 {
+        let mut shape = inputs[0].to_vec();
+        shape[0] = 1;
+        self.dims(&shape).map(|d| d.macs()).unwrap_or(0)
+    }
+
+    fn leftover(&self, inputs: &[&[usize]]) -> (usize, usize) {
+        self.geometry(inputs[0]).map(|g| g.leftover()).unwrap_or((0, 0))
+    }
+
+    fn input_region(&self, _i: usize, input: &[usize], region: Region) -> Region {
+        match self.geometry(input) {
+            Ok(g) => region.through(&g),
+            Err(_) => Region::full(input[2], input[3]),
+        }
+    }
+}

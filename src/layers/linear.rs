@@ -1,0 +1,100 @@
+//! Fully connected layer: `y = x @ W^T + b`, weight `[out, in]`, bias `[out]` (PyTorch's layout).
+
+use super::{expect_inputs, BackwardCtx, ForwardCtx, Layer, Param};
+use crate::error::{Error, Result};
+use crate::geometry::Region;
+use crate::kernels::linear::{linear_backward, linear_forward};
+use crate::rng::Rng;
+use crate::tensor::{fmt_shape, Tensor};
+
+pub struct Linear {
+    in_features: usize,
+    out_features: usize,
+    weight: Param,
+    bias: Option<Param>,
+}
+
+impl Linear {
+    pub fn new(in_features: usize, out_features: usize) -> Self {
+        Linear {
+            in_features,
+            out_features,
+            weight: Param::zeros(&[out_features, in_features]),
+            bias: Some(Param::zeros(&[out_features])),
+        }
+    }
+
+    pub fn without_bias(mut self) -> Self {
+        self.bias = None;
+        self
+    }
+
+    fn rows(&self, input: &[usize]) -> Result<usize> {
+        match *input {
+            [n, i] if i == self.in_features => Ok(n),
+            _ => Err(Error::shape(format!(
+                "input has shape {}, the layer needs [N, {}]{}",
+                fmt_shape(input),
+                self.in_features,
+                if input.len() > 2 { " (flatten it first)" } else { "" }
+            ))),
+        }
+    }
+}
+
+impl Layer for Linear {
+    fn kind(&self) -> &'static str {
+        "Linear"
+    }
+    fn describe(&self) -> String {
+        format!("{} -> {}", self.in_features, self.out_features)
+    }
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        expect_inputs(inputs.len(), 1)?;
+        Ok(vec![self.rows(inputs[0])?, self.out_features])
+    }
+    fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx) -> Result<()> {
+        let n = self.rows(inputs[0].shape())?;
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        linear_forward(out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, n, self.in_features, self.out_features);
+        Ok(())
+    }
+    fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        let n = self.rows(inputs[0].shape())?;
+        let d_input = d_inputs[0].as_deref_mut().map(|t| t.data_mut());
+        let (d_weight, d_bias) = if ctx.param_grads {
+            (Some(self.weight.grad.data_mut()), self.bias.as_mut().map(|b| b.grad.data_mut()))
+        } else {
+            (None, None)
+        };
+        linear_backward(d_input, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), n, self.in_features, self.out_features);
+        Ok(())
+    }
+    fn params(&self) -> Vec<(&'static str, &Param)> {
+        let mut p = vec![("weight", &self.weight)];
+        if let Some(b) = &self.bias {
+            p.push(("bias", b));
+        }
+        p
+    }
+    fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
+        let mut p = vec![("weight", &mut self.weight)];
+        if let Some(b) = &mut self.bias {
+            p.push(("bias", b));
+        }
+        p
+    }
+    /// PyTorch's default: uniform in `±1 / sqrt(in_features)`.
+    fn init(&mut self, rng: &mut Rng) {
+        let bound = 1.0 / (self.in_features as f32).sqrt();
+        for p in self.params_mut() {
+            p.1.value.data_mut().iter_mut().for_each(|v| *v = rng.uniform(-bound, bound));
+        }
+    }
+    fn macs(&self, _inputs: &[&[usize]]) -> u64 {
+        (self.in_features * self.out_features) as u64
+    }
+    fn input_region(&self, _i: usize, input: &[usize], _region: Region) -> Region {
+        Region::full(1, *input.last().unwrap_or(&1))
+    }
+}

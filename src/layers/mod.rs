@@ -1,0 +1,177 @@
+//! Layers: each owns its parameters and their gradients, names them as PyTorch does, and pairs
+//! forward with backward in one file. A layer does not know its own name; the net attributes
+//! errors to the node.
+
+mod add;
+mod batchnorm;
+mod concat;
+mod conv2d;
+mod dropout;
+mod flatten;
+mod linear;
+mod lrn;
+mod pool;
+mod relu;
+mod softmax;
+
+pub use add::Add;
+pub use batchnorm::BatchNorm2d;
+pub use concat::Concat;
+pub use conv2d::{Conv2d, Conv2dConfig};
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use linear::Linear;
+pub use lrn::Lrn;
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use relu::Relu;
+pub use softmax::Softmax;
+
+use crate::error::{Error, Result};
+use crate::geometry::Region;
+use crate::kernels::ReluRule;
+use crate::rng::Rng;
+use crate::tensor::{fmt_shape, Tensor};
+
+/// A trainable tensor and the gradient accumulated for it.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub value: Tensor,
+    pub grad: Tensor,
+}
+
+impl Param {
+    pub fn zeros(shape: &[usize]) -> Self {
+        Param { value: Tensor::zeros(shape), grad: Tensor::zeros(shape) }
+    }
+}
+
+/// Training or evaluation: decides batch-norm statistics and whether dropout drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    Train,
+    #[default]
+    Eval,
+}
+
+/// What a forward pass needs besides its inputs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForwardCtx {
+    pub mode: Mode,
+    /// Seed of this step's randomness (dropout masks); a layer mixes in its own position.
+    pub seed: u64,
+}
+
+/// What a backward pass needs besides its inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct BackwardCtx {
+    /// The ReLU rule: plain gradients, guided backprop or deconvnet.
+    pub rule: ReluRule,
+    /// Whether to accumulate parameter gradients (visualizations only want the image's).
+    pub param_grads: bool,
+    /// Whether to compute the gradient at the input image (training does not need it).
+    pub input_grad: bool,
+}
+
+impl Default for BackwardCtx {
+    fn default() -> Self {
+        BackwardCtx { rule: ReluRule::Plain, param_grads: true, input_grad: true }
+    }
+}
+
+/// One node's computation. Shapes include the batch dimension N.
+pub trait Layer: Send {
+    /// The kind, as the summary prints it: `Conv2d`, `MaxPool2d` ...
+    fn kind(&self) -> &'static str;
+
+    /// The settings in a few words: `32 5x5 s1 SAME`.
+    fn describe(&self) -> String {
+        String::new()
+    }
+
+    /// How many inputs the layer takes: `Some(k)` exactly k, `None` two or more.
+    fn arity(&self) -> Option<usize> {
+        Some(1)
+    }
+
+    /// The output shape for these input shapes, or an error saying which does not fit.
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>>;
+
+    /// Computes `out` (already shaped by `output_shape`) from `inputs`, and keeps whatever the
+    /// backward pass needs beyond the inputs and output, which the net keeps.
+    fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, ctx: &ForwardCtx) -> Result<()>;
+
+    /// Accumulates (`+=`) into each given `d_inputs[i]` the gradient with respect to input `i`,
+    /// and into the parameters' gradients when `ctx.param_grads`. `out` and `d_out` have the
+    /// output's shape; the forward pass ran last on these same inputs.
+    fn backward(
+        &mut self,
+        inputs: &[&Tensor],
+        out: &Tensor,
+        d_out: &Tensor,
+        d_inputs: &mut [Option<&mut Tensor>],
+        ctx: &BackwardCtx,
+    ) -> Result<()>;
+
+    /// Trainable parameters under their PyTorch names (`weight`, `bias`).
+    fn params(&self) -> Vec<(&'static str, &Param)> {
+        Vec::new()
+    }
+
+    fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
+        Vec::new()
+    }
+
+    /// State that is saved but not trained (`running_mean`, `running_var`).
+    fn buffers(&self) -> Vec<(&'static str, &Tensor)> {
+        Vec::new()
+    }
+
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
+        Vec::new()
+    }
+
+    /// Fresh parameters, as PyTorch initialises this layer.
+    fn init(&mut self, _rng: &mut Rng) {}
+
+    /// Multiply-adds of one forward pass for one image (batch dimension 1).
+    fn macs(&self, _inputs: &[&[usize]]) -> u64 {
+        0
+    }
+
+    /// Rows and columns of the input the layer never reads (a filter that does not tile).
+    fn leftover(&self, _inputs: &[&[usize]]) -> (usize, usize) {
+        (0, 0)
+    }
+
+    /// The cells of input `i` (shape `input`) that the output cells in `region` depend on.
+    /// Elementwise layers keep the region; window layers widen it; layers that mix every cell
+    /// (linear, global pooling) return the whole input.
+    fn input_region(&self, _i: usize, input: &[usize], region: Region) -> Region {
+        match input {
+            [_, _, h, w] => region.intersect_full(*h, *w),
+            _ => region,
+        }
+    }
+}
+
+/// Fails unless `shape` has 4 dimensions and, when given, `channels` channels.
+pub(crate) fn expect_nchw(shape: &[usize], channels: Option<usize>) -> Result<(usize, usize, usize, usize)> {
+    let (n, c, h, w) = crate::tensor::dims4(shape, "input")?;
+    if let Some(expected) = channels {
+        if c != expected {
+            return Err(Error::shape(format!(
+                "input has shape {} with {c} channels, the layer needs {expected}",
+                fmt_shape(shape)
+            )));
+        }
+    }
+    Ok((n, c, h, w))
+}
+
+/// Fails unless exactly `k` inputs are given.
+pub(crate) fn expect_inputs(inputs: usize, k: usize) -> Result<()> {
+    if inputs != k {
+        return Err(Error::shape(format!("takes {k} input(s), {inputs} given")));
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! ReLU. Its backward rule (plain, guided, deconvnet) comes from the backward pass, which is
+//! how the visualizations differ.
+
+use super::{expect_inputs, BackwardCtx, ForwardCtx, Layer};
+use crate::error::Result;
+use crate::kernels::activation::{relu_backward, relu_forward};
+use crate::tensor::Tensor;
+
+#[derive(Default)]
+pub struct Relu;
+
+impl Layer for Relu {
+    fn kind(&self) -> &'static str {
+        "ReLU"
+    }
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        expect_inputs(inputs.len(), 1)?;
+        Ok(inputs[0].to_vec())
+    }
+    fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx) -> Result<()> {
+        relu_forward(out.data_mut(), inputs[0].data());
+        Ok(())
+    }
+    fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        if let Some(dx) = d_inputs[0].as_deref_mut() {
+            relu_backward(dx.data_mut(), d_out.data(), inputs[0].data(), ctx.rule);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! fovea: convolutional networks on the CPU. Build the classic convnets, train them on real
+//! images, and look inside them.
+//!
+//! Layers of the code, each depending only on those above it:
+//! `tensor`, `geometry` -> `kernels` -> `layers` -> `net` -> `models`, `loss`, `io`.
+
+pub mod error;
+pub mod geometry;
+pub mod io;
+pub mod kernels;
+pub mod layers;
+pub mod loss;
+pub mod models;
+pub mod net;
+pub mod rng;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use geometry::{Geometry, Padding, Region, Window2d};
+pub use kernels::ReluRule;
+pub use layers::{BackwardCtx, ForwardCtx, Layer, Mode, Param};
+pub use net::Net;
+pub use tensor::Tensor;

@@ -1,0 +1,289 @@
+//! A `Net` is a named directed acyclic graph of layers. Nodes are added after their inputs, so
+//! insertion order is a topological order: forward runs it front to back, backward back to
+//! front from any node. The net owns every activation and gradient buffer and reuses them
+//! from one call to the next.
+
+mod receptive;
+mod state;
+mod summary;
+
+pub use summary::{Summary, SummaryRow};
+
+use crate::error::{Error, Result};
+use crate::layers::{BackwardCtx, ForwardCtx, Layer, Param};
+use crate::rng::{mix64, Rng};
+use crate::tensor::{fmt_shape, Tensor};
+
+/// The name by which nodes refer to the net's input image.
+pub const INPUT: &str = "input";
+
+struct Node {
+    name: String,
+    layer: Box<dyn Layer>,
+    /// Value ids of the inputs: 0 is the net's input, `i + 1` the output of node `i`.
+    inputs: Vec<usize>,
+}
+
+pub struct Net {
+    /// `[C, H, W]` of one input image, as the net was built for.
+    input_shape: Vec<usize>,
+    nodes: Vec<Node>,
+    /// Value `0` is the input batch, value `i + 1` the output of node `i`.
+    values: Vec<Tensor>,
+    /// Gradients of the loss (or seed) with respect to each value, filled by `backward`.
+    grads: Vec<Tensor>,
+}
+
+impl Net {
+    /// An empty net for images of shape `[C, H, W]` (or any per-sample shape).
+    pub fn new(input_shape: &[usize]) -> Self {
+        Net { input_shape: input_shape.to_vec(), nodes: Vec::new(), values: vec![Tensor::default()], grads: vec![Tensor::default()] }
+    }
+
+    /// Adds node `name` computing `layer` on the named inputs (`"input"` for the image).
+    /// Checks at once that the shapes fit, so a misbuilt net fails here and names the layer.
+    pub fn add(&mut self, name: &str, layer: impl Layer + 'static, inputs: &[&str]) -> Result<&mut Self> {
+        if name == INPUT || name.is_empty() || self.find(name).is_some() {
+            return Err(Error::Graph(format!("node name {name:?} is empty, reserved or already taken")));
+        }
+        let mut ids = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let id = self.value_id(input).ok_or_else(|| {
+                Error::Graph(format!("node {name}: no node named {input:?} to take input from"))
+            })?;
+            if ids.contains(&id) {
+                return Err(Error::Graph(format!("node {name}: input {input:?} named twice")));
+            }
+            ids.push(id);
+        }
+        match layer.arity() {
+            Some(k) if k != ids.len() => {
+                return Err(Error::Graph(format!("node {name}: a {} takes {k} input(s), {} given", layer.kind(), ids.len())))
+            }
+            None if ids.len() < 2 => {
+                return Err(Error::Graph(format!("node {name}: a {} takes two or more inputs", layer.kind())))
+            }
+            _ => {}
+        }
+        self.nodes.push(Node { name: name.to_string(), layer: Box::new(layer), inputs: ids });
+        self.values.push(Tensor::default());
+        self.grads.push(Tensor::default());
+        let mut shape = vec![1];
+        shape.extend_from_slice(&self.input_shape);
+        if let Err(e) = self.shapes_for(&shape) {
+            self.nodes.pop();
+            self.values.pop();
+            self.grads.pop();
+            return Err(e);
+        }
+        Ok(self)
+    }
+
+    /// Adds node `name` taking the last node's output (or the input, for the first node).
+    pub fn push(&mut self, name: &str, layer: impl Layer + 'static) -> Result<&mut Self> {
+        let prev = self.nodes.last().map_or(INPUT.to_string(), |n| n.name.clone());
+        self.add(name, layer, &[&prev])
+    }
+
+    /// Shape of one input image, `[C, H, W]`.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// Node names in execution order.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().map(|n| n.name.as_str())
+    }
+
+    /// The last node: the net's output.
+    pub fn output_name(&self) -> &str {
+        self.nodes.last().map_or(INPUT, |n| &n.name)
+    }
+
+    /// The layer of node `name`.
+    pub fn layer(&self, name: &str) -> Option<&dyn Layer> {
+        self.find(name).map(|i| self.nodes[i].layer.as_ref())
+    }
+
+    /// Names of the inputs of node `name`.
+    pub fn node_inputs(&self, name: &str) -> Option<Vec<&str>> {
+        let i = self.find(name)?;
+        Some(self.nodes[i].inputs.iter().map(|&v| self.value_name(v)).collect())
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    fn value_id(&self, name: &str) -> Option<usize> {
+        if name == INPUT {
+            Some(0)
+        } else {
+            self.find(name).map(|i| i + 1)
+        }
+    }
+
+    fn value_name(&self, v: usize) -> &str {
+        if v == 0 {
+            INPUT
+        } else {
+            &self.nodes[v - 1].name
+        }
+    }
+
+    fn node_id(&self, name: &str) -> Result<usize> {
+        self.find(name).ok_or_else(|| {
+            let names: Vec<&str> = self.node_names().collect();
+            Error::Graph(format!("no node named {name:?}; the nodes are {}", names.join(", ")))
+        })
+    }
+
+    /// The shape of every value (input first) for a full input shape such as `[N, C, H, W]`.
+    pub fn shapes_for(&self, input: &[usize]) -> Result<Vec<Vec<usize>>> {
+        let mut shapes = vec![input.to_vec()];
+        for node in &self.nodes {
+            let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v].as_slice()).collect();
+            let out = node.layer.output_shape(&ins).map_err(|e| e.in_layer(&node.name))?;
+            shapes.push(out);
+        }
+        Ok(shapes)
+    }
+
+    /// Runs every node on `input` (`[N, ...input_shape]`) and returns the last node's output.
+    pub fn forward(&mut self, input: &Tensor, ctx: &ForwardCtx) -> Result<&Tensor> {
+        let shapes = self.shapes_for(input.shape())?;
+        let v0 = &mut self.values[0];
+        v0.set_shape(input.shape());
+        v0.data_mut().copy_from_slice(input.data());
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let (before, after) = self.values.split_at_mut(i + 1);
+            let out = &mut after[0];
+            out.set_shape(&shapes[i + 1]);
+            let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &before[v]).collect();
+            // Each node draws its own randomness: the step's seed mixed with the node's position.
+            let node_ctx = ForwardCtx { mode: ctx.mode, seed: mix64(ctx.seed ^ mix64(i as u64 + 1)) };
+            node.layer.forward(&ins, out, &node_ctx).map_err(|e| e.in_layer(&node.name))?;
+        }
+        Ok(self.values.last().unwrap_or(&self.values[0]))
+    }
+
+    /// Backpropagates `seed` (the gradient of some objective with respect to node `from`'s
+    /// output, of that output's shape) through every node `from` depends on. Parameter
+    /// gradients accumulate (`+=`, see `zero_grads`); the gradient at the input image and at
+    /// every visited node is then available from `input_grad` and `grad`.
+    pub fn backward(&mut self, from: &str, seed: &Tensor, ctx: &BackwardCtx) -> Result<()> {
+        let s = self.node_id(from)?;
+        if self.values[s + 1].shape() != seed.shape() || self.values[0].is_empty() {
+            return Err(Error::shape(format!(
+                "the seed gradient has shape {}, the output of {from} in the last forward pass has {}",
+                fmt_shape(seed.shape()),
+                fmt_shape(self.values[s + 1].shape())
+            )));
+        }
+        // Which values the seed reaches: `from` and everything it depends on.
+        let mut needed = vec![false; self.values.len()];
+        needed[s + 1] = true;
+        for i in (0..=s).rev() {
+            if needed[i + 1] {
+                for &v in &self.nodes[i].inputs {
+                    needed[v] = true;
+                }
+            }
+        }
+        needed[0] = needed[0] && ctx.input_grad;
+        for (v, need) in needed.iter().enumerate() {
+            if *need && v != s + 1 {
+                self.grads[v].set_shape(self.values[v].shape());
+                self.grads[v].fill(0.0);
+            }
+        }
+        self.grads[s + 1].set_shape(seed.shape());
+        self.grads[s + 1].data_mut().copy_from_slice(seed.data());
+
+        for i in (0..=s).rev() {
+            if !needed[i + 1] {
+                continue;
+            }
+            let node = &mut self.nodes[i];
+            let (lower, upper) = self.grads.split_at_mut(i + 1);
+            let d_out = &upper[0];
+            let mut d_inputs = pick_mut(lower, &node.inputs, &needed);
+            let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &self.values[v]).collect();
+            let out = &self.values[i + 1];
+            node.layer.backward(&ins, out, d_out, &mut d_inputs, ctx).map_err(|e| e.in_layer(&node.name))?;
+        }
+        Ok(())
+    }
+
+    /// The output of the last forward pass.
+    pub fn output(&self) -> &Tensor {
+        self.values.last().unwrap_or(&self.values[0])
+    }
+
+    /// The output of node `name` in the last forward pass.
+    pub fn value(&self, name: &str) -> Option<&Tensor> {
+        self.value_id(name).map(|v| &self.values[v])
+    }
+
+    /// The gradient at node `name`'s output from the last backward pass (empty when the pass
+    /// did not reach it).
+    pub fn grad(&self, name: &str) -> Option<&Tensor> {
+        self.value_id(name).map(|v| &self.grads[v])
+    }
+
+    /// The gradient at the input image from the last backward pass.
+    pub fn input_grad(&self) -> &Tensor {
+        &self.grads[0]
+    }
+
+    /// Every parameter under its PyTorch name (`conv1.weight`), in node order.
+    pub fn params(&self) -> Vec<(String, &Param)> {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.layer.params().into_iter().map(move |(p, t)| (format!("{}.{p}", n.name), t)))
+            .collect()
+    }
+
+    pub fn params_mut(&mut self) -> Vec<(String, &mut Param)> {
+        self.nodes
+            .iter_mut()
+            .flat_map(|n| {
+                let name = n.name.clone();
+                n.layer.params_mut().into_iter().map(move |(p, t)| (format!("{name}.{p}"), t))
+            })
+            .collect()
+    }
+
+    /// Total number of trainable values.
+    pub fn param_count(&self) -> usize {
+        self.params().iter().map(|(_, p)| p.value.len()).sum()
+    }
+
+    /// Sets every parameter gradient to zero.
+    pub fn zero_grads(&mut self) {
+        for (_, p) in self.params_mut() {
+            p.grad.fill(0.0);
+        }
+    }
+
+    /// Initialises every layer as PyTorch would, from one seeded generator, in node order.
+    pub fn init(&mut self, seed: u64) {
+        let mut rng = Rng::new(seed);
+        for n in &mut self.nodes {
+            n.layer.init(&mut rng);
+        }
+    }
+}
+
+/// Mutable references to the values `ids` of `slice` that are `needed`, in the order of `ids`.
+fn pick_mut<'a>(slice: &'a mut [Tensor], ids: &[usize], needed: &[bool]) -> Vec<Option<&'a mut Tensor>> {
+    let mut out: Vec<Option<&'a mut Tensor>> = ids.iter().map(|_| None).collect();
+    for (v, t) in slice.iter_mut().enumerate() {
+        if let Some(pos) = ids.iter().position(|&id| id == v) {
+            if needed[v] {
+                out[pos] = Some(t);
+            }
+        }
+    }
+    out
+}
