@@ -1,0 +1,347 @@
+//! Runs every PyTorch-computed case in `tests/data/golden/` (or in `$FOVEA_GOLDEN_DIR`) through
+//! fovea's layers and net, and compares outputs and gradients. One line per case; any mismatch,
+//! unknown op or empty directory fails the test. The schema is `tests/data/golden/SCHEMA.md`.
+
+use fovea::io::safetensors::{read, TensorFile};
+use fovea::layers::{AvgPool2d, BatchNorm2d, Conv2d, Conv2dConfig, Linear, Lrn, MaxPool2d};
+use fovea::loss::softmax_cross_entropy;
+use fovea::{models, BackwardCtx, ForwardCtx, Layer, Mode, Padding, ReluRule, Tensor, Window2d};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// `|a - b| <= tol + tol * |b|`, as SCHEMA.md suggests.
+const TOL: f32 = 1e-4;
+/// Whole networks accumulate more rounding.
+const NET_TOL: f32 = 1e-3;
+
+struct Case {
+    path: PathBuf,
+    file: TensorFile,
+    params: Value,
+    /// Mismatches found so far.
+    errors: Vec<String>,
+}
+
+impl Case {
+    fn t(&self, name: &str) -> Result<&Tensor, String> {
+        self.file.floats.get(name).ok_or_else(|| format!("the case has no tensor {name:?}"))
+    }
+
+    fn labels(&self) -> Result<Vec<usize>, String> {
+        let (_, v) = self.file.ints.get("labels").ok_or("the case has no int tensor \"labels\"")?;
+        Ok(v.iter().map(|&l| l as usize).collect())
+    }
+
+    fn check(&mut self, what: &str, got: &Tensor, want_name: &str, tol: f32) -> Result<(), String> {
+        let want = self.t(want_name)?.clone();
+        if got.shape() != want.shape() {
+            self.errors.push(format!("{what}: shape {:?}, PyTorch {:?}", got.shape(), want.shape()));
+            return Ok(());
+        }
+        let mut worst: Option<(usize, f32, f32)> = None;
+        let mut bad = 0;
+        for (i, (&a, &b)) in got.data().iter().zip(want.data()).enumerate() {
+            if !((a - b).abs() <= tol + tol * b.abs()) {
+                bad += 1;
+                if worst.is_none_or(|(_, wa, wb)| (a - b).abs() > (wa - wb).abs()) {
+                    worst = Some((i, a, b));
+                }
+            }
+        }
+        if let Some((i, a, b)) = worst {
+            self.errors.push(format!("{what}: {bad} of {} values differ, worst at [{i}]: fovea {a}, PyTorch {b}", got.len()));
+        }
+        Ok(())
+    }
+}
+
+fn usize_pair(v: &Value, key: &str) -> Result<[usize; 2], String> {
+    let a = v[key].as_array().ok_or(format!("params.{key} is not a list"))?;
+    match a.as_slice() {
+        [x, y] => Ok([x.as_u64().ok_or("not an integer")? as usize, y.as_u64().ok_or("not an integer")? as usize]),
+        _ => Err(format!("params.{key} does not have two entries")),
+    }
+}
+
+fn padding(v: &Value) -> Result<Padding, String> {
+    match &v["padding"] {
+        Value::String(s) if s == "valid" => Ok(Padding::Valid),
+        Value::String(s) if s == "same" => Ok(Padding::Same),
+        Value::Array(a) if a.len() == 4 => {
+            let p: Vec<usize> = a.iter().map(|x| x.as_u64().unwrap_or(0) as usize).collect();
+            Ok(Padding::explicit([p[0], p[1], p[2], p[3]]))
+        }
+        other => Err(format!("params.padding {other} is not \"valid\", \"same\" or [t, b, l, r]")),
+    }
+}
+
+fn check_resolved(case: &mut Case, window: &Window2d, input: &Tensor) -> Result<(), String> {
+    if case.params.get("resolved_padding").is_none() {
+        return Ok(());
+    }
+    let want: Vec<usize> = case.params["resolved_padding"]
+        .as_array()
+        .ok_or("resolved_padding is not a list")?
+        .iter()
+        .map(|x| x.as_u64().unwrap_or(0) as usize)
+        .collect();
+    let (_, _, h, w) = input.dims4("input").map_err(|e| e.to_string())?;
+    let g = window.resolve(h, w).map_err(|e| e.to_string())?;
+    if g.padding().to_vec() != want {
+        case.errors.push(format!("resolved padding {:?}, PyTorch {:?}", g.padding(), want));
+    }
+    Ok(())
+}
+
+/// Forward, then backward from `grad_output`; returns (output, grad_input).
+fn run_layer(layer: &mut dyn Layer, input: &Tensor, grad_output: &Tensor, mode: Mode) -> Result<(Tensor, Tensor), String> {
+    let shape = layer.output_shape(&[input.shape()]).map_err(|e| e.to_string())?;
+    let mut out = Tensor::zeros(&shape);
+    layer.forward(&[input], &mut out, &ForwardCtx { mode, seed: 0 }).map_err(|e| e.to_string())?;
+    let mut d_input = Tensor::zeros(input.shape());
+    layer
+        .backward(&[input], &out, grad_output, &mut [Some(&mut d_input)], &BackwardCtx::default())
+        .map_err(|e| e.to_string())?;
+    Ok((out, d_input))
+}
+
+fn set_param(layer: &mut dyn Layer, name: &str, value: &Tensor) -> Result<(), String> {
+    let mut params = layer.params_mut();
+    let p = params.iter_mut().find(|(n, _)| *n == name).ok_or(format!("layer has no parameter {name}"))?;
+    if p.1.value.shape() != value.shape() {
+        return Err(format!("{name}: case has shape {:?}, layer {:?}", value.shape(), p.1.value.shape()));
+    }
+    p.1.value = value.clone();
+    Ok(())
+}
+
+fn grad_of(layer: &dyn Layer, name: &str) -> Tensor {
+    layer.params().into_iter().find(|(n, _)| *n == name).map(|(_, p)| p.grad.clone()).unwrap_or_default()
+}
+
+fn conv2d(case: &mut Case) -> Result<(), String> {
+    let p = case.params.clone();
+    let (input, weight) = (case.t("input")?.clone(), case.t("weight")?.clone());
+    let bias = p["bias"].as_bool().unwrap_or(false);
+    let cfg = Conv2dConfig {
+        in_channels: input.shape()[1],
+        out_channels: weight.shape()[0],
+        kernel: [weight.shape()[2], weight.shape()[3]],
+        stride: usize_pair(&p, "stride")?,
+        padding: padding(&p)?,
+        dilation: usize_pair(&p, "dilation")?,
+        groups: p["groups"].as_u64().unwrap_or(1) as usize,
+        bias,
+    };
+    let window = Window2d { kernel: cfg.kernel, stride: cfg.stride, dilation: cfg.dilation, padding: cfg.padding, ceil_mode: false };
+    check_resolved(case, &window, &input)?;
+    let mut conv = Conv2d::new(cfg).map_err(|e| e.to_string())?;
+    set_param(&mut conv, "weight", &weight)?;
+    if bias {
+        set_param(&mut conv, "bias", case.t("bias")?)?;
+    }
+    let (out, d_input) = run_layer(&mut conv, &input, &case.t("grad_output")?.clone(), Mode::Train)?;
+    case.check("output", &out, "output", TOL)?;
+    case.check("grad_input", &d_input, "grad_input", TOL)?;
+    case.check("grad_weight", &grad_of(&conv, "weight"), "grad_weight", TOL)?;
+    if bias {
+        case.check("grad_bias", &grad_of(&conv, "bias"), "grad_bias", TOL)?;
+    }
+    Ok(())
+}
+
+fn pool(case: &mut Case, max: bool) -> Result<(), String> {
+    let p = case.params.clone();
+    let window = Window2d {
+        kernel: usize_pair(&p, "kernel")?,
+        stride: usize_pair(&p, "stride")?,
+        dilation: [1, 1],
+        padding: padding(&p)?,
+        ceil_mode: p["ceil_mode"].as_bool().unwrap_or(false),
+    };
+    if p["count_include_pad"].as_bool() == Some(true) {
+        return Err("count_include_pad = true: fovea averages over real cells only".into());
+    }
+    let input = case.t("input")?.clone();
+    check_resolved(case, &window, &input)?;
+    let mut layer: Box<dyn Layer> = if max {
+        Box::new(MaxPool2d::new(window).map_err(|e| e.to_string())?)
+    } else {
+        Box::new(AvgPool2d::new(window).map_err(|e| e.to_string())?)
+    };
+    let (out, d_input) = run_layer(layer.as_mut(), &input, &case.t("grad_output")?.clone(), Mode::Train)?;
+    case.check("output", &out, "output", TOL)?;
+    case.check("grad_input", &d_input, "grad_input", TOL)
+}
+
+fn linear(case: &mut Case) -> Result<(), String> {
+    let (input, weight) = (case.t("input")?.clone(), case.t("weight")?.clone());
+    let mut fc = Linear::new(weight.shape()[1], weight.shape()[0]);
+    set_param(&mut fc, "weight", &weight)?;
+    set_param(&mut fc, "bias", case.t("bias")?)?;
+    let (out, d_input) = run_layer(&mut fc, &input, &case.t("grad_output")?.clone(), Mode::Train)?;
+    case.check("output", &out, "output", TOL)?;
+    case.check("grad_input", &d_input, "grad_input", TOL)?;
+    case.check("grad_weight", &grad_of(&fc, "weight"), "grad_weight", TOL)?;
+    case.check("grad_bias", &grad_of(&fc, "bias"), "grad_bias", TOL)
+}
+
+fn xent(case: &mut Case) -> Result<(), String> {
+    let r = softmax_cross_entropy(case.t("logits")?, &case.labels()?).map_err(|e| e.to_string())?;
+    case.check("loss", &Tensor::from_vec(&[1], vec![r.loss]).unwrap(), "loss", TOL)?;
+    case.check("softmax", &r.probs, "softmax", TOL)?;
+    case.check("grad_logits", &r.d_logits, "grad_logits", TOL)
+}
+
+fn lrn(case: &mut Case) -> Result<(), String> {
+    let p = case.params.clone();
+    let f = |k: &str| p[k].as_f64().ok_or(format!("params.{k} is not a number"));
+    let mut layer = Lrn::new(f("size")? as usize, f("alpha")? as f32, f("beta")? as f32, f("k")? as f32).map_err(|e| e.to_string())?;
+    let (out, d_input) = run_layer(&mut layer, &case.t("input")?.clone(), &case.t("grad_output")?.clone(), Mode::Train)?;
+    case.check("output", &out, "output", TOL)?;
+    case.check("grad_input", &d_input, "grad_input", TOL)
+}
+
+fn batch_norm(case: &mut Case) -> Result<(), String> {
+    let p = case.params.clone();
+    let eps = p["eps"].as_f64().ok_or("params.eps is not a number")? as f32;
+    let momentum = p["momentum"].as_f64().ok_or("params.momentum is not a number")? as f32;
+    let input = case.t("input")?.clone();
+    let make = |case: &Case| -> Result<BatchNorm2d, String> {
+        let mut bn = BatchNorm2d::new(input.shape()[1]).with_eps(eps).with_momentum(momentum);
+        set_param(&mut bn, "weight", case.t("gamma")?)?;
+        set_param(&mut bn, "bias", case.t("beta")?)?;
+        for (name, t) in bn.buffers_mut() {
+            *t = case.t(&format!("{name}_before"))?.clone();
+        }
+        Ok(bn)
+    };
+    let mut bn = make(case)?;
+    let (out, d_input) = run_layer(&mut bn, &input, &case.t("grad_output")?.clone(), Mode::Train)?;
+    case.check("output", &out, "output", TOL)?;
+    case.check("grad_input", &d_input, "grad_input", TOL)?;
+    case.check("grad_gamma", &grad_of(&bn, "weight"), "grad_gamma", TOL)?;
+    case.check("grad_beta", &grad_of(&bn, "bias"), "grad_beta", TOL)?;
+    let buffers: Vec<(String, Tensor)> = bn.buffers().into_iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    for (name, t) in buffers {
+        case.check(&format!("{name} after"), &t, &format!("{name}_after"), TOL)?;
+    }
+    let mut bn = make(case)?;
+    let (out, _) = run_layer(&mut bn, &input, &Tensor::zeros(input.shape()), Mode::Eval)?;
+    case.check("output_eval", &out, "output_eval", TOL)
+}
+
+/// The net named by a case's `architecture` text, with the case's parameters loaded.
+fn case_net(case: &Case, logits_name: &str) -> Result<fovea::Net, String> {
+    let arch = case.params["architecture"].as_str().unwrap_or("");
+    if !arch.starts_with("LeNet-5") {
+        return Err(format!("unknown architecture {arch:?}"));
+    }
+    let classes = *case.t(logits_name)?.shape().last().unwrap_or(&10);
+    let mut net = models::lenet5(classes).map_err(|e| e.to_string())?;
+    let state = net
+        .state()
+        .into_iter()
+        .map(|(name, _)| case.t(&name).map(|t| (name.clone(), t.clone())))
+        .collect::<Result<_, _>>()?;
+    net.load_state(&state).map_err(|e| e.to_string())?;
+    Ok(net)
+}
+
+fn net(case: &mut Case) -> Result<(), String> {
+    let mut net = case_net(case, "logits")?;
+    let logits = net.forward(case.t("input")?, &ForwardCtx { mode: Mode::Train, seed: 0 }).map_err(|e| e.to_string())?.clone();
+    case.check("logits", &logits, "logits", NET_TOL)?;
+    let r = softmax_cross_entropy(&logits, &case.labels()?).map_err(|e| e.to_string())?;
+    case.check("loss", &Tensor::from_vec(&[1], vec![r.loss]).unwrap(), "loss", NET_TOL)?;
+    net.backward(net.output_name().to_string().as_str(), &r.d_logits, &BackwardCtx::default()).map_err(|e| e.to_string())?;
+    case.check("grad_input", &net.input_grad().clone(), "grad_input", NET_TOL)?;
+    let grads: Vec<(String, Tensor)> = net.params().into_iter().map(|(n, p)| (n, p.grad.clone())).collect();
+    for (name, g) in grads {
+        case.check(&format!("grad.{name}"), &g, &format!("grad.{name}"), NET_TOL)?;
+    }
+    Ok(())
+}
+
+fn viz(case: &mut Case) -> Result<(), String> {
+    let mut net = case_net(case, "logits")?;
+    let input = case.t("input")?.clone();
+    let logits = net.forward(&input, &ForwardCtx::default()).map_err(|e| e.to_string())?.clone();
+    case.check("logits", &logits, "logits", NET_TOL)?;
+    let class = case.params["class"].as_u64().ok_or("params.class is not an integer")? as usize;
+    let neuron = case.params["neuron"].clone();
+    let layer = neuron["layer"].as_str().ok_or("params.neuron.layer is not a string")?.to_string();
+    let at = |k: &str| neuron[k].as_u64().map(|v| v as usize).ok_or(format!("params.neuron.{k} is not an integer"));
+    let (c, y, x) = (at("channel")?, at("y")?, at("x")?);
+    for (rule_name, rule) in [("vanilla", ReluRule::Plain), ("guided", ReluRule::Guided), ("deconvnet", ReluRule::Deconvnet)] {
+        let ctx = BackwardCtx { rule, param_grads: false, input_grad: true };
+        let mut seed = Tensor::zeros(logits.shape());
+        seed.data_mut()[class] = 1.0;
+        let out = net.output_name().to_string();
+        net.backward(&out, &seed, &ctx).map_err(|e| e.to_string())?;
+        case.check(&format!("{rule_name}.class"), &net.input_grad().clone(), &format!("{rule_name}.class"), NET_TOL)?;
+
+        let shape = net.value(&layer).ok_or(format!("LeNet-5 has no node {layer}"))?.shape().to_vec();
+        let (_, _, h, w) = fovea::tensor::dims4(&shape, &layer).map_err(|e| e.to_string())?;
+        let mut seed = Tensor::zeros(&shape);
+        seed.data_mut()[(c * h + y) * w + x] = 1.0;
+        net.backward(&layer, &seed, &ctx).map_err(|e| e.to_string())?;
+        case.check(&format!("{rule_name}.neuron"), &net.input_grad().clone(), &format!("{rule_name}.neuron"), NET_TOL)?;
+    }
+    Ok(())
+}
+
+fn run_case(path: &Path) -> Result<Case, String> {
+    let file = read(path).map_err(|e| e.to_string())?;
+    let op = file.metadata.get("op").cloned().ok_or("no \"op\" in the metadata")?;
+    let params: Value = serde_json::from_str(file.metadata.get("params").map_or("{}", |s| s.as_str()))
+        .map_err(|e| format!("params is not JSON: {e}"))?;
+    let mut case = Case { path: path.to_path_buf(), file, params, errors: Vec::new() };
+    match op.as_str() {
+        "conv2d" => conv2d(&mut case)?,
+        "max_pool2d" => pool(&mut case, true)?,
+        "avg_pool2d" => pool(&mut case, false)?,
+        "linear" => linear(&mut case)?,
+        "softmax_cross_entropy" => xent(&mut case)?,
+        "lrn" => lrn(&mut case)?,
+        "batch_norm" => batch_norm(&mut case)?,
+        "net" => net(&mut case)?,
+        "viz" => viz(&mut case)?,
+        other => return Err(format!("unknown op {other:?}")),
+    }
+    Ok(case)
+}
+
+#[test]
+fn golden_cases() {
+    let dir = std::env::var_os("FOVEA_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read the golden directory {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no *.safetensors cases in {}", dir.display());
+    let mut failed = Vec::new();
+    for path in &files {
+        let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+        match run_case(path) {
+            Ok(case) if case.errors.is_empty() => println!("golden {name} ok"),
+            Ok(case) => {
+                println!("golden {name} FAILED ({})", case.path.display());
+                for e in &case.errors {
+                    println!("    {e}");
+                }
+                failed.push(name);
+            }
+            Err(e) => {
+                println!("golden {name} FAILED: {e}");
+                failed.push(name);
+            }
+        }
+    }
+    println!("{} of {} golden cases passed (tolerance {TOL} abs + rel per value, {NET_TOL} for whole nets)", files.len() - failed.len(), files.len());
+    assert!(failed.is_empty(), "golden cases failed: {}", failed.join(", "));
+}
