@@ -287,3 +287,10 @@ fn pick_mut<'a>(slice: &'a mut [Tensor], ids: &[usize], needed: &[bool]) -> Vec<
     }
     out
 }
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| format!("{}: {}", n.name, n.layer.kind())).collect();
+        f.debug_struct("Net").field("input", &self.input_shape).field("nodes", &nodes).finish()
+    }
+}

@@ -1,0 +1,241 @@
+//! Finite-difference gradient checks for every layer, for the loss, and for a branching net.
+//! The objective is `L = sum(out * R)` for a fixed random `R`; its gradient with respect to
+//! each input value and each parameter is compared with a central difference.
+
+use fovea::geometry::{Padding, Window2d};
+use fovea::layers::*;
+use fovea::rng::Rng;
+use fovea::{BackwardCtx, ForwardCtx, Layer, Mode, Net, Tensor};
+
+const EPS: f64 = 1e-2;
+
+fn objective(layer: &mut dyn Layer, inputs: &[Tensor], r: &Tensor, mode: Mode) -> f64 {
+    let refs: Vec<&Tensor> = inputs.iter().collect();
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    let mut out = Tensor::zeros(&layer.output_shape(&shapes).unwrap());
+    layer.forward(&refs, &mut out, &ForwardCtx { mode, seed: 9 }).unwrap();
+    out.data().iter().zip(r.data()).map(|(a, b)| *a as f64 * *b as f64).sum()
+}
+
+fn assert_close(what: &str, analytic: f32, numeric: f64) {
+    let tol = 2e-2 * (1.0 + numeric.abs());
+    assert!(
+        (analytic as f64 - numeric).abs() <= tol,
+        "{what}: backward gives {analytic}, finite difference {numeric}"
+    );
+}
+
+/// Checks the input and parameter gradients of `layer` at `inputs`.
+fn check(name: &str, layer: &mut dyn Layer, mut inputs: Vec<Tensor>, mode: Mode) {
+    let mut rng = Rng::new(3);
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    let out_shape = layer.output_shape(&shapes).unwrap();
+    let r = Tensor::from_vec(&out_shape, rng.uniform_vec(out_shape.iter().product(), -1.0, 1.0)).unwrap();
+
+    // Analytic gradients.
+    for (_, p) in layer.params_mut() {
+        p.grad.fill(0.0);
+    }
+    let refs: Vec<&Tensor> = inputs.iter().collect();
+    let mut out = Tensor::zeros(&out_shape);
+    layer.forward(&refs, &mut out, &ForwardCtx { mode, seed: 9 }).unwrap();
+    let mut d_inputs: Vec<Tensor> = inputs.iter().map(|t| Tensor::zeros(t.shape())).collect();
+    {
+        let mut slots: Vec<Option<&mut Tensor>> = d_inputs.iter_mut().map(Some).collect();
+        layer.backward(&refs, &out, &r, &mut slots, &BackwardCtx::default()).unwrap();
+    }
+    let param_grads: Vec<(String, Tensor)> = layer.params().into_iter().map(|(n, p)| (n.to_string(), p.grad.clone())).collect();
+
+    // Numeric gradients with respect to the inputs (a sample of at most 60 values each).
+    for k in 0..inputs.len() {
+        let len = inputs[k].len();
+        let step = (len / 60).max(1);
+        for i in (0..len).step_by(step) {
+            let orig = inputs[k].data()[i];
+            inputs[k].data_mut()[i] = orig + EPS as f32;
+            let up = objective(layer, &inputs, &r, mode);
+            inputs[k].data_mut()[i] = orig - EPS as f32;
+            let down = objective(layer, &inputs, &r, mode);
+            inputs[k].data_mut()[i] = orig;
+            assert_close(&format!("{name}: d input{k}[{i}]"), d_inputs[k].data()[i], (up - down) / (2.0 * EPS));
+        }
+    }
+    // ... and with respect to each parameter.
+    for (pname, grad) in param_grads {
+        let len = grad.len();
+        let step = (len / 40).max(1);
+        for i in (0..len).step_by(step) {
+            let nudge = |layer: &mut dyn Layer, delta: f32| {
+                for (n, p) in layer.params_mut() {
+                    if n == pname {
+                        p.value.data_mut()[i] += delta;
+                    }
+                }
+            };
+            nudge(layer, EPS as f32);
+            let up = objective(layer, &inputs, &r, mode);
+            nudge(layer, -2.0 * EPS as f32);
+            let down = objective(layer, &inputs, &r, mode);
+            nudge(layer, EPS as f32);
+            assert_close(&format!("{name}: d {pname}[{i}]"), grad.data()[i], (up - down) / (2.0 * EPS));
+        }
+    }
+}
+
+fn random(shape: &[usize], seed: u64) -> Tensor {
+    let mut rng = Rng::new(seed);
+    Tensor::from_vec(shape, rng.uniform_vec(shape.iter().product(), -1.0, 1.0)).unwrap()
+}
+
+/// Distinct values on a grid 0.1 apart, shuffled, so no max-pool tie or ReLU kink lies within
+/// a finite-difference step.
+fn distinct(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut v: Vec<f32> = (0..n).map(|i| (i as f32 - n as f32 / 2.0) * 0.1 + 0.05).collect();
+    Rng::new(seed).shuffle(&mut v);
+    Tensor::from_vec(shape, v).unwrap()
+}
+
+fn initialised<L: Layer>(mut layer: L) -> L {
+    layer.init(&mut Rng::new(5));
+    layer
+}
+
+#[test]
+fn conv2d_gradients() {
+    let cases = [
+        Conv2dConfig::new(3, 4, 3).pad(1),
+        Conv2dConfig::new(2, 3, 5).padding(Padding::Same).stride(2),
+        Conv2dConfig::new(4, 6, 3).groups(2).dilation(2).padding(Padding::Same),
+        Conv2dConfig::new(3, 2, 1).bias(false),
+        Conv2dConfig { kernel: [2, 3], stride: [1, 2], padding: Padding::explicit([0, 1, 2, 0]), ..Conv2dConfig::new(2, 2, 1) },
+    ];
+    for (i, cfg) in cases.into_iter().enumerate() {
+        let mut conv = initialised(Conv2d::new(cfg).unwrap());
+        check(&format!("conv case {i}"), &mut conv, vec![random(&[2, cfg.in_channels, 7, 6], i as u64)], Mode::Train);
+    }
+}
+
+#[test]
+fn pooling_gradients() {
+    let x = distinct(&[2, 3, 7, 7], 1);
+    check("max 2x2 s2", &mut MaxPool2d::square(2, 2), vec![x.clone()], Mode::Train);
+    check("max 3x3 s2 overlapping", &mut MaxPool2d::square(3, 2), vec![x.clone()], Mode::Train);
+    check("max 3x3 s2 ceil", &mut MaxPool2d::square(3, 2).with_ceil_mode(true), vec![x.clone()], Mode::Train);
+    check("max 2x2 SAME", &mut MaxPool2d::square(2, 2).with_padding(Padding::Same), vec![x.clone()], Mode::Train);
+    check("avg 3x3 s1 SAME", &mut AvgPool2d::square(3, 1).with_padding(Padding::Same), vec![x.clone()], Mode::Train);
+    let w = Window2d { kernel: [2, 3], stride: [2, 1], dilation: [1, 1], padding: Padding::uniform(1), ceil_mode: false };
+    check("avg 2x3 pad 1", &mut AvgPool2d::new(w).unwrap(), vec![x.clone()], Mode::Train);
+    check("adaptive 7 -> 3", &mut AdaptiveAvgPool2d::new(3, 2).unwrap(), vec![x.clone()], Mode::Train);
+    check("global", &mut AdaptiveAvgPool2d::global(), vec![x], Mode::Train);
+}
+
+#[test]
+fn dense_and_elementwise_gradients() {
+    check("linear", &mut initialised(Linear::new(12, 5)), vec![random(&[3, 12], 2)], Mode::Train);
+    check("relu", &mut Relu, vec![distinct(&[2, 3, 4, 4], 3)], Mode::Train);
+    check("softmax", &mut Softmax, vec![random(&[3, 6], 4)], Mode::Train);
+    check("flatten", &mut Flatten, vec![random(&[2, 3, 2, 2], 5)], Mode::Train);
+    check("dropout train", &mut Dropout::new(0.3).unwrap(), vec![random(&[4, 20], 6)], Mode::Train);
+    check("dropout eval", &mut Dropout::new(0.3).unwrap(), vec![random(&[4, 20], 6)], Mode::Eval);
+    check("add", &mut Add, vec![random(&[2, 3, 2, 2], 7), random(&[2, 3, 2, 2], 8), random(&[2, 3, 2, 2], 9)], Mode::Train);
+    check("concat", &mut Concat, vec![random(&[2, 1, 3, 2], 7), random(&[2, 3, 3, 2], 8)], Mode::Train);
+}
+
+#[test]
+fn normalisation_gradients() {
+    // Large inputs so that LRN's normalisation really bends the output.
+    let mut x = random(&[2, 7, 3, 3], 10);
+    x.data_mut().iter_mut().for_each(|v| *v *= 30.0);
+    check("lrn alexnet", &mut Lrn::new(5, 1e-2, 0.75, 2.0).unwrap(), vec![x], Mode::Train);
+    check("lrn size 4", &mut Lrn::new(4, 0.5, 0.75, 1.0).unwrap(), vec![random(&[2, 6, 2, 2], 11)], Mode::Train);
+    let mut bn = BatchNorm2d::new(3);
+    for (_, p) in bn.params_mut() {
+        p.value = random(&[3], 12);
+    }
+    check("batchnorm train", &mut bn, vec![random(&[4, 3, 3, 3], 13)], Mode::Train);
+    check("batchnorm eval", &mut bn, vec![random(&[4, 3, 3, 3], 14)], Mode::Eval);
+}
+
+#[test]
+fn cross_entropy_gradient() {
+    let logits = random(&[4, 7], 15);
+    let labels = [0, 6, 3, 3];
+    let r = fovea::loss::softmax_cross_entropy(&logits, &labels).unwrap();
+    for i in 0..logits.len() {
+        let mut up = logits.clone();
+        up.data_mut()[i] += EPS as f32;
+        let mut down = logits.clone();
+        down.data_mut()[i] -= EPS as f32;
+        let l = |t: &Tensor| fovea::loss::softmax_cross_entropy(t, &labels).unwrap().loss as f64;
+        assert_close(&format!("xent d logits[{i}]"), r.d_logits.data()[i], (l(&up) - l(&down)) / (2.0 * EPS));
+    }
+    // Logits of 1000 and more stay finite.
+    let big = Tensor::from_vec(&[1, 3], vec![1000.0, 1010.0, -1000.0]).unwrap();
+    let r = fovea::loss::softmax_cross_entropy(&big, &[0]).unwrap();
+    assert!((r.loss - 10.0).abs() < 1e-3, "loss {}", r.loss);
+}
+
+/// A small net with every kind of merge: a value feeding two branches, a channel
+/// concatenation, a residual addition, batch norm, pooling and a classifier.
+fn branching_net() -> Net {
+    let mut net = Net::new(&[2, 8, 8]);
+    net.add("stem", Conv2d::new(Conv2dConfig::new(2, 4, 3).pad(1)).unwrap(), &["input"]).unwrap();
+    net.add("stem_relu", Relu, &["stem"]).unwrap();
+    net.add("b1", Conv2d::new(Conv2dConfig::new(4, 2, 1)).unwrap(), &["stem_relu"]).unwrap();
+    net.add("b2", Conv2d::new(Conv2dConfig::new(4, 2, 3).pad(1)).unwrap(), &["stem_relu"]).unwrap();
+    net.add("cat", Concat, &["b1", "b2"]).unwrap();
+    net.add("bn", BatchNorm2d::new(4), &["cat"]).unwrap();
+    net.add("res", Add, &["bn", "stem_relu"]).unwrap();
+    net.add("pool", MaxPool2d::square(2, 2), &["res"]).unwrap();
+    net.add("gap", AdaptiveAvgPool2d::new(2, 2).unwrap(), &["pool"]).unwrap();
+    net.add("flat", Flatten, &["gap"]).unwrap();
+    net.add("fc", Linear::new(16, 3), &["flat"]).unwrap();
+    net.init(1);
+    net
+}
+
+/// Smaller than `EPS`: a bias step of 0.01 moves many ReLU and max-pool inputs across a kink.
+const NET_EPS: f64 = 1e-3;
+
+#[test]
+fn net_gradients_through_branches_and_merges() {
+    let mut net = branching_net();
+    let x = random(&[3, 2, 8, 8], 20);
+    let labels = [0, 2, 1];
+    let ctx = ForwardCtx { mode: Mode::Train, seed: 0 };
+    let mut loss_at = |net: &mut Net, x: &Tensor| -> f64 {
+        let logits = net.forward(x, &ctx).unwrap().clone();
+        fovea::loss::softmax_cross_entropy(&logits, &labels).unwrap().loss as f64
+    };
+    let logits = net.forward(&x, &ctx).unwrap().clone();
+    let r = fovea::loss::softmax_cross_entropy(&logits, &labels).unwrap();
+    net.zero_grads();
+    net.backward("fc", &r.d_logits, &BackwardCtx::default()).unwrap();
+    let dx = net.input_grad().clone();
+    let grads: Vec<(String, Tensor)> = net.params().into_iter().map(|(n, p)| (n, p.grad.clone())).collect();
+    for i in (0..x.len()).step_by(7) {
+        let (mut up, mut down) = (x.clone(), x.clone());
+        up.data_mut()[i] += NET_EPS as f32;
+        down.data_mut()[i] -= NET_EPS as f32;
+        let num = (loss_at(&mut net, &up) - loss_at(&mut net, &down)) / (2.0 * NET_EPS);
+        assert_close(&format!("net d input[{i}]"), dx.data()[i], num);
+    }
+    for (name, g) in grads {
+        for i in (0..g.len()).step_by((g.len() / 5).max(1)) {
+            let set = |net: &mut Net, delta: f32| {
+                for (n, p) in net.params_mut() {
+                    if n == name {
+                        p.value.data_mut()[i] += delta;
+                    }
+                }
+            };
+            set(&mut net, NET_EPS as f32);
+            let up = loss_at(&mut net, &x);
+            set(&mut net, -2.0 * NET_EPS as f32);
+            let down = loss_at(&mut net, &x);
+            set(&mut net, NET_EPS as f32);
+            assert_close(&format!("net d {name}[{i}]"), g.data()[i], (up - down) / (2.0 * NET_EPS));
+        }
+    }
+}

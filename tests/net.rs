@@ -1,0 +1,199 @@
+//! The graph: Captum's hand-checkable backprop tables under the three ReLU rules, error
+//! messages that name the layer and shapes, summaries, receptive fields, determinism.
+
+use fovea::layers::*;
+use fovea::{models, BackwardCtx, ForwardCtx, Mode, Net, Padding, ReluRule, Tensor};
+
+/// Captum's test model: input 0..15 as a 1x1x4x4 image; conv 1 -> 2 channels 3x3, weights 1,
+/// bias [-50, -75]; ReLU; flatten to 8; fc 8 -> 4, every row five 1s then three -1s, bias 0;
+/// ReLU.
+fn captum_net() -> Net {
+    let mut net = Net::new(&[1, 4, 4]);
+    net.push("conv", Conv2d::new(Conv2dConfig::new(1, 2, 3)).unwrap()).unwrap();
+    net.push("relu1", Relu).unwrap();
+    net.push("flatten", Flatten).unwrap();
+    net.push("fc", Linear::new(8, 4)).unwrap();
+    net.push("relu2", Relu).unwrap();
+    for (name, p) in net.params_mut() {
+        let v = p.value.data_mut();
+        match name.as_str() {
+            "conv.weight" => v.fill(1.0),
+            "conv.bias" => v.copy_from_slice(&[-50.0, -75.0]),
+            "fc.weight" => {
+                for row in v.chunks_mut(8) {
+                    row.copy_from_slice(&[1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0]);
+                }
+            }
+            _ => v.fill(0.0),
+        }
+    }
+    net
+}
+
+fn captum_gradient(rule: ReluRule) -> Vec<f32> {
+    let mut net = captum_net();
+    let x = Tensor::from_vec(&[1, 1, 4, 4], (0..16).map(|v| v as f32).collect()).unwrap();
+    net.forward(&x, &ForwardCtx::default()).unwrap();
+    let mut seed = Tensor::zeros(&[1, 4]);
+    seed.data_mut()[0] = 1.0;
+    net.backward("relu2", &seed, &BackwardCtx { rule, param_grads: false, input_grad: true }).unwrap();
+    net.input_grad().data().to_vec()
+}
+
+#[test]
+fn captum_tables_for_the_three_relu_rules() {
+    let plain = [0., 1., 1., 1., 0., 1., 1., 1., 0., 1., 1., 1., 0., 0., 0., 0.];
+    let guided = [0., 1., 1., 1., 1., 3., 3., 2., 1., 3., 3., 2., 1., 2., 2., 1.];
+    let deconv = [2., 3., 3., 1., 3., 5., 5., 2., 3., 5., 5., 2., 1., 2., 2., 1.];
+    assert_eq!(captum_gradient(ReluRule::Plain), plain);
+    assert_eq!(captum_gradient(ReluRule::Guided), guided);
+    assert_eq!(captum_gradient(ReluRule::Deconvnet), deconv);
+}
+
+#[test]
+fn without_relu_the_three_rules_agree() {
+    let mut net = Net::new(&[1, 6, 6]);
+    net.push("conv", Conv2d::new(Conv2dConfig::new(1, 3, 3)).unwrap()).unwrap();
+    net.push("pool", MaxPool2d::square(2, 2)).unwrap();
+    net.init(4);
+    let x = Tensor::from_vec(&[1, 1, 6, 6], (0..36).map(|v| ((v * 7) % 11) as f32).collect()).unwrap();
+    net.forward(&x, &ForwardCtx::default()).unwrap();
+    let mut seed = Tensor::zeros(&[1, 3, 2, 2]);
+    seed.data_mut()[5] = 1.0;
+    let mut grads = Vec::new();
+    for rule in [ReluRule::Plain, ReluRule::Guided, ReluRule::Deconvnet] {
+        net.backward("pool", &seed, &BackwardCtx { rule, param_grads: false, input_grad: true }).unwrap();
+        grads.push(net.input_grad().clone());
+    }
+    assert!(grads.iter().any(|g| g.data().iter().any(|&v| v != 0.0)));
+    assert_eq!(grads[0], grads[1]);
+    assert_eq!(grads[0], grads[2]);
+}
+
+#[test]
+fn shape_errors_name_the_layer_and_the_shapes() {
+    let mut net = Net::new(&[3, 32, 32]);
+    net.push("conv1", Conv2d::new(Conv2dConfig::new(3, 16, 3)).unwrap()).unwrap();
+    // conv2 expects 8 channels but conv1 gives 16: refused at build time, naming conv2.
+    let err = net.push("conv2", Conv2d::new(Conv2dConfig::new(8, 4, 3)).unwrap()).err().unwrap().to_string();
+    assert!(err.starts_with("conv2:") && err.contains("16 channels") && err.contains("needs 8"), "{err}");
+    // A filter larger than the map.
+    let err = net.push("big", Conv2d::new(Conv2dConfig::new(16, 4, 31)).unwrap()).err().unwrap().to_string();
+    assert!(err.starts_with("big:") && err.contains("does not fit"), "{err}");
+    // A linear layer on an unflattened map.
+    let err = net.push("fc", Linear::new(10, 2)).err().unwrap().to_string();
+    assert!(err.contains("fc:") && err.contains("[1, 16, 30, 30]") && err.contains("flatten"), "{err}");
+    // The net is still usable after refused additions.
+    net.push("pool", MaxPool2d::square(2, 2)).unwrap();
+    // Wrong input at run time.
+    let err = net.forward(&Tensor::zeros(&[2, 1, 32, 32]), &ForwardCtx::default()).unwrap_err().to_string();
+    assert!(err.starts_with("conv1:") && err.contains("[2, 1, 32, 32]"), "{err}");
+    // Graph errors.
+    assert!(net.add("x", Relu, &["nope"]).unwrap_err().to_string().contains("nope"));
+    assert!(net.add("conv1", Relu, &["input"]).is_err());
+    assert!(net.add("sum", Add, &["conv1"]).is_err());
+    // A seed of the wrong shape.
+    net.forward(&Tensor::zeros(&[1, 3, 32, 32]), &ForwardCtx::default()).unwrap();
+    let err = net.backward("pool", &Tensor::zeros(&[1, 3]), &BackwardCtx::default()).unwrap_err().to_string();
+    assert!(err.contains("pool") && err.contains("[1, 16, 15, 15]"), "{err}");
+    assert!(net.backward("nowhere", &Tensor::zeros(&[1]), &BackwardCtx::default()).unwrap_err().to_string().contains("conv1"));
+}
+
+#[test]
+fn summary_counts_and_leftovers() {
+    let net = models::build("lenet5", 10, 0).unwrap();
+    let s = net.summary(None).unwrap();
+    assert_eq!(s.total_params, 61_706); // torch: sum(p.numel()) of the golden LeNet-5
+    let conv2 = s.layers.iter().find(|r| r.name == "conv2").unwrap();
+    assert_eq!((conv2.output.clone(), conv2.params, conv2.macs), (vec![16, 10, 10], 2416, 240_000));
+
+    // The lecture's 7x7 input with a 3x3 filter at stride 3 leaves a row and a column over.
+    let mut net = Net::new(&[1, 7, 7]);
+    net.push("conv", Conv2d::new(Conv2dConfig::new(1, 1, 3).stride(3)).unwrap()).unwrap();
+    let s = net.summary(None).unwrap();
+    assert_eq!((s.layers[0].output.clone(), s.layers[0].leftover), (vec![1, 2, 2], [1, 1]));
+    assert!(s.to_string().contains("1 rows, 1 cols"), "{s}");
+    let s = net.summary(Some(&[1, 9, 9])).unwrap();
+    assert_eq!((s.layers[0].output.clone(), s.layers[0].leftover), (vec![1, 3, 3], [0, 0]));
+
+    // The table writes shapes as the lecture does.
+    let text = models::build("mnist-cnn", 10, 0).unwrap().summary(None).unwrap().to_string();
+    assert!(text.contains("[14x14x64]") && text.contains("[3136]") && text.contains("3,274,634"), "{text}");
+}
+
+#[test]
+fn a_conv_neuron_has_no_gradient_outside_its_receptive_field() {
+    let mut net = models::build("mnist-cnn", 10, 3).unwrap();
+    let x = Tensor::from_vec(&[1, 1, 28, 28], (0..784).map(|i| ((i * 37) % 101) as f32 / 101.0).collect()).unwrap();
+    net.forward(&x, &ForwardCtx::default()).unwrap();
+    let (c, y, xx) = (5, 4, 9);
+    let field = net.receptive_field("conv2", y, xx).unwrap();
+    // conv2 at (4, 9) of a 14x14 map: pool1 cells 2..6 x 7..11, conv1 cells 4..13 x 14..23,
+    // input cells 2..15 x 12..25.
+    assert_eq!((field.y0, field.y1, field.x0, field.x1), (2, 15, 12, 25));
+    let mut seed = Tensor::zeros(net.value("conv2").unwrap().shape());
+    seed.data_mut()[(c * 14 + y) * 14 + xx] = 1.0;
+    net.backward("conv2", &seed, &BackwardCtx { rule: ReluRule::Plain, param_grads: false, input_grad: true }).unwrap();
+    let g = net.input_grad();
+    let mut inside = 0;
+    for r in 0..28 {
+        for col in 0..28 {
+            let v = g.data()[r * 28 + col];
+            let within = (field.y0..=field.y1).contains(&r) && (field.x0..=field.x1).contains(&col);
+            if within {
+                inside += (v != 0.0) as usize;
+            } else {
+                assert_eq!(v, 0.0, "gradient at ({r}, {col}) outside the receptive field");
+            }
+        }
+    }
+    assert!(inside > 0);
+}
+
+#[test]
+fn same_seed_and_threads_give_the_same_bits() {
+    let run = || {
+        let mut net = models::build("mnist-cnn", 10, 7).unwrap();
+        let x = Tensor::from_vec(&[16, 1, 28, 28], (0..16 * 784).map(|i| ((i * 13) % 29) as f32 / 29.0).collect()).unwrap();
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: 11 }).unwrap().clone();
+        let r = fovea::loss::softmax_cross_entropy(&logits, &[3; 16]).unwrap();
+        net.backward("fc2", &r.d_logits, &BackwardCtx::default()).unwrap();
+        let grads: Vec<Tensor> = net.params().into_iter().map(|(_, p)| p.grad.clone()).collect();
+        (logits, grads)
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.1, b.1);
+    // Dropout draws another mask for another step seed.
+    let mut d = Dropout::new(0.5).unwrap();
+    let x = Tensor::full(&[1, 64], 1.0);
+    let mut y1 = Tensor::zeros(&[1, 64]);
+    let mut y2 = Tensor::zeros(&[1, 64]);
+    d.forward(&[&x], &mut y1, &ForwardCtx { mode: Mode::Train, seed: 1 }).unwrap();
+    d.forward(&[&x], &mut y2, &ForwardCtx { mode: Mode::Train, seed: 2 }).unwrap();
+    assert_ne!(y1, y2);
+    let kept = y1.data().iter().filter(|&&v| v == 2.0).count();
+    assert!((16..=48).contains(&kept), "kept {kept} of 64 at p = 0.5");
+}
+
+#[test]
+fn state_loads_strictly_and_lists_every_problem() {
+    let mut net = Net::new(&[3, 8, 8]);
+    net.push("conv1", Conv2d::new(Conv2dConfig::new(3, 4, 3).padding(Padding::Same)).unwrap()).unwrap();
+    net.push("bn1", BatchNorm2d::new(4)).unwrap();
+    let mut state: std::collections::BTreeMap<String, Tensor> =
+        net.state().into_iter().map(|(n, t)| (n, t.clone())).collect();
+    assert!(state.contains_key("bn1.running_var"));
+    state.insert("bn1.num_batches_tracked".into(), Tensor::zeros(&[]));
+    state.get_mut("conv1.bias").unwrap().data_mut()[0] = 0.5;
+    net.load_state(&state).unwrap();
+    assert_eq!(net.state()[1].1.data()[0], 0.5);
+
+    state.remove("bn1.bias");
+    state.insert("fc.weight".into(), Tensor::zeros(&[2]));
+    state.insert("conv1.weight".into(), Tensor::zeros(&[4, 3, 5, 5]));
+    let err = net.load_state(&state).unwrap_err().to_string();
+    assert!(err.contains("missing: bn1.bias"), "{err}");
+    assert!(err.contains("unexpected: fc.weight"), "{err}");
+    assert!(err.contains("conv1.weight: has shape [4, 3, 5, 5], the model needs [4, 3, 3, 3]"), "{err}");
+}
