@@ -204,7 +204,7 @@ fn net_gradients_through_branches_and_merges() {
     let x = random(&[3, 2, 8, 8], 20);
     let labels = [0, 2, 1];
     let ctx = ForwardCtx { mode: Mode::Train, seed: 0 };
-    let mut loss_at = |net: &mut Net, x: &Tensor| -> f64 {
+    let loss_at = |net: &mut Net, x: &Tensor| -> f64 {
         let logits = net.forward(x, &ctx).unwrap().clone();
         fovea::loss::softmax_cross_entropy(&logits, &labels).unwrap().loss as f64
     };

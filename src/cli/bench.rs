@@ -9,8 +9,8 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to measure: only `conv` for now.
-    #[arg(default_value = "conv", value_parser = ["conv"])]
+    /// What to measure: `conv` (the baseline's conv shapes) or `gemm` (plain matrix products).
+    #[arg(default_value = "conv", value_parser = ["conv", "gemm"])]
     what: String,
     /// Shapes by letter (a-f, as in the PyTorch baseline); default all.
     #[arg(long, value_delimiter = ',')]
@@ -21,7 +21,8 @@ pub struct Args {
 }
 
 /// (letter, N, Cin, H, W, Cout, k, stride, pad), as the baseline's `common.py`.
-const SHAPES: &[(&str, usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+type ConvShape = (&'static str, usize, usize, usize, usize, usize, usize, usize, usize);
+const SHAPES: &[ConvShape] = &[
     ("a", 64, 1, 28, 28, 32, 5, 1, 2),
     ("b", 64, 32, 14, 14, 64, 5, 1, 2),
     ("c", 32, 64, 32, 32, 64, 3, 1, 1),
@@ -44,6 +45,9 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.what == "gemm" {
+        return run_gemm(&a);
+    }
     let threads = rayon::current_num_threads();
     println!("shape\top\tframework\tthreads\treps\tmedian_ms\tGFLOP/s");
     let mut rng = Rng::new(1);
@@ -74,6 +78,22 @@ pub fn run(a: Args) -> Result<()> {
             "bwd_weight",
             median_ms(a.reps, || conv2d_backward(None, Some(&mut dw), Some(&mut db), &dy, &x, &wt, &d, &mut scratch)),
         );
+    }
+    Ok(())
+}
+
+/// Matrix products `[m, k] @ [k, n]`: square sizes, and the per-sample products of shape b.
+fn run_gemm(a: &Args) -> Result<()> {
+    use fovea::kernels::matmul::{matmul, Mat, Threads};
+    let threads = rayon::current_num_threads();
+    println!("m\tn\tk\tthreads\tmedian_ms\tGFLOP/s");
+    let mut rng = Rng::new(2);
+    for (m, n, k) in [(512, 512, 512), (1024, 1024, 1024), (64, 196, 800), (800, 196, 64), (64, 800, 196), (64, 12544, 800)] {
+        let x = rng.uniform_vec(m * k, -1.0, 1.0);
+        let y = rng.uniform_vec(k * n, -1.0, 1.0);
+        let mut z = vec![0.0; m * n];
+        let ms = median_ms(a.reps, || matmul(&mut z, Mat::n(&x), Mat::n(&y), m, n, k, false, Threads::Pool));
+        println!("{m}\t{n}\t{k}\t{threads}\t{ms:.3}\t{:.1}", 2.0 * (m * n * k) as f64 / 1e9 / (ms / 1e3));
     }
     Ok(())
 }

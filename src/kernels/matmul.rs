@@ -31,6 +31,7 @@ pub enum Threads {
 
 /// `dst[m, n] = (accumulate ? dst : 0) + a[m, k] @ b[k, n]`, all row-major and contiguous.
 ///
+#[allow(clippy::too_many_arguments)]
 /// Panics if a slice is shorter than its stated shape: callers pass buffers they sized
 /// themselves, so that is a bug in fovea, not bad input.
 pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, m: usize, n: usize, k: usize, accumulate: bool, threads: Threads) {

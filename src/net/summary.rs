@@ -94,15 +94,15 @@ impl fmt::Display for Summary {
                 [0, 0] => String::new(),
                 [a, b] => format!("{a} rows, {b} cols"),
             };
-            writeln!(
-                f,
+            let line = format!(
                 "{:<name_w$}  {:<desc_w$}  {:>14}  {:>12}  {:>15}  {left}",
                 r.name,
                 d,
                 lecture_shape(&r.output),
                 thousands(r.params as u64),
                 thousands(r.macs)
-            )?;
+            );
+            writeln!(f, "{}", line.trim_end())?;
         }
         write!(
             f,
