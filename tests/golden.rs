@@ -284,9 +284,13 @@ fn viz(case: &mut Case) -> Result<(), String> {
         case.check(&format!("{rule_name}.class"), &net.input_grad().clone(), &format!("{rule_name}.class"), NET_TOL)?;
 
         let shape = net.value(&layer).ok_or(format!("LeNet-5 has no node {layer}"))?.shape().to_vec();
-        let (_, _, h, w) = fovea::tensor::dims4(&shape, &layer).map_err(|e| e.to_string())?;
+        // A map neuron is (channel, y, x); a fully connected one is its channel alone.
+        let index = match *shape.as_slice() {
+            [_, _, h, w] => (c * h + y) * w + x,
+            _ => c,
+        };
         let mut seed = Tensor::zeros(&shape);
-        seed.data_mut()[(c * h + y) * w + x] = 1.0;
+        seed.data_mut()[index] = 1.0;
         net.backward(&layer, &seed, &ctx).map_err(|e| e.to_string())?;
         case.check(&format!("{rule_name}.neuron"), &net.input_grad().clone(), &format!("{rule_name}.neuron"), NET_TOL)?;
     }
