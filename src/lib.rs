@@ -4,6 +4,7 @@
 //! Layers of the code, each depending only on those above it:
 //! `tensor`, `geometry` -> `kernels` -> `layers` -> `net` -> `models`, `loss`, `io`.
 
+pub mod data;
 pub mod error;
 pub mod geometry;
 pub mod io;

@@ -1,0 +1,80 @@
+//! Image folders: `root/<class name>/*.png|jpg|jpeg`, one subfolder per class (sorted by name,
+//! as torchvision's `ImageFolder`), every image converted to the model's input shape.
+
+use super::Dataset;
+use crate::error::{Error, Result};
+use image::imageops::FilterType;
+use std::path::{Path, PathBuf};
+
+fn is_image(p: &Path) -> bool {
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::file(dir, format!("cannot list: {e}")))?;
+    let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Reads an image file and converts it to `[C, H, W]` bytes (C = 1 grey or 3 RGB), resized
+/// to exactly H x W when its size differs.
+pub fn load_image(path: &Path, [c, h, w]: [usize; 3]) -> Result<Vec<u8>> {
+    let img = image::open(path).map_err(|e| Error::file(path, format!("cannot read the image: {e}")))?;
+    let img = if img.width() as usize != w || img.height() as usize != h {
+        img.resize_exact(w as u32, h as u32, FilterType::Triangle)
+    } else {
+        img
+    };
+    match c {
+        1 => Ok(img.to_luma8().into_raw()),
+        3 => {
+            let rgb = img.to_rgb8();
+            let plane = h * w;
+            let mut out = vec![0u8; 3 * plane];
+            for (i, px) in rgb.pixels().enumerate() {
+                for ch in 0..3 {
+                    out[ch * plane + i] = px.0[ch];
+                }
+            }
+            Ok(out)
+        }
+        other => Err(Error::Invalid(format!("images can be read as 1 or 3 channels, not {other}"))),
+    }
+}
+
+/// Reads `root/<class>/*` into a data set of `shape` images.
+pub fn load(root: &Path, shape: [usize; 3]) -> Result<Dataset> {
+    let class_dirs: Vec<PathBuf> = sorted_entries(root)?.into_iter().filter(|p| p.is_dir()).collect();
+    if class_dirs.is_empty() {
+        return Err(Error::file(root, "has no class subfolders (expected root/<class name>/*.png|jpg), nor MNIST or CIFAR-10 files"));
+    }
+    let mut ds = Dataset { shape, pixels: Vec::new(), labels: Vec::new(), classes: Vec::new() };
+    for (label, dir) in class_dirs.iter().enumerate() {
+        ds.classes.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
+        for file in sorted_entries(dir)?.into_iter().filter(|p| p.is_file() && is_image(p)) {
+            ds.pixels.extend(load_image(&file, shape)?);
+            ds.labels.push(label as u16);
+        }
+    }
+    if ds.is_empty() {
+        return Err(Error::file(root, "holds no PNG or JPEG images in its class subfolders"));
+    }
+    Ok(ds)
+}
+
+/// `root/train` and `root/test` when both exist (with the same classes); else all of `root`
+/// for training and an empty test set.
+pub fn load_split(root: &Path, shape: [usize; 3]) -> Result<(Dataset, Dataset)> {
+    let (tr, te) = (root.join("train"), root.join("test"));
+    if tr.is_dir() && te.is_dir() {
+        let (train, test) = (load(&tr, shape)?, load(&te, shape)?);
+        if train.classes != test.classes {
+            return Err(Error::file(&te, format!("has classes {:?}, the training folder {:?}", test.classes, train.classes)));
+        }
+        return Ok((train, test));
+    }
+    let train = load(root, shape)?;
+    let test = Dataset { shape, pixels: Vec::new(), labels: Vec::new(), classes: train.classes.clone() };
+    Ok((train, test))
+}

@@ -1,0 +1,47 @@
+//! MNIST from its four original IDX files, gzip-compressed or not.
+
+use super::idx::read_idx;
+use super::Dataset;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+const STEMS: [&str; 4] = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+/// `dir/stem.gz` or `dir/stem`, whichever exists.
+fn find(dir: &Path, stem: &str) -> Option<PathBuf> {
+    [dir.join(format!("{stem}.gz")), dir.join(stem)].into_iter().find(|p| p.is_file())
+}
+
+pub fn is_mnist_dir(dir: &Path) -> bool {
+    find(dir, STEMS[0]).is_some() || find(dir, STEMS[2]).is_some()
+}
+
+fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<Dataset> {
+    let ip = find(dir, images).ok_or_else(|| Error::file(dir.join(format!("{images}.gz")), "not found (nor without .gz)"))?;
+    let lp = find(dir, labels).ok_or_else(|| Error::file(dir.join(format!("{labels}.gz")), "not found (nor without .gz)"))?;
+    let img = read_idx(&ip)?;
+    let lab = read_idx(&lp)?;
+    let [n, h, w] = img.dims[..] else {
+        return Err(Error::file(&ip, format!("has dimensions {:?}, MNIST images need [N, 28, 28]", img.dims)));
+    };
+    if lab.dims.len() != 1 {
+        return Err(Error::file(&lp, format!("has dimensions {:?}, labels need [N]", lab.dims)));
+    }
+    if lab.dims[0] != n {
+        return Err(Error::file(&lp, format!("holds {} labels for the {n} images of {}", lab.dims[0], ip.display())));
+    }
+    if let Some(pos) = lab.data.iter().position(|&l| l > 9) {
+        return Err(Error::file(&lp, format!("label {} at index {pos} is not a digit 0-9", lab.data[pos])));
+    }
+    Ok(Dataset {
+        shape: [1, h, w],
+        pixels: img.data,
+        labels: lab.data.iter().map(|&l| l as u16).collect(),
+        classes: (0..10).map(|d| d.to_string()).collect(),
+    })
+}
+
+/// `(train, test)` from the directory holding the four MNIST files.
+pub fn load(dir: &Path) -> Result<(Dataset, Dataset)> {
+    Ok((load_pair(dir, STEMS[0], STEMS[1])?, load_pair(dir, STEMS[2], STEMS[3])?))
+}
