@@ -28,6 +28,10 @@ pub enum Error {
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
 
+    /// A run stopped on request (Ctrl-C), with how to continue it.
+    #[error("{0}")]
+    Interrupted(String),
+
     /// An argument out of its range (a negative rate, an unknown model name).
     #[error("{0}")]
     Invalid(String),

@@ -13,8 +13,11 @@ pub mod layers;
 pub mod loss;
 pub mod models;
 pub mod net;
+pub mod optim;
+pub mod plot;
 pub mod rng;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use geometry::{Geometry, Padding, Region, Window2d};

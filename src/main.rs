@@ -17,6 +17,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model (default: the lecture's MNIST convnet on the bundled MNIST).
+    Train(cli::train::Args),
+    /// Test accuracy and confusion matrix of trained weights.
+    Eval(cli::eval::Args),
+    /// Top classes of images under trained weights.
+    Predict(cli::predict::Args),
     /// Print a model's per-layer table: output shapes, parameters, multiply-adds, left-over cells.
     Summary(cli::summary::Args),
     /// Measure kernels (GFLOP/s of convolution forward and backward).
@@ -32,6 +38,9 @@ fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
+        Command::Train(a) => cli::train::run(a),
+        Command::Eval(a) => cli::eval::run(a),
+        Command::Predict(a) => cli::predict::run(a),
         Command::Summary(a) => cli::summary::run(a),
         Command::Bench(a) => cli::bench::run(a),
     };

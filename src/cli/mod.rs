@@ -1,4 +1,7 @@
 //! One module per subcommand; each parses its arguments and calls the library.
 
 pub mod bench;
+pub mod eval;
+pub mod predict;
 pub mod summary;
+pub mod train;

@@ -4,6 +4,7 @@ mod lenet;
 
 pub use lenet::{lenet5, mnist_cnn};
 
+use crate::data::Normalize;
 use crate::error::{Error, Result};
 use crate::net::Net;
 
@@ -21,4 +22,13 @@ pub fn build(name: &str, classes: usize, seed: u64) -> Result<Net> {
     };
     net.init(seed);
     Ok(net)
+}
+
+/// How model `name` expects its input normalised (pixels first scaled to [0, 1]), in training
+/// and prediction alike.
+pub fn normalization(name: &str) -> Normalize {
+    match name {
+        "mnist-cnn" | "lenet5" => Normalize::mnist(),
+        _ => Normalize::imagenet(),
+    }
 }

@@ -1,0 +1,149 @@
+//! `fovea train`: the main job. With no arguments, trains the lecture's MNIST convnet on the
+//! bundled data and leaves a run directory behind.
+
+use fovea::train::{read_config, train, RunOptions, TrainConfig};
+use fovea::{models, Error, Result};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model to train.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
+    model: Option<String>,
+    /// MNIST IDX files, CIFAR-10 binary batches, or an image folder (root/<class>/*.png).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long, value_parser = ["adam", "adamw", "sgd"])]
+    optimizer: Option<String>,
+    /// Base learning rate.
+    #[arg(long)]
+    lr: Option<f32>,
+    /// SGD momentum.
+    #[arg(long)]
+    momentum: Option<f32>,
+    /// Nesterov momentum (SGD).
+    #[arg(long)]
+    nesterov: bool,
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Learning-rate schedule: constant, cosine, or step:EVERY:GAMMA (EVERY in steps).
+    #[arg(long)]
+    schedule: Option<String>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Training images held out for validation.
+    #[arg(long)]
+    val_size: Option<usize>,
+    /// Largest random shift in pixels for augmentation (0: none).
+    #[arg(long)]
+    shift: Option<usize>,
+    /// A metrics line every this many steps.
+    #[arg(long)]
+    log_every: Option<usize>,
+    /// A checkpoint every this many steps, besides each epoch's end (0: epoch ends only).
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Run directory (default runs/<model>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long, conflicts_with = "out")]
+    resume: Option<PathBuf>,
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, for run directory names.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn apply(a: &Args, cfg: &mut TrainConfig) {
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = a.$f.clone() { cfg.$f = v; } )* };
+    }
+    set!(data, epochs, batch_size, optimizer, lr, momentum, weight_decay, schedule, seed, val_size, shift, log_every, checkpoint_every);
+    if a.nesterov {
+        cfg.nesterov = true;
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let threads = rayon::current_num_threads();
+    let (cfg, dir, resume) = match &a.resume {
+        Some(dir) => {
+            let mut cfg = read_config(dir)?;
+            if let Some(m) = &a.model {
+                if *m != cfg.model {
+                    return Err(Error::Invalid(format!("{} was trained as model {}; --model {m} does not match", dir.display(), cfg.model)));
+                }
+            }
+            let saved = cfg.clone();
+            apply(&a, &mut cfg);
+            // Only the length of the run may change on resume; the rest decides the numbers.
+            let mut check = cfg.clone();
+            check.epochs = saved.epochs;
+            if check != saved {
+                return Err(Error::Invalid(format!(
+                    "--resume continues {} with its saved settings (config.json); only --epochs may change",
+                    dir.display()
+                )));
+            }
+            if threads != cfg.threads {
+                eprintln!(
+                    "warning: the run used {} thread(s), this one {threads}: it continues, but not bit for bit as the original would",
+                    cfg.threads
+                );
+            }
+            (cfg, dir.clone(), true)
+        }
+        None => {
+            let model = a.model.clone().unwrap_or_else(|| "mnist-cnn".into());
+            let mut cfg = TrainConfig::defaults(&model, &PathBuf::from("data/mnist"));
+            apply(&a, &mut cfg);
+            cfg.threads = threads;
+            let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{model}-{}", timestamp())));
+            (cfg, dir, false)
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // First Ctrl-C: finish the step, write a checkpoint, stop. Second: stop at once.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step (Ctrl-C again to quit at once)");
+    });
+    println!(
+        "training {} on {} for {} epochs: batch {}, {} lr {} ({}), seed {}, {threads} thread(s) -> {}",
+        cfg.model, cfg.data.display(), cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.schedule, cfg.seed, dir.display()
+    );
+    let outcome = train(&cfg, &dir, resume, &RunOptions { stop: Some(&stop), verbose: true })?;
+    let mean_epoch = outcome.seconds_per_epoch.iter().sum::<f32>() / outcome.seconds_per_epoch.len().max(1) as f32;
+    println!(
+        "done: {} steps, best validation accuracy {:.2}%, final test accuracy {}, {:.1} s per epoch",
+        outcome.steps,
+        100.0 * outcome.best_val_accuracy,
+        outcome.test_accuracy.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
+        mean_epoch
+    );
+    println!("run directory: {} (config.json, metrics.jsonl, last/best.safetensors, loss.png, accuracy.png)", dir.display());
+    Ok(())
+}

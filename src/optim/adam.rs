@@ -1,0 +1,107 @@
+//! Adam and AdamW as PyTorch's `torch.optim.Adam` / `AdamW` (betas 0.9, 0.999, eps 1e-8):
+//! Adam adds `wd * p` to the gradient; AdamW decays the weight directly, `p *= 1 - lr * wd`.
+
+use super::{export, import, slot, Optimizer};
+use crate::error::Result;
+use crate::layers::Param;
+use crate::tensor::Tensor;
+use std::collections::BTreeMap;
+
+pub struct Adam {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    /// AdamW's decoupled weight decay.
+    decoupled: bool,
+    step: u64,
+    exp_avg: BTreeMap<String, Vec<f32>>,
+    exp_avg_sq: BTreeMap<String, Vec<f32>>,
+}
+
+impl Adam {
+    pub fn new(weight_decay: f32, decoupled: bool) -> Self {
+        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled, step: 0, exp_avg: BTreeMap::new(), exp_avg_sq: BTreeMap::new() }
+    }
+}
+
+impl Optimizer for Adam {
+    fn name(&self) -> &'static str {
+        if self.decoupled {
+            "adamw"
+        } else {
+            "adam"
+        }
+    }
+
+    fn step(&mut self, params: &mut [(String, &mut Param)], lr: f32) {
+        self.step += 1;
+        let t = self.step as i32;
+        let (b1, b2) = (self.beta1, self.beta2);
+        let c1 = 1.0 - b1.powi(t);
+        let c2 = 1.0 - b2.powi(t);
+        let step_size = lr / c1;
+        let c2_sqrt = c2.sqrt();
+        for (name, p) in params.iter_mut() {
+            let n = p.value.len();
+            let m = slot(&mut self.exp_avg, name, n);
+            let v = slot(&mut self.exp_avg_sq, name, n);
+            let (value, grad) = (p.value.data_mut(), p.grad.data());
+            for (((w, &g), m), v) in value.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = if self.decoupled {
+                    *w *= 1.0 - lr * self.weight_decay;
+                    g
+                } else {
+                    g + self.weight_decay * *w
+                };
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *w -= step_size * *m / (v.sqrt() / c2_sqrt + self.eps);
+            }
+        }
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut s = export("exp_avg", &self.exp_avg);
+        s.extend(export("exp_avg_sq", &self.exp_avg_sq));
+        // The step count, exact in f32 up to 2^24 steps; split in two for more.
+        let lo = (self.step & 0xff_ffff) as f32;
+        let hi = (self.step >> 24) as f32;
+        s.push(("step".into(), Tensor::from_vec(&[2], vec![lo, hi]).unwrap_or_default()));
+        s
+    }
+
+    fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
+        self.exp_avg = import("exp_avg", state);
+        self.exp_avg_sq = import("exp_avg_sq", state);
+        self.step = state.get("step").map_or(0, |t| {
+            let d = t.data();
+            d.first().copied().unwrap_or(0.0) as u64 + ((d.get(1).copied().unwrap_or(0.0) as u64) << 24)
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two steps computed by hand with PyTorch's formulas.
+    #[test]
+    fn adam_matches_the_formula() {
+        let mut p = Param::zeros(&[1]);
+        p.value.data_mut()[0] = 1.0;
+        let mut opt = Adam::new(0.0, false);
+        let mut w = 1.0f64;
+        let (mut m, mut v) = (0.0f64, 0.0f64);
+        for (t, g) in [(1, 0.5f64), (2, -0.25)] {
+            p.grad.data_mut()[0] = g as f32;
+            opt.step(&mut [("w".to_string(), &mut p)], 0.1);
+            m = 0.9 * m + 0.1 * g;
+            v = 0.999 * v + 0.001 * g * g;
+            let (mh, vh) = (m / (1.0 - 0.9f64.powi(t)), v / (1.0 - 0.999f64.powi(t)));
+            w -= 0.1 * mh / (vh.sqrt() + 1e-8);
+            assert!((p.value.data()[0] as f64 - w).abs() < 1e-6, "step {t}: {} vs {w}", p.value.data()[0]);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Checkpoints: one safetensors file with the model's tensors under their PyTorch names, the
+//! optimizer's state under `optimizer.<name>`, and metadata saying where training stands.
+//! `safetensors.torch.load_file` reads it; PyTorch's `load_state_dict` takes the entries
+//! without the `optimizer.` prefix.
+
+use crate::error::{Error, Result};
+use crate::io::safetensors::{read, write};
+use crate::net::Net;
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Prefix of optimizer entries in a checkpoint.
+pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+
+/// Where training stands when a checkpoint is written.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// Optimizer steps taken so far.
+    pub step: usize,
+    /// Best validation accuracy so far (for `best.safetensors`).
+    pub best_val_accuracy: f32,
+    /// Sums over the current epoch's steps so far, so a resumed epoch reports what an
+    /// uninterrupted one would.
+    pub epoch_loss_sum: f64,
+    pub epoch_correct: usize,
+    pub epoch_seen: usize,
+}
+
+/// What the metadata of a fovea weights file says.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WeightsInfo {
+    pub model: String,
+    pub classes: Vec<String>,
+    pub input: Vec<usize>,
+}
+
+pub fn save(path: &Path, net: &Net, optimizer: Option<&dyn Optimizer>, info: &WeightsInfo, progress: Option<&Progress>) -> Result<()> {
+    let opt_state: Vec<(String, Tensor)> = optimizer
+        .map(|o| o.state().into_iter().map(|(k, v)| (format!("{OPTIMIZER_PREFIX}{k}"), v)).collect())
+        .unwrap_or_default();
+    let mut tensors: Vec<(String, &Tensor)> = net.state();
+    tensors.extend(opt_state.iter().map(|(k, v)| (k.clone(), v)));
+    let json = |v: &dyn erased::Json| v.to_json();
+    let mut meta = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("fovea".to_string(), json(info)),
+    ]);
+    if let Some(o) = optimizer {
+        meta.insert("optimizer".into(), o.name().into());
+    }
+    if let Some(p) = progress {
+        meta.insert("progress".into(), json(p));
+    }
+    write(path, &tensors, Some(meta))
+}
+
+/// A loaded weights file: model tensors, optimizer tensors, and the metadata fovea wrote.
+pub struct Loaded {
+    pub model: BTreeMap<String, Tensor>,
+    pub optimizer: BTreeMap<String, Tensor>,
+    pub optimizer_name: Option<String>,
+    pub info: Option<WeightsInfo>,
+    pub progress: Option<Progress>,
+}
+
+pub fn load(path: &Path) -> Result<Loaded> {
+    let f = read(path)?;
+    let mut model = BTreeMap::new();
+    let mut optimizer = BTreeMap::new();
+    for (k, v) in f.floats {
+        match k.strip_prefix(OPTIMIZER_PREFIX) {
+            Some(rest) => optimizer.insert(rest.to_string(), v),
+            None => model.insert(k, v),
+        };
+    }
+    let parse = |key: &str| f.metadata.get(key).map(|s| s.as_str());
+    let info = match parse("fovea") {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| Error::file(path, format!("bad fovea metadata: {e}")))?),
+        None => None,
+    };
+    let progress = match parse("progress") {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| Error::file(path, format!("bad progress metadata: {e}")))?),
+        None => None,
+    };
+    Ok(Loaded { model, optimizer, optimizer_name: parse("optimizer").map(String::from), info, progress })
+}
+
+/// Loads the model tensors of the weights file at `path` into `net`, with errors that name
+/// the file.
+pub fn load_weights(path: &Path, net: &mut Net) -> Result<Loaded> {
+    let loaded = load(path)?;
+    net.load_state(&loaded.model).map_err(|e| Error::file(path, e.to_string()))?;
+    Ok(loaded)
+}
+
+mod erased {
+    /// Serialises anything serde can, for metadata strings.
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The trainer: epochs of seeded mini-batches, a progress bar, validation and test accuracy
+//! at each epoch's end, a metrics log, checkpoints (`last`, `best`), plots, and resuming.
+//!
+//! Every random choice is a function of the seed and the step (the epoch's shuffle, the batch's
+//! shifts, the dropout masks), so a run resumed from a checkpoint continues exactly as the
+//! uninterrupted run would have, bit for bit at the same thread count.
+
+pub mod checkpoint;
+pub mod evaluate;
+pub mod metrics;
+
+use crate::data::{self, fill_batch, Shift};
+use crate::error::{Error, Result};
+use crate::layers::{BackwardCtx, ForwardCtx, Mode};
+use crate::loss::softmax_cross_entropy;
+use crate::models;
+use crate::optim::{self, Schedule};
+use crate::rng::{mix64, Rng};
+use crate::tensor::Tensor;
+use checkpoint::{Progress, WeightsInfo};
+use indicatif::{ProgressBar, ProgressStyle};
+use metrics::{MetricsLog, Record};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Everything that decides a training run; saved as `config.json` in the run directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub model: String,
+    /// Directory of MNIST IDX files, CIFAR-10 batches or an image folder.
+    pub data: PathBuf,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// `sgd`, `adam` or `adamw`.
+    pub optimizer: String,
+    pub lr: f32,
+    /// SGD momentum.
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: f32,
+    /// `constant`, `cosine` or `step:EVERY:GAMMA`.
+    pub schedule: String,
+    pub seed: u64,
+    /// Worker threads (recorded: the same seed and thread count give the same numbers).
+    pub threads: usize,
+    /// Training images held out for validation.
+    pub val_size: usize,
+    /// Largest random shift in pixels (0: no augmentation).
+    pub shift: usize,
+    /// A metrics line every this many steps.
+    pub log_every: usize,
+    /// A checkpoint every this many steps besides each epoch's end (0: only at epoch ends).
+    pub checkpoint_every: usize,
+}
+
+impl TrainConfig {
+    /// The defaults for `model`: Adam at 1e-3 with a cosine schedule, batch 128, shifts of up to
+    /// 2 pixels, 5,000 validation images.
+    pub fn defaults(model: &str, data: &Path) -> Self {
+        TrainConfig {
+            model: model.to_string(),
+            data: data.to_path_buf(),
+            epochs: 12,
+            batch_size: 128,
+            optimizer: "adam".into(),
+            lr: 1e-3,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            schedule: "cosine".into(),
+            seed: 1,
+            threads: rayon::current_num_threads(),
+            val_size: 5000,
+            shift: 2,
+            log_every: 50,
+            checkpoint_every: 200,
+        }
+    }
+}
+
+/// What a finished run reached.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub steps: usize,
+    pub best_val_accuracy: f32,
+    pub test_accuracy: Option<f32>,
+    pub seconds_per_epoch: Vec<f32>,
+}
+
+/// Options that do not change the numbers.
+pub struct RunOptions<'a> {
+    /// Set (by Ctrl-C) to stop after the current step with a checkpoint.
+    pub stop: Option<&'a AtomicBool>,
+    /// Draw progress bars and print a line per epoch.
+    pub verbose: bool,
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Invalid(e.to_string()))?;
+    crate::io::atomic::write_atomic(path, text.as_bytes())
+}
+
+/// Reads the `config.json` of a run directory.
+pub fn read_config(run_dir: &Path) -> Result<TrainConfig> {
+    let p = run_dir.join("config.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::file(&p, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| Error::file(&p, format!("is not a fovea training configuration: {e}")))
+}
+
+/// Trains as `cfg` says into `run_dir`; with `resume`, continues the run found there from
+/// its `last.safetensors`.
+pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions) -> Result<Outcome> {
+    if cfg.batch_size == 0 || cfg.epochs == 0 {
+        return Err(Error::Invalid("epochs and batch size must be at least 1".into()));
+    }
+    let schedule = Schedule::parse(&cfg.schedule)?;
+    let mut net = models::build(&cfg.model, 10, cfg.seed)?;
+    let input = net.input_shape().to_vec();
+    let shape = [input[0], input[1], input[2]];
+    let split = data::load_dir(&cfg.data, shape)?;
+    if split.train.shape != shape {
+        return Err(Error::Invalid(format!(
+            "{}: the images are {:?} (C, H, W), model {} takes {:?}",
+            cfg.data.display(), split.train.shape, cfg.model, shape
+        )));
+    }
+    let classes = split.train.classes.clone();
+    if classes.len() != 10 {
+        net = models::build(&cfg.model, classes.len(), cfg.seed)?;
+    }
+    let (train_set, val_set) = if cfg.val_size > 0 {
+        let (t, v) = split.train.split(cfg.val_size, mix64(cfg.seed ^ 0x5EED))?;
+        (t, Some(v))
+    } else {
+        (split.train, None)
+    };
+    let test_set = (!split.test.is_empty()).then_some(split.test);
+    let norm = models::normalization(&cfg.model);
+    let mut optimizer = optim::build(&cfg.optimizer, cfg.momentum, cfg.nesterov, cfg.weight_decay)?;
+    let info = WeightsInfo { model: cfg.model.clone(), classes: classes.clone(), input: input.clone() };
+
+    std::fs::create_dir_all(run_dir).map_err(|e| Error::file(run_dir, format!("cannot create: {e}")))?;
+    let last_path = run_dir.join("last.safetensors");
+    let best_path = run_dir.join("best.safetensors");
+    let mut progress = Progress::default();
+    if resume {
+        let loaded = checkpoint::load(&last_path)?;
+        if let Some(i) = &loaded.info {
+            if i.model != cfg.model {
+                return Err(Error::file(&last_path, format!("was trained as model {}, not {}", i.model, cfg.model)));
+            }
+        }
+        net.load_state(&loaded.model).map_err(|e| Error::file(&last_path, e.to_string()))?;
+        if loaded.optimizer_name.as_deref() != Some(optimizer.name()) {
+            return Err(Error::file(&last_path, format!(
+                "holds {} optimizer state, the run uses {}",
+                loaded.optimizer_name.as_deref().unwrap_or("no"), optimizer.name()
+            )));
+        }
+        optimizer.load_state(&loaded.optimizer)?;
+        progress = loaded.progress.ok_or_else(|| Error::file(&last_path, "has no training progress: not a checkpoint"))?;
+    } else {
+        write_json(&run_dir.join("config.json"), cfg)?;
+    }
+    let mut log = MetricsLog::open(&run_dir.join("metrics.jsonl"), resume.then_some(progress.step))?;
+
+    let n = train_set.len();
+    let steps_per_epoch = n.div_ceil(cfg.batch_size);
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let (mut x, mut labels) = (Tensor::default(), Vec::new());
+    let mut order: Vec<usize> = Vec::new();
+    let mut bar: Option<ProgressBar> = None;
+    let mut epoch_start = Instant::now();
+    let mut log_start = (Instant::now(), 0usize);
+    let mut outcome = Outcome { steps: progress.step, best_val_accuracy: progress.best_val_accuracy, test_accuracy: None, seconds_per_epoch: Vec::new() };
+    let out_name = net.output_name().to_string();
+    let back = BackwardCtx { param_grads: true, input_grad: false, ..BackwardCtx::default() };
+
+    while progress.step < total_steps {
+        let step = progress.step;
+        let (epoch, pos) = (step / steps_per_epoch, step % steps_per_epoch);
+        if order.is_empty() || pos == 0 {
+            order = (0..n).collect();
+            Rng::new(mix64(cfg.seed ^ mix64(0xE90C + epoch as u64))).shuffle(&mut order);
+            if opts.verbose {
+                let b = ProgressBar::new(steps_per_epoch as u64);
+                b.set_style(
+                    ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                b.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+                b.set_position(pos as u64);
+                bar = Some(b);
+            }
+            epoch_start = Instant::now();
+            log_start = (Instant::now(), 0);
+        }
+        let batch = &order[pos * cfg.batch_size..((pos + 1) * cfg.batch_size).min(n)];
+        let shift = (cfg.shift > 0).then(|| Shift { max: cfg.shift, seed: mix64(cfg.seed ^ mix64(0x5A1F7 + step as u64)) });
+        fill_batch(&train_set, batch, &norm, shift, &mut x, &mut labels);
+
+        let lr = schedule.lr(cfg.lr, step, total_steps);
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: mix64(cfg.seed ^ mix64(step as u64)) })?;
+        let r = softmax_cross_entropy(logits, &labels)?;
+        if !r.loss.is_finite() {
+            return Err(Error::Invalid(format!(
+                "step {step} (epoch {}): the loss is {}; training stopped, {} holds the last good weights. Try a lower --lr than {}",
+                epoch + 1, r.loss, last_path.display(), cfg.lr
+            )));
+        }
+        let correct = logits.argmax_rows().iter().zip(&labels).filter(|(p, t)| p == t).count();
+        net.zero_grads();
+        net.backward(&out_name, &r.d_logits, &back)?;
+        optimizer.step(&mut net.params_mut(), lr);
+
+        progress.step += 1;
+        progress.epoch_loss_sum += r.loss as f64 * batch.len() as f64;
+        progress.epoch_correct += correct;
+        progress.epoch_seen += batch.len();
+        log_start.1 += batch.len();
+        if let Some(b) = &bar {
+            b.inc(1);
+            if progress.step % 5 == 0 {
+                let ips = log_start.1 as f64 / log_start.0.elapsed().as_secs_f64().max(1e-9);
+                b.set_message(format!(
+                    "loss {:.4} acc {:.2}% {:.0} img/s",
+                    progress.epoch_loss_sum / progress.epoch_seen as f64,
+                    100.0 * progress.epoch_correct as f64 / progress.epoch_seen as f64,
+                    ips
+                ));
+            }
+        }
+        if progress.step % cfg.log_every.max(1) == 0 {
+            let secs = log_start.0.elapsed().as_secs_f32().max(1e-9);
+            log.append(&Record::Step {
+                epoch: epoch + 1,
+                step: progress.step,
+                loss: r.loss,
+                accuracy: correct as f32 / batch.len() as f32,
+                lr,
+                images_per_sec: log_start.1 as f32 / secs,
+            })?;
+        }
+
+        let epoch_done = progress.step % steps_per_epoch == 0;
+        if epoch_done {
+            let seconds = epoch_start.elapsed().as_secs_f32();
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            let val = match &val_set {
+                Some(v) => Some(evaluate::evaluate(&mut net, v, &norm, 500)?),
+                None => None,
+            };
+            let test = match &test_set {
+                Some(t) => Some(evaluate::evaluate(&mut net, t, &norm, 500)?),
+                None => None,
+            };
+            let record = Record::Epoch {
+                epoch: epoch + 1,
+                step: progress.step,
+                train_loss: (progress.epoch_loss_sum / progress.epoch_seen.max(1) as f64) as f32,
+                train_accuracy: progress.epoch_correct as f32 / progress.epoch_seen.max(1) as f32,
+                val_loss: val.as_ref().map(|e| e.loss),
+                val_accuracy: val.as_ref().map(|e| e.accuracy),
+                test_loss: test.as_ref().map(|e| e.loss),
+                test_accuracy: test.as_ref().map(|e| e.accuracy),
+                seconds,
+            };
+            log.append(&record)?;
+            if opts.verbose {
+                let pct = |e: &Option<evaluate::Evaluation>| e.as_ref().map_or("-".to_string(), |e| format!("{:.2}%", 100.0 * e.accuracy));
+                println!(
+                    "epoch {}/{}: train loss {:.4} acc {:.2}%, validation {}, test {}, {:.1} s ({:.0} images/s)",
+                    epoch + 1, cfg.epochs,
+                    progress.epoch_loss_sum / progress.epoch_seen.max(1) as f64,
+                    100.0 * progress.epoch_correct as f64 / progress.epoch_seen.max(1) as f64,
+                    pct(&val), pct(&test), seconds, progress.epoch_seen as f32 / seconds.max(1e-9)
+                );
+            }
+            outcome.seconds_per_epoch.push(seconds);
+            outcome.test_accuracy = test.as_ref().map(|e| e.accuracy);
+            progress.epoch_loss_sum = 0.0;
+            progress.epoch_correct = 0;
+            progress.epoch_seen = 0;
+            // Best by validation accuracy (by test accuracy when nothing is held out).
+            let score = val.as_ref().or(test.as_ref()).map_or(0.0, |e| e.accuracy);
+            let improved = score > progress.best_val_accuracy || !best_path.exists();
+            if improved {
+                progress.best_val_accuracy = score.max(progress.best_val_accuracy);
+            }
+            checkpoint::save(&last_path, &net, Some(optimizer.as_ref()), &info, Some(&progress))?;
+            if improved {
+                checkpoint::save(&best_path, &net, None, &info, Some(&progress))?;
+            }
+            if let Ok(records) = metrics::read(&run_dir.join("metrics.jsonl")) {
+                // Plots are a convenience: a failure to draw them does not stop training.
+                if let Err(e) = crate::plot::training_curves(&records, run_dir) {
+                    eprintln!("warning: {e}");
+                }
+            }
+        } else if cfg.checkpoint_every > 0 && progress.step % cfg.checkpoint_every == 0 {
+            checkpoint::save(&last_path, &net, Some(optimizer.as_ref()), &info, Some(&progress))?;
+        }
+        if opts.stop.is_some_and(|s| s.load(Ordering::SeqCst)) && progress.step < total_steps {
+            if let Some(b) = bar.take() {
+                b.abandon();
+            }
+            checkpoint::save(&last_path, &net, Some(optimizer.as_ref()), &info, Some(&progress))?;
+            return Err(Error::Interrupted(format!(
+                "stopped at step {} of {total_steps}; continue with: fovea train --resume {}",
+                progress.step,
+                run_dir.display()
+            )));
+        }
+    }
+    outcome.steps = progress.step;
+    outcome.best_val_accuracy = progress.best_val_accuracy;
+    Ok(outcome)
+}
