@@ -1,0 +1,317 @@
+//! Training end to end on small data the tests make themselves: tiny IDX, CIFAR-10 and PNG
+//! folders, a short run whose loss must fall, a resume that reproduces an uninterrupted run
+//! bit for bit, and the bad inputs of the training issue.
+
+use fovea::data;
+use fovea::train::{checkpoint, metrics, train, RunOptions, TrainConfig};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fovea-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v.extend_from_slice(data);
+    v
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// A learnable toy MNIST: digit k is a bright 6x6 square at a place that depends on k, over a
+/// little noise.
+fn toy_digits(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut rng = fovea::rng::Rng::new(seed);
+    let (mut px, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let k = i % 10;
+        let (y0, x0) = (2 + (k / 5) * 12 + rng.below(3), 2 + (k % 5) * 5 + rng.below(2));
+        for y in 0..28 {
+            for x in 0..28 {
+                let inside = (y0..y0 + 6).contains(&y) && (x0..x0 + 4).contains(&x);
+                px.push(if inside { 200 + rng.below(55) as u8 } else { rng.below(40) as u8 });
+            }
+        }
+        labels.push(k as u8);
+    }
+    (px, labels)
+}
+
+fn write_toy_mnist(dir: &Path, n_train: usize, n_test: usize) {
+    let (px, lab) = toy_digits(n_train, 1);
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&idx_bytes(&[n_train as u32, 28, 28], &px))).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), gz(&idx_bytes(&[n_train as u32], &lab))).unwrap();
+    let (px, lab) = toy_digits(n_test, 2);
+    // The test files uncompressed: both forms are read.
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), idx_bytes(&[n_test as u32, 28, 28], &px)).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_bytes(&[n_test as u32], &lab)).unwrap();
+}
+
+fn config(model: &str, data: &Path) -> TrainConfig {
+    let mut c = TrainConfig::defaults(model, data);
+    c.epochs = 3;
+    c.batch_size = 16;
+    c.val_size = 40;
+    c.log_every = 1;
+    c.checkpoint_every = 3;
+    c
+}
+
+const QUIET: RunOptions = RunOptions { stop: None, verbose: false };
+
+fn step_losses(run: &Path) -> Vec<f32> {
+    metrics::read(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            metrics::Record::Step { loss, .. } => Some(loss),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_short_run_learns_and_leaves_its_files() {
+    let root = temp_dir("learn");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 200, 50);
+    let run = root.join("run");
+    let mut cfg = config("lenet5", &data);
+    cfg.epochs = 4;
+    let out = train(&cfg, &run, false, &QUIET).unwrap();
+    let losses = step_losses(&run);
+    let first: f32 = losses[..5].iter().sum::<f32>() / 5.0;
+    let last: f32 = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
+    assert!(last < 0.5 * first, "loss did not fall: {first} -> {last}");
+    assert!(out.test_accuracy.unwrap() > 0.5, "test accuracy {:?}", out.test_accuracy);
+    for f in ["config.json", "metrics.jsonl", "last.safetensors", "best.safetensors", "loss.png", "accuracy.png"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    // Nothing half written is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&run).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("tmp")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The checkpoint holds the weights under PyTorch names, the optimizer state and the info.
+    let loaded = checkpoint::load(&run.join("last.safetensors")).unwrap();
+    assert!(loaded.model.contains_key("conv1.weight") && loaded.model.contains_key("fc3.bias"));
+    assert!(loaded.optimizer.keys().any(|k| k.starts_with("exp_avg.conv1.weight")));
+    assert_eq!(loaded.info.unwrap().classes.len(), 10);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_resumed_run_matches_an_uninterrupted_one_bit_for_bit() {
+    let root = temp_dir("resume");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 120, 20);
+    // mnist-cnn: dropout and shifts make the randomness matter.
+    let mut cfg = config("mnist-cnn", &data);
+    cfg.epochs = 2;
+    let (a, b) = (root.join("a"), root.join("b"));
+    train(&cfg, &a, false, &QUIET).unwrap();
+
+    // Stopped (as by Ctrl-C) after its first step, then twice more after a few steps.
+    let stop = AtomicBool::new(true);
+    let err = train(&cfg, &b, false, &RunOptions { stop: Some(&stop), verbose: false }).unwrap_err();
+    assert!(err.to_string().contains("--resume"), "{err}");
+    for _ in 0..2 {
+        assert!(train(&cfg, &b, true, &RunOptions { stop: Some(&stop), verbose: false }).is_err());
+    }
+    train(&cfg, &b, true, &QUIET).unwrap();
+
+    let wa = checkpoint::load(&a.join("last.safetensors")).unwrap();
+    let wb = checkpoint::load(&b.join("last.safetensors")).unwrap();
+    assert_eq!(wa.model, wb.model, "weights differ");
+    assert_eq!(wa.optimizer, wb.optimizer, "optimizer state differs");
+    assert_eq!(wa.progress, wb.progress);
+    // The metrics read as one run: same records, same losses (timings aside).
+    let strip = |p: &Path| -> Vec<String> {
+        metrics::read(&p.join("metrics.jsonl"))
+            .unwrap()
+            .into_iter()
+            .map(|r| match r {
+                metrics::Record::Step { epoch, step, loss, accuracy, lr, .. } => format!("{epoch} {step} {loss} {accuracy} {lr}"),
+                metrics::Record::Epoch { epoch, step, train_loss, val_accuracy, test_accuracy, .. } => {
+                    format!("{epoch} {step} {train_loss} {val_accuracy:?} {test_accuracy:?}")
+                }
+            })
+            .collect()
+    };
+    assert_eq!(strip(&a), strip(&b));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn cifar_and_image_folders_are_read() {
+    let root = temp_dir("formats");
+    // CIFAR-10: two records in a training batch, one in the test batch.
+    let cifar = root.join("cifar");
+    std::fs::create_dir_all(&cifar).unwrap();
+    let record = |label: u8, fill: u8| {
+        let mut r = vec![label];
+        r.extend((0..3072).map(|i| if i < 1024 { fill } else { (i % 251) as u8 }));
+        r
+    };
+    std::fs::write(cifar.join("data_batch_1.bin"), [record(3, 10), record(9, 20)].concat()).unwrap();
+    std::fs::write(cifar.join("test_batch.bin"), record(1, 30)).unwrap();
+    let s = data::load_dir(&cifar, [3, 32, 32]).unwrap();
+    assert_eq!((s.format, s.train.len(), s.test.len()), ("CIFAR-10 (binary)", 2, 1));
+    assert_eq!((s.train.labels.clone(), s.train.classes[3].as_str()), (vec![3, 9], "cat"));
+    assert_eq!((s.train.image(1)[0], s.train.image(1)[1024]), (20, (1024 % 251) as u8));
+    // A truncated batch is refused with its name.
+    std::fs::write(cifar.join("test_batch.bin"), &record(1, 30)[..3000]).unwrap();
+    let e = data::load_dir(&cifar, [3, 32, 32]).err().unwrap().to_string();
+    assert!(e.contains("test_batch.bin") && e.contains("3073"), "{e}");
+
+    // An image folder: two classes of PNGs of other sizes, resized to the model's input.
+    let folder = root.join("pets");
+    for (class, shade) in [("dog", 200u8), ("cat", 50)] {
+        std::fs::create_dir_all(folder.join(class)).unwrap();
+        for i in 0..3 {
+            let img = image::RgbImage::from_pixel(40 + i, 30, image::Rgb([shade, shade / 2, 255 - shade]));
+            img.save(folder.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    std::fs::write(folder.join("cat").join("notes.txt"), "not an image").unwrap();
+    let s = data::load_dir(&folder, [3, 16, 16]).unwrap();
+    assert_eq!(s.format, "image folder");
+    assert_eq!(s.train.classes, vec!["cat", "dog"]);
+    assert_eq!((s.train.len(), s.train.shape), (6, [3, 16, 16]));
+    assert_eq!(s.train.image(0)[0], 50);
+    assert_eq!(s.train.image(3)[16 * 16 * 2], 55);
+    // A grey version of the same folder.
+    let grey = data::load_dir(&folder, [1, 8, 8]).unwrap();
+    assert_eq!(grey.train.pixels.len(), 6 * 64);
+    // An unreadable image is named.
+    std::fs::write(folder.join("dog").join("broken.png"), b"not a png").unwrap();
+    let e = data::load_dir(&folder, [3, 16, 16]).err().unwrap().to_string();
+    assert!(e.contains("broken.png"), "{e}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let root = temp_dir("bad");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 60, 20);
+
+    // A NaN loss stops training with the step named, and the last checkpoint stays whole.
+    let mut cfg = config("lenet5", &data);
+    cfg.lr = 1e30;
+    cfg.optimizer = "sgd".into();
+    let e = train(&cfg, &root.join("nan"), false, &QUIET).err().unwrap().to_string();
+    assert!(e.contains("step") && (e.contains("NaN") || e.contains("inf")) && e.contains("--lr"), "{e}");
+
+    // Resuming a run with another architecture's checkpoint.
+    let run = root.join("run");
+    let mut cfg = config("lenet5", &data);
+    cfg.epochs = 1;
+    train(&cfg, &run, false, &QUIET).unwrap();
+    let mut other = cfg.clone();
+    other.model = "mnist-cnn".into();
+    let e = train(&other, &run, true, &QUIET).err().unwrap().to_string();
+    assert!(e.contains("last.safetensors") && e.contains("lenet5"), "{e}");
+
+    // Weights whose names and shapes do not match the model.
+    let mut net = fovea::models::build("mnist-cnn", 10, 0).unwrap();
+    let e = checkpoint::load_weights(&run.join("best.safetensors"), &mut net).err().unwrap().to_string();
+    assert!(e.contains("best.safetensors") && e.contains("fc3.weight") && e.contains("conv1.weight: has shape [6, 1, 5, 5]"), "{e}");
+
+    // Corrupt data files: wrong magic, counts that do not match, a header claiming gigabytes.
+    let bad = root.join("badmnist");
+    std::fs::create_dir_all(&bad).unwrap();
+    write_toy_mnist(&bad, 30, 10);
+    std::fs::write(bad.join("train-labels-idx1-ubyte.gz"), gz(&idx_bytes(&[29], &[1; 29]))).unwrap();
+    let e = data::load_dir(&bad, [1, 28, 28]).err().unwrap().to_string();
+    assert!(e.contains("train-labels") && e.contains("29 labels for the 30 images"), "{e}");
+    std::fs::write(bad.join("train-labels-idx1-ubyte.gz"), gz(&[0, 0, 8, 3, 0, 0])).unwrap();
+    let e = data::load_dir(&bad, [1, 28, 28]).err().unwrap().to_string();
+    assert!(e.contains("train-labels") && e.contains("truncated"), "{e}");
+    std::fs::write(bad.join("train-images-idx3-ubyte.gz"), gz(&idx_bytes(&[4_000_000, 28, 28], &[0; 100]))).unwrap();
+    let e = data::load_dir(&bad, [1, 28, 28]).err().unwrap().to_string();
+    assert!(e.contains("train-images") && e.contains("truncated"), "{e}");
+    std::fs::write(bad.join("train-images-idx3-ubyte.gz"), gz(&[0x12, 0x34, 8, 3])).unwrap();
+    let e = data::load_dir(&bad, [1, 28, 28]).err().unwrap().to_string();
+    assert!(e.contains("wrong magic number"), "{e}");
+    assert!(data::load_dir(&root.join("nowhere"), [1, 28, 28]).err().unwrap().to_string().contains("nowhere"));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn the_command_line_trains_evaluates_and_predicts() {
+    let root = temp_dir("cli");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 100, 30);
+    let bin = env!("CARGO_BIN_EXE_fovea");
+    let run = root.join("run");
+    let out = std::process::Command::new(bin)
+        .args(["train", "--model", "lenet5", "--epochs", "2", "--batch-size", "20", "--val-size", "20", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let weights = run.join("best.safetensors");
+
+    let out = std::process::Command::new(bin)
+        .args(["eval", "--model", "lenet5", "--json", "--data"])
+        .arg(&data)
+        .arg("--weights")
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let confusion = v["confusion"].as_array().unwrap();
+    assert_eq!(confusion.len(), 10);
+    let total: u64 = confusion.iter().flat_map(|r| r.as_array().unwrap()).map(|x| x.as_u64().unwrap()).sum();
+    assert_eq!(total, 30);
+    let diag: u64 = (0..10).map(|i| confusion[i][i].as_u64().unwrap()).sum();
+    assert!((v["accuracy"].as_f64().unwrap() - diag as f64 / 30.0).abs() < 1e-6);
+
+    // Predict on a PNG of another size: converted to 28x28 grey.
+    let img_path = root.join("digit.png");
+    image::GrayImage::from_fn(56, 56, |x, y| image::Luma([if (4..16).contains(&y) && (4..12).contains(&x) { 230 } else { 5 }]))
+        .save(&img_path)
+        .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["predict", "--model", "lenet5", "--json", "--weights"])
+        .arg(&weights)
+        .arg(&img_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["logits"].as_array().unwrap().len(), 10);
+    let top = v["top"].as_array().unwrap();
+    let p: f64 = top.iter().map(|t| t["prob"].as_f64().unwrap()).sum();
+    assert!(p > 0.0 && p <= 1.0 + 1e-6 && top[0]["label"].is_string() && top[0]["class"].is_u64());
+
+    // An unreadable image: one clear line, a failing exit status.
+    std::fs::write(root.join("bad.jpg"), b"nope").unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["predict", "--model", "lenet5", "--weights"])
+        .arg(&weights)
+        .arg(root.join("bad.jpg"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jpg"));
+    std::fs::remove_dir_all(&root).ok();
+}
