@@ -9,8 +9,9 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to measure: `conv` (the baseline's conv shapes) or `gemm` (plain matrix products).
-    #[arg(default_value = "conv", value_parser = ["conv", "gemm"])]
+    /// What to measure: `conv` (the baseline's conv shapes), `gemm` (plain matrix products) or
+    /// `step` (training steps of a model, timed node by node).
+    #[arg(default_value = "conv", value_parser = ["conv", "gemm", "step", "pool"])]
     what: String,
     /// Shapes by letter (a-f, as in the PyTorch baseline); default all.
     #[arg(long, value_delimiter = ',')]
@@ -18,6 +19,12 @@ pub struct Args {
     /// Repetitions per measurement; the median is reported.
     #[arg(long, default_value_t = 20)]
     reps: usize,
+    /// Model for `step`.
+    #[arg(long, default_value = "mnist-cnn")]
+    model: String,
+    /// Batch size for `step`.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
 }
 
 /// (letter, N, Cin, H, W, Cout, k, stride, pad), as the baseline's `common.py`.
@@ -47,6 +54,12 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 pub fn run(a: Args) -> Result<()> {
     if a.what == "gemm" {
         return run_gemm(&a);
+    }
+    if a.what == "step" {
+        return run_step(&a);
+    }
+    if a.what == "pool" {
+        return run_pool(&a);
     }
     let threads = rayon::current_num_threads();
     println!("shape\top\tframework\tthreads\treps\tmedian_ms\tGFLOP/s");
@@ -95,5 +108,59 @@ fn run_gemm(a: &Args) -> Result<()> {
         let ms = median_ms(a.reps, || matmul(&mut z, Mat::n(&x), Mat::n(&y), m, n, k, false, Threads::Pool));
         println!("{m}\t{n}\t{k}\t{threads}\t{ms:.3}\t{:.1}", 2.0 * (m * n * k) as f64 / 1e9 / (ms / 1e3));
     }
+    Ok(())
+}
+
+/// Training steps (forward, loss, backward, Adam) of a model on random data, with the time of
+/// every node.
+fn run_step(a: &Args) -> Result<()> {
+    use fovea::{loss::softmax_cross_entropy, optim, BackwardCtx, ForwardCtx, Mode, Tensor};
+    let mut net = fovea::models::build(&a.model, 10, 1)?;
+    let mut shape = vec![a.batch_size];
+    shape.extend_from_slice(net.input_shape());
+    let mut rng = Rng::new(3);
+    let x = Tensor::from_vec(&shape, rng.uniform_vec(shape.iter().product(), -1.0, 1.0))?;
+    let labels: Vec<usize> = (0..a.batch_size).map(|i| i % 10).collect();
+    let mut opt = optim::build("adam", 0.9, false, 0.0)?;
+    let out = net.output_name().to_string();
+    let back = BackwardCtx { input_grad: false, ..BackwardCtx::default() };
+    let mut step = |net: &mut fovea::Net, s: u64| -> Result<()> {
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: s })?;
+        let r = softmax_cross_entropy(logits, &labels)?;
+        net.zero_grads();
+        net.backward(&out, &r.d_logits, &back)?;
+        opt.step(&mut net.params_mut(), 1e-4);
+        Ok(())
+    };
+    step(&mut net, 0)?;
+    net.start_timing();
+    let t = Instant::now();
+    for s in 0..a.reps as u64 {
+        step(&mut net, s + 1)?;
+    }
+    let total = t.elapsed().as_secs_f64() / a.reps as f64 * 1e3;
+    println!("node\tforward_ms\tbackward_ms");
+    let mut layers = 0.0;
+    for (name, f, b) in net.timings() {
+        println!("{name}\t{:.3}\t{:.3}", f / a.reps as f64 * 1e3, b / a.reps as f64 * 1e3);
+        layers += (f + b) / a.reps as f64 * 1e3;
+    }
+    println!("layers\t{layers:.3}\nstep\t{total:.3}\t({:.0} images/s, {} thread(s))", a.batch_size as f64 / total * 1e3, rayon::current_num_threads());
+    Ok(())
+}
+
+/// Max pooling 2x2 stride 2 on (64, 32, 28, 28), as the baseline measures it.
+fn run_pool(a: &Args) -> Result<()> {
+    use fovea::kernels::pool::{max_pool_backward, max_pool_forward};
+    let g = Window2d::square(2, 2, Padding::Valid).resolve(28, 28)?;
+    let mut rng = Rng::new(4);
+    let x = rng.uniform_vec(64 * 32 * 28 * 28, -1.0, 1.0);
+    let (mut y, mut arg) = (vec![0.0; 64 * 32 * 196], vec![0u32; 64 * 32 * 196]);
+    let dy = rng.uniform_vec(y.len(), -1.0, 1.0);
+    let mut dx = vec![0.0; x.len()];
+    let threads = rayon::current_num_threads();
+    println!("op\tthreads\tmedian_ms");
+    println!("maxpool_fwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_forward(&mut y, &mut arg, &x, &g)));
+    println!("maxpool_bwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_backward(&mut dx, &dy, &arg, 784, 196)));
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Max, average and adaptive average pooling over `[planes, H, W]` (planes = N * C), forward and
 //! backward. Padding cells never take part: a max pool never picks one, an average counts only
-//! real cells (TensorFlow's rule, PyTorch's `count_include_pad=False`).
+//! real cells (TensorFlow's rule, PyTorch's `count_include_pad=False`). Windows are not dilated
+//! (the pooling layers refuse dilation).
 
 use crate::geometry::Geometry;
 use rayon::prelude::*;
@@ -19,7 +20,7 @@ fn window(axis: &crate::geometry::Axis, o: usize) -> (usize, usize) {
 
 /// Max pooling. `out: [P, Ho, Wo]` and `argmax: [P, Ho, Wo]` (index of the winning cell inside
 /// its input plane) are overwritten; `input: [P, H, W]`. Ties go to the first cell in row-major
-/// order and a NaN always wins, as in PyTorch.
+/// order and a NaN always wins (the last one), as in PyTorch's CPU kernel.
 pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &Geometry) {
     let (h, w) = g.in_hw();
     let (ho, wo) = g.out_hw();
@@ -30,30 +31,88 @@ pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &
         .zip(input.par_chunks(in_len * per))
         .for_each(|((out, arg), x)| {
             for ((y, a), x) in out.chunks_mut(out_len).zip(arg.chunks_mut(out_len)).zip(x.chunks(in_len)) {
-                for oy in 0..ho {
-                    let (y0, y1) = window(&g.rows, oy);
-                    for ox in 0..wo {
-                        let (x0, x1) = window(&g.cols, ox);
-                        let mut best = f32::NEG_INFINITY;
-                        let mut best_i = y0 * w + x0;
-                        for iy in (y0..y1).step_by(g.rows.dilation) {
-                            for ix in (x0..x1).step_by(g.cols.dilation) {
-                                let v = x[iy * w + ix];
-                                if v > best || v.is_nan() {
-                                    best = v;
-                                    best_i = iy * w + ix;
-                                    if v.is_nan() {
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                        y[oy * wo + ox] = best;
-                        a[oy * wo + ox] = best_i as u32;
-                    }
+                if is_plain_2x2(g) {
+                    max_pool_2x2_plane(y, a, x, w, ho, wo);
+                    continue;
                 }
+                max_pool_plane_general(y, a, x, g);
             }
         });
+}
+
+/// Max pooling of one plane over any window: `y`, `a: [Ho, Wo]`, `x: [H, W]`.
+fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry) {
+    let (_, w) = g.in_hw();
+    let (ho, wo) = g.out_hw();
+    for oy in 0..ho {
+        let (y0, y1) = window(&g.rows, oy);
+        for ox in 0..wo {
+            let (x0, x1) = window(&g.cols, ox);
+            let mut best = f32::NEG_INFINITY;
+            let mut best_i = y0 * w + x0;
+            for iy in y0..y1 {
+                for ix in x0..x1 {
+                    let i = iy * w + ix;
+                    let v = x[i];
+                    // Branch-free: which cell wins is data, not a pattern to predict.
+                    let take = (v > best) | v.is_nan();
+                    best = if take { v } else { best };
+                    best_i = if take { i } else { best_i };
+                }
+            }
+            y[oy * wo + ox] = best;
+            a[oy * wo + ox] = best_i as u32;
+        }
+    }
+}
+
+/// 2x2 windows at stride 2 without padding: the lecture's pooling, and most common by far.
+fn is_plain_2x2(g: &Geometry) -> bool {
+    let plain = |a: &crate::geometry::Axis| a.kernel == 2 && a.stride == 2 && a.dilation == 1 && a.pad_lo == 0 && 2 * a.output <= a.input;
+    plain(&g.rows) && plain(&g.cols)
+}
+
+/// One plane of 2x2 stride-2 max pooling: `y`, `arg: [ho, wo]`, `x: [H, w]`. Same rules as the
+/// general loop (first maximum in row-major order wins, a NaN wins), computed eight outputs at
+/// a time in lanes the compiler vectorises.
+fn max_pool_2x2_plane(y: &mut [f32], arg: &mut [u32], x: &[f32], w: usize, ho: usize, wo: usize) {
+    const L: usize = 8;
+    for oy in 0..ho {
+        let top = &x[2 * oy * w..2 * oy * w + 2 * wo];
+        let bottom = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
+        let row_base = (2 * oy * w) as u32;
+        let mut ox0 = 0;
+        while ox0 < wo {
+            let n = L.min(wo - ox0);
+            // The four cells of each window, in row-major order, as lanes.
+            let mut cells = [[f32::NEG_INFINITY; L]; 4];
+            for k in 0..n {
+                let c = 2 * (ox0 + k);
+                cells[0][k] = top[c];
+                cells[1][k] = top[c + 1];
+                cells[2][k] = bottom[c];
+                cells[3][k] = bottom[c + 1];
+            }
+            let offsets = [0u32, 1, w as u32, w as u32 + 1];
+            let mut best = cells[0];
+            let mut which = [0u32; L];
+            // A NaN already in the first cell stays (nothing is greater than NaN, and a later
+            // NaN only moves the index, as PyTorch's loop does).
+            for (cell, off) in cells.iter().zip(offsets).skip(1) {
+                for k in 0..L {
+                    let v = cell[k];
+                    let take = (v > best[k]) | (v != v);
+                    best[k] = if take { v } else { best[k] };
+                    which[k] = if take { off } else { which[k] };
+                }
+            }
+            for k in 0..n {
+                y[oy * wo + ox0 + k] = best[k];
+                arg[oy * wo + ox0 + k] = row_base + 2 * (ox0 + k) as u32 + which[k];
+            }
+            ox0 += n;
+        }
+    }
 }
 
 /// `d_input[argmax] += d_out`, plane by plane. `d_input: [P, H, W]`, `d_out`, `argmax: [P, Ho, Wo]`.
@@ -86,8 +145,8 @@ pub fn avg_pool_forward(out: &mut [f32], input: &[f32], g: &Geometry) {
                 for ox in 0..wo {
                     let (x0, x1) = window(&g.cols, ox);
                     let (mut s, mut count) = (0.0f32, 0usize);
-                    for iy in (y0..y1).step_by(g.rows.dilation) {
-                        for ix in (x0..x1).step_by(g.cols.dilation) {
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
                             s += x[iy * w + ix];
                             count += 1;
                         }
@@ -110,13 +169,13 @@ pub fn avg_pool_backward(d_input: &mut [f32], d_out: &[f32], g: &Geometry) {
         for (dx, dy) in dx.chunks_mut(in_len).zip(dy.chunks(out_len)) {
             for oy in 0..ho {
                 let (y0, y1) = window(&g.rows, oy);
-                let rows = (y0..y1).step_by(g.rows.dilation).count();
+                let rows = y1 - y0;
                 for ox in 0..wo {
                     let (x0, x1) = window(&g.cols, ox);
-                    let cols = (x0..x1).step_by(g.cols.dilation).count();
+                    let cols = x1 - x0;
                     let share = dy[oy * wo + ox] / (rows * cols).max(1) as f32;
-                    for iy in (y0..y1).step_by(g.rows.dilation) {
-                        for ix in (x0..x1).step_by(g.cols.dilation) {
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
                             dx[iy * w + ix] += share;
                         }
                     }
@@ -179,6 +238,30 @@ mod tests {
         assert_eq!((0..3).map(|i| adaptive_bin(i, 7, 3)).collect::<Vec<_>>(), vec![(0, 3), (2, 5), (4, 7)]);
         // 13 -> 6 (AlexNet on a 224 input keeps 6x6 from 6x6).
         assert_eq!(adaptive_bin(0, 6, 6), (0, 1));
+    }
+
+    #[test]
+    fn the_2x2_fast_path_matches_the_general_loop() {
+        // Many ties (values from a small set) and a few NaNs.
+        let mut rng = crate::rng::Rng::new(5);
+        let (h, w) = (9, 12);
+        let mut x: Vec<f32> = (0..3 * h * w).map(|_| rng.below(4) as f32).collect();
+        x[7] = f32::NAN;
+        x[40] = f32::NAN;
+        x[41] = f32::NAN;
+        let g = Window2d::square(2, 2, Padding::Valid).resolve(h, w).unwrap();
+        assert!(is_plain_2x2(&g));
+        let (ho, wo) = g.out_hw();
+        let (mut y1, mut a1) = (vec![0.0; 3 * ho * wo], vec![0u32; 3 * ho * wo]);
+        let (mut y2, mut a2) = (y1.clone(), a1.clone());
+        max_pool_forward(&mut y1, &mut a1, &x, &g);
+        for p in 0..3 {
+            let r = p * ho * wo..(p + 1) * ho * wo;
+            max_pool_plane_general(&mut y2[r.clone()], &mut a2[r], &x[p * h * w..(p + 1) * h * w], &g);
+        }
+        assert_eq!(a1, a2);
+        assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+        assert!(y1.iter().any(|v| v.is_nan()));
     }
 
     #[test]

@@ -32,12 +32,20 @@ pub struct Net {
     values: Vec<Tensor>,
     /// Gradients of the loss (or seed) with respect to each value, filled by `backward`.
     grads: Vec<Tensor>,
+    /// When on, seconds spent per node in forward and backward passes (for `fovea bench`).
+    timings: Option<Vec<[f64; 2]>>,
 }
 
 impl Net {
     /// An empty net for images of shape `[C, H, W]` (or any per-sample shape).
     pub fn new(input_shape: &[usize]) -> Self {
-        Net { input_shape: input_shape.to_vec(), nodes: Vec::new(), values: vec![Tensor::default()], grads: vec![Tensor::default()] }
+        Net {
+            input_shape: input_shape.to_vec(),
+            nodes: Vec::new(),
+            values: vec![Tensor::default()],
+            grads: vec![Tensor::default()],
+            timings: None,
+        }
     }
 
     /// Adds node `name` computing `layer` on the named inputs (`"input"` for the image).
@@ -162,7 +170,11 @@ impl Net {
             let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &before[v]).collect();
             // Each node draws its own randomness: the step's seed mixed with the node's position.
             let node_ctx = ForwardCtx { mode: ctx.mode, seed: mix64(ctx.seed ^ mix64(i as u64 + 1)) };
+            let start = self.timings.is_some().then(std::time::Instant::now);
             node.layer.forward(&ins, out, &node_ctx).map_err(|e| e.in_layer(&node.name))?;
+            if let (Some(t), Some(start)) = (self.timings.as_mut(), start) {
+                t[i][0] += start.elapsed().as_secs_f64();
+            }
         }
         Ok(self.values.last().unwrap_or(&self.values[0]))
     }
@@ -210,9 +222,26 @@ impl Net {
             let mut d_inputs = pick_mut(lower, &node.inputs, &needed);
             let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &self.values[v]).collect();
             let out = &self.values[i + 1];
+            let start = self.timings.is_some().then(std::time::Instant::now);
             node.layer.backward(&ins, out, d_out, &mut d_inputs, ctx).map_err(|e| e.in_layer(&node.name))?;
+            if let (Some(t), Some(start)) = (self.timings.as_mut(), start) {
+                t[i][1] += start.elapsed().as_secs_f64();
+            }
         }
         Ok(())
+    }
+
+    /// Starts (or restarts) timing every node's forward and backward passes.
+    pub fn start_timing(&mut self) {
+        self.timings = Some(vec![[0.0; 2]; self.nodes.len()]);
+    }
+
+    /// Seconds spent per node since `start_timing`: `(name, forward, backward)`.
+    pub fn timings(&self) -> Vec<(&str, f64, f64)> {
+        match &self.timings {
+            Some(t) => self.nodes.iter().zip(t).map(|(n, t)| (n.name.as_str(), t[0], t[1])).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The output of the last forward pass.
