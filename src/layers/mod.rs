@@ -3,6 +3,7 @@
 //! errors to the node.
 
 mod add;
+mod affine;
 mod batchnorm;
 mod concat;
 mod conv2d;
@@ -15,6 +16,7 @@ mod relu;
 mod softmax;
 
 pub use add::Add;
+pub use affine::ChannelAffine;
 pub use batchnorm::BatchNorm2d;
 pub use concat::Concat;
 pub use conv2d::{Conv2d, Conv2dConfig};

@@ -62,7 +62,7 @@ impl TrainConfig {
         TrainConfig {
             model: model.to_string(),
             data: data.to_path_buf(),
-            epochs: 12,
+            epochs: 6,
             batch_size: 128,
             optimizer: "adam".into(),
             lr: 1e-3,

@@ -1,0 +1,174 @@
+//! The model zoo: torchvision's parameter totals, the lecture's AlexNet table line by line,
+//! torchvision-named weights loaded from safetensors giving PyTorch's logits, and every family
+//! learning on a small input.
+
+use fovea::loss::softmax_cross_entropy;
+use fovea::models::{architecture, build_for, default_classes};
+use fovea::optim;
+use fovea::train::checkpoint::load_weights;
+use fovea::{BackwardCtx, ForwardCtx, Mode, Tensor};
+use std::collections::HashMap;
+
+#[test]
+fn parameter_totals_match_torchvision() {
+    for (name, total) in [
+        ("alexnet", 61_100_840),
+        ("vgg11", 132_863_336),
+        ("vgg16", 138_357_544),
+        ("vgg19", 143_667_240),
+        ("vgg16_bn", 138_365_992),
+        ("resnet18", 11_689_512),
+        ("resnet34", 21_797_672),
+        ("resnet50", 25_557_032),
+        ("resnet101", 44_549_160),
+        ("googlenet", 6_624_904),
+        ("googlenet-aux", 13_004_888),
+        ("alexnet-1012", 62_378_344),
+    ] {
+        let (net, _) = architecture(name, 1000, None).unwrap();
+        assert_eq!(net.summary(None).unwrap().total_params, total, "{name}");
+    }
+}
+
+#[test]
+fn the_lecture_alexnet_table() {
+    let (net, _) = architecture("alexnet-1012", 1000, None).unwrap();
+    let s = net.summary(None).unwrap();
+    let shape = |n: &str| s.layers.iter().find(|r| r.name == n).unwrap().output.clone();
+    for (node, chw) in [
+        ("conv1", [96, 55, 55]),
+        ("pool1", [96, 27, 27]),
+        ("norm1", [96, 27, 27]),
+        ("conv2", [256, 27, 27]),
+        ("pool2", [256, 13, 13]),
+        ("norm2", [256, 13, 13]),
+        ("conv3", [384, 13, 13]),
+        ("conv4", [384, 13, 13]),
+        ("conv5", [256, 13, 13]),
+        ("pool3", [256, 6, 6]),
+    ] {
+        assert_eq!(shape(node), chw.to_vec(), "{node}");
+    }
+    assert_eq!((shape("fc6"), shape("fc7"), shape("fc8")), (vec![4096], vec![4096], vec![1000]));
+    // The lecture's parameter count of CONV1: (11*11*3 + 1) * 96.
+    assert_eq!(s.layers[0].params, 34_944);
+    assert!(s.to_string().contains("[55x55x96]"));
+}
+
+/// The closed-form value of a tensor's element, as `scripts/torchvision_logits.py` defines it.
+fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
+    let k = (name.bytes().map(|b| b as u64).sum::<u64>() % 97) as f64;
+    let n: usize = shape.iter().product();
+    let one_d_weight = name.ends_with("weight") && shape.len() == 1;
+    (0..n)
+        .map(|i| {
+            let i = i as f64;
+            let v = if name.ends_with("running_var") || one_d_weight {
+                1.0 + 0.5 * (0.7 * i + k).sin()
+            } else if shape.len() >= 2 {
+                let fan_in = (n / shape[0]) as f64;
+                ((0.7 * i + k).sin() + 0.5 * (0.011 * i + k).sin()) / fan_in.sqrt()
+            } else {
+                0.02 * (0.7 * i + k).sin()
+            };
+            v as f32
+        })
+        .collect()
+}
+
+#[test]
+fn torchvision_named_weights_give_pytorchs_logits() {
+    let reference: serde_json::Value =
+        serde_json::from_str(include_str!("data/torchvision_logits.json")).unwrap();
+    let n = 2 * 3 * 224 * 224;
+    let x: Vec<f32> = (0..n).map(|i| ((0.37 * i as f64).sin() + (0.0013 * i as f64).sin()) as f32).collect();
+    let x = Tensor::from_vec(&[2, 3, 224, 224], x).unwrap();
+    let dir = std::env::temp_dir().join(format!("fovea-zoo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for model in ["resnet18", "googlenet", "alexnet"] {
+        let mut net = build_for(model, 1000, None, 0).unwrap();
+        // A safetensors file as torchvision's state_dict would be saved: every tensor under its
+        // torchvision name, and batch norm's int64 num_batches_tracked beside its statistics.
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)> = Vec::new();
+        for (name, t) in net.state() {
+            let bytes = formula(&name, t.shape()).iter().flat_map(|v| v.to_le_bytes()).collect();
+            tensors.push((name.clone(), t.shape().to_vec(), bytes, safetensors::Dtype::F32));
+            if name.ends_with("running_var") {
+                let counter = name.replace("running_var", "num_batches_tracked");
+                tensors.push((counter, vec![], 7i64.to_le_bytes().to_vec(), safetensors::Dtype::I64));
+            }
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .iter()
+            .map(|(n, s, b, d)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        let path = dir.join(format!("{model}.safetensors"));
+        safetensors::serialize_to_file(views, None::<HashMap<String, String>>, &path).unwrap();
+        load_weights(&path, &mut net).unwrap();
+
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 }).unwrap().clone();
+        let want = &reference["models"][model]["logits"];
+        for row in 0..2 {
+            let w: Vec<f32> = want[row].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let got = &logits.data()[row * 1000..(row + 1) * 1000];
+            let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let worst = got.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 1e-3 * scale, "{model} image {row}: logits differ by {worst} (largest logit {scale})");
+            let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+            assert_eq!(argmax(got), argmax(&w), "{model} image {row}: top class");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Eight steps of `optimizer` on one fixed batch: the mean loss of the last two steps must be
+/// below `fall` times that of the first two.
+fn learns(model: &str, input: [usize; 3], batch: usize, optimizer: &str, lr: f32, fall: f32) {
+    let classes = 5;
+    let mut net = build_for(model, classes, Some(input), 3).unwrap();
+    let mut rng = fovea::rng::Rng::new(9);
+    let mut shape = vec![batch];
+    shape.extend_from_slice(&input);
+    let x = Tensor::from_vec(&shape, rng.uniform_vec(shape.iter().product(), -1.0, 1.0)).unwrap();
+    let labels: Vec<usize> = (0..batch).map(|i| i % classes).collect();
+    let mut opt = optim::build(optimizer, 0.9, false, 0.0).unwrap();
+    let out = net.output_name().to_string();
+    let mut losses = Vec::new();
+    for step in 0..8 {
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: step }).unwrap();
+        let r = softmax_cross_entropy(logits, &labels).unwrap();
+        losses.push(r.loss);
+        net.zero_grads();
+        net.backward(&out, &r.d_logits, &BackwardCtx { input_grad: false, ..BackwardCtx::default() }).unwrap();
+        opt.step(&mut net.params_mut(), lr);
+    }
+    let (first, last) = (losses[0] + losses[1], losses[6] + losses[7]);
+    assert!(last < fall * first, "{model}: the loss did not fall below {fall} of its start: {losses:?}");
+}
+
+#[test]
+fn every_family_trains_on_small_inputs() {
+    learns("resnet18", [3, 32, 32], 8, "sgd", 0.05, 0.8);
+    learns("vgg11_bn", [3, 32, 32], 8, "sgd", 0.002, 0.8);
+    learns("googlenet", [3, 64, 64], 8, "sgd", 0.05, 0.8);
+    // PyTorch's default initialisation (AlexNet, LeNet-5) starts with tiny logits: a slower start.
+    learns("alexnet", [3, 64, 64], 8, "sgd", 0.1, 0.98);
+    learns("lenet5", [1, 28, 28], 8, "sgd", 0.05, 0.98);
+    assert_eq!(default_classes("vgg16"), 1000);
+}
+
+#[test]
+fn wrong_inputs_are_refused_with_the_reason() {
+    let e = build_for("mnist-cnn", 10, Some([3, 32, 32]), 0).unwrap_err().to_string();
+    assert!(e.contains("mnist-cnn") && e.contains("[1, 28, 28]"), "{e}");
+    // The lecture's AlexNet sizes fc6 from its input: 128x128 leaves 2x2x256 = 1,024 features.
+    let (net, _) = architecture("alexnet-1012", 10, Some([3, 128, 128])).unwrap();
+    let s = net.summary(None).unwrap();
+    assert_eq!(s.layers.iter().find(|r| r.name == "pool3").unwrap().output, vec![256, 2, 2]);
+    assert_eq!(s.layers.iter().find(|r| r.name == "fc6").unwrap().params, 1024 * 4096 + 4096);
+    // Too small for three pooling stages.
+    let e = architecture("alexnet-1012", 10, Some([3, 40, 40])).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("pool") || e.contains("does not fit"), "{e}");
+    let e = build_for("resnet7", 10, None, 0).unwrap_err().to_string();
+    assert!(e.contains("18, 34, 50"), "{e}");
+}
