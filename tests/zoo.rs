@@ -172,3 +172,24 @@ fn wrong_inputs_are_refused_with_the_reason() {
     let e = build_for("resnet7", 10, None, 0).unwrap_err().to_string();
     assert!(e.contains("18, 34, 50"), "{e}");
 }
+
+#[test]
+fn the_summary_command_prints_the_table_and_json() {
+    let bin = env!("CARGO_BIN_EXE_fovea");
+    let out = std::process::Command::new(bin).args(["summary", "alexnet", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total_params"], 61_100_840);
+    let first = &v["layers"][0];
+    assert_eq!((first["name"].as_str(), first["kind"].as_str()), (Some("features.0"), Some("Conv2d")));
+    assert_eq!(first["output"], serde_json::json!([64, 55, 55]));
+    assert_eq!(first["params"], 64 * 3 * 121 + 64);
+    assert!(first["macs"].as_u64().unwrap() > 0 && v["total_macs"].as_u64().unwrap() > 0);
+
+    let out = std::process::Command::new(bin).args(["summary", "resnet18", "--input", "3x32x32", "--classes", "10"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[1x1x512]") && text.contains("11,181,642"), "{text}");
+    let out = std::process::Command::new(bin).args(["summary", "vgg16", "--input", "3x16x16"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("features."), "{}", String::from_utf8_lossy(&out.stderr));
+}

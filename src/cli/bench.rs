@@ -115,12 +115,16 @@ fn run_gemm(a: &Args) -> Result<()> {
 /// every node.
 fn run_step(a: &Args) -> Result<()> {
     use fovea::{loss::softmax_cross_entropy, optim, BackwardCtx, ForwardCtx, Mode, Tensor};
-    let mut net = fovea::models::build(&a.model, 10, 1)?;
+    let mut net = fovea::models::build(&a.model, fovea::models::default_classes(&a.model), 1)?;
     let mut shape = vec![a.batch_size];
     shape.extend_from_slice(net.input_shape());
     let mut rng = Rng::new(3);
     let x = Tensor::from_vec(&shape, rng.uniform_vec(shape.iter().product(), -1.0, 1.0))?;
     let labels: Vec<usize> = (0..a.batch_size).map(|i| i % 10).collect();
+    // Inference alone first: evaluation mode, no backward pass.
+    let infer = median_ms(a.reps, || {
+        let _ = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 });
+    });
     let mut opt = optim::build("adam", 0.9, false, 0.0)?;
     let out = net.output_name().to_string();
     let back = BackwardCtx { input_grad: false, ..BackwardCtx::default() };
@@ -146,6 +150,7 @@ fn run_step(a: &Args) -> Result<()> {
         layers += (f + b) / a.reps as f64 * 1e3;
     }
     println!("layers\t{layers:.3}\nstep\t{total:.3}\t({:.0} images/s, {} thread(s))", a.batch_size as f64 / total * 1e3, rayon::current_num_threads());
+    println!("forward (eval, median)\t{infer:.3}\t({:.0} images/s)", a.batch_size as f64 / infer * 1e3);
     Ok(())
 }
 

@@ -1,6 +1,5 @@
 //! `fovea eval`: test accuracy and confusion matrix of trained weights.
 
-use fovea::train::checkpoint::load_weights;
 use fovea::train::evaluate::evaluate;
 use fovea::{data, models, Result};
 use std::path::PathBuf;
@@ -17,17 +16,18 @@ pub struct Args {
     data: PathBuf,
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
+    /// Input size CxHxW when the model was trained at another size than its default.
+    #[arg(long, value_parser = super::args::parse_input)]
+    input: Option<[usize; 3]>,
     /// One line of JSON: {"accuracy": ..., "confusion": [[...]]}.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let probe = models::build(&a.model, 10, 0)?;
-    let s = probe.input_shape().to_vec();
+    let super::weights::Loaded { mut net, .. } = super::weights::load(&a.model, &a.weights, a.input)?;
+    let s = net.input_shape().to_vec();
     let split = data::load_dir(&a.data, [s[0], s[1], s[2]])?;
-    let mut net = models::build(&a.model, split.test.classes.len(), 0)?;
-    load_weights(&a.weights, &mut net)?;
     if split.test.is_empty() {
         return Err(fovea::Error::file(&a.data, "has no test images"));
     }

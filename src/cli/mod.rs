@@ -1,7 +1,9 @@
 //! One module per subcommand; each parses its arguments and calls the library.
 
+pub mod args;
 pub mod bench;
 pub mod eval;
 pub mod predict;
 pub mod summary;
 pub mod train;
+pub mod weights;

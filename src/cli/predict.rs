@@ -1,9 +1,8 @@
 //! `fovea predict`: the top classes of each image, with probabilities.
 
-use fovea::data::folder::load_image;
+use fovea::data::folder::{load_image_fit, Fit};
 use fovea::data::{fill_batch, Dataset};
 use fovea::kernels::softmax::softmax_rows;
-use fovea::train::checkpoint::load_weights;
 use fovea::{models, ForwardCtx, Result, Tensor};
 use std::path::PathBuf;
 
@@ -11,13 +10,17 @@ use std::path::PathBuf;
 pub struct Args {
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
     model: String,
+    /// fovea weights, or a torchvision state_dict saved with safetensors.
     #[arg(long)]
     weights: PathBuf,
     /// PNG or JPEG images of any size (converted to the model's input).
     #[arg(required = true)]
     images: Vec<PathBuf>,
+    /// Input size CxHxW when the model was trained at another size than its default.
+    #[arg(long, value_parser = super::args::parse_input)]
+    input: Option<[usize; 3]>,
     /// How many classes to show per image.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     top: usize,
     /// One JSON object per image: {"file", "logits", "top": [{"class", "label", "prob"}]}.
     #[arg(long)]
@@ -25,18 +28,15 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let probe = fovea::train::checkpoint::load(&a.weights)?;
-    let classes: Vec<String> = match probe.info.map(|i| i.classes).filter(|c| !c.is_empty()) {
-        Some(c) => c,
-        None => (0..10).map(|d| d.to_string()).collect(),
-    };
-    let mut net = models::build(&a.model, classes.len(), 0)?;
-    load_weights(&a.weights, &mut net)?;
+    let super::weights::Loaded { mut net, classes } = super::weights::load(&a.model, &a.weights, a.input)?;
     let s = net.input_shape().to_vec();
     let shape = [s[0], s[1], s[2]];
     let norm = models::normalization(&a.model);
+    // ImageNet models see what torchvision's evaluation shows them: short side resized, centre
+    // crop. The MNIST nets see the whole image squeezed to 28x28.
+    let fit = if shape[0] == 3 { Fit::ResizeCrop } else { Fit::Stretch };
     for path in &a.images {
-        let pixels = load_image(path, shape)?;
+        let pixels = load_image_fit(path, shape, fit)?;
         let ds = Dataset { shape, pixels, labels: vec![0], classes: classes.clone() };
         let (mut x, mut labels) = (Tensor::default(), Vec::new());
         fill_batch(&ds, &[0], &norm, None, &mut x, &mut labels);
@@ -53,11 +53,10 @@ pub fn run(a: Args) -> Result<()> {
                 .collect();
             println!("{}", serde_json::json!({"file": path.display().to_string(), "logits": logits.data(), "top": top}));
         } else {
-            let tops: Vec<String> = order
-                .iter()
-                .map(|&c| format!("{} {:.1}%", classes.get(c).map_or("?", |s| s.as_str()), 100.0 * probs[c]))
-                .collect();
-            println!("{}: {}", path.display(), tops.join(", "));
+            println!("{}:", path.display());
+            for &c in &order {
+                println!("  {:>6.2}%  {} ({c})", 100.0 * probs[c], classes.get(c).map_or("?", |s| s.as_str()));
+            }
         }
     }
     Ok(())

@@ -1,22 +1,28 @@
-//! `fovea summary MODEL [--json]`.
+//! `fovea summary MODEL [--input CxHxW] [--json]`: the lecture's AlexNet table for any model.
 
+use super::args::parse_input;
 use fovea::{models, Result};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model name (see `fovea summary --help` for the list).
+    /// Model name.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
     model: String,
-    /// Number of classes.
-    #[arg(long, default_value_t = 10)]
-    classes: usize,
-    /// One JSON object instead of the table.
+    /// Input size CxHxW (default: the model's own, e.g. 3x224x224).
+    #[arg(long, value_parser = parse_input)]
+    input: Option<[usize; 3]>,
+    /// Number of classes (default: 10 for the MNIST nets, 1000 for the others).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// One JSON object: {"layers": [{"name", "kind", "output": [C, H, W], "params", "macs", ...}],
+    /// "total_params", "total_macs"}.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let net = models::build(&a.model, a.classes, 0)?;
+    let classes = a.classes.unwrap_or_else(|| models::default_classes(&a.model));
+    let (net, _) = models::architecture(&a.model, classes, a.input)?;
     let s = net.summary(None)?;
     if a.json {
         println!("{}", serde_json::to_string(&s).map_err(|e| fovea::Error::Invalid(e.to_string()))?);

@@ -12,6 +12,9 @@ pub struct Args {
     /// Model to train.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
     model: Option<String>,
+    /// Input size CxHxW for models that take other sizes (e.g. 3x32x32 for CIFAR-10).
+    #[arg(long, value_parser = super::args::parse_input)]
+    input: Option<[usize; 3]>,
     /// MNIST IDX files, CIFAR-10 binary batches, or an image folder (root/<class>/*.png).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -81,6 +84,9 @@ fn apply(a: &Args, cfg: &mut TrainConfig) {
     set!(data, epochs, batch_size, optimizer, lr, momentum, weight_decay, schedule, seed, val_size, shift, log_every, checkpoint_every);
     if a.nesterov {
         cfg.nesterov = true;
+    }
+    if a.input.is_some() {
+        cfg.input = a.input;
     }
 }
 

@@ -17,14 +17,44 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// How an image of another size becomes the model's input size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// Resize to exactly H x W (MNIST-style inputs, training folders).
+    Stretch,
+    /// torchvision's ImageNet evaluation: resize the short side to `H * 256 / 224`, then crop
+    /// the centre H x W.
+    ResizeCrop,
+}
+
 /// Reads an image file and converts it to `[C, H, W]` bytes (C = 1 grey or 3 RGB), resized
 /// to exactly H x W when its size differs.
-pub fn load_image(path: &Path, [c, h, w]: [usize; 3]) -> Result<Vec<u8>> {
+pub fn load_image(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>> {
+    load_image_fit(path, shape, Fit::Stretch)
+}
+
+/// As `load_image`, fitting the size as `fit` says. An image that already has the input
+/// size is not resampled.
+pub fn load_image_fit(path: &Path, [c, h, w]: [usize; 3], fit: Fit) -> Result<Vec<u8>> {
     let img = image::open(path).map_err(|e| Error::file(path, format!("cannot read the image: {e}")))?;
-    let img = if img.width() as usize != w || img.height() as usize != h {
-        img.resize_exact(w as u32, h as u32, FilterType::Triangle)
-    } else {
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    let img = if iw == w && ih == h {
         img
+    } else {
+        match fit {
+            Fit::Stretch => img.resize_exact(w as u32, h as u32, FilterType::Triangle),
+            Fit::ResizeCrop => {
+                let short = (h.min(w) * 256).div_ceil(224).max(h.max(w));
+                let (nw, nh) = if iw <= ih {
+                    (short, ((ih * short) as f64 / iw as f64).round() as usize)
+                } else {
+                    (((iw * short) as f64 / ih as f64).round() as usize, short)
+                };
+                let resized = img.resize_exact(nw as u32, nh as u32, FilterType::Triangle);
+                let (x0, y0) = ((nw - w) / 2, (nh - h) / 2);
+                resized.crop_imm(x0 as u32, y0 as u32, w as u32, h as u32)
+            }
+        }
     };
     match c {
         1 => Ok(img.to_luma8().into_raw()),

@@ -29,6 +29,9 @@ use std::time::Instant;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrainConfig {
     pub model: String,
+    /// Input `[C, H, W]` when not the model's default (e.g. `[3, 32, 32]` for CIFAR-10).
+    #[serde(default)]
+    pub input: Option<[usize; 3]>,
     /// Directory of MNIST IDX files, CIFAR-10 batches or an image folder.
     pub data: PathBuf,
     pub epochs: usize,
@@ -61,6 +64,7 @@ impl TrainConfig {
     pub fn defaults(model: &str, data: &Path) -> Self {
         TrainConfig {
             model: model.to_string(),
+            input: None,
             data: data.to_path_buf(),
             epochs: 6,
             batch_size: 128,
@@ -116,20 +120,18 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
         return Err(Error::Invalid("epochs and batch size must be at least 1".into()));
     }
     let schedule = Schedule::parse(&cfg.schedule)?;
-    let mut net = models::build(&cfg.model, 10, cfg.seed)?;
-    let input = net.input_shape().to_vec();
-    let shape = [input[0], input[1], input[2]];
+    let shape = cfg.input.unwrap_or_else(|| models::default_input(&cfg.model));
     let split = data::load_dir(&cfg.data, shape)?;
     if split.train.shape != shape {
         return Err(Error::Invalid(format!(
-            "{}: the images are {:?} (C, H, W), model {} takes {:?}",
-            cfg.data.display(), split.train.shape, cfg.model, shape
+            "{}: the images are {:?} (C, H, W), model {} takes {:?}; give --input {}x{}x{} if the model allows it",
+            cfg.data.display(), split.train.shape, cfg.model, shape,
+            split.train.shape[0], split.train.shape[1], split.train.shape[2]
         )));
     }
     let classes = split.train.classes.clone();
-    if classes.len() != 10 {
-        net = models::build(&cfg.model, classes.len(), cfg.seed)?;
-    }
+    let mut net = models::build_for(&cfg.model, classes.len(), Some(shape), cfg.seed)?;
+    let input = net.input_shape().to_vec();
     let (train_set, val_set) = if cfg.val_size > 0 {
         let (t, v) = split.train.split(cfg.val_size, mix64(cfg.seed ^ 0x5EED))?;
         (t, Some(v))
@@ -167,7 +169,12 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
     let mut log = MetricsLog::open(&run_dir.join("metrics.jsonl"), resume.then_some(progress.step))?;
 
     let n = train_set.len();
-    let steps_per_epoch = n.div_ceil(cfg.batch_size);
+    // The last, partial batch is kept (as PyTorch's default), unless it would hold a single
+    // image: batch norm cannot normalise one value per channel.
+    let steps_per_epoch = if n % cfg.batch_size == 1 && n > 1 { n / cfg.batch_size } else { n.div_ceil(cfg.batch_size) };
+    if steps_per_epoch == 0 {
+        return Err(Error::Invalid(format!("{} training image(s) are too few for a batch", n)));
+    }
     let total_steps = steps_per_epoch * cfg.epochs;
     let (mut x, mut labels) = (Tensor::default(), Vec::new());
     let mut order: Vec<usize> = Vec::new();

@@ -1,0 +1,55 @@
+"""PyTorch's time for the zoo models, to set beside `fovea bench step --model M --batch-size B`.
+
+usage: python scripts/bench_torch_models.py [--model resnet18] [--batch 8] [--threads 2] [--reps 5]
+Prints the median forward time (eval mode, no grad) and forward+backward time (train mode,
+cross-entropy, gradients for every parameter; no optimizer step), in milliseconds.
+Needs torch and torchvision; run by hand, not by CI.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+
+def median_ms(fn, reps):
+    fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=5)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    m = getattr(torchvision.models, a.model)(weights=None)
+    x = torch.randn(a.batch, 3, 224, 224)
+    y = torch.arange(a.batch) % 10
+
+    def fwd():
+        m.eval()
+        with torch.no_grad():
+            m(x)
+
+    def fwd_bwd():
+        m.train()
+        m.zero_grad(set_to_none=False)
+        out = m(x)
+        out = out.logits if hasattr(out, "logits") else out
+        F.cross_entropy(out, y).backward()
+
+    print(f"{a.model}\tbatch {a.batch}\tthreads {a.threads}\tforward_ms {median_ms(fwd, a.reps):.1f}\tforward_backward_ms {median_ms(fwd_bwd, a.reps):.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+//! Building a model and loading weights into it, for the commands that use trained models.
+
+use fovea::train::checkpoint;
+use fovea::{models, Error, Net, Result};
+use std::path::Path;
+
+/// The ImageNet class names of torchvision's weights, bundled.
+const IMAGENET: &str = include_str!("../../assets/imagenet_classes.txt");
+
+/// A model with weights loaded, and the names of its classes.
+pub struct Loaded {
+    pub net: Net,
+    pub classes: Vec<String>,
+}
+
+/// Builds `model` to fit the weights at `path` (fovea's own, or a torchvision `state_dict`
+/// saved with safetensors) and loads them. The class count comes from the file's metadata or
+/// the output layer's weight; the names from the metadata, ImageNet's for 1000 classes, or
+/// numbers.
+pub fn load(model: &str, path: &Path, input: Option<[usize; 3]>) -> Result<Loaded> {
+    let file = checkpoint::load(path)?;
+    let input = input.or_else(|| {
+        file.info.as_ref().and_then(|i| <[usize; 3]>::try_from(i.input.as_slice()).ok())
+    });
+    let (probe, _) = models::architecture(model, models::default_classes(model), input)?;
+    let out = probe.output_name().to_string();
+    let classes = match (&file.info, file.model.get(&format!("{out}.weight"))) {
+        (Some(i), _) if !i.classes.is_empty() => i.classes.clone(),
+        (_, Some(w)) if w.shape()[0] == 1000 => IMAGENET.lines().map(String::from).collect(),
+        (_, Some(w)) => (0..w.shape()[0]).map(|c| c.to_string()).collect(),
+        (_, None) => return Err(Error::file(path, format!("has no {out}.weight: not weights for {model}"))),
+    };
+    let (mut net, _) = models::architecture(model, classes.len(), input)?;
+    net.load_state(&file.model).map_err(|e| Error::file(path, e.to_string()))?;
+    Ok(Loaded { net, classes })
+}
