@@ -5,7 +5,11 @@ use super::{export, import, slot, Optimizer};
 use crate::error::Result;
 use crate::layers::Param;
 use crate::tensor::Tensor;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
+
+/// Values per parallel task.
+const CHUNK: usize = 1 << 15;
 
 pub struct Adam {
     beta1: f32,
@@ -47,17 +51,25 @@ impl Optimizer for Adam {
             let m = slot(&mut self.exp_avg, name, n);
             let v = slot(&mut self.exp_avg_sq, name, n);
             let (value, grad) = (p.value.data_mut(), p.grad.data());
-            for (((w, &g), m), v) in value.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let g = if self.decoupled {
-                    *w *= 1.0 - lr * self.weight_decay;
-                    g
-                } else {
-                    g + self.weight_decay * *w
-                };
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                *w -= step_size * *m / (v.sqrt() / c2_sqrt + self.eps);
-            }
+            let (decoupled, wd, eps) = (self.decoupled, self.weight_decay, self.eps);
+            // Elementwise, so splitting across threads changes no bits.
+            value
+                .par_chunks_mut(CHUNK)
+                .zip(grad.par_chunks(CHUNK))
+                .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+                .for_each(|((value, grad), (m, v))| {
+                    for (((w, &g), m), v) in value.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        let g = if decoupled {
+                            *w *= 1.0 - lr * wd;
+                            g
+                        } else {
+                            g + wd * *w
+                        };
+                        *m = b1 * *m + (1.0 - b1) * g;
+                        *v = b2 * *v + (1.0 - b2) * g * g;
+                        *w -= step_size * *m / (v.sqrt() / c2_sqrt + eps);
+                    }
+                });
         }
     }
 
