@@ -18,6 +18,7 @@ pub mod plot;
 pub mod rng;
 pub mod tensor;
 pub mod train;
+pub mod viz;
 
 pub use error::{Error, Result};
 pub use geometry::{Geometry, Padding, Region, Window2d};

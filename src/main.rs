@@ -23,6 +23,12 @@ enum Command {
     Eval(cli::eval::Args),
     /// Top classes of images under trained weights.
     Predict(cli::predict::Args),
+    /// Pictures of what a model does: filters, activations, saliency, guided backprop,
+    /// deconvnet, class and neuron visualizations.
+    #[command(subcommand)]
+    Viz(cli::viz::Command),
+    /// One self-contained HTML page about trained weights.
+    Report(cli::viz::ReportArgs),
     /// Print a model's per-layer table: output shapes, parameters, multiply-adds, left-over cells.
     Summary(cli::summary::Args),
     /// Measure kernels (GFLOP/s of convolution forward and backward).
@@ -41,6 +47,8 @@ fn main() -> ExitCode {
         Command::Train(a) => cli::train::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Predict(a) => cli::predict::run(a),
+        Command::Viz(c) => cli::viz::run(c),
+        Command::Report(a) => cli::viz::report(a),
         Command::Summary(a) => cli::summary::run(a),
         Command::Bench(a) => cli::bench::run(a),
     };

@@ -6,4 +6,5 @@ pub mod eval;
 pub mod predict;
 pub mod summary;
 pub mod train;
+pub mod viz;
 pub mod weights;

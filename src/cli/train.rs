@@ -150,6 +150,16 @@ pub fn run(a: Args) -> Result<()> {
         outcome.test_accuracy.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
         mean_epoch
     );
-    println!("run directory: {} (config.json, metrics.jsonl, last/best.safetensors, loss.png, accuracy.png)", dir.display());
+    // The main job ends with a page to open: the report on the best weights.
+    let report = dir.join("report.html");
+    let args = super::viz::ReportArgs::for_run(&cfg.model, &dir.join("best.safetensors"), &cfg.data, &dir, cfg.input, &report);
+    match super::viz::report(args) {
+        Ok(()) => {}
+        Err(e) => eprintln!("warning: the report could not be written: {e}"),
+    }
+    println!(
+        "run directory: {} (config.json, metrics.jsonl, last/best.safetensors, loss.png, accuracy.png, report.html)",
+        dir.display()
+    );
     Ok(())
 }

@@ -86,6 +86,7 @@ fn max_pool_2x2_plane(y: &mut [f32], arg: &mut [u32], x: &[f32], w: usize, ho: u
             let n = L.min(wo - ox0);
             // The four cells of each window, in row-major order, as lanes.
             let mut cells = [[f32::NEG_INFINITY; L]; 4];
+            #[allow(clippy::needless_range_loop)] // four arrays filled from one index
             for k in 0..n {
                 let c = 2 * (ox0 + k);
                 cells[0][k] = top[c];
@@ -101,7 +102,7 @@ fn max_pool_2x2_plane(y: &mut [f32], arg: &mut [u32], x: &[f32], w: usize, ho: u
             for (cell, off) in cells.iter().zip(offsets).skip(1) {
                 for k in 0..L {
                     let v = cell[k];
-                    let take = (v > best[k]) | (v != v);
+                    let take = (v > best[k]) | v.is_nan();
                     best[k] = if take { v } else { best[k] };
                     which[k] = if take { off } else { which[k] };
                 }

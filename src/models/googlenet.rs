@@ -8,6 +8,7 @@ use crate::geometry::Padding;
 use crate::net::Net;
 
 /// `{name}.conv`, `{name}.bn`, `{name}.relu` from `input`; returns the output node's name.
+#[allow(clippy::too_many_arguments)]
 fn basic_conv(net: &mut Net, name: &str, input: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Result<String> {
     net.add(&format!("{name}.conv"), Conv2d::new(Conv2dConfig::new(cin, cout, k).stride(stride).pad(pad).bias(false))?, &[input])?;
     net.add(&format!("{name}.bn"), BatchNorm2d::new(cout).with_eps(1e-3), &[&format!("{name}.conv")])?;

@@ -7,7 +7,7 @@ mod receptive;
 mod state;
 mod summary;
 
-pub use summary::{Summary, SummaryRow};
+pub use summary::{lecture_shape, thousands, Summary, SummaryRow};
 
 use crate::error::{Error, Result};
 use crate::layers::{BackwardCtx, ForwardCtx, Layer, Param};

@@ -1,0 +1,279 @@
+//! `fovea viz ...` and `fovea report`: pictures of what a trained model does.
+
+use super::weights::{load, Loaded};
+use fovea::data::folder::{load_image_fit, Fit};
+use fovea::data::{fill_batch, Dataset};
+use fovea::viz::ascent::{ascend, AscentConfig};
+use fovea::viz::report::{write_report, ReportInput};
+use fovea::viz::target::{input_gradient, Target};
+use fovea::viz::{activations_image, filters_image, gradient_image, input_image, render};
+use fovea::{data, models, Error, Net, ReluRule, Result, Tensor};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Clone)]
+pub struct Common {
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
+    model: String,
+    /// fovea weights, or a torchvision state_dict saved with safetensors.
+    #[arg(long)]
+    weights: PathBuf,
+    /// Input size CxHxW when the model was trained at another size than its default.
+    #[arg(long, value_parser = super::args::parse_input)]
+    input: Option<[usize; 3]>,
+    /// The PNG to write.
+    #[arg(short = 'o', long = "out", default_value = "viz.png")]
+    out: PathBuf,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Every filter of a conv layer as an image.
+    Filters {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "conv1")]
+        layer: String,
+    },
+    /// Every channel's activation map of a layer for one image.
+    Activations {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        layer: String,
+        image: PathBuf,
+    },
+    /// Saliency map (Simonyan et al.): max over colour channels of |d score / d pixel|.
+    Saliency(GradArgs),
+    /// Guided backpropagation (Springenberg et al.).
+    Guided(GradArgs),
+    /// Deconvnet (Zeiler and Fergus).
+    Deconvnet(GradArgs),
+    /// Gradient ascent to a class score.
+    Class(AscentArgs),
+    /// Gradient ascent to one neuron.
+    Neuron(AscentArgs),
+}
+
+#[derive(clap::Args)]
+pub struct GradArgs {
+    #[command(flatten)]
+    common: Common,
+    image: PathBuf,
+    /// Class (index or label); default: the predicted one.
+    #[arg(long, conflicts_with = "neuron")]
+    class: Option<String>,
+    /// LAYER:CHANNEL[:Y:X] (a layer's output before its ReLU; without Y:X, the map's centre).
+    #[arg(long)]
+    neuron: Option<String>,
+    /// Percentile of magnitudes at which the colour map saturates.
+    #[arg(long, default_value_t = 99.0)]
+    clip: f32,
+    /// Blend the map over the input image.
+    #[arg(long)]
+    overlay: bool,
+    /// Also save the unrendered gradient ([1, C, H, W]) to this safetensors file.
+    #[arg(long)]
+    raw: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct AscentArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Class (index or label), for `viz class`.
+    #[arg(long)]
+    class: Option<String>,
+    /// LAYER:CHANNEL[:Y:X], for `viz neuron`.
+    #[arg(long)]
+    neuron: Option<String>,
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    #[arg(long, default_value_t = 1.0)]
+    step_size: f32,
+    /// Simonyan et al.'s L2 penalty lambda.
+    #[arg(long, default_value_t = 1e-2)]
+    l2: f32,
+    /// Yosinski et al.'s weight decay per step.
+    #[arg(long, default_value_t = 0.0)]
+    decay: f32,
+    /// Blur every this many steps (0: never).
+    #[arg(long, default_value_t = 4)]
+    blur_every: usize,
+    #[arg(long, default_value_t = 0.5)]
+    blur_sigma: f32,
+    /// Zero pixels of small norm below this percentile.
+    #[arg(long, default_value_t = 0.0)]
+    clip_norm: f32,
+    /// Zero pixels of small contribution below this percentile.
+    #[arg(long, default_value_t = 0.0)]
+    clip_contrib: f32,
+    /// Random shifts of up to this many pixels per step.
+    #[arg(long, default_value_t = 0)]
+    jitter: usize,
+    /// Start from Gaussian noise of this std (0: the zero image).
+    #[arg(long, default_value_t = 0.0)]
+    noise: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also save the image ([1, C, H, W], normalised) to this safetensors file.
+    #[arg(long)]
+    raw: Option<PathBuf>,
+}
+
+/// One image file as the model's input batch `[1, C, H, W]`.
+fn image_input(net: &Net, model: &str, path: &Path) -> Result<Tensor> {
+    let s = net.input_shape();
+    let shape = [s[0], s[1], s[2]];
+    let fit = if shape[0] == 3 { Fit::ResizeCrop } else { Fit::Stretch };
+    let ds = Dataset { shape, pixels: load_image_fit(path, shape, fit)?, labels: vec![0], classes: vec![] };
+    let (mut x, mut l) = (Tensor::default(), Vec::new());
+    fill_batch(&ds, &[0], &models::normalization(model), None, &mut x, &mut l);
+    Ok(x)
+}
+
+fn save_raw(path: &Option<PathBuf>, name: &str, t: &Tensor) -> Result<()> {
+    match path {
+        Some(p) => fovea::io::safetensors::write(p, &[(name.to_string(), t)], None),
+        None => Ok(()),
+    }
+}
+
+pub fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Filters { common, layer } => {
+            let Loaded { net, .. } = load(&common.model, &common.weights, common.input)?;
+            render::save_png(&common.out, &filters_image(&net, &layer)?)?;
+            println!("wrote {}", common.out.display());
+        }
+        Command::Activations { common, layer, image } => {
+            let Loaded { mut net, .. } = load(&common.model, &common.weights, common.input)?;
+            let x = image_input(&net, &common.model, &image)?;
+            render::save_png(&common.out, &activations_image(&mut net, &x, &layer, &models::normalization(&common.model))?)?;
+            println!("wrote {}", common.out.display());
+        }
+        Command::Saliency(a) => gradient(a, ReluRule::Plain, true)?,
+        Command::Guided(a) => gradient(a, ReluRule::Guided, false)?,
+        Command::Deconvnet(a) => gradient(a, ReluRule::Deconvnet, false)?,
+        Command::Class(a) | Command::Neuron(a) => ascent(a)?,
+    }
+    Ok(())
+}
+
+fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
+    let Loaded { mut net, classes } = load(&a.common.model, &a.common.weights, a.common.input)?;
+    let x = image_input(&net, &a.common.model, &a.image)?;
+    let target = match (&a.class, &a.neuron) {
+        (Some(c), _) => Target::parse_class(c, &classes)?,
+        (_, Some(n)) => Target::parse_neuron(n)?,
+        (None, None) => {
+            let logits = net.forward(&x, &fovea::ForwardCtx::default())?;
+            Target::Class(logits.argmax_rows()[0])
+        }
+    };
+    let (grad, value) = input_gradient(&mut net, &x, &target, rule)?;
+    let mut img = gradient_image(&grad, saliency, a.clip);
+    if a.overlay {
+        img = render::overlay(&input_image(&x, &models::normalization(&a.common.model)), &img, 0.6);
+    }
+    let img = render::enlarge(&img, render::factor_for(img.width(), 224));
+    render::save_png(&a.common.out, &img)?;
+    save_raw(&a.raw, "gradient", &grad)?;
+    println!("wrote {} (target {:?}, value {value:.4})", a.common.out.display(), target);
+    Ok(())
+}
+
+fn ascent(a: AscentArgs) -> Result<()> {
+    let Loaded { mut net, classes } = load(&a.common.model, &a.common.weights, a.common.input)?;
+    let target = match (&a.class, &a.neuron) {
+        (Some(c), _) => Target::parse_class(c, &classes)?,
+        (_, Some(n)) => Target::parse_neuron(n)?,
+        (None, None) => return Err(Error::Invalid("give --class C or --neuron LAYER:CHANNEL[:Y:X]".into())),
+    };
+    let cfg = AscentConfig {
+        steps: a.steps,
+        step_size: a.step_size,
+        l2: a.l2,
+        decay: a.decay,
+        blur_every: a.blur_every,
+        blur_sigma: a.blur_sigma,
+        clip_norm_pct: a.clip_norm,
+        clip_contrib_pct: a.clip_contrib,
+        jitter: a.jitter,
+        noise: a.noise,
+        seed: a.seed,
+    };
+    let bar = indicatif::ProgressBar::new(cfg.steps as u64);
+    let (img, values) = ascend(&mut net, &target, &cfg, None, |_, v| {
+        bar.inc(1);
+        bar.set_message(format!("objective {v:.3}"));
+    })?;
+    bar.finish_and_clear();
+    let shown = gradient_image(&img, false, 99.5);
+    render::save_png(&a.common.out, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
+    save_raw(&a.raw, "image", &img)?;
+    println!(
+        "wrote {} ({:?}: objective {:.3} -> {:.3} in {} steps)",
+        a.common.out.display(), target, values.first().copied().unwrap_or(0.0), values.last().copied().unwrap_or(0.0), values.len()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
+    model: String,
+    #[arg(long)]
+    weights: PathBuf,
+    /// Data directory whose test images are shown.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// A training run directory, for its curves.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    #[arg(long, value_parser = super::args::parse_input)]
+    input: Option<[usize; 3]>,
+    /// Gradient-ascent steps per class picture (0: none).
+    #[arg(long, default_value_t = 100)]
+    ascent_steps: usize,
+    #[arg(short = 'o', long = "out", default_value = "report.html")]
+    out: PathBuf,
+}
+
+impl ReportArgs {
+    /// The report a training run writes at its end.
+    pub fn for_run(model: &str, weights: &Path, data: &Path, run: &Path, input: Option<[usize; 3]>, out: &Path) -> Self {
+        ReportArgs {
+            model: model.to_string(),
+            weights: weights.to_path_buf(),
+            data: Some(data.to_path_buf()),
+            run: Some(run.to_path_buf()),
+            input,
+            ascent_steps: 100,
+            out: out.to_path_buf(),
+        }
+    }
+}
+
+/// Writes a report for weights, with test images from `data` when given.
+pub fn report(a: ReportArgs) -> Result<()> {
+    let Loaded { mut net, classes } = load(&a.model, &a.weights, a.input)?;
+    let s = net.input_shape().to_vec();
+    let test = match &a.data {
+        Some(d) => Some(data::load_dir(d, [s[0], s[1], s[2]])?.test),
+        None => None,
+    };
+    let norm = models::normalization(&a.model);
+    let input = ReportInput {
+        model: &a.model,
+        weights: &a.weights,
+        norm: &norm,
+        classes: &classes,
+        data: test.as_ref(),
+        run_dir: a.run.clone(),
+        ascent_steps: a.ascent_steps,
+    };
+    let t = std::time::Instant::now();
+    write_report(&mut net, &input, &a.out)?;
+    println!("wrote {} in {:.1} s", a.out.display(), t.elapsed().as_secs_f32());
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! Gradient ascent on the input image to a class or a neuron (Simonyan et al.; Yosinski et al.):
+//! start from zeros, noise or an image; repeat forward, seed the target with 1, backpropagate to
+//! the image, step; regularise with L2 decay, Gaussian blur every few steps, clipping of pixels
+//! of small norm or small contribution, and random jitter.
+
+use super::target::{input_gradient, Target};
+use crate::error::Result;
+use crate::net::Net;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use crate::ReluRule;
+
+/// The regularisers and the step. Defaults: 200 steps of size 1 with Simonyan's L2 decay.
+#[derive(Clone, Debug)]
+pub struct AscentConfig {
+    pub steps: usize,
+    pub step_size: f32,
+    /// Simonyan et al.'s lambda: maximise `S(I) - lambda * ||I||^2`.
+    pub l2: f32,
+    /// Yosinski et al.'s decay: `I <- (1 - decay) * I` after each step.
+    pub decay: f32,
+    /// Blur with this Gaussian width every `blur_every` steps (0: never).
+    pub blur_every: usize,
+    pub blur_sigma: f32,
+    /// Zero the pixels whose norm over channels is below this percentile (0: off).
+    pub clip_norm_pct: f32,
+    /// Zero the pixels whose contribution `|sum_c I * grad|` is below this percentile (0: off).
+    pub clip_contrib_pct: f32,
+    /// Shift the image by up to this many pixels before each step, and back after.
+    pub jitter: usize,
+    /// Start from seeded Gaussian noise of this standard deviation (0: the zero image).
+    pub noise: f32,
+    pub seed: u64,
+}
+
+impl Default for AscentConfig {
+    fn default() -> Self {
+        AscentConfig {
+            steps: 200,
+            step_size: 1.0,
+            l2: 1e-3,
+            decay: 0.0,
+            blur_every: 0,
+            blur_sigma: 0.5,
+            clip_norm_pct: 0.0,
+            clip_contrib_pct: 0.0,
+            jitter: 0,
+            noise: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Rolls every plane of `x` (`[1, C, H, W]`) by `(dy, dx)` with wrap-around.
+fn roll(x: &mut Tensor, dy: isize, dx: isize) {
+    let s = x.shape().to_vec();
+    let (h, w) = (s[2], s[3]);
+    for plane in x.data_mut().chunks_mut(h * w) {
+        let src = plane.to_vec();
+        for y in 0..h {
+            for xx in 0..w {
+                let sy = (y as isize - dy).rem_euclid(h as isize) as usize;
+                let sx = (xx as isize - dx).rem_euclid(w as isize) as usize;
+                plane[y * w + xx] = src[sy * w + sx];
+            }
+        }
+    }
+}
+
+/// A normalised Gaussian blur of each plane (`[.., H, W]` planes of `h * w`), separable,
+/// borders clamped; keeps each plane's sum away from the borders and its mean level.
+pub fn gaussian_blur(data: &mut [f32], h: usize, w: usize, sigma: f32) {
+    if sigma <= 0.0 {
+        return;
+    }
+    let r = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let total: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
+    for plane in data.chunks_mut(h * w) {
+        let mut tmp = vec![0.0; h * w];
+        for y in 0..h {
+            for x in 0..w {
+                tmp[y * w + x] = (-r..=r)
+                    .map(|i| kernel[(i + r) as usize] * plane[y * w + (x as isize + i).clamp(0, w as isize - 1) as usize])
+                    .sum();
+            }
+        }
+        for y in 0..h {
+            for x in 0..w {
+                plane[y * w + x] = (-r..=r)
+                    .map(|i| kernel[(i + r) as usize] * tmp[(y as isize + i).clamp(0, h as isize - 1) as usize * w + x])
+                    .sum();
+            }
+        }
+    }
+}
+
+/// Zeroes every pixel (all channels) whose `score` is below the `pct` percentile.
+pub fn clip_pixels(x: &mut Tensor, score: &[f32], pct: f32) {
+    if pct <= 0.0 {
+        return;
+    }
+    let cut = super::render::percentile(score, pct, false);
+    let plane = score.len();
+    for (i, &s) in score.iter().enumerate() {
+        if s < cut {
+            for ch in x.data_mut().chunks_mut(plane) {
+                ch[i] = 0.0;
+            }
+        }
+    }
+}
+
+/// Runs the ascent on an image of the net's input shape, starting from `start` when given.
+/// Returns the image (`[1, C, H, W]`, in the net's normalised input space) and the target's
+/// value at each step. `progress` is called after each step.
+pub fn ascend(net: &mut Net, target: &Target, cfg: &AscentConfig, start: Option<&Tensor>, mut progress: impl FnMut(usize, f32)) -> Result<(Tensor, Vec<f32>)> {
+    let mut shape = vec![1];
+    shape.extend_from_slice(net.input_shape());
+    let (h, w) = (shape[2], shape[3]);
+    let mut rng = Rng::new(cfg.seed);
+    let mut x = match start {
+        Some(s) => s.clone(),
+        None => {
+            let n: usize = shape.iter().product();
+            Tensor::from_vec(&shape, (0..n).map(|_| cfg.noise * rng.normal()).collect())?
+        }
+    };
+    let mut values = Vec::with_capacity(cfg.steps);
+    for step in 0..cfg.steps {
+        let (dy, dx) = if cfg.jitter > 0 {
+            let j = cfg.jitter as isize;
+            (rng.below(2 * cfg.jitter + 1) as isize - j, rng.below(2 * cfg.jitter + 1) as isize - j)
+        } else {
+            (0, 0)
+        };
+        roll(&mut x, dy, dx);
+        let (grad, value) = input_gradient(net, &x, target, ReluRule::Plain)?;
+        values.push(value);
+        for (v, g) in x.data_mut().iter_mut().zip(grad.data()) {
+            *v += cfg.step_size * (g - 2.0 * cfg.l2 * *v);
+            *v *= 1.0 - cfg.decay;
+        }
+        roll(&mut x, -dy, -dx);
+        if cfg.blur_every > 0 && (step + 1) % cfg.blur_every == 0 {
+            gaussian_blur(x.data_mut(), h, w, cfg.blur_sigma);
+        }
+        if cfg.clip_norm_pct > 0.0 {
+            let plane = h * w;
+            let norm: Vec<f32> = (0..plane).map(|i| x.data().chunks(plane).map(|c| c[i] * c[i]).sum::<f32>().sqrt()).collect();
+            clip_pixels(&mut x, &norm, cfg.clip_norm_pct);
+        }
+        if cfg.clip_contrib_pct > 0.0 {
+            let plane = h * w;
+            let contrib: Vec<f32> = (0..plane)
+                .map(|i| x.data().chunks(plane).zip(grad.data().chunks(plane)).map(|(a, g)| a[i] * g[i]).sum::<f32>().abs())
+                .collect();
+            clip_pixels(&mut x, &contrib, cfg.clip_contrib_pct);
+        }
+        progress(step, value);
+    }
+    Ok((x, values))
+}

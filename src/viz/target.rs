@@ -1,0 +1,98 @@
+//! What a visualization explains: a class score (before softmax) or one neuron, named
+//! `LAYER:CHANNEL[:Y:X]` (a node's output; a conv node's output is before its ReLU; without
+//! `Y:X`, the centre of the map). And the gradient of that target at the input image.
+
+use crate::error::{Error, Result};
+use crate::layers::{BackwardCtx, ForwardCtx, Mode};
+use crate::net::Net;
+use crate::tensor::Tensor;
+use crate::ReluRule;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A class score of the net's output.
+    Class(usize),
+    /// One neuron of a node's output: channel, and `(y, x)` for maps (the centre when `None`).
+    Neuron { node: String, channel: usize, at: Option<(usize, usize)> },
+}
+
+impl Target {
+    /// Parses `LAYER:CHANNEL[:Y:X]`.
+    pub fn parse_neuron(s: &str) -> Result<Target> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let num = |p: &str| p.parse::<usize>().map_err(|_| Error::Invalid(format!("neuron {s:?}: {p:?} is not a number (LAYER:CHANNEL[:Y:X])")));
+        match parts.as_slice() {
+            [node, c] => Ok(Target::Neuron { node: node.to_string(), channel: num(c)?, at: None }),
+            [node, c, y, x] => Ok(Target::Neuron { node: node.to_string(), channel: num(c)?, at: Some((num(y)?, num(x)?)) }),
+            _ => Err(Error::Invalid(format!("neuron {s:?} is not LAYER:CHANNEL[:Y:X]"))),
+        }
+    }
+
+    /// Parses a class given by index or by label.
+    pub fn parse_class(s: &str, labels: &[String]) -> Result<Target> {
+        if let Ok(i) = s.parse::<usize>() {
+            return Ok(Target::Class(i));
+        }
+        labels
+            .iter()
+            .position(|l| l == s)
+            .map(Target::Class)
+            .ok_or_else(|| Error::Invalid(format!("no class labelled {s:?}")))
+    }
+
+    /// The node whose output holds the target, and the one-hot seed gradient of the target for
+    /// that output's shape (batch 1).
+    pub fn seed(&self, net: &Net) -> Result<(String, Tensor)> {
+        let (node, index, shape) = match self {
+            Target::Class(c) => {
+                let out = net.output_name().to_string();
+                let shape = net.value(&out).map(|t| t.shape().to_vec()).unwrap_or_default();
+                let k = *shape.last().unwrap_or(&0);
+                if *c >= k {
+                    return Err(Error::Invalid(format!("class {c} is not below the net's {k} classes")));
+                }
+                (out, *c, shape)
+            }
+            Target::Neuron { node, channel, at } => {
+                let shape = net
+                    .value(node)
+                    .ok_or_else(|| Error::Invalid(format!("no node named {node:?}; the nodes are {}", net.node_names().collect::<Vec<_>>().join(", "))))?
+                    .shape()
+                    .to_vec();
+                let index = match *shape.as_slice() {
+                    [_, c, h, w] => {
+                        let (y, x) = at.unwrap_or((h / 2, w / 2));
+                        if *channel >= c || y >= h || x >= w {
+                            return Err(Error::Invalid(format!("{node}:{channel}:{y}:{x} is outside {node}'s output [{c}, {h}, {w}]")));
+                        }
+                        (channel * h + y) * w + x
+                    }
+                    [_, k] if *channel < k => *channel,
+                    _ => return Err(Error::Invalid(format!("{node}:{channel} is outside {node}'s output {:?}", &shape[1..]))),
+                };
+                (node.clone(), index, shape)
+            }
+        };
+        let mut seed = Tensor::zeros(&shape);
+        seed.data_mut()[index] = 1.0;
+        Ok((node, seed))
+    }
+}
+
+/// The gradient of `target` at the input `x` (`[1, C, H, W]`) under `rule`, and the target's
+/// value. Evaluation mode: batch norm uses its running statistics, dropout is off.
+pub fn input_gradient(net: &mut Net, x: &Tensor, target: &Target, rule: ReluRule) -> Result<(Tensor, f32)> {
+    net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
+    let (node, seed) = target.seed(net)?;
+    let value = net.value(&node).map_or(0.0, |t| t.data().iter().zip(seed.data()).map(|(a, b)| a * b).sum());
+    net.backward(&node, &seed, &BackwardCtx { rule, param_grads: false, input_grad: true })?;
+    Ok((net.input_grad().clone(), value))
+}
+
+/// Simonyan et al.'s saliency: the largest absolute gradient over the colour channels of each
+/// pixel. `grad: [1, C, H, W]` -> `[H, W]`.
+pub fn saliency(grad: &Tensor) -> Vec<f32> {
+    let s = grad.shape();
+    let (c, plane) = (s[1], s[2] * s[3]);
+    (0..plane).map(|i| (0..c).map(|ch| grad.data()[ch * plane + i].abs()).fold(0.0, f32::max)).collect()
+}

@@ -1,0 +1,156 @@
+//! Visualizations: properties of the gradients and of gradient ascent, the regularisers, and
+//! the `viz` and `report` commands on bundled data and photos.
+
+use fovea::rng::Rng;
+use fovea::viz::ascent::{ascend, clip_pixels, gaussian_blur, AscentConfig};
+use fovea::viz::target::{input_gradient, saliency, Target};
+use fovea::{models, ReluRule, Tensor};
+
+fn digit_like(seed: u64) -> Tensor {
+    let mut rng = Rng::new(seed);
+    let v: Vec<f32> = (0..784)
+        .map(|i| {
+            let (y, x) = (i / 28, i % 28);
+            let stroke = (8..20).contains(&y) && (11..16).contains(&x);
+            if stroke { 2.5 } else { -0.42 + 0.05 * rng.normal() }
+        })
+        .collect();
+    Tensor::from_vec(&[1, 1, 28, 28], v).unwrap()
+}
+
+#[test]
+fn a_neuron_that_is_off_has_no_plain_or_guided_gradient() {
+    let mut net = models::build("mnist-cnn", 10, 5).unwrap();
+    let x = digit_like(1);
+    net.forward(&x, &fovea::ForwardCtx::default()).unwrap();
+    let pre = net.value("conv2").unwrap().clone();
+    let (c, h, w) = (64, 14, 14);
+    // One neuron whose pre-activation is negative and one positive, seen after the ReLU.
+    let find = |positive: bool| (0..c * h * w).find(|&i| (pre.data()[i] > 0.0) == positive).unwrap();
+    for (idx, on) in [(find(false), false), (find(true), true)] {
+        let t = Target::Neuron { node: "relu2".into(), channel: idx / (h * w), at: Some(((idx / w) % h, idx % w)) };
+        let (plain, _) = input_gradient(&mut net, &x, &t, ReluRule::Plain).unwrap();
+        let (guided, _) = input_gradient(&mut net, &x, &t, ReluRule::Guided).unwrap();
+        let (deconv, _) = input_gradient(&mut net, &x, &t, ReluRule::Deconvnet).unwrap();
+        let any = |g: &Tensor| g.data().iter().any(|&v| v != 0.0);
+        assert_eq!(any(&plain), on, "plain, neuron on = {on}");
+        assert_eq!(any(&guided), on, "guided, neuron on = {on}");
+        assert!(any(&deconv), "deconvnet ignores the forward pass's sign");
+    }
+}
+
+#[test]
+fn saliency_is_the_largest_absolute_gradient_over_channels() {
+    let g = Tensor::from_vec(&[1, 3, 1, 2], vec![0.5, -2.0, -1.0, 0.25, 0.1, 1.5]).unwrap();
+    assert_eq!(saliency(&g), vec![1.0, 2.0]);
+}
+
+#[test]
+fn gradient_ascent_with_a_small_step_raises_the_objective() {
+    let mut net = models::build("lenet5", 10, 2).unwrap();
+    for target in [Target::Class(3), Target::Neuron { node: "conv2".into(), channel: 4, at: None }] {
+        let cfg = AscentConfig { steps: 30, step_size: 0.05, l2: 0.0, ..AscentConfig::default() };
+        let (img, values) = ascend(&mut net, &target, &cfg, None, |_, _| {}).unwrap();
+        assert!(values.last().unwrap() > values.first().unwrap(), "{target:?}: {values:?}");
+        assert!(values.windows(2).filter(|w| w[1] < w[0]).count() <= 3, "{target:?}: {values:?}");
+        assert_eq!(img.shape(), &[1, 1, 28, 28]);
+    }
+}
+
+#[test]
+fn a_normalised_blur_keeps_each_channels_sum() {
+    // Content away from the borders: nothing is lost at the edges.
+    let (h, w) = (20, 24);
+    let mut rng = Rng::new(4);
+    let mut x = vec![0.0f32; 2 * h * w];
+    for c in 0..2 {
+        for y in 6..14 {
+            for xx in 7..17 {
+                x[c * h * w + y * w + xx] = rng.uniform(-1.0, 2.0);
+            }
+        }
+    }
+    let sums: Vec<f32> = x.chunks(h * w).map(|p| p.iter().sum()).collect();
+    let before = x.clone();
+    gaussian_blur(&mut x, h, w, 1.0);
+    for (c, p) in x.chunks(h * w).enumerate() {
+        assert!((p.iter().sum::<f32>() - sums[c]).abs() < 1e-3, "channel {c}");
+    }
+    assert_ne!(x, before);
+}
+
+#[test]
+fn percentile_clipping_zeroes_the_stated_share() {
+    let mut x = Tensor::from_vec(&[1, 2, 10, 10], (0..200).map(|v| 1.0 + v as f32).collect()).unwrap();
+    let score: Vec<f32> = (0..100).map(|v| v as f32).collect();
+    clip_pixels(&mut x, &score, 30.0);
+    let zero = (0..100).filter(|&i| x.data()[i] == 0.0 && x.data()[100 + i] == 0.0).count();
+    assert!((29..=31).contains(&zero), "{zero} of 100 pixels zeroed at the 30th percentile");
+}
+
+#[test]
+fn the_commands_run_on_real_images() {
+    let bin = env!("CARGO_BIN_EXE_fovea");
+    let dir = std::env::temp_dir().join(format!("fovea-viz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Weights for a colour model and for the MNIST net, as training would save them.
+    let save = |model: &str, classes: usize, input: Option<[usize; 3]>, name: &str| {
+        let net = models::build_for(model, classes, input, 1).unwrap();
+        let info = fovea::train::checkpoint::WeightsInfo {
+            model: model.into(),
+            classes: (0..classes).map(|c| format!("class{c}")).collect(),
+            input: net.input_shape().to_vec(),
+        };
+        let p = dir.join(name);
+        fovea::train::checkpoint::save(&p, &net, None, &info, None).unwrap();
+        p
+    };
+    let rgb = save("resnet18", 4, Some([3, 64, 64]), "resnet.safetensors");
+    let mnist = save("mnist-cnn", 10, None, "cnn.safetensors");
+    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images/chelsea.png");
+    let grey = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images/camera.png");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let png = |n: &str| dir.join(n).to_string_lossy().to_string();
+    let (r, m) = (rgb.to_string_lossy().to_string(), mnist.to_string_lossy().to_string());
+    run(&["viz", "filters", "--model", "resnet18", "--weights", &r, "-o", &png("f.png")]);
+    run(&["viz", "filters", "--model", "mnist-cnn", "--weights", &m, "--layer", "conv2", "-o", &png("f2.png")]);
+    run(&["viz", "activations", "--model", "resnet18", "--weights", &r, "--layer", "layer1.0.conv1", photo, "-o", &png("a.png")]);
+    run(&["viz", "saliency", "--model", "resnet18", "--weights", &r, photo, "--overlay", "-o", &png("s.png"), "--raw", &png("s.safetensors")]);
+    run(&["viz", "guided", "--model", "mnist-cnn", "--weights", &m, grey, "--class", "7", "-o", &png("g.png")]);
+    run(&["viz", "deconvnet", "--model", "mnist-cnn", "--weights", &m, grey, "--neuron", "conv2:5:4:6", "-o", &png("d.png")]);
+    let out = run(&["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "3", "--steps", "20", "-o", &png("c.png")]);
+    assert!(out.contains("objective"), "{out}");
+    run(&["viz", "neuron", "--model", "mnist-cnn", "--weights", &m, "--neuron", "conv1:2", "--steps", "10", "--jitter", "1", "-o", &png("n.png")]);
+    for f in ["f.png", "f2.png", "a.png", "s.png", "g.png", "d.png", "c.png", "n.png"] {
+        let img = image::open(dir.join(f)).unwrap();
+        assert!(img.width() >= 28 && img.height() >= 28, "{f}");
+    }
+    // f2: conv2's 64 filters x 32 input channels as tiles.
+    assert!(image::open(dir.join("f2.png")).unwrap().width() > 32 * 5);
+    let raw = fovea::io::safetensors::read(&dir.join("s.safetensors")).unwrap();
+    assert_eq!(raw.floats["gradient"].shape(), &[1, 3, 64, 64]);
+
+    // The report on the bundled MNIST: one HTML file with inlined images, no links out.
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
+    run(&["report", "--model", "mnist-cnn", "--weights", &m, "--data", data, "--ascent-steps", "5", "-o", &png("r.html")]);
+    let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
+    assert!(html.contains("<table>") && html.matches("data:image/png;base64,").count() >= 10);
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("src=\"/"));
+
+    // Bad input: a neuron outside the layer, a layer that is not a conv.
+    let out = std::process::Command::new(bin)
+        .args(["viz", "guided", "--model", "mnist-cnn", "--weights", &m, grey, "--neuron", "conv2:99", "-o", &png("x.png")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("conv2:99"));
+    let out = std::process::Command::new(bin)
+        .args(["viz", "filters", "--model", "mnist-cnn", "--weights", &m, "--layer", "fc1", "-o", &png("x.png")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a convolution"));
+    std::fs::remove_dir_all(&dir).ok();
+}
