@@ -27,6 +27,8 @@ enum Command {
     /// deconvnet, class and neuron visualizations.
     #[command(subcommand)]
     Viz(cli::viz::Command),
+    /// Filter an image with a classic kernel (Sobel, Laplacian, Gaussian, box) as a convolution.
+    Filter(cli::viz::FilterArgs),
     /// One self-contained HTML page about trained weights.
     Report(cli::viz::ReportArgs),
     /// Print a model's per-layer table: output shapes, parameters, multiply-adds, left-over cells.
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => cli::predict::run(a),
         Command::Viz(c) => cli::viz::run(c),
         Command::Report(a) => cli::viz::report(a),
+        Command::Filter(a) => cli::viz::filter(a),
         Command::Summary(a) => cli::summary::run(a),
         Command::Bench(a) => cli::bench::run(a),
     };

@@ -277,3 +277,22 @@ pub fn report(a: ReportArgs) -> Result<()> {
     println!("wrote {} in {:.1} s", a.out.display(), t.elapsed().as_secs_f32());
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct FilterArgs {
+    /// sobel, sobel-x, sobel-y, laplacian, gaussian:SIGMA or box:K.
+    #[arg(long, default_value = "sobel")]
+    kernel: String,
+    image: PathBuf,
+    #[arg(short = 'o', long = "out", default_value = "filtered.png")]
+    out: PathBuf,
+}
+
+/// `fovea filter`: a classic kernel through the networks' own convolution.
+pub fn filter(a: FilterArgs) -> Result<()> {
+    let kernel = fovea::viz::filter::Kernel::parse(&a.kernel)?;
+    let img = image::open(&a.image).map_err(|e| Error::file(&a.image, format!("cannot read the image: {e}")))?;
+    render::save_png(&a.out, &fovea::viz::filter::filter_image(&img, kernel)?)?;
+    println!("wrote {} ({} of {}x{})", a.out.display(), a.kernel, img.width(), img.height());
+    Ok(())
+}
