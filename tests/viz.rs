@@ -89,6 +89,30 @@ fn percentile_clipping_zeroes_the_stated_share() {
 }
 
 #[test]
+fn grad_cam_and_occlusion() {
+    let mut net = models::build("mnist-cnn", 10, 5).unwrap();
+    let x = digit_like(2);
+    let cam = fovea::viz::cam::grad_cam(&mut net, &x, 4, "conv2").unwrap();
+    assert_eq!(cam.len(), 784);
+    assert!(cam.iter().all(|v| *v >= 0.0 && v.is_finite()));
+    assert!(fovea::viz::cam::grad_cam(&mut net, &x, 4, "fc1").is_err());
+    let ggc = fovea::viz::cam::guided_grad_cam(&mut net, &x, 4, "conv2").unwrap();
+    assert_eq!(ggc.shape(), &[1, 1, 28, 28]);
+    // Where Grad-CAM is zero, guided Grad-CAM is zero too.
+    assert!(cam.iter().zip(ggc.data()).all(|(c, g)| *c > 0.0 || *g == 0.0));
+
+    // An image that is grey everywhere: covering any part with grey changes nothing.
+    let norm = fovea::data::Normalize::mnist();
+    let grey = Tensor::full(&[1, 1, 28, 28], (0.5 - 0.1307) / 0.3081);
+    let map = fovea::viz::cam::occlusion(&mut net, &grey, 2, 7, 7, &norm).unwrap();
+    assert!(map.iter().all(|v| v.abs() < 1e-5), "{:?}", &map[..10]);
+    // On a digit, covering its stroke changes the score somewhere.
+    let map = fovea::viz::cam::occlusion(&mut net, &x, 2, 6, 3, &norm).unwrap();
+    assert!(map.iter().any(|v| v.abs() > 1e-4));
+    assert!(fovea::viz::cam::occlusion(&mut net, &x, 2, 40, 3, &norm).is_err());
+}
+
+#[test]
 fn the_commands_run_on_real_images() {
     let bin = env!("CARGO_BIN_EXE_fovea");
     let dir = std::env::temp_dir().join(format!("fovea-viz-{}", std::process::id()));
@@ -124,8 +148,12 @@ fn the_commands_run_on_real_images() {
     run(&["viz", "deconvnet", "--model", "mnist-cnn", "--weights", &m, grey, "--neuron", "conv2:5:4:6", "-o", &png("d.png")]);
     let out = run(&["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "3", "--steps", "20", "-o", &png("c.png")]);
     assert!(out.contains("objective"), "{out}");
+    run(&["viz", "gradcam", "--model", "resnet18", "--weights", &r, photo, "--layer", "layer4.1.conv2", "-o", &png("cam.png")]);
+    run(&["viz", "gradcam", "--model", "mnist-cnn", "--weights", &m, grey, "--layer", "conv2", "--guided", "-o", &png("gcam.png")]);
+    run(&["viz", "occlusion", "--model", "mnist-cnn", "--weights", &m, grey, "--class", "class1", "-o", &png("occ.png")]);
+    run(&["filter", "--kernel", "gaussian:1.5", photo, "-o", &png("blur.png")]);
     run(&["viz", "neuron", "--model", "mnist-cnn", "--weights", &m, "--neuron", "conv1:2", "--steps", "10", "--jitter", "1", "-o", &png("n.png")]);
-    for f in ["f.png", "f2.png", "a.png", "s.png", "g.png", "d.png", "c.png", "n.png"] {
+    for f in ["f.png", "f2.png", "a.png", "s.png", "g.png", "d.png", "c.png", "n.png", "cam.png", "gcam.png", "occ.png", "blur.png"] {
         let img = image::open(dir.join(f)).unwrap();
         assert!(img.width() >= 28 && img.height() >= 28, "{f}");
     }

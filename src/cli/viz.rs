@@ -48,6 +48,38 @@ pub enum Command {
     Guided(GradArgs),
     /// Deconvnet (Zeiler and Fergus).
     Deconvnet(GradArgs),
+    /// Grad-CAM (or guided Grad-CAM with --guided) at a conv layer.
+    Gradcam {
+        #[command(flatten)]
+        common: Common,
+        image: PathBuf,
+        /// The conv layer whose maps are weighted (e.g. conv2, layer4.1.conv2).
+        #[arg(long)]
+        layer: String,
+        /// Class (index or label); default: the predicted one.
+        #[arg(long)]
+        class: Option<String>,
+        /// Multiply by guided backprop (guided Grad-CAM).
+        #[arg(long)]
+        guided: bool,
+        #[arg(long)]
+        raw: Option<PathBuf>,
+    },
+    /// Occlusion sensitivity: the drop in the class score as a grey square slides over the image.
+    Occlusion {
+        #[command(flatten)]
+        common: Common,
+        image: PathBuf,
+        #[arg(long)]
+        class: Option<String>,
+        /// Side of the grey square in pixels.
+        #[arg(long, default_value_t = 8)]
+        size: usize,
+        #[arg(long, default_value_t = 4)]
+        stride: usize,
+        #[arg(long)]
+        raw: Option<PathBuf>,
+    },
     /// Gradient ascent to a class score.
     Class(AscentArgs),
     /// Gradient ascent to one neuron.
@@ -155,8 +187,45 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Guided(a) => gradient(a, ReluRule::Guided, false)?,
         Command::Deconvnet(a) => gradient(a, ReluRule::Deconvnet, false)?,
         Command::Class(a) | Command::Neuron(a) => ascent(a)?,
+        Command::Gradcam { common, image, layer, class, guided, raw } => {
+            let Loaded { mut net, classes } = load(&common.model, &common.weights, common.input)?;
+            let x = image_input(&net, &common.model, &image)?;
+            let class = pick_class(&mut net, &x, class.as_deref(), &classes)?;
+            let s = x.shape().to_vec();
+            let img = if guided {
+                let g = fovea::viz::cam::guided_grad_cam(&mut net, &x, class, &layer)?;
+                save_raw(&raw, "guided_grad_cam", &g)?;
+                gradient_image(&g, false, 99.0)
+            } else {
+                let cam = fovea::viz::cam::grad_cam(&mut net, &x, class, &layer)?;
+                save_raw(&raw, "grad_cam", &Tensor::from_vec(&[s[2], s[3]], cam.clone())?)?;
+                render::overlay(&input_image(&x, &models::normalization(&common.model)), &render::hot(&cam, s[2], s[3], 100.0), 0.6)
+            };
+            render::save_png(&common.out, &render::enlarge(&img, render::factor_for(img.width(), 224)))?;
+            println!("wrote {} (class {class})", common.out.display());
+        }
+        Command::Occlusion { common, image, class, size, stride, raw } => {
+            let Loaded { mut net, classes } = load(&common.model, &common.weights, common.input)?;
+            let x = image_input(&net, &common.model, &image)?;
+            let class = pick_class(&mut net, &x, class.as_deref(), &classes)?;
+            let norm = models::normalization(&common.model);
+            let map = fovea::viz::cam::occlusion(&mut net, &x, class, size, stride, &norm)?;
+            let s = x.shape().to_vec();
+            save_raw(&raw, "occlusion", &Tensor::from_vec(&[s[2], s[3]], map.clone())?)?;
+            let img = render::overlay(&input_image(&x, &norm), &render::diverging(&map, s[2], s[3], 100.0), 0.6);
+            render::save_png(&common.out, &render::enlarge(&img, render::factor_for(img.width(), 224)))?;
+            println!("wrote {} (class {class})", common.out.display());
+        }
     }
     Ok(())
+}
+
+/// The class given (index or label), or the one the net predicts for `x`.
+fn pick_class(net: &mut Net, x: &Tensor, class: Option<&str>, classes: &[String]) -> Result<usize> {
+    match class {
+        Some(c) => fovea::viz::target::class_index(c, classes),
+        None => Ok(net.forward(x, &fovea::ForwardCtx::default())?.argmax_rows()[0]),
+    }
 }
 
 fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {

@@ -3,6 +3,7 @@
 //! neuron, and the HTML report that gathers them.
 
 pub mod ascent;
+pub mod cam;
 pub mod filter;
 pub mod render;
 pub mod report;

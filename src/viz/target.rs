@@ -30,14 +30,7 @@ impl Target {
 
     /// Parses a class given by index or by label.
     pub fn parse_class(s: &str, labels: &[String]) -> Result<Target> {
-        if let Ok(i) = s.parse::<usize>() {
-            return Ok(Target::Class(i));
-        }
-        labels
-            .iter()
-            .position(|l| l == s)
-            .map(Target::Class)
-            .ok_or_else(|| Error::Invalid(format!("no class labelled {s:?}")))
+        class_index(s, labels).map(Target::Class)
     }
 
     /// The node whose output holds the target, and the one-hot seed gradient of the target for
@@ -77,6 +70,14 @@ impl Target {
         seed.data_mut()[index] = 1.0;
         Ok((node, seed))
     }
+}
+
+/// A class given by index or by label.
+pub fn class_index(s: &str, labels: &[String]) -> Result<usize> {
+    if let Ok(i) = s.parse::<usize>() {
+        return Ok(i);
+    }
+    labels.iter().position(|l| l == s).ok_or_else(|| Error::Invalid(format!("no class labelled {s:?}")))
 }
 
 /// The gradient of `target` at the input `x` (`[1, C, H, W]`) under `rule`, and the target's
