@@ -113,6 +113,35 @@ fn grad_cam_and_occlusion() {
 }
 
 #[test]
+fn top_patches_are_the_strongest_responses_with_their_receptive_fields() {
+    let mut net = models::build("mnist-cnn", 10, 5).unwrap();
+    let ds = fovea::data::Dataset {
+        shape: [1, 28, 28],
+        pixels: (0..20 * 784).map(|i| ((i * 7919) % 251) as u8).collect(),
+        labels: vec![0; 20],
+        classes: (0..10).map(|c| c.to_string()).collect(),
+    };
+    let norm = fovea::data::Normalize::mnist();
+    let found = fovea::viz::patches::top_patches(&mut net, &ds, &norm, "conv2", &[3, 7], 5, 20).unwrap();
+    for (k, ch) in [3usize, 7].iter().enumerate() {
+        let list = &found[k];
+        assert_eq!(list.len(), 5);
+        assert!(list.windows(2).all(|w| w[0].value >= w[1].value));
+        for p in list {
+            // The value is the channel's maximum over that image's map.
+            let (mut x, mut l) = (Tensor::default(), Vec::new());
+            fovea::data::fill_batch(&ds, &[p.image], &norm, None, &mut x, &mut l);
+            net.forward(&x, &fovea::ForwardCtx::default()).unwrap();
+            let map = &net.value("conv2").unwrap().data()[ch * 196..(ch + 1) * 196];
+            assert_eq!(map.iter().cloned().fold(f32::MIN, f32::max), p.value);
+            assert_eq!(map[p.y * 14 + p.x], p.value);
+            assert_eq!(p.region, net.receptive_field("conv2", p.y, p.x).unwrap());
+        }
+    }
+    assert!(fovea::viz::patches::top_patches(&mut net, &ds, &norm, "conv2", &[64], 5, 20).is_err());
+}
+
+#[test]
 fn the_commands_run_on_real_images() {
     let bin = env!("CARGO_BIN_EXE_fovea");
     let dir = std::env::temp_dir().join(format!("fovea-viz-{}", std::process::id()));
@@ -152,8 +181,10 @@ fn the_commands_run_on_real_images() {
     run(&["viz", "gradcam", "--model", "mnist-cnn", "--weights", &m, grey, "--layer", "conv2", "--guided", "-o", &png("gcam.png")]);
     run(&["viz", "occlusion", "--model", "mnist-cnn", "--weights", &m, grey, "--class", "class1", "-o", &png("occ.png")]);
     run(&["filter", "--kernel", "gaussian:1.5", photo, "-o", &png("blur.png")]);
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
+    run(&["viz", "patches", "--model", "mnist-cnn", "--weights", &m, "--neuron", "conv1:3", "--data", data, "--limit", "300", "-o", &png("p.png")]);
     run(&["viz", "neuron", "--model", "mnist-cnn", "--weights", &m, "--neuron", "conv1:2", "--steps", "10", "--jitter", "1", "-o", &png("n.png")]);
-    for f in ["f.png", "f2.png", "a.png", "s.png", "g.png", "d.png", "c.png", "n.png", "cam.png", "gcam.png", "occ.png", "blur.png"] {
+    for f in ["f.png", "f2.png", "a.png", "s.png", "g.png", "d.png", "c.png", "n.png", "cam.png", "gcam.png", "occ.png", "blur.png", "p.png"] {
         let img = image::open(dir.join(f)).unwrap();
         assert!(img.width() >= 28 && img.height() >= 28, "{f}");
     }
@@ -163,7 +194,6 @@ fn the_commands_run_on_real_images() {
     assert_eq!(raw.floats["gradient"].shape(), &[1, 3, 64, 64]);
 
     // The report on the bundled MNIST: one HTML file with inlined images, no links out.
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
     run(&["report", "--model", "mnist-cnn", "--weights", &m, "--data", data, "--ascent-steps", "5", "-o", &png("r.html")]);
     let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
     assert!(html.contains("<table>") && html.matches("data:image/png;base64,").count() >= 10);

@@ -80,6 +80,22 @@ pub enum Command {
         #[arg(long)]
         raw: Option<PathBuf>,
     },
+    /// The data set's top patches for a channel, each beside its guided backprop.
+    Patches {
+        #[command(flatten)]
+        common: Common,
+        /// LAYER:CHANNEL.
+        #[arg(long)]
+        neuron: String,
+        /// Data directory (its test split, or its training images when it has no test split).
+        #[arg(long, default_value = "data/mnist")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 9)]
+        top: usize,
+        /// Images scanned at most.
+        #[arg(long, default_value_t = 10000)]
+        limit: usize,
+    },
     /// Gradient ascent to a class score.
     Class(AscentArgs),
     /// Gradient ascent to one neuron.
@@ -187,6 +203,22 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Guided(a) => gradient(a, ReluRule::Guided, false)?,
         Command::Deconvnet(a) => gradient(a, ReluRule::Deconvnet, false)?,
         Command::Class(a) | Command::Neuron(a) => ascent(a)?,
+        Command::Patches { common, neuron, data: dir, top, limit } => {
+            let Loaded { mut net, .. } = load(&common.model, &common.weights, common.input)?;
+            let (layer, channel) = match Target::parse_neuron(&neuron)? {
+                Target::Neuron { node, channel, .. } => (node, channel),
+                Target::Class(_) => return Err(Error::Invalid(format!("{neuron:?} is not LAYER:CHANNEL"))),
+            };
+            let s = net.input_shape().to_vec();
+            let split = data::load_dir(&dir, [s[0], s[1], s[2]])?;
+            let ds = if split.test.is_empty() { split.train } else { split.test };
+            let norm = models::normalization(&common.model);
+            let found = fovea::viz::patches::top_patches(&mut net, &ds, &norm, &layer, &[channel], top.max(1), limit)?;
+            let img = fovea::viz::patches::patches_image(&mut net, &ds, &norm, &layer, channel, &found[0], 3)?;
+            render::save_png(&common.out, &img)?;
+            let values: Vec<String> = found[0].iter().map(|p| format!("{:.2}", p.value)).collect();
+            println!("wrote {} (top activations {})", common.out.display(), values.join(", "));
+        }
         Command::Gradcam { common, image, layer, class, guided, raw } => {
             let Loaded { mut net, classes } = load(&common.model, &common.weights, common.input)?;
             let x = image_input(&net, &common.model, &image)?;

@@ -5,6 +5,7 @@
 pub mod ascent;
 pub mod cam;
 pub mod filter;
+pub mod patches;
 pub mod render;
 pub mod report;
 pub mod target;

@@ -136,6 +136,18 @@ pub fn write_report(net: &mut Net, input: &ReportInput, out: &Path) -> Result<()
             }
         }
 
+        h.push_str("<h2>What channels look for: top patches</h2><p>For a few channels of each conv layer, the test images \
+            where the channel fires most, cropped to the receptive field of its strongest cell, each beside its guided backprop.</p>");
+        for layer in &convs {
+            let channels: Vec<usize> = (0..4).collect();
+            if let Ok(found) = super::patches::top_patches(net, ds, input.norm, layer, &channels, 6, 2000) {
+                for (ch, list) in found.iter().enumerate() {
+                    let img = super::patches::patches_image(net, ds, input.norm, layer, ch, list, 3)?;
+                    let _ = write!(h, "<figure>{}<figcaption>{}:{ch}</figcaption></figure>", img_tag(&img, "patches", None)?, esc(layer));
+                }
+            }
+        }
+
         h.push_str("<h2>Why it decided: gradients at the image</h2><p>For the predicted class's score (before softmax): \
             saliency (Simonyan et al.: max over colour channels of |gradient|), guided backprop (Springenberg et al.) and \
             deconvnet (Zeiler and Fergus). Red positive, blue negative.</p>");
