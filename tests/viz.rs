@@ -40,6 +40,28 @@ fn a_neuron_that_is_off_has_no_plain_or_guided_gradient() {
 }
 
 #[test]
+fn a_batch_gives_the_same_maps_as_its_images_one_by_one() {
+    let mut net = models::build("lenet5", 10, 8).unwrap();
+    let images: Vec<Tensor> = (0..3).map(digit_like).collect();
+    let mut batch = Vec::new();
+    for im in &images {
+        batch.extend_from_slice(im.data());
+    }
+    let batch = Tensor::from_vec(&[3, 1, 28, 28], batch).unwrap();
+    for target in [Target::Class(6), Target::Neuron { node: "conv2".into(), channel: 9, at: Some((3, 4)) }] {
+        for rule in [ReluRule::Plain, ReluRule::Guided, ReluRule::Deconvnet] {
+            let (together, _) = input_gradient(&mut net, &batch, &target, rule).unwrap();
+            for (i, im) in images.iter().enumerate() {
+                let (alone, _) = input_gradient(&mut net, im, &target, rule).unwrap();
+                let part = &together.data()[i * 784..(i + 1) * 784];
+                let scale = alone.data().iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+                assert!(part.iter().zip(alone.data()).all(|(a, b)| (a - b).abs() <= 1e-5 * scale), "{target:?} {rule:?} image {i}");
+            }
+        }
+    }
+}
+
+#[test]
 fn saliency_is_the_largest_absolute_gradient_over_channels() {
     let g = Tensor::from_vec(&[1, 3, 1, 2], vec![0.5, -2.0, -1.0, 0.25, 0.1, 1.5]).unwrap();
     assert_eq!(saliency(&g), vec![1.0, 2.0]);
@@ -50,7 +72,7 @@ fn gradient_ascent_with_a_small_step_raises_the_objective() {
     let mut net = models::build("lenet5", 10, 2).unwrap();
     for target in [Target::Class(3), Target::Neuron { node: "conv2".into(), channel: 4, at: None }] {
         let cfg = AscentConfig { steps: 30, step_size: 0.05, l2: 0.0, ..AscentConfig::default() };
-        let (img, values) = ascend(&mut net, &target, &cfg, None, |_, _| {}).unwrap();
+        let (img, values) = ascend(&mut net, &target, &cfg, None, |_, _, _| {}).unwrap();
         assert!(values.last().unwrap() > values.first().unwrap(), "{target:?}: {values:?}");
         assert!(values.windows(2).filter(|w| w[1] < w[0]).count() <= 3, "{target:?}: {values:?}");
         assert_eq!(img.shape(), &[1, 1, 28, 28]);

@@ -166,6 +166,9 @@ pub struct AscentArgs {
     /// Also save the image ([1, C, H, W], normalised) to this safetensors file.
     #[arg(long)]
     raw: Option<PathBuf>,
+    /// Also save the image every this many steps, as OUT-<step>.png (0: only the last).
+    #[arg(long, default_value_t = 0)]
+    every: usize,
 }
 
 /// One image file as the model's input batch `[1, C, H, W]`.
@@ -304,10 +307,19 @@ fn ascent(a: AscentArgs) -> Result<()> {
         seed: a.seed,
     };
     let bar = indicatif::ProgressBar::new(cfg.steps as u64);
-    let (img, values) = ascend(&mut net, &target, &cfg, None, |_, v| {
+    let out = a.common.out.clone();
+    let mut saved = Ok(());
+    let (img, values) = ascend(&mut net, &target, &cfg, None, |step, v, x| {
         bar.inc(1);
         bar.set_message(format!("objective {v:.3}"));
+        if a.every > 0 && (step + 1) % a.every == 0 && saved.is_ok() {
+            let stem = out.file_stem().map_or("ascent".into(), |s| s.to_string_lossy().to_string());
+            let path = out.with_file_name(format!("{stem}-{:04}.png", step + 1));
+            let shown = gradient_image(x, false, 99.5);
+            saved = render::save_png(&path, &render::enlarge(&shown, render::factor_for(shown.width(), 224)));
+        }
     })?;
+    saved?;
     bar.finish_and_clear();
     let shown = gradient_image(&img, false, 99.5);
     render::save_png(&a.common.out, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;

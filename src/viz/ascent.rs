@@ -114,8 +114,9 @@ pub fn clip_pixels(x: &mut Tensor, score: &[f32], pct: f32) {
 
 /// Runs the ascent on an image of the net's input shape, starting from `start` when given.
 /// Returns the image (`[1, C, H, W]`, in the net's normalised input space) and the target's
-/// value at each step. `progress` is called after each step.
-pub fn ascend(net: &mut Net, target: &Target, cfg: &AscentConfig, start: Option<&Tensor>, mut progress: impl FnMut(usize, f32)) -> Result<(Tensor, Vec<f32>)> {
+/// value at each step. `progress` is called after each step with the step, the value and the
+/// image so far.
+pub fn ascend(net: &mut Net, target: &Target, cfg: &AscentConfig, start: Option<&Tensor>, mut progress: impl FnMut(usize, f32, &Tensor)) -> Result<(Tensor, Vec<f32>)> {
     let mut shape = vec![1];
     shape.extend_from_slice(net.input_shape());
     let (h, w) = (shape[2], shape[3]);
@@ -158,7 +159,7 @@ pub fn ascend(net: &mut Net, target: &Target, cfg: &AscentConfig, start: Option<
                 .collect();
             clip_pixels(&mut x, &contrib, cfg.clip_contrib_pct);
         }
-        progress(step, value);
+        progress(step, value, &x);
     }
     Ok((x, values))
 }

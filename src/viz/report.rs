@@ -178,7 +178,7 @@ pub fn write_report(net: &mut Net, input: &ReportInput, out: &Path) -> Result<()
         let k = net.output().shape().last().copied().unwrap_or(0).min(input.classes.len().max(1)).min(20);
         let cfg = AscentConfig { steps: input.ascent_steps, blur_every: 4, blur_sigma: 0.5, l2: 1e-2, step_size: 1.0, ..AscentConfig::default() };
         for c in 0..k {
-            let (img, values) = ascend(net, &Target::Class(c), &cfg, None, |_, _| {})?;
+            let (img, values) = ascend(net, &Target::Class(c), &cfg, None, |_, _, _| {})?;
             let shown = gradient_image(&img, false, 99.5);
             let shown = render::enlarge(&shown, render::factor_for(shown.width(), 112));
             let _ = write!(h, "<figure>{}<figcaption>{} (score {:.1})</figcaption></figure>",

@@ -34,7 +34,7 @@ impl Target {
     }
 
     /// The node whose output holds the target, and the one-hot seed gradient of the target for
-    /// that output's shape (batch 1).
+    /// that output's shape, in every image of the batch.
     pub fn seed(&self, net: &Net) -> Result<(String, Tensor)> {
         let (node, index, shape) = match self {
             Target::Class(c) => {
@@ -66,8 +66,12 @@ impl Target {
                 (node.clone(), index, shape)
             }
         };
+        // The same target in every image of the batch: one-hot in each sample's slice.
         let mut seed = Tensor::zeros(&shape);
-        seed.data_mut()[index] = 1.0;
+        let per_sample = shape[1..].iter().product::<usize>();
+        for b in 0..shape[0] {
+            seed.data_mut()[b * per_sample + index] = 1.0;
+        }
         Ok((node, seed))
     }
 }
@@ -80,8 +84,9 @@ pub fn class_index(s: &str, labels: &[String]) -> Result<usize> {
     labels.iter().position(|l| l == s).ok_or_else(|| Error::Invalid(format!("no class labelled {s:?}")))
 }
 
-/// The gradient of `target` at the input `x` (`[1, C, H, W]`) under `rule`, and the target's
-/// value. Evaluation mode: batch norm uses its running statistics, dropout is off.
+/// The gradient of `target` at the input `x` (`[N, C, H, W]`; each image its own gradient)
+/// under `rule`, and the target's value summed over the batch. Evaluation mode: batch norm
+/// uses its running statistics and dropout is off, so images do not affect one another.
 pub fn input_gradient(net: &mut Net, x: &Tensor, target: &Target, rule: ReluRule) -> Result<(Tensor, f32)> {
     net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
     let (node, seed) = target.seed(net)?;
