@@ -1,7 +1,7 @@
 //! Conv2d: many filters slid over the input, with stride, padding (VALID, SAME, explicit),
 //! dilation, groups and an optional bias. Weight `[out, in/groups, kh, kw]`, bias `[out]`.
 
-use super::{expect_inputs, expect_nchw, BackwardCtx, ForwardCtx, Layer, Param};
+use super::{expect_inputs, expect_nchw, init_fan_in, weight_and_bias, weight_and_bias_mut, BackwardCtx, ForwardCtx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Padding, Region, Window2d};
 use crate::kernels::conv2d::{conv2d_backward, conv2d_forward, ConvDims, ConvScratch};
@@ -148,28 +148,17 @@ impl Layer for Conv2d {
     }
 
     fn params(&self) -> Vec<(&'static str, &Param)> {
-        let mut p = vec![("weight", &self.weight)];
-        if let Some(b) = &self.bias {
-            p.push(("bias", b));
-        }
-        p
+        weight_and_bias(&self.weight, &self.bias)
     }
 
     fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
-        let mut p = vec![("weight", &mut self.weight)];
-        if let Some(b) = &mut self.bias {
-            p.push(("bias", b));
-        }
-        p
+        weight_and_bias_mut(&mut self.weight, &mut self.bias)
     }
 
     /// PyTorch's default: weight and bias uniform in `±1 / sqrt(fan_in)`.
     fn init(&mut self, rng: &mut Rng) {
         let fan_in = (self.cfg.in_channels / self.cfg.groups) * self.cfg.kernel[0] * self.cfg.kernel[1];
-        let bound = 1.0 / (fan_in as f32).sqrt();
-        for p in self.params_mut() {
-            p.1.value.data_mut().iter_mut().for_each(|v| *v = rng.uniform(-bound, bound));
-        }
+        init_fan_in(self.params_mut(), fan_in, rng);
     }
 
     fn macs(&self, inputs: &[&[usize]]) -> u64 {

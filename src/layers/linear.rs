@@ -1,6 +1,6 @@
 //! Fully connected layer: `y = x @ W^T + b`, weight `[out, in]`, bias `[out]` (PyTorch's layout).
 
-use super::{expect_inputs, BackwardCtx, ForwardCtx, Layer, Param};
+use super::{expect_inputs, init_fan_in, weight_and_bias, weight_and_bias_mut, BackwardCtx, ForwardCtx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::geometry::Region;
 use crate::kernels::linear::{linear_backward, linear_forward};
@@ -71,25 +71,15 @@ impl Layer for Linear {
         Ok(())
     }
     fn params(&self) -> Vec<(&'static str, &Param)> {
-        let mut p = vec![("weight", &self.weight)];
-        if let Some(b) = &self.bias {
-            p.push(("bias", b));
-        }
-        p
+        weight_and_bias(&self.weight, &self.bias)
     }
     fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
-        let mut p = vec![("weight", &mut self.weight)];
-        if let Some(b) = &mut self.bias {
-            p.push(("bias", b));
-        }
-        p
+        weight_and_bias_mut(&mut self.weight, &mut self.bias)
     }
     /// PyTorch's default: uniform in `±1 / sqrt(in_features)`.
     fn init(&mut self, rng: &mut Rng) {
-        let bound = 1.0 / (self.in_features as f32).sqrt();
-        for p in self.params_mut() {
-            p.1.value.data_mut().iter_mut().for_each(|v| *v = rng.uniform(-bound, bound));
-        }
+        let fan_in = self.in_features;
+        init_fan_in(self.params_mut(), fan_in, rng);
     }
     fn macs(&self, _inputs: &[&[usize]]) -> u64 {
         (self.in_features * self.out_features) as u64

@@ -156,6 +156,31 @@ pub trait Layer: Send {
     }
 }
 
+/// `weight` and, when present, `bias`, under PyTorch's names (Conv2d, Linear).
+pub(crate) fn weight_and_bias<'a>(weight: &'a Param, bias: &'a Option<Param>) -> Vec<(&'static str, &'a Param)> {
+    let mut p = vec![("weight", weight)];
+    if let Some(b) = bias {
+        p.push(("bias", b));
+    }
+    p
+}
+
+pub(crate) fn weight_and_bias_mut<'a>(weight: &'a mut Param, bias: &'a mut Option<Param>) -> Vec<(&'static str, &'a mut Param)> {
+    let mut p = vec![("weight", weight)];
+    if let Some(b) = bias {
+        p.push(("bias", b));
+    }
+    p
+}
+
+/// PyTorch's default for Conv2d and Linear: every value uniform in `±1 / sqrt(fan_in)`.
+pub(crate) fn init_fan_in(params: Vec<(&'static str, &mut Param)>, fan_in: usize, rng: &mut Rng) {
+    let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+    for (_, p) in params {
+        p.value.data_mut().iter_mut().for_each(|v| *v = rng.uniform(-bound, bound));
+    }
+}
+
 /// Fails unless `shape` has 4 dimensions and, when given, `channels` channels.
 pub(crate) fn expect_nchw(shape: &[usize], channels: Option<usize>) -> Result<(usize, usize, usize, usize)> {
     let (n, c, h, w) = crate::tensor::dims4(shape, "input")?;

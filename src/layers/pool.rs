@@ -34,6 +34,17 @@ fn pool_shape(w: &Window2d, inputs: &[&[usize]]) -> Result<Vec<usize>> {
     Ok(vec![inputs[0][0], inputs[0][1], g.rows.output, g.cols.output])
 }
 
+fn window_leftover(w: &Window2d, input: &[usize]) -> (usize, usize) {
+    pool_geometry(w, input).map(|g| g.leftover()).unwrap_or((0, 0))
+}
+
+fn window_region(w: &Window2d, input: &[usize], region: Region) -> Region {
+    match pool_geometry(w, input) {
+        Ok(g) => region.through(&g),
+        Err(_) => Region::full(input[2], input[3]),
+    }
+}
+
 /// Max pooling; padded cells never win.
 pub struct MaxPool2d {
     window: Window2d,
@@ -93,13 +104,10 @@ impl Layer for MaxPool2d {
         Ok(())
     }
     fn leftover(&self, inputs: &[&[usize]]) -> (usize, usize) {
-        pool_geometry(&self.window, inputs[0]).map(|g| g.leftover()).unwrap_or((0, 0))
+        window_leftover(&self.window, inputs[0])
     }
     fn input_region(&self, _i: usize, input: &[usize], region: Region) -> Region {
-        match pool_geometry(&self.window, input) {
-            Ok(g) => region.through(&g),
-            Err(_) => Region::full(input[2], input[3]),
-        }
+        window_region(&self.window, input, region)
     }
 }
 
@@ -152,13 +160,10 @@ impl Layer for AvgPool2d {
         Ok(())
     }
     fn leftover(&self, inputs: &[&[usize]]) -> (usize, usize) {
-        pool_geometry(&self.window, inputs[0]).map(|g| g.leftover()).unwrap_or((0, 0))
+        window_leftover(&self.window, inputs[0])
     }
     fn input_region(&self, _i: usize, input: &[usize], region: Region) -> Region {
-        match pool_geometry(&self.window, input) {
-            Ok(g) => region.through(&g),
-            Err(_) => Region::full(input[2], input[3]),
-        }
+        window_region(&self.window, input, region)
     }
 }
 
