@@ -80,6 +80,25 @@ fn gradient_ascent_with_a_small_step_raises_the_objective() {
 }
 
 #[test]
+fn yosinskis_four_presets() {
+    let rows: Vec<(f32, f32, usize, f32, f32)> = (1..=4)
+        .map(|r| {
+            let c = AscentConfig::yosinski(r).unwrap();
+            (c.decay, c.blur_sigma, c.blur_every, c.clip_norm_pct, c.clip_contrib_pct)
+        })
+        .collect();
+    assert_eq!(rows, vec![(0.0, 0.5, 4, 50.0, 0.0), (0.3, 0.0, 0, 20.0, 0.0), (0.0001, 1.0, 4, 0.0, 0.0), (0.0, 0.5, 4, 0.0, 90.0)]);
+    assert!(AscentConfig::yosinski(0).is_none() && AscentConfig::yosinski(5).is_none());
+    // Each preset still raises a class score from a zero start.
+    let mut net = models::build("lenet5", 10, 2).unwrap();
+    for r in 1..=4 {
+        let cfg = AscentConfig { steps: 15, step_size: 0.05, ..AscentConfig::yosinski(r).unwrap() };
+        let (_, v) = ascend(&mut net, &Target::Class(1), &cfg, None, |_, _, _| {}).unwrap();
+        assert!(v.last().unwrap() > v.first().unwrap(), "preset {r}: {v:?}");
+    }
+}
+
+#[test]
 fn a_normalised_blur_keeps_each_channels_sum() {
     // Content away from the borders: nothing is lost at the edges.
     let (h, w) = (20, 24);
@@ -205,8 +224,11 @@ fn the_commands_run_on_real_images() {
     run(&["filter", "--kernel", "gaussian:1.5", photo, "-o", &png("blur.png")]);
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
     run(&["viz", "patches", "--model", "mnist-cnn", "--weights", &m, "--neuron", "conv1:3", "--data", data, "--limit", "300", "-o", &png("p.png")]);
+    run(&["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "1", "--steps", "5", "--preset", "4", "--start", grey, "-o", &png("p4.png")]);
+    let out = run(&["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "2", "--steps", "5", "--facets", "2", "--data", data, "-o", &png("facet.png")]);
+    assert!(out.contains("facet0.png") && out.contains("facet1.png"), "{out}");
     run(&["viz", "neuron", "--model", "mnist-cnn", "--weights", &m, "--neuron", "conv1:2", "--steps", "10", "--jitter", "1", "-o", &png("n.png")]);
-    for f in ["f.png", "f2.png", "a.png", "s.png", "g.png", "d.png", "c.png", "n.png", "cam.png", "gcam.png", "occ.png", "blur.png", "p.png"] {
+    for f in ["f.png", "f2.png", "a.png", "s.png", "g.png", "d.png", "c.png", "n.png", "cam.png", "gcam.png", "occ.png", "blur.png", "p.png", "p4.png", "facet-facet0.png"] {
         let img = image::open(dir.join(f)).unwrap();
         assert!(img.width() >= 28 && img.height() >= 28, "{f}");
     }

@@ -169,6 +169,24 @@ pub struct AscentArgs {
     /// Also save the image every this many steps, as OUT-<step>.png (0: only the last).
     #[arg(long, default_value_t = 0)]
     every: usize,
+    /// One of Yosinski et al.'s four regulariser combinations (rows 1-4 of their Table 1);
+    /// replaces --l2, --decay, --blur-*, --clip-*.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    preset: Option<u8>,
+    /// Start from this image instead of zeros or noise.
+    #[arg(long)]
+    start: Option<PathBuf>,
+    /// Nguyen et al.'s multifaceted visualization (class targets): cluster the data set's
+    /// top-scoring images of the class into this many groups (k-means on LAYER's codes) and
+    /// ascend from each group's mean image; writes OUT-facet<k>.png.
+    #[arg(long, default_value_t = 0)]
+    facets: usize,
+    /// Data directory for --facets.
+    #[arg(long, default_value = "data/mnist")]
+    data: PathBuf,
+    /// Hidden layer whose codes are clustered for --facets (default: the layer before the output).
+    #[arg(long)]
+    codes: Option<String>,
 }
 
 /// One image file as the model's input batch `[1, C, H, W]`.
@@ -293,7 +311,7 @@ fn ascent(a: AscentArgs) -> Result<()> {
         (_, Some(n)) => Target::parse_neuron(n)?,
         (None, None) => return Err(Error::Invalid("give --class C or --neuron LAYER:CHANNEL[:Y:X]".into())),
     };
-    let cfg = AscentConfig {
+    let mut cfg = AscentConfig {
         steps: a.steps,
         step_size: a.step_size,
         l2: a.l2,
@@ -306,10 +324,21 @@ fn ascent(a: AscentArgs) -> Result<()> {
         noise: a.noise,
         seed: a.seed,
     };
+    if let Some(row) = a.preset {
+        let p = AscentConfig::yosinski(row as usize).ok_or_else(|| Error::Invalid(format!("no preset {row}")))?;
+        cfg = AscentConfig { steps: cfg.steps, step_size: cfg.step_size, jitter: cfg.jitter, noise: cfg.noise, seed: cfg.seed, ..p };
+    }
+    if a.facets > 0 {
+        return facets(&a, &mut net, &target, &cfg);
+    }
+    let start = match &a.start {
+        Some(p) => Some(image_input(&net, &a.common.model, p)?),
+        None => None,
+    };
     let bar = indicatif::ProgressBar::new(cfg.steps as u64);
     let out = a.common.out.clone();
     let mut saved = Ok(());
-    let (img, values) = ascend(&mut net, &target, &cfg, None, |step, v, x| {
+    let (img, values) = ascend(&mut net, &target, &cfg, start.as_ref(), |step, v, x| {
         bar.inc(1);
         bar.set_message(format!("objective {v:.3}"));
         if a.every > 0 && (step + 1) % a.every == 0 && saved.is_ok() {
@@ -328,6 +357,36 @@ fn ascent(a: AscentArgs) -> Result<()> {
         "wrote {} ({:?}: objective {:.3} -> {:.3} in {} steps)",
         a.common.out.display(), target, values.first().copied().unwrap_or(0.0), values.last().copied().unwrap_or(0.0), values.len()
     );
+    Ok(())
+}
+
+/// Multifaceted visualization: one ascent from the mean image of each cluster of the class's
+/// top-scoring data images.
+fn facets(a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) -> Result<()> {
+    let Target::Class(class) = *target else {
+        return Err(Error::Invalid("--facets works on a class (--class)".into()));
+    };
+    let s = net.input_shape().to_vec();
+    let split = data::load_dir(&a.data, [s[0], s[1], s[2]])?;
+    let ds = if split.test.is_empty() { split.train } else { split.test };
+    let norm = models::normalization(&a.common.model);
+    let layer = match &a.codes {
+        Some(l) => l.clone(),
+        None => {
+            let names: Vec<String> = net.node_names().map(String::from).collect();
+            let linear: Vec<&String> = names.iter().filter(|n| net.layer(n).is_some_and(|l| l.kind() == "Linear")).collect();
+            linear.iter().rev().nth(1).map(|n| n.to_string()).unwrap_or_else(|| names[names.len().saturating_sub(2)].clone())
+        }
+    };
+    let found = fovea::viz::facets::facet_starts(net, &ds, &norm, class, &layer, a.facets, 200, a.seed)?;
+    let stem = a.common.out.file_stem().map_or("class".into(), |s| s.to_string_lossy().to_string());
+    for (k, start) in found.iter().enumerate() {
+        let (img, values) = ascend(net, target, cfg, Some(start), |_, _, _| {})?;
+        let path = a.common.out.with_file_name(format!("{stem}-facet{k}.png"));
+        let shown = gradient_image(&img, false, 99.5);
+        render::save_png(&path, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
+        println!("wrote {} (objective {:.3})", path.display(), values.last().copied().unwrap_or(0.0));
+    }
     Ok(())
 }
 

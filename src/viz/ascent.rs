@@ -51,6 +51,23 @@ impl Default for AscentConfig {
     }
 }
 
+impl AscentConfig {
+    /// The four hyperparameter combinations of Yosinski et al. (2015), Table 1, rows 1-4:
+    /// `(decay, blur width, blur every, norm percentile, contribution percentile)` =
+    /// `(0, 0.5, 4, 50, 0)`, `(0.3, 0, 0, 20, 0)`, `(0.0001, 1.0, 4, 0, 0)`, `(0, 0.5, 4, 0, 90)`.
+    /// Simonyan's L2 penalty is off in them (their decay plays that role).
+    pub fn yosinski(row: usize) -> Option<AscentConfig> {
+        let (decay, blur_sigma, blur_every, clip_norm_pct, clip_contrib_pct) = match row {
+            1 => (0.0, 0.5, 4, 50.0, 0.0),
+            2 => (0.3, 0.0, 0, 20.0, 0.0),
+            3 => (0.0001, 1.0, 4, 0.0, 0.0),
+            4 => (0.0, 0.5, 4, 0.0, 90.0),
+            _ => return None,
+        };
+        Some(AscentConfig { decay, blur_sigma, blur_every, clip_norm_pct, clip_contrib_pct, l2: 0.0, ..AscentConfig::default() })
+    }
+}
+
 /// Rolls every plane of `x` (`[1, C, H, W]`) by `(dy, dx)` with wrap-around.
 fn roll(x: &mut Tensor, dy: isize, dx: isize) {
     let s = x.shape().to_vec();

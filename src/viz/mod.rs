@@ -4,6 +4,7 @@
 
 pub mod ascent;
 pub mod cam;
+pub mod facets;
 pub mod filter;
 pub mod patches;
 pub mod render;
