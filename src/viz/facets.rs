@@ -55,6 +55,7 @@ pub fn kmeans(points: &[Vec<f32>], k: usize, iterations: usize, seed: u64) -> Ve
 
 /// The mean images (`[1, C, H, W]`, normalised) of `k` clusters of the `top` images of `ds`
 /// that score highest for `class`, clustered on node `layer`'s codes.
+#[allow(clippy::too_many_arguments)]
 pub fn facet_starts(net: &mut Net, ds: &Dataset, norm: &Normalize, class: usize, layer: &str, k: usize, top: usize, seed: u64) -> Result<Vec<Tensor>> {
     let (mut x, mut labels) = (Tensor::default(), Vec::new());
     let mut scored: Vec<(f32, usize)> = Vec::new();
