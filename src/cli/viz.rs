@@ -353,6 +353,11 @@ fn ascent(a: AscentArgs) -> Result<()> {
     let shown = gradient_image(&img, false, 99.5);
     render::save_png(&a.common.out, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
     save_raw(&a.raw, "image", &img)?;
+    // The objective along the way, at ten evenly spaced steps.
+    let every = values.len().div_ceil(10).max(1);
+    for (i, v) in values.iter().enumerate().filter(|(i, _)| (i + 1) % every == 0 || *i == 0) {
+        println!("step {:>5}  objective {v:.4}", i + 1);
+    }
     println!(
         "wrote {} ({:?}: objective {:.3} -> {:.3} in {} steps)",
         a.common.out.display(), target, values.first().copied().unwrap_or(0.0), values.last().copied().unwrap_or(0.0), values.len()
