@@ -197,3 +197,20 @@ fn state_loads_strictly_and_lists_every_problem() {
     assert!(err.contains("unexpected: fc.weight"), "{err}");
     assert!(err.contains("conv1.weight: has shape [4, 3, 5, 5], the model needs [4, 3, 3, 3]"), "{err}");
 }
+
+/// The README's library example, kept compiling and running.
+#[test]
+fn the_readme_example_runs() -> fovea::Result<()> {
+    use fovea::{loss, models, BackwardCtx, ForwardCtx, Mode, ReluRule, Tensor};
+    let mut net = models::build("lenet5", 10, 42)?;
+    let x = Tensor::zeros(&[8, 1, 28, 28]);
+    let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: 1 })?.clone();
+    let xent = loss::softmax_cross_entropy(&logits, &[0; 8])?;
+    net.backward("fc3", &xent.d_logits, &BackwardCtx::default())?;
+    let mut seed = Tensor::zeros(net.value("conv2").unwrap().shape());
+    seed.data_mut()[5 * 100 + 4 * 10 + 6] = 1.0;
+    net.backward("conv2", &seed, &BackwardCtx { rule: ReluRule::Guided, param_grads: false, input_grad: true })?;
+    assert_eq!(net.input_grad().shape(), &[8, 1, 28, 28]);
+    assert!(net.params().iter().any(|(_, p)| p.grad.data().iter().any(|&g| g != 0.0)));
+    Ok(())
+}
