@@ -146,7 +146,6 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
 
     std::fs::create_dir_all(run_dir).map_err(|e| Error::file(run_dir, format!("cannot create: {e}")))?;
     let last_path = run_dir.join("last.safetensors");
-    let best_path = run_dir.join("best.safetensors");
     let mut progress = Progress::default();
     if resume {
         let loaded = checkpoint::load(&last_path)?;
@@ -168,6 +167,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
         write_json(&run_dir.join("config.json"), cfg)?;
     }
     let mut log = MetricsLog::open(&run_dir.join("metrics.jsonl"), resume.then_some(progress.step))?;
+    let run = Run { cfg, dir: run_dir, info: &info, norm: &norm, val_set: val_set.as_ref(), test_set: test_set.as_ref(), verbose: opts.verbose };
 
     let n = train_set.len();
     // The last, partial batch is kept (as PyTorch's default), unless it would hold a single
@@ -253,71 +253,22 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
             })?;
         }
 
-        let epoch_done = progress.step % steps_per_epoch == 0;
-        if epoch_done {
+        if progress.step % steps_per_epoch == 0 {
             let seconds = epoch_start.elapsed().as_secs_f32();
             if let Some(b) = bar.take() {
                 b.finish_and_clear();
             }
-            let val = match &val_set {
-                Some(v) => Some(evaluate::evaluate(&mut net, v, &norm, 500)?),
-                None => None,
-            };
-            let test = match &test_set {
-                Some(t) => Some(evaluate::evaluate(&mut net, t, &norm, 500)?),
-                None => None,
-            };
-            let record = Record::Epoch {
-                epoch: epoch + 1,
-                step: progress.step,
-                train_loss: (progress.epoch_loss_sum / progress.epoch_seen.max(1) as f64) as f32,
-                train_accuracy: progress.epoch_correct as f32 / progress.epoch_seen.max(1) as f32,
-                val_loss: val.as_ref().map(|e| e.loss),
-                val_accuracy: val.as_ref().map(|e| e.accuracy),
-                test_loss: test.as_ref().map(|e| e.loss),
-                test_accuracy: test.as_ref().map(|e| e.accuracy),
-                seconds,
-            };
-            log.append(&record)?;
-            if opts.verbose {
-                let pct = |e: &Option<evaluate::Evaluation>| e.as_ref().map_or("-".to_string(), |e| format!("{:.2}%", 100.0 * e.accuracy));
-                println!(
-                    "epoch {}/{}: train loss {:.4} acc {:.2}%, validation {}, test {}, {:.1} s ({:.0} images/s)",
-                    epoch + 1, cfg.epochs,
-                    progress.epoch_loss_sum / progress.epoch_seen.max(1) as f64,
-                    100.0 * progress.epoch_correct as f64 / progress.epoch_seen.max(1) as f64,
-                    pct(&val), pct(&test), seconds, progress.epoch_seen as f32 / seconds.max(1e-9)
-                );
-            }
+            let test_accuracy = run.end_of_epoch(&mut net, optimizer.as_ref(), &mut progress, &mut log, epoch, seconds)?;
             outcome.seconds_per_epoch.push(seconds);
-            outcome.test_accuracy = test.as_ref().map(|e| e.accuracy);
-            progress.epoch_loss_sum = 0.0;
-            progress.epoch_correct = 0;
-            progress.epoch_seen = 0;
-            // Best by validation accuracy (by test accuracy when nothing is held out).
-            let score = val.as_ref().or(test.as_ref()).map_or(0.0, |e| e.accuracy);
-            let improved = score > progress.best_val_accuracy || !best_path.exists();
-            if improved {
-                progress.best_val_accuracy = score.max(progress.best_val_accuracy);
-            }
-            checkpoint::save(&last_path, &net, Some(optimizer.as_ref()), &info, Some(&progress))?;
-            if improved {
-                checkpoint::save(&best_path, &net, None, &info, Some(&progress))?;
-            }
-            if let Ok(records) = metrics::read(&run_dir.join("metrics.jsonl")) {
-                // Plots are a convenience: a failure to draw them does not stop training.
-                if let Err(e) = crate::plot::training_curves(&records, run_dir) {
-                    eprintln!("warning: {e}");
-                }
-            }
+            outcome.test_accuracy = test_accuracy;
         } else if cfg.checkpoint_every > 0 && progress.step % cfg.checkpoint_every == 0 {
-            checkpoint::save(&last_path, &net, Some(optimizer.as_ref()), &info, Some(&progress))?;
+            run.save_last(&net, optimizer.as_ref(), &progress)?;
         }
         if opts.stop.is_some_and(|s| s.load(Ordering::SeqCst)) && progress.step < total_steps {
             if let Some(b) = bar.take() {
                 b.abandon();
             }
-            checkpoint::save(&last_path, &net, Some(optimizer.as_ref()), &info, Some(&progress))?;
+            run.save_last(&net, optimizer.as_ref(), &progress)?;
             return Err(Error::Interrupted(format!(
                 "stopped at step {} of {total_steps}; continue with: fovea train --resume {}",
                 progress.step,
@@ -328,4 +279,87 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
     outcome.steps = progress.step;
     outcome.best_val_accuracy = progress.best_val_accuracy;
     Ok(outcome)
+}
+
+/// What stays fixed during a run, for the work at checkpoints and epoch ends.
+struct Run<'a> {
+    cfg: &'a TrainConfig,
+    dir: &'a Path,
+    info: &'a WeightsInfo,
+    norm: &'a crate::data::Normalize,
+    val_set: Option<&'a crate::data::Dataset>,
+    test_set: Option<&'a crate::data::Dataset>,
+    verbose: bool,
+}
+
+impl Run<'_> {
+    fn save_last(&self, net: &crate::net::Net, optimizer: &dyn optim::Optimizer, progress: &Progress) -> Result<()> {
+        checkpoint::save(&self.dir.join("last.safetensors"), net, Some(optimizer), self.info, Some(progress))
+    }
+
+    /// At the end of epoch `epoch` (0-based): evaluate on the validation and test sets, log and
+    /// print the epoch, checkpoint `last` (and `best` when validation accuracy improved), redraw
+    /// the plots, and start the next epoch's sums. Returns the test accuracy.
+    fn end_of_epoch(
+        &self,
+        net: &mut crate::net::Net,
+        optimizer: &dyn optim::Optimizer,
+        progress: &mut Progress,
+        log: &mut MetricsLog,
+        epoch: usize,
+        seconds: f32,
+    ) -> Result<Option<f32>> {
+        let eval = |net: &mut crate::net::Net, set: Option<&crate::data::Dataset>| -> Result<Option<evaluate::Evaluation>> {
+            set.map(|d| evaluate::evaluate(net, d, self.norm, 500)).transpose()
+        };
+        let val = eval(net, self.val_set)?;
+        let test = eval(net, self.test_set)?;
+        let seen = progress.epoch_seen.max(1);
+        let train_loss = (progress.epoch_loss_sum / seen as f64) as f32;
+        let train_accuracy = progress.epoch_correct as f32 / seen as f32;
+        log.append(&Record::Epoch {
+            epoch: epoch + 1,
+            step: progress.step,
+            train_loss,
+            train_accuracy,
+            val_loss: val.as_ref().map(|e| e.loss),
+            val_accuracy: val.as_ref().map(|e| e.accuracy),
+            test_loss: test.as_ref().map(|e| e.loss),
+            test_accuracy: test.as_ref().map(|e| e.accuracy),
+            seconds,
+        })?;
+        if self.verbose {
+            let pct = |e: &Option<evaluate::Evaluation>| e.as_ref().map_or("-".to_string(), |e| format!("{:.2}%", 100.0 * e.accuracy));
+            println!(
+                "epoch {}/{}: train loss {train_loss:.4} acc {:.2}%, validation {}, test {}, {seconds:.1} s ({:.0} images/s)",
+                epoch + 1,
+                self.cfg.epochs,
+                100.0 * train_accuracy,
+                pct(&val),
+                pct(&test),
+                progress.epoch_seen as f32 / seconds.max(1e-9)
+            );
+        }
+        progress.epoch_loss_sum = 0.0;
+        progress.epoch_correct = 0;
+        progress.epoch_seen = 0;
+        // Best by validation accuracy (by test accuracy when nothing is held out).
+        let best_path = self.dir.join("best.safetensors");
+        let score = val.as_ref().or(test.as_ref()).map_or(0.0, |e| e.accuracy);
+        let improved = score > progress.best_val_accuracy || !best_path.exists();
+        if improved {
+            progress.best_val_accuracy = score.max(progress.best_val_accuracy);
+        }
+        self.save_last(net, optimizer, progress)?;
+        if improved {
+            checkpoint::save(&best_path, net, None, self.info, Some(progress))?;
+        }
+        if let Ok(records) = metrics::read(&self.dir.join("metrics.jsonl")) {
+            // Plots are a convenience: a failure to draw them does not stop training.
+            if let Err(e) = crate::plot::training_curves(&records, self.dir) {
+                eprintln!("warning: {e}");
+            }
+        }
+        Ok(test.map(|e| e.accuracy))
+    }
 }
