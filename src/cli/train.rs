@@ -142,6 +142,13 @@ pub fn run(a: Args) -> Result<()> {
         cfg.model, cfg.data.display(), cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.schedule, cfg.seed, dir.display()
     );
     let outcome = train(&cfg, &dir, resume, &RunOptions { stop: Some(&stop), verbose: true })?;
+    if outcome.seconds_per_epoch.is_empty() {
+        println!(
+            "nothing to do: {} already finished its {} epoch(s) ({} steps); give --epochs N to train it further",
+            dir.display(), cfg.epochs, outcome.steps
+        );
+        return Ok(());
+    }
     let mean_epoch = outcome.seconds_per_epoch.iter().sum::<f32>() / outcome.seconds_per_epoch.len().max(1) as f32;
     println!(
         "done: {} steps, best validation accuracy {:.2}%, final test accuracy {}, {:.1} s per epoch",

@@ -19,6 +19,9 @@ pub struct Loaded {
 /// numbers.
 pub fn load(model: &str, path: &Path, input: Option<[usize; 3]>) -> Result<Loaded> {
     let file = checkpoint::load(path)?;
+    if let Some(info) = file.info.as_ref().filter(|i| !i.model.is_empty() && i.model != model) {
+        return Err(Error::file(path, format!("holds weights for {}, not {model}: use --model {}", info.model, info.model)));
+    }
     let input = input.or_else(|| {
         file.info.as_ref().and_then(|i| <[usize; 3]>::try_from(i.input.as_slice()).ok())
     });
