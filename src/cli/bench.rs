@@ -101,7 +101,7 @@ fn run_gemm(a: &Args) -> Result<()> {
     let threads = rayon::current_num_threads();
     println!("m\tn\tk\tthreads\tmedian_ms\tGFLOP/s");
     let mut rng = Rng::new(2);
-    for (m, n, k) in [(512, 512, 512), (1024, 1024, 1024), (64, 196, 800), (800, 196, 64), (64, 800, 196), (64, 12544, 800)] {
+    for (m, n, k) in [(512, 512, 512), (1024, 1024, 1024), (64, 196, 800), (800, 196, 64), (64, 800, 196), (64, 12544, 800), (128, 1024, 3136), (1024, 3136, 128)] {
         let x = rng.uniform_vec(m * k, -1.0, 1.0);
         let y = rng.uniform_vec(k * n, -1.0, 1.0);
         let mut z = vec![0.0; m * n];
