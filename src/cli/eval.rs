@@ -6,32 +6,26 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
-    model: String,
-    /// A safetensors file with the model's tensors under PyTorch names.
-    #[arg(long)]
-    weights: PathBuf,
+    #[command(flatten)]
+    m: super::weights::ModelArgs,
     /// Data directory (its test split is used).
     #[arg(long, default_value = "data/mnist")]
     data: PathBuf,
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
-    /// Input size CxHxW when the model was trained at another size than its default.
-    #[arg(long, value_parser = super::args::parse_input)]
-    input: Option<[usize; 3]>,
     /// One line of JSON: {"accuracy": ..., "confusion": [[...]]}.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let super::weights::Loaded { mut net, .. } = super::weights::load(&a.model, &a.weights, a.input)?;
+    let super::weights::Loaded { mut net, .. } = a.m.load()?;
     let s = net.input_shape().to_vec();
     let split = data::load_dir(&a.data, [s[0], s[1], s[2]])?;
     if split.test.is_empty() {
         return Err(fovea::Error::file(&a.data, "has no test images"));
     }
-    let e = evaluate(&mut net, &split.test, &models::normalization(&a.model), a.batch_size)?;
+    let e = evaluate(&mut net, &split.test, &models::normalization(&a.m.model), a.batch_size)?;
     if a.json {
         println!("{}", serde_json::json!({"accuracy": e.accuracy, "loss": e.loss, "confusion": e.confusion}));
         return Ok(());

@@ -8,17 +8,11 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
-    model: String,
-    /// fovea weights, or a torchvision state_dict saved with safetensors.
-    #[arg(long)]
-    weights: PathBuf,
+    #[command(flatten)]
+    m: super::weights::ModelArgs,
     /// PNG or JPEG images of any size (converted to the model's input).
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    /// Input size CxHxW when the model was trained at another size than its default.
-    #[arg(long, value_parser = super::args::parse_input)]
-    input: Option<[usize; 3]>,
     /// How many classes to show per image.
     #[arg(long, default_value_t = 5)]
     top: usize,
@@ -28,10 +22,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let super::weights::Loaded { mut net, classes } = super::weights::load(&a.model, &a.weights, a.input)?;
+    let super::weights::Loaded { mut net, classes } = a.m.load()?;
     let s = net.input_shape().to_vec();
     let shape = [s[0], s[1], s[2]];
-    let norm = models::normalization(&a.model);
+    let norm = models::normalization(&a.m.model);
     // ImageNet models see what torchvision's evaluation shows them: short side resized, centre
     // crop. The MNIST nets see the whole image squeezed to 28x28.
     let fit = if shape[0] == 3 { Fit::ResizeCrop } else { Fit::Stretch };

@@ -12,14 +12,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Clone)]
 pub struct Common {
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
-    model: String,
-    /// fovea weights, or a torchvision state_dict saved with safetensors.
-    #[arg(long)]
-    weights: PathBuf,
-    /// Input size CxHxW when the model was trained at another size than its default.
-    #[arg(long, value_parser = super::args::parse_input)]
-    input: Option<[usize; 3]>,
+    #[command(flatten)]
+    m: super::weights::ModelArgs,
     /// The PNG to write.
     #[arg(short = 'o', long = "out", default_value = "viz.png")]
     out: PathBuf,
@@ -210,14 +204,14 @@ fn save_raw(path: &Option<PathBuf>, name: &str, t: &Tensor) -> Result<()> {
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Filters { common, layer } => {
-            let Loaded { net, .. } = load(&common.model, &common.weights, common.input)?;
+            let Loaded { net, .. } = common.m.load()?;
             render::save_png(&common.out, &filters_image(&net, &layer)?)?;
             println!("wrote {}", common.out.display());
         }
         Command::Activations { common, layer, image } => {
-            let Loaded { mut net, .. } = load(&common.model, &common.weights, common.input)?;
-            let x = image_input(&net, &common.model, &image)?;
-            render::save_png(&common.out, &activations_image(&mut net, &x, &layer, &models::normalization(&common.model))?)?;
+            let Loaded { mut net, .. } = common.m.load()?;
+            let x = image_input(&net, &common.m.model, &image)?;
+            render::save_png(&common.out, &activations_image(&mut net, &x, &layer, &models::normalization(&common.m.model))?)?;
             println!("wrote {}", common.out.display());
         }
         Command::Saliency(a) => gradient(a, ReluRule::Plain, true)?,
@@ -225,7 +219,7 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Deconvnet(a) => gradient(a, ReluRule::Deconvnet, false)?,
         Command::Class(a) | Command::Neuron(a) => ascent(a)?,
         Command::Patches { common, neuron, data: dir, top, limit } => {
-            let Loaded { mut net, .. } = load(&common.model, &common.weights, common.input)?;
+            let Loaded { mut net, .. } = common.m.load()?;
             let (layer, channel) = match Target::parse_neuron(&neuron)? {
                 Target::Neuron { node, channel, .. } => (node, channel),
                 Target::Class(_) => return Err(Error::Invalid(format!("{neuron:?} is not LAYER:CHANNEL"))),
@@ -233,7 +227,7 @@ pub fn run(cmd: Command) -> Result<()> {
             let s = net.input_shape().to_vec();
             let split = data::load_dir(&dir, [s[0], s[1], s[2]])?;
             let ds = if split.test.is_empty() { split.train } else { split.test };
-            let norm = models::normalization(&common.model);
+            let norm = models::normalization(&common.m.model);
             let found = fovea::viz::patches::top_patches(&mut net, &ds, &norm, &layer, &[channel], top.max(1), limit)?;
             let img = fovea::viz::patches::patches_image(&mut net, &ds, &norm, &layer, channel, &found[0], 3)?;
             render::save_png(&common.out, &img)?;
@@ -241,8 +235,8 @@ pub fn run(cmd: Command) -> Result<()> {
             println!("wrote {} (top activations {})", common.out.display(), values.join(", "));
         }
         Command::Gradcam { common, image, layer, class, guided, raw } => {
-            let Loaded { mut net, classes } = load(&common.model, &common.weights, common.input)?;
-            let x = image_input(&net, &common.model, &image)?;
+            let Loaded { mut net, classes } = common.m.load()?;
+            let x = image_input(&net, &common.m.model, &image)?;
             let class = pick_class(&mut net, &x, class.as_deref(), &classes)?;
             let s = x.shape().to_vec();
             let img = if guided {
@@ -252,16 +246,16 @@ pub fn run(cmd: Command) -> Result<()> {
             } else {
                 let cam = fovea::viz::cam::grad_cam(&mut net, &x, class, &layer)?;
                 save_raw(&raw, "grad_cam", &Tensor::from_vec(&[s[2], s[3]], cam.clone())?)?;
-                render::overlay(&input_image(&x, &models::normalization(&common.model)), &render::hot(&cam, s[2], s[3], 100.0), 0.6)
+                render::overlay(&input_image(&x, &models::normalization(&common.m.model)), &render::hot(&cam, s[2], s[3], 100.0), 0.6)
             };
             render::save_png(&common.out, &render::enlarge(&img, render::factor_for(img.width(), 224)))?;
             println!("wrote {} (class {class})", common.out.display());
         }
         Command::Occlusion { common, image, class, size, stride, raw } => {
-            let Loaded { mut net, classes } = load(&common.model, &common.weights, common.input)?;
-            let x = image_input(&net, &common.model, &image)?;
+            let Loaded { mut net, classes } = common.m.load()?;
+            let x = image_input(&net, &common.m.model, &image)?;
             let class = pick_class(&mut net, &x, class.as_deref(), &classes)?;
-            let norm = models::normalization(&common.model);
+            let norm = models::normalization(&common.m.model);
             let map = fovea::viz::cam::occlusion(&mut net, &x, class, size, stride, &norm)?;
             let s = x.shape().to_vec();
             save_raw(&raw, "occlusion", &Tensor::from_vec(&[s[2], s[3]], map.clone())?)?;
@@ -282,8 +276,8 @@ fn pick_class(net: &mut Net, x: &Tensor, class: Option<&str>, classes: &[String]
 }
 
 fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
-    let Loaded { mut net, classes } = load(&a.common.model, &a.common.weights, a.common.input)?;
-    let x = image_input(&net, &a.common.model, &a.image)?;
+    let Loaded { mut net, classes } = a.common.m.load()?;
+    let x = image_input(&net, &a.common.m.model, &a.image)?;
     let target = match (&a.class, &a.neuron) {
         (Some(c), _) => Target::parse_class(c, &classes)?,
         (_, Some(n)) => Target::parse_neuron(n)?,
@@ -295,7 +289,7 @@ fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
     let (grad, value) = input_gradient(&mut net, &x, &target, rule)?;
     let mut img = gradient_image(&grad, saliency, a.clip);
     if a.overlay {
-        img = render::overlay(&input_image(&x, &models::normalization(&a.common.model)), &img, 0.6);
+        img = render::overlay(&input_image(&x, &models::normalization(&a.common.m.model)), &img, 0.6);
     }
     let img = render::enlarge(&img, render::factor_for(img.width(), 224));
     render::save_png(&a.common.out, &img)?;
@@ -305,7 +299,7 @@ fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
 }
 
 fn ascent(a: AscentArgs) -> Result<()> {
-    let Loaded { mut net, classes } = load(&a.common.model, &a.common.weights, a.common.input)?;
+    let Loaded { mut net, classes } = a.common.m.load()?;
     let target = match (&a.class, &a.neuron) {
         (Some(c), _) => Target::parse_class(c, &classes)?,
         (_, Some(n)) => Target::parse_neuron(n)?,
@@ -332,7 +326,7 @@ fn ascent(a: AscentArgs) -> Result<()> {
         return facets(&a, &mut net, &target, &cfg);
     }
     let start = match &a.start {
-        Some(p) => Some(image_input(&net, &a.common.model, p)?),
+        Some(p) => Some(image_input(&net, &a.common.m.model, p)?),
         None => None,
     };
     let bar = indicatif::ProgressBar::new(cfg.steps as u64);
@@ -374,7 +368,7 @@ fn facets(a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) ->
     let s = net.input_shape().to_vec();
     let split = data::load_dir(&a.data, [s[0], s[1], s[2]])?;
     let ds = if split.test.is_empty() { split.train } else { split.test };
-    let norm = models::normalization(&a.common.model);
+    let norm = models::normalization(&a.common.m.model);
     let layer = match &a.codes {
         Some(l) => l.clone(),
         None => {

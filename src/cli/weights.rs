@@ -7,6 +7,27 @@ use std::path::Path;
 /// The ImageNet class names of torchvision's weights, bundled.
 const IMAGENET: &str = include_str!("../../assets/imagenet_classes.txt");
 
+/// The model, its weights and (when not its default) its input size: the arguments of every
+/// command that uses trained weights.
+#[derive(clap::Args, Clone)]
+pub struct ModelArgs {
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
+    pub model: String,
+    /// fovea weights, or a torchvision state_dict saved with safetensors.
+    #[arg(long)]
+    pub weights: std::path::PathBuf,
+    /// Input size CxHxW when the model was trained at another size than its default.
+    #[arg(long, value_parser = super::args::parse_input)]
+    pub input: Option<[usize; 3]>,
+}
+
+impl ModelArgs {
+    /// Builds the model and loads the weights.
+    pub fn load(&self) -> Result<Loaded> {
+        load(&self.model, &self.weights, self.input)
+    }
+}
+
 /// A model with weights loaded, and the names of its classes.
 pub struct Loaded {
     pub net: Net,
