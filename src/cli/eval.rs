@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let super::weights::Loaded { mut net, .. } = a.m.load()?;
+    let super::weights::LoadedModel { mut net, .. } = a.m.load()?;
     let s = net.input_shape().to_vec();
     let split = data::load_dir(&a.data, [s[0], s[1], s[2]])?;
     if split.test.is_empty() {

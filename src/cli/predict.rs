@@ -1,9 +1,7 @@
 //! `fovea predict`: the top classes of each image, with probabilities.
 
-use fovea::data::folder::{load_image_fit, Fit};
-use fovea::data::{fill_batch, Dataset};
 use fovea::kernels::softmax::softmax_rows;
-use fovea::{models, ForwardCtx, Result, Tensor};
+use fovea::{ForwardCtx, Result};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -22,18 +20,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let super::weights::Loaded { mut net, classes } = a.m.load()?;
-    let s = net.input_shape().to_vec();
-    let shape = [s[0], s[1], s[2]];
-    let norm = models::normalization(&a.m.model);
-    // ImageNet models see what torchvision's evaluation shows them: short side resized, centre
-    // crop. The MNIST nets see the whole image squeezed to 28x28.
-    let fit = if shape[0] == 3 { Fit::ResizeCrop } else { Fit::Stretch };
+    let super::weights::LoadedModel { mut net, classes } = a.m.load()?;
     for path in &a.images {
-        let pixels = load_image_fit(path, shape, fit)?;
-        let ds = Dataset { shape, pixels, labels: vec![0], classes: classes.clone() };
-        let (mut x, mut labels) = (Tensor::default(), Vec::new());
-        fill_batch(&ds, &[0], &norm, None, &mut x, &mut labels);
+        let x = super::weights::image_input(&net, &a.m.model, path)?;
         let logits = net.forward(&x, &ForwardCtx::default())?.clone();
         let mut probs = vec![0.0; logits.len()];
         softmax_rows(&mut probs, logits.data(), logits.len());

@@ -1,8 +1,6 @@
 //! `fovea viz ...` and `fovea report`: pictures of what a trained model does.
 
-use super::weights::{load, Loaded};
-use fovea::data::folder::{load_image_fit, Fit};
-use fovea::data::{fill_batch, Dataset};
+use super::weights::{image_input, LoadedModel};
 use fovea::viz::ascent::{ascend, AscentConfig};
 use fovea::viz::report::{write_report, ReportInput};
 use fovea::viz::target::{input_gradient, Target};
@@ -183,17 +181,6 @@ pub struct AscentArgs {
     codes: Option<String>,
 }
 
-/// One image file as the model's input batch `[1, C, H, W]`.
-fn image_input(net: &Net, model: &str, path: &Path) -> Result<Tensor> {
-    let s = net.input_shape();
-    let shape = [s[0], s[1], s[2]];
-    let fit = if shape[0] == 3 { Fit::ResizeCrop } else { Fit::Stretch };
-    let ds = Dataset { shape, pixels: load_image_fit(path, shape, fit)?, labels: vec![0], classes: vec![] };
-    let (mut x, mut l) = (Tensor::default(), Vec::new());
-    fill_batch(&ds, &[0], &models::normalization(model), None, &mut x, &mut l);
-    Ok(x)
-}
-
 fn save_raw(path: &Option<PathBuf>, name: &str, t: &Tensor) -> Result<()> {
     match path {
         Some(p) => fovea::io::safetensors::write(p, &[(name.to_string(), t)], None),
@@ -204,12 +191,12 @@ fn save_raw(path: &Option<PathBuf>, name: &str, t: &Tensor) -> Result<()> {
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Filters { common, layer } => {
-            let Loaded { net, .. } = common.m.load()?;
+            let LoadedModel { net, .. } = common.m.load()?;
             render::save_png(&common.out, &filters_image(&net, &layer)?)?;
             println!("wrote {}", common.out.display());
         }
         Command::Activations { common, layer, image } => {
-            let Loaded { mut net, .. } = common.m.load()?;
+            let LoadedModel { mut net, .. } = common.m.load()?;
             let x = image_input(&net, &common.m.model, &image)?;
             render::save_png(&common.out, &activations_image(&mut net, &x, &layer, &models::normalization(&common.m.model))?)?;
             println!("wrote {}", common.out.display());
@@ -219,7 +206,7 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Deconvnet(a) => gradient(a, ReluRule::Deconvnet, false)?,
         Command::Class(a) | Command::Neuron(a) => ascent(a)?,
         Command::Patches { common, neuron, data: dir, top, limit } => {
-            let Loaded { mut net, .. } = common.m.load()?;
+            let LoadedModel { mut net, .. } = common.m.load()?;
             let (layer, channel) = match Target::parse_neuron(&neuron)? {
                 Target::Neuron { node, channel, .. } => (node, channel),
                 Target::Class(_) => return Err(Error::Invalid(format!("{neuron:?} is not LAYER:CHANNEL"))),
@@ -235,7 +222,7 @@ pub fn run(cmd: Command) -> Result<()> {
             println!("wrote {} (top activations {})", common.out.display(), values.join(", "));
         }
         Command::Gradcam { common, image, layer, class, guided, raw } => {
-            let Loaded { mut net, classes } = common.m.load()?;
+            let LoadedModel { mut net, classes } = common.m.load()?;
             let x = image_input(&net, &common.m.model, &image)?;
             let class = pick_class(&mut net, &x, class.as_deref(), &classes)?;
             let s = x.shape().to_vec();
@@ -252,7 +239,7 @@ pub fn run(cmd: Command) -> Result<()> {
             println!("wrote {} (class {class})", common.out.display());
         }
         Command::Occlusion { common, image, class, size, stride, raw } => {
-            let Loaded { mut net, classes } = common.m.load()?;
+            let LoadedModel { mut net, classes } = common.m.load()?;
             let x = image_input(&net, &common.m.model, &image)?;
             let class = pick_class(&mut net, &x, class.as_deref(), &classes)?;
             let norm = models::normalization(&common.m.model);
@@ -276,7 +263,7 @@ fn pick_class(net: &mut Net, x: &Tensor, class: Option<&str>, classes: &[String]
 }
 
 fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
-    let Loaded { mut net, classes } = a.common.m.load()?;
+    let LoadedModel { mut net, classes } = a.common.m.load()?;
     let x = image_input(&net, &a.common.m.model, &a.image)?;
     let target = match (&a.class, &a.neuron) {
         (Some(c), _) => Target::parse_class(c, &classes)?,
@@ -299,7 +286,7 @@ fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
 }
 
 fn ascent(a: AscentArgs) -> Result<()> {
-    let Loaded { mut net, classes } = a.common.m.load()?;
+    let LoadedModel { mut net, classes } = a.common.m.load()?;
     let target = match (&a.class, &a.neuron) {
         (Some(c), _) => Target::parse_class(c, &classes)?,
         (_, Some(n)) => Target::parse_neuron(n)?,
@@ -391,18 +378,14 @@ fn facets(a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) ->
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
-    model: String,
-    #[arg(long)]
-    weights: PathBuf,
+    #[command(flatten)]
+    m: super::weights::ModelArgs,
     /// Data directory whose test images are shown.
     #[arg(long)]
     data: Option<PathBuf>,
     /// A training run directory, for its curves.
     #[arg(long)]
     run: Option<PathBuf>,
-    #[arg(long, value_parser = super::args::parse_input)]
-    input: Option<[usize; 3]>,
     /// Gradient-ascent steps per class picture (0: none).
     #[arg(long, default_value_t = 100)]
     ascent_steps: usize,
@@ -414,11 +397,9 @@ impl ReportArgs {
     /// The report a training run writes at its end.
     pub fn for_run(model: &str, weights: &Path, data: &Path, run: &Path, input: Option<[usize; 3]>, out: &Path) -> Self {
         ReportArgs {
-            model: model.to_string(),
-            weights: weights.to_path_buf(),
+            m: super::weights::ModelArgs { model: model.to_string(), weights: weights.to_path_buf(), input },
             data: Some(data.to_path_buf()),
             run: Some(run.to_path_buf()),
-            input,
             ascent_steps: 100,
             out: out.to_path_buf(),
         }
@@ -427,16 +408,16 @@ impl ReportArgs {
 
 /// Writes a report for weights, with test images from `data` when given.
 pub fn report(a: ReportArgs) -> Result<()> {
-    let Loaded { mut net, classes } = load(&a.model, &a.weights, a.input)?;
+    let LoadedModel { mut net, classes } = a.m.load()?;
     let s = net.input_shape().to_vec();
     let test = match &a.data {
         Some(d) => Some(data::load_dir(d, [s[0], s[1], s[2]])?.test),
         None => None,
     };
-    let norm = models::normalization(&a.model);
+    let norm = models::normalization(&a.m.model);
     let input = ReportInput {
-        model: &a.model,
-        weights: &a.weights,
+        model: &a.m.model,
+        weights: &a.m.weights,
         norm: &norm,
         classes: &classes,
         data: test.as_ref(),

@@ -23,13 +23,13 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     /// Builds the model and loads the weights.
-    pub fn load(&self) -> Result<Loaded> {
+    pub fn load(&self) -> Result<LoadedModel> {
         load(&self.model, &self.weights, self.input)
     }
 }
 
 /// A model with weights loaded, and the names of its classes.
-pub struct Loaded {
+pub struct LoadedModel {
     pub net: Net,
     pub classes: Vec<String>,
 }
@@ -38,7 +38,7 @@ pub struct Loaded {
 /// saved with safetensors) and loads them. The class count comes from the file's metadata or
 /// the output layer's weight; the names from the metadata, ImageNet's for 1000 classes, or
 /// numbers.
-pub fn load(model: &str, path: &Path, input: Option<[usize; 3]>) -> Result<Loaded> {
+pub fn load(model: &str, path: &Path, input: Option<[usize; 3]>) -> Result<LoadedModel> {
     let file = checkpoint::load(path)?;
     if let Some(info) = file.info.as_ref().filter(|i| !i.model.is_empty() && i.model != model) {
         return Err(Error::file(path, format!("holds weights for {}, not {model}: use --model {}", info.model, info.model)));
@@ -56,5 +56,19 @@ pub fn load(model: &str, path: &Path, input: Option<[usize; 3]>) -> Result<Loade
     };
     let (mut net, _) = models::architecture(model, classes.len(), input)?;
     net.load_state(&file.model).map_err(|e| Error::file(path, e.to_string()))?;
-    Ok(Loaded { net, classes })
+    Ok(LoadedModel { net, classes })
+}
+
+/// One image file as `net`'s input batch `[1, C, H, W]`, preprocessed as `model` expects:
+/// ImageNet models see what torchvision's evaluation shows them (short side resized, centre
+/// crop), the MNIST nets the whole image squeezed to 28x28; then normalised.
+pub fn image_input(net: &Net, model: &str, path: &Path) -> Result<fovea::Tensor> {
+    use fovea::data::folder::{load_image_fit, Fit};
+    let s = net.input_shape();
+    let shape = [s[0], s[1], s[2]];
+    let fit = if shape[0] == 3 { Fit::ResizeCrop } else { Fit::Stretch };
+    let ds = fovea::data::Dataset { shape, pixels: load_image_fit(path, shape, fit)?, labels: vec![0], classes: vec![] };
+    let (mut x, mut labels) = (fovea::Tensor::default(), Vec::new());
+    fovea::data::fill_batch(&ds, &[0], &models::normalization(model), None, &mut x, &mut labels);
+    Ok(x)
 }
