@@ -2,7 +2,7 @@
 //! `../shared/bench/common.py`, to set beside PyTorch's figures from the same machine.
 
 use fovea::geometry::{Padding, Window2d};
-use fovea::kernels::conv2d::{conv2d_backward, conv2d_forward, ConvDims, ConvScratch};
+use fovea::kernels::conv2d::{conv2d_backward_via, conv2d_forward_via, ConvDims, ConvPath, ConvScratch};
 use fovea::rng::Rng;
 use fovea::Result;
 use std::time::Instant;
@@ -25,6 +25,10 @@ pub struct Args {
     /// Batch size for `step`.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Convolution kernels for `conv`: `auto` (what training uses), `tiled` (fovea's AVX2
+    /// tile), `gemm` (im2col + gemm); several to compare them side by side.
+    #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = ["auto", "tiled", "gemm"])]
+    path: Vec<String>,
 }
 
 /// (letter, N, Cin, H, W, Cout, k, stride, pad), as the baseline's `common.py`.
@@ -38,8 +42,14 @@ const SHAPES: &[ConvShape] = &[
     ("f", 32, 256, 28, 28, 64, 1, 1, 0),
 ];
 
-fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up: buffers allocated and touched
+fn median_ms(reps: usize, f: impl FnMut()) -> f64 {
+    median_and_min_ms(reps, f).0
+}
+
+/// (median, fastest) of `reps` timed calls after one warm-up call (buffers allocated and
+/// touched). The fastest is the steadier figure on a shared machine.
+fn median_and_min_ms(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
+    f();
     let mut times: Vec<f64> = (0..reps.max(1))
         .map(|_| {
             let t = Instant::now();
@@ -48,7 +58,15 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
         })
         .collect();
     times.sort_by(|a, b| a.total_cmp(b));
-    times[times.len() / 2]
+    (times[times.len() / 2], times[0])
+}
+
+fn conv_path(name: &str) -> (ConvPath, &'static str) {
+    match name {
+        "tiled" => (ConvPath::Tiled, "fovea-tiled"),
+        "gemm" => (ConvPath::Gemm, "fovea-gemm"),
+        _ => (ConvPath::Auto, "fovea"),
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -62,7 +80,7 @@ pub fn run(a: Args) -> Result<()> {
         return run_pool(&a);
     }
     let threads = rayon::current_num_threads();
-    println!("shape\top\tframework\tthreads\treps\tmedian_ms\tGFLOP/s");
+    println!("shape\top\tframework\tthreads\treps\tmedian_ms\tGFLOP/s\tmin_ms");
     let mut rng = Rng::new(1);
     for &(letter, n, ci, h, w, co, k, s, p) in SHAPES {
         if !a.shapes.is_empty() && !a.shapes.iter().any(|x| x == letter) {
@@ -79,18 +97,25 @@ pub fn run(a: Args) -> Result<()> {
         let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; wt.len()], vec![0.0; co]);
         let mut scratch = ConvScratch::default();
         let gflop = 2.0 * d.macs() as f64 / 1e9;
-        let report = |op: &str, ms: f64| {
-            println!("{letter}\t{op}\tfovea\t{threads}\t{}\t{ms:.3}\t{:.1}", a.reps, gflop / (ms / 1e3));
+        let paths: Vec<_> = a.path.iter().map(|p| conv_path(p)).collect();
+        let report = |op: &str, name: &str, (ms, min): (f64, f64)| {
+            println!("{letter}\t{op}\t{name}\t{threads}\t{}\t{ms:.3}\t{:.1}\t{min:.3}", a.reps, gflop / (ms / 1e3));
         };
-        report("fwd", median_ms(a.reps, || conv2d_forward(&mut y, &x, &wt, Some(&b), &d, &mut scratch)));
-        report(
-            "bwd_input",
-            median_ms(a.reps, || conv2d_backward(Some(&mut dx), None, None, &dy, &x, &wt, &d, &mut scratch)),
-        );
-        report(
-            "bwd_weight",
-            median_ms(a.reps, || conv2d_backward(None, Some(&mut dw), Some(&mut db), &dy, &x, &wt, &d, &mut scratch)),
-        );
+        for &(path, name) in &paths {
+            report("fwd", name, median_and_min_ms(a.reps, || conv2d_forward_via(path, &mut y, &x, &wt, Some(&b), &d, &mut scratch)));
+        }
+        for &(path, name) in &paths {
+            let t = median_and_min_ms(a.reps, || {
+                conv2d_backward_via(path, Some(&mut dx), None, None, &dy, &x, &wt, &d, &mut scratch)
+            });
+            report("bwd_input", name, t);
+        }
+        for &(path, name) in &paths {
+            let t = median_and_min_ms(a.reps, || {
+                conv2d_backward_via(path, None, Some(&mut dw), Some(&mut db), &dy, &x, &wt, &d, &mut scratch)
+            });
+            report("bwd_weight", name, t);
+        }
     }
     Ok(())
 }

@@ -1,6 +1,10 @@
-//! 2-d convolution (cross-correlation, as every framework computes it), forward and backward:
-//! im2col plus a matrix product per sample and group, samples split across threads.
+//! 2-d convolution (cross-correlation, as every framework computes it), forward and backward,
+//! one sample at a time, samples split across threads. Two paths compute the same numbers:
+//! fovea's own register tile (`conv_tiled.rs`, AVX2) when each sample runs on one thread, and
+//! im2col plus a `gemm` product otherwise (a batch of one on several threads, or a CPU
+//! without AVX2).
 
+use super::conv_tiled::{self, ForwardScratch, PackedWeights, WeightGradScratch};
 use super::im2col::{col2im_add, im2col};
 use super::matmul::{matmul, Mat, Threads};
 use super::parallel::{chunk_ranges, sum_partials_into};
@@ -47,11 +51,35 @@ impl ConvDims {
     }
 }
 
-/// Per-thread scratch: the column matrix and partial parameter gradients. Kept by the layer
-/// and reused from step to step, so steady-state training allocates nothing here.
+/// Which kernels compute a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPath {
+    /// The tile when the CPU has it and each sample runs on one thread, else `Gemm`.
+    Auto,
+    /// im2col + `gemm` (+ col2im for the input gradient).
+    Gemm,
+    /// fovea's own AVX2 tile; falls back to `Gemm` on a CPU without AVX2/FMA.
+    Tiled,
+}
+
+impl ConvPath {
+    fn resolve(self, threads: Threads) -> ConvPath {
+        match self {
+            ConvPath::Tiled if conv_tiled::available() => ConvPath::Tiled,
+            ConvPath::Auto if conv_tiled::available() && threads == Threads::One => ConvPath::Tiled,
+            _ => ConvPath::Gemm,
+        }
+    }
+}
+
+/// Per-thread scratch: the column matrix and partial parameter gradients, and the weights of
+/// the transposed convolution. Kept by the layer and reused from step to step, so
+/// steady-state training allocates nothing here.
 #[derive(Default)]
 pub struct ConvScratch {
     chunks: Vec<ChunkScratch>,
+    flipped: Vec<f32>,
+    packed: PackedWeights,
 }
 
 #[derive(Default)]
@@ -59,6 +87,8 @@ struct ChunkScratch {
     col: Vec<f32>,
     d_weight: Vec<f32>,
     d_bias: Vec<f32>,
+    forward: ForwardScratch,
+    weight_grad: WeightGradScratch,
 }
 
 impl ConvScratch {
@@ -78,7 +108,9 @@ impl ConvScratch {
 /// threads (each product then runs on one thread), else one chunk whose products use the pool.
 fn plan(n: usize) -> (Vec<std::ops::Range<usize>>, Threads) {
     let threads = rayon::current_num_threads();
-    if n >= 2 && threads >= 2 {
+    if threads <= 1 {
+        (chunk_ranges(n, 1), Threads::One)
+    } else if n >= 2 {
         (chunk_ranges(n, threads), Threads::One)
     } else {
         (chunk_ranges(n, 1), Threads::Pool)
@@ -91,17 +123,40 @@ fn plan(n: usize) -> (Vec<std::ops::Range<usize>>, Threads) {
 /// - `weight`: `[Cout, Cin/groups, kh, kw]`
 /// - `bias`: `[Cout]`
 pub fn conv2d_forward(out: &mut [f32], input: &[f32], weight: &[f32], bias: Option<&[f32]>, d: &ConvDims, scratch: &mut ConvScratch) {
+    conv2d_forward_via(ConvPath::Auto, out, input, weight, bias, d, scratch)
+}
+
+/// `conv2d_forward` on a chosen path (tests and benchmarks compare the two).
+pub fn conv2d_forward_via(
+    path: ConvPath,
+    out: &mut [f32],
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
     let (ranges, threads) = plan(d.n);
+    let path = path.resolve(threads);
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
-    let col_len = if d.is_pointwise() { 0 } else { d.kdim() * d.out_plane() };
+    let col_len = if d.is_pointwise() || path == ConvPath::Tiled { 0 } else { d.kdim() * d.out_plane() };
     scratch.prepare(ranges.len(), col_len, 0, 0);
+    if path == ConvPath::Tiled {
+        scratch.packed.pack(weight, d);
+    }
+    let packed = &scratch.packed;
     let out_chunks = split_by_ranges(out, &ranges, out_len);
     out_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |((out_chunk, s), range)| {
             for (k, sample) in range.clone().enumerate() {
                 let x = &input[sample * in_len..(sample + 1) * in_len];
                 let y = &mut out_chunk[k * out_len..(k + 1) * out_len];
-                forward_sample(y, x, weight, bias, d, &mut s.col, threads);
+                if path == ConvPath::Tiled {
+                    conv_tiled::forward_sample(y, x, packed, d, &mut s.forward, false);
+                    add_bias(y, bias, d.out_plane());
+                } else {
+                    forward_sample(y, x, weight, bias, d, &mut s.col, threads);
+                }
             }
         },
     );
@@ -121,9 +176,14 @@ fn forward_sample(y: &mut [f32], x: &[f32], weight: &[f32], bias: Option<&[f32]>
         };
         matmul(yg, Mat::n(wg), Mat::n(cols), og, p, kdim, false, threads);
     }
+    add_bias(y, bias, p);
+}
+
+/// `y[c, :] += bias[c]` for `y: [C, plane]`.
+fn add_bias(y: &mut [f32], bias: Option<&[f32]>, plane: usize) {
     if let Some(b) = bias {
-        for (plane, &bv) in y.chunks_mut(p).zip(b) {
-            plane.iter_mut().for_each(|v| *v += bv);
+        for (values, &bv) in y.chunks_mut(plane).zip(b) {
+            values.iter_mut().for_each(|v| *v += bv);
         }
     }
 }
@@ -146,17 +206,43 @@ pub fn conv2d_backward(
     d: &ConvDims,
     scratch: &mut ConvScratch,
 ) {
+    conv2d_backward_via(ConvPath::Auto, d_input, d_weight, d_bias, d_out, input, weight, d, scratch)
+}
+
+/// `conv2d_backward` on a chosen path. On the tiled path the input gradient of a stride-1
+/// convolution is the forward pass of its transposed convolution; other geometries take the
+/// `gemm` + col2im route for that part.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_via(
+    path: ConvPath,
+    d_input: Option<&mut [f32]>,
+    d_weight: Option<&mut [f32]>,
+    d_bias: Option<&mut [f32]>,
+    d_out: &[f32],
+    input: &[f32],
+    weight: &[f32],
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
     let (ranges, threads) = plan(d.n);
+    let path = path.resolve(threads);
     let (in_len, out_len, p) = (d.c_in * d.in_plane(), d.c_out * d.out_plane(), d.out_plane());
     let want_w = d_weight.is_some();
     let want_b = d_bias.is_some();
-    let col_len = if d.is_pointwise() { 0 } else { d.kdim() * p };
+    let transposed = if path == ConvPath::Tiled && d_input.is_some() { conv_tiled::transposed_dims(d) } else { None };
+    if let Some(t) = &transposed {
+        conv_tiled::flip_weights(&mut scratch.flipped, weight, d);
+        scratch.packed.pack(&scratch.flipped, t);
+    }
+    let needs_col = !d.is_pointwise() && (path == ConvPath::Gemm || (d_input.is_some() && transposed.is_none()));
+    let col_len = if needs_col { d.kdim() * p } else { 0 };
     scratch.prepare(
         ranges.len(),
         col_len,
         if want_w { weight.len() } else { 0 },
         if want_b { d.c_out } else { 0 },
     );
+    let flipped = &scratch.packed;
     let dx_chunks: Vec<Option<&mut [f32]>> = match d_input {
         Some(dx) => split_by_ranges(dx, &ranges, in_len).into_iter().map(Some).collect(),
         None => ranges.iter().map(|_| None).collect(),
@@ -167,7 +253,18 @@ pub fn conv2d_backward(
                 let x = &input[sample * in_len..(sample + 1) * in_len];
                 let dy = &d_out[sample * out_len..(sample + 1) * out_len];
                 let dx = dx_chunk.as_deref_mut().map(|c| &mut c[k * in_len..(k + 1) * in_len]);
-                backward_sample(dx, s, dy, x, weight, d, threads, want_w);
+                if path == ConvPath::Tiled {
+                    if want_w {
+                        conv_tiled::weight_grad_sample(&mut s.d_weight, dy, x, d, &mut s.weight_grad);
+                    }
+                    match (dx, &transposed) {
+                        (Some(dx), Some(t)) => conv_tiled::forward_sample(dx, dy, flipped, t, &mut s.forward, true),
+                        (Some(dx), None) => backward_sample(Some(dx), s, dy, x, weight, d, threads, false),
+                        (None, _) => {}
+                    }
+                } else {
+                    backward_sample(dx, s, dy, x, weight, d, threads, want_w);
+                }
                 if want_b {
                     for (db, plane) in s.d_bias.iter_mut().zip(dy.chunks(p)) {
                         *db += sum(plane);
@@ -177,7 +274,14 @@ pub fn conv2d_backward(
         },
     );
     if let Some(dw) = d_weight {
-        sum_partials_into(dw, scratch.chunks.iter().map(|c| c.d_weight.as_slice()));
+        if path == ConvPath::Tiled {
+            // Each chunk holds dW^T [groups][K][og]: sum them in chunk order, then transpose.
+            let (first, rest) = scratch.chunks.split_at_mut(1);
+            sum_partials_into(&mut first[0].d_weight, rest.iter().map(|c| c.d_weight.as_slice()));
+            conv_tiled::add_transposed(dw, &first[0].d_weight, d);
+        } else {
+            sum_partials_into(dw, scratch.chunks.iter().map(|c| c.d_weight.as_slice()));
+        }
     }
     if let Some(db) = d_bias {
         sum_partials_into(db, scratch.chunks.iter().map(|c| c.d_bias.as_slice()));
@@ -330,10 +434,19 @@ mod tests {
         }
     }
 
+    /// Both paths where the CPU has the tile; only `gemm` elsewhere.
+    fn paths() -> Vec<ConvPath> {
+        let mut p = vec![ConvPath::Gemm];
+        if conv_tiled::available() {
+            p.push(ConvPath::Tiled);
+        }
+        p
+    }
+
     #[test]
     fn fast_conv_matches_reference_on_random_shapes() {
         let mut rng = Rng::new(11);
-        for case in 0..40 {
+        for case in 0..80 {
             let groups = [1, 1, 2, 3][rng.below(4)];
             let c_in = groups * (1 + rng.below(3));
             let c_out = groups * (1 + rng.below(3));
@@ -355,22 +468,29 @@ mod tests {
             let x = rng.uniform_vec(n * c_in * h * w, -1.0, 1.0);
             let wt = rng.uniform_vec(c_out * (c_in / groups) * k * kw, -1.0, 1.0);
             let b = rng.uniform_vec(c_out, -1.0, 1.0);
-            let mut fast = vec![0.0; n * c_out * ho * wo];
-            let mut slow = fast.clone();
-            let mut scratch = ConvScratch::default();
-            conv2d_forward(&mut fast, &x, &wt, Some(&b), &d, &mut scratch);
+            let mut slow = vec![0.0; n * c_out * ho * wo];
             conv2d_forward_ref(&mut slow, &x, &wt, Some(&b), &d);
-            close(&fast, &slow, &format!("case {case} forward {d:?}"));
-
-            let dy = rng.uniform_vec(fast.len(), -1.0, 1.0);
+            let dy = rng.uniform_vec(slow.len(), -1.0, 1.0);
             // Start from non-zero gradients: the kernels must accumulate.
-            let (mut dx, mut dw, mut db) = (vec![0.5; x.len()], vec![0.25; wt.len()], vec![1.0; c_out]);
-            let (mut rdx, mut rdw, mut rdb) = (dx.clone(), dw.clone(), db.clone());
-            conv2d_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &dy, &x, &wt, &d, &mut scratch);
+            let (rdx, rdw, rdb) = (vec![0.5; x.len()], vec![0.25; wt.len()], vec![1.0; c_out]);
+            let (mut rdx, mut rdw, mut rdb) = (rdx, rdw, rdb);
+            let (dx0, dw0, db0) = (rdx.clone(), rdw.clone(), rdb.clone());
             conv2d_backward_ref(&mut rdx, &mut rdw, &mut rdb, &dy, &x, &wt, &d);
-            close(&dx, &rdx, &format!("case {case} d_input"));
-            close(&dw, &rdw, &format!("case {case} d_weight"));
-            close(&db, &rdb, &format!("case {case} d_bias"));
+            for path in paths() {
+                let mut fast = vec![f32::NAN; slow.len()];
+                let mut scratch = ConvScratch::default();
+                conv2d_forward_via(path, &mut fast, &x, &wt, Some(&b), &d, &mut scratch);
+                close(&fast, &slow, &format!("case {case} {path:?} forward {d:?}"));
+                let (mut dx, mut dw, mut db) = (dx0.clone(), dw0.clone(), db0.clone());
+                conv2d_backward_via(path, Some(&mut dx), Some(&mut dw), Some(&mut db), &dy, &x, &wt, &d, &mut scratch);
+                close(&dx, &rdx, &format!("case {case} {path:?} d_input {d:?}"));
+                close(&dw, &rdw, &format!("case {case} {path:?} d_weight"));
+                close(&db, &rdb, &format!("case {case} {path:?} d_bias"));
+                // Each gradient alone, as layers ask for them (no input gradient for the first).
+                let mut dw_only = dw0.clone();
+                conv2d_backward_via(path, None, Some(&mut dw_only), None, &dy, &x, &wt, &d, &mut scratch);
+                close(&dw_only, &rdw, &format!("case {case} {path:?} d_weight alone"));
+            }
         }
     }
 }
