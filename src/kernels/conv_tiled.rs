@@ -252,8 +252,9 @@ pub fn flip_weights(flipped: &mut Vec<f32>, weight: &[f32], d: &ConvDims) {
 pub struct WeightGradScratch {
     /// `[og / 16][P][16]` per group, refilled per sample.
     dy_panels: Vec<f32>,
-    /// `[WEIGHT_KC][P]`: unfolded rows of the column matrix.
+    /// `[WEIGHT_KC][P]` (+ `SLACK`): unfolded rows of the column matrix.
     cols: Vec<f32>,
+    padded: Padded,
 }
 
 /// `dwt += col @ dY^T` for one sample: `dwt: [groups][K][og]` (the transposed weight gradient),
@@ -268,7 +269,8 @@ pub fn weight_grad_sample(dwt: &mut [f32], dy: &[f32], x: &[f32], d: &ConvDims, 
     s.dy_panels.resize(cblocks * p * WIDTH, 0.0);
     let chunks = chunk_ranges(kdim, kdim.div_ceil(WEIGHT_KC));
     let widest = chunks.iter().map(|r| r.len()).max().unwrap_or(0);
-    s.cols.resize(widest * p, 0.0);
+    s.cols.resize(widest * p + SLACK, 0.0);
+    let contiguous = unfold::runs_contiguous(g);
     for grp in 0..d.groups {
         let xg = &x[grp * cg * h * w..(grp + 1) * cg * h * w];
         let dyg = &dy[grp * og * p..(grp + 1) * og * p];
@@ -281,9 +283,17 @@ pub fn weight_grad_sample(dwt: &mut [f32], dy: &[f32], x: &[f32], d: &ConvDims, 
                 panel[px * WIDTH + co % WIDTH] = *v;
             }
         }
+        if contiguous {
+            s.padded.fill(xg, cg, g);
+        }
         for rows in &chunks {
             for (kk, row) in rows.clone().enumerate() {
-                im2col_row(&mut s.cols[kk * p..(kk + 1) * p], xg, row, g);
+                if contiguous {
+                    // Spills into the next row's slot (written next) or the slack.
+                    unfold::unfold_row(&mut s.cols[kk * p..], &s.padded, row, g);
+                } else {
+                    im2col_row(&mut s.cols[kk * p..(kk + 1) * p], xg, row, g);
+                }
             }
             for cb in 0..cblocks {
                 let b = &s.dy_panels[cb * p * WIDTH..(cb + 1) * p * WIDTH];
