@@ -219,12 +219,21 @@ mod avx2 {
                 _mm256_storeu_ps(dst, lo);
                 _mm256_storeu_ps(dst.add(8), hi);
             } else {
-                let mut line = [0.0f32; WIDTH];
-                _mm256_storeu_ps(line.as_mut_ptr(), pair[0]);
-                _mm256_storeu_ps(line.as_mut_ptr().add(8), pair[1]);
-                for (j, v) in line.iter().enumerate().take(n) {
-                    let d = dst.add(j);
-                    *d = if accumulate { *d + v } else { *v };
+                // Masked loads and stores touch only the first n columns (masked-off lanes
+                // are neither read nor written, so nothing past C's end is accessed).
+                let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                for (half, v) in pair.iter().enumerate() {
+                    let valid = n.saturating_sub(half * 8).min(8) as i32;
+                    if valid == 0 {
+                        break;
+                    }
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lanes);
+                    let d = dst.add(half * 8);
+                    let mut v = *v;
+                    if accumulate {
+                        v = _mm256_add_ps(v, _mm256_maskload_ps(d, mask));
+                    }
+                    _mm256_maskstore_ps(d, mask, v);
                 }
             }
         }
