@@ -91,7 +91,7 @@ impl Tensor {
     }
 
     pub fn fill(&mut self, value: f32) {
-        self.data.fill(value);
+        crate::kernels::parallel::fill(&mut self.data, value);
     }
 
     /// `(n, c, h, w)` of a 4-d tensor, or an error that names `what`.
