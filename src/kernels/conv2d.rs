@@ -1,10 +1,10 @@
 //! 2-d convolution (cross-correlation, as every framework computes it), forward and backward,
-//! one sample at a time, samples split across threads. Two paths compute the same numbers:
-//! fovea's own register tile (`conv_tiled.rs`, AVX2) when each sample runs on one thread, and
-//! im2col plus a `gemm` product otherwise (a batch of one on several threads, or a CPU
-//! without AVX2).
+//! one sample at a time, samples split across threads (a batch of one splits its output
+//! channels instead). Two paths compute the same numbers: fovea's own register tile
+//! (`conv_tiled.rs`, AVX2 + FMA) and im2col plus a `gemm` product (CPUs without AVX2, and the
+//! input gradient of strided, dilated or few-channel convolutions).
 
-use super::conv_tiled::{self, ForwardScratch, PackedWeights, WeightGradScratch};
+use super::conv_tiled::{self, ChannelPanels, ConvTileScratch};
 use super::im2col::{col2im_add, im2col};
 use super::matmul::{matmul, Mat, Threads};
 use super::parallel::{chunk_ranges, sum_partials_into};
@@ -54,7 +54,7 @@ impl ConvDims {
 /// Which kernels compute a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvPath {
-    /// The tile when the CPU has it and each sample runs on one thread, else `Gemm`.
+    /// The tile when the CPU has it, else `Gemm`.
     Auto,
     /// im2col + `gemm` (+ col2im for the input gradient).
     Gemm,
@@ -63,10 +63,10 @@ pub enum ConvPath {
 }
 
 impl ConvPath {
-    fn resolve(self, threads: Threads) -> ConvPath {
+    fn resolve(self) -> ConvPath {
         match self {
             ConvPath::Tiled if conv_tiled::available() => ConvPath::Tiled,
-            ConvPath::Auto if conv_tiled::available() && threads == Threads::One => ConvPath::Tiled,
+            ConvPath::Auto if conv_tiled::available() => ConvPath::Tiled,
             _ => ConvPath::Gemm,
         }
     }
@@ -79,7 +79,7 @@ impl ConvPath {
 pub struct ConvScratch {
     chunks: Vec<ChunkScratch>,
     flipped: Vec<f32>,
-    packed: PackedWeights,
+    panels: ChannelPanels,
 }
 
 #[derive(Default)]
@@ -87,8 +87,7 @@ struct ChunkScratch {
     col: Vec<f32>,
     d_weight: Vec<f32>,
     d_bias: Vec<f32>,
-    forward: ForwardScratch,
-    weight_grad: WeightGradScratch,
+    tiled: ConvTileScratch,
 }
 
 impl ConvScratch {
@@ -137,14 +136,14 @@ pub fn conv2d_forward_via(
     scratch: &mut ConvScratch,
 ) {
     let (ranges, threads) = plan(d.n);
-    let path = path.resolve(threads);
+    let path = path.resolve();
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
     let col_len = if d.is_pointwise() || path == ConvPath::Tiled { 0 } else { d.kdim() * d.out_plane() };
     scratch.prepare(ranges.len(), col_len, 0, 0);
     if path == ConvPath::Tiled {
-        scratch.packed.pack(weight, d);
+        scratch.panels.pack(weight, d);
     }
-    let packed = &scratch.packed;
+    let panels = &scratch.panels;
     let out_chunks = split_by_ranges(out, &ranges, out_len);
     out_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |((out_chunk, s), range)| {
@@ -152,7 +151,7 @@ pub fn conv2d_forward_via(
                 let x = &input[sample * in_len..(sample + 1) * in_len];
                 let y = &mut out_chunk[k * out_len..(k + 1) * out_len];
                 if path == ConvPath::Tiled {
-                    conv_tiled::forward_sample(y, x, packed, d, &mut s.forward, false);
+                    conv_tiled::forward_sample(y, x, panels, d, &mut s.tiled, false, threads);
                     add_bias(y, bias, d.out_plane());
                 } else {
                     forward_sample(y, x, weight, bias, d, &mut s.col, threads);
@@ -225,14 +224,14 @@ pub fn conv2d_backward_via(
     scratch: &mut ConvScratch,
 ) {
     let (ranges, threads) = plan(d.n);
-    let path = path.resolve(threads);
+    let path = path.resolve();
     let (in_len, out_len, p) = (d.c_in * d.in_plane(), d.c_out * d.out_plane(), d.out_plane());
     let want_w = d_weight.is_some();
     let want_b = d_bias.is_some();
     let transposed = if path == ConvPath::Tiled && d_input.is_some() { conv_tiled::transposed_dims(d) } else { None };
     if let Some(t) = &transposed {
         conv_tiled::flip_weights(&mut scratch.flipped, weight, d);
-        scratch.packed.pack(&scratch.flipped, t);
+        scratch.panels.pack(&scratch.flipped, t);
     }
     let needs_col = !d.is_pointwise() && (path == ConvPath::Gemm || (d_input.is_some() && transposed.is_none()));
     let col_len = if needs_col { d.kdim() * p } else { 0 };
@@ -242,7 +241,7 @@ pub fn conv2d_backward_via(
         if want_w { weight.len() } else { 0 },
         if want_b { d.c_out } else { 0 },
     );
-    let flipped = &scratch.packed;
+    let flipped = &scratch.panels;
     let dx_chunks: Vec<Option<&mut [f32]>> = match d_input {
         Some(dx) => split_by_ranges(dx, &ranges, in_len).into_iter().map(Some).collect(),
         None => ranges.iter().map(|_| None).collect(),
@@ -255,10 +254,10 @@ pub fn conv2d_backward_via(
                 let dx = dx_chunk.as_deref_mut().map(|c| &mut c[k * in_len..(k + 1) * in_len]);
                 if path == ConvPath::Tiled {
                     if want_w {
-                        conv_tiled::weight_grad_sample(&mut s.d_weight, dy, x, d, &mut s.weight_grad);
+                        conv_tiled::weight_grad_sample(&mut s.d_weight, dy, x, d, &mut s.tiled, threads);
                     }
                     match (dx, &transposed) {
-                        (Some(dx), Some(t)) => conv_tiled::forward_sample(dx, dy, flipped, t, &mut s.forward, true),
+                        (Some(dx), Some(t)) => conv_tiled::forward_sample(dx, dy, flipped, t, &mut s.tiled, true, threads),
                         (Some(dx), None) => backward_sample(Some(dx), s, dy, x, weight, d, threads, false),
                         (None, _) => {}
                     }
@@ -274,14 +273,7 @@ pub fn conv2d_backward_via(
         },
     );
     if let Some(dw) = d_weight {
-        if path == ConvPath::Tiled {
-            // Each chunk holds dW^T [groups][K][og]: sum them in chunk order, then transpose.
-            let (first, rest) = scratch.chunks.split_at_mut(1);
-            sum_partials_into(&mut first[0].d_weight, rest.iter().map(|c| c.d_weight.as_slice()));
-            conv_tiled::add_transposed(dw, &first[0].d_weight, d);
-        } else {
-            sum_partials_into(dw, scratch.chunks.iter().map(|c| c.d_weight.as_slice()));
-        }
+        sum_partials_into(dw, scratch.chunks.iter().map(|c| c.d_weight.as_slice()));
     }
     if let Some(db) = d_bias {
         sum_partials_into(db, scratch.chunks.iter().map(|c| c.d_bias.as_slice()));
@@ -441,6 +433,33 @@ mod tests {
             p.push(ConvPath::Tiled);
         }
         p
+    }
+
+    /// A sample's output and input gradient do not depend on the batch around it: alone (its
+    /// channels split across the pool) or in a batch (samples split), the same bits.
+    #[test]
+    fn a_sample_gets_the_same_bits_alone_and_in_a_batch() {
+        let window = Window2d::square(5, 1, Padding::uniform(2));
+        let geom = window.resolve(9, 11).unwrap();
+        let mut rng = Rng::new(4);
+        let (n, c_in, c_out) = (3, 8, 40);
+        let d = ConvDims { n, c_in, c_out, groups: 1, geom };
+        let (in_len, out_len) = (c_in * 99, c_out * 99);
+        let x = rng.uniform_vec(n * in_len, -1.0, 1.0);
+        let wt = rng.uniform_vec(c_out * c_in * 25, -1.0, 1.0);
+        let dy = rng.uniform_vec(n * out_len, -1.0, 1.0);
+        let mut scratch = ConvScratch::default();
+        let (mut y, mut dx) = (vec![0.0; n * out_len], vec![0.0; n * in_len]);
+        conv2d_forward(&mut y, &x, &wt, None, &d, &mut scratch);
+        conv2d_backward(Some(&mut dx), None, None, &dy, &x, &wt, &d, &mut scratch);
+        let one = ConvDims { n: 1, ..d };
+        for s in 0..n {
+            let (mut y1, mut dx1) = (vec![0.0; out_len], vec![0.0; in_len]);
+            conv2d_forward(&mut y1, &x[s * in_len..(s + 1) * in_len], &wt, None, &one, &mut scratch);
+            conv2d_backward(Some(&mut dx1), None, None, &dy[s * out_len..(s + 1) * out_len], &x[s * in_len..(s + 1) * in_len], &wt, &one, &mut scratch);
+            assert_eq!(y1, y[s * out_len..(s + 1) * out_len], "sample {s}: output");
+            assert_eq!(dx1, dx[s * in_len..(s + 1) * in_len], "sample {s}: input gradient");
+        }
     }
 
     #[test]

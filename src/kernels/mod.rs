@@ -11,10 +11,10 @@ pub mod im2col;
 pub mod linear;
 pub mod lrn;
 pub mod matmul;
+pub mod padded;
 pub mod parallel;
 pub mod pool;
 pub mod softmax;
 pub mod tile;
-pub mod unfold;
 
 pub use activation::ReluRule;

@@ -1,0 +1,87 @@
+//! A sample zero-padded once, so that every tap of every convolution window is a plain read at
+//! `tap offset + window offset` (the tiled convolution's addressing, `conv_tiled.rs`).
+
+use crate::geometry::Geometry;
+
+/// A sample `[C, H, W]` zero-padded by a geometry's padding: `[C, Hp, Wp]`.
+#[derive(Default)]
+pub struct Padded {
+    data: Vec<f32>,
+    hp: usize,
+    wp: usize,
+}
+
+impl Padded {
+    /// Fills from `x: [C, H, W]`.
+    pub fn fill(&mut self, x: &[f32], channels: usize, g: &Geometry) {
+        let (h, w) = g.in_hw();
+        self.hp = g.rows.pad_lo + h + g.rows.pad_hi;
+        self.wp = g.cols.pad_lo + w + g.cols.pad_hi;
+        self.data.clear();
+        self.data.resize(channels * self.hp * self.wp, 0.0);
+        for c in 0..channels {
+            let plane = &x[c * h * w..(c + 1) * h * w];
+            for (y, src) in plane.chunks_exact(w).enumerate() {
+                let at = (c * self.hp + y + g.rows.pad_lo) * self.wp + g.cols.pad_lo;
+                self.data[at..at + w].copy_from_slice(src);
+            }
+        }
+    }
+
+    /// `[C, Hp, Wp]`.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Offset of tap `row = (c * kh + i) * kw + j` (a row of the column matrix) for window (0, 0).
+    pub fn tap(&self, row: usize, g: &Geometry) -> usize {
+        let (kh, kw) = (g.rows.kernel, g.cols.kernel);
+        let (c, i, j) = (row / (kh * kw), row / kw % kh, row % kw);
+        (c * self.hp + i * g.rows.dilation) * self.wp + j * g.cols.dilation
+    }
+
+    /// Offset of output pixel `px = oy * Wo + ox`'s window, added to a tap's offset.
+    pub fn window(&self, px: usize, g: &Geometry) -> usize {
+        let (oy, ox) = (px / g.cols.output, px % g.cols.output);
+        oy * g.rows.stride * self.wp + ox * g.cols.stride
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::{Padding, Window2d};
+    use crate::kernels::im2col::im2col;
+    use crate::rng::Rng;
+
+    /// `tap + window` reads exactly the column matrix, for any stride, dilation and padding.
+    #[test]
+    fn offsets_read_the_column_matrix() {
+        let mut rng = Rng::new(3);
+        for case in 0..60 {
+            let window = Window2d {
+                kernel: [1 + rng.below(5), 1 + rng.below(4)],
+                stride: [1 + rng.below(3), 1 + rng.below(3)],
+                dilation: [1 + rng.below(2), 1 + rng.below(2)],
+                padding: Padding::explicit([rng.below(3), rng.below(3), rng.below(3), rng.below(3)]),
+                ceil_mode: false,
+            };
+            let (h, w) = (6 + rng.below(20), 6 + rng.below(30));
+            let Ok(g) = window.resolve(h, w) else { continue };
+            let c = 1 + rng.below(3);
+            let x = rng.uniform_vec(c * h * w, -1.0, 1.0);
+            let (ho, wo) = g.out_hw();
+            let (p, kdim) = (ho * wo, c * g.rows.kernel * g.cols.kernel);
+            let mut col = vec![0.0; kdim * p];
+            im2col(&mut col, &x, c, &g);
+            let mut padded = Padded::default();
+            padded.fill(&x, c, &g);
+            for row in 0..kdim {
+                for px in 0..p {
+                    let got = padded.data()[padded.tap(row, &g) + padded.window(px, &g)];
+                    assert_eq!(got, col[row * p + px], "case {case} row {row} pixel {px}");
+                }
+            }
+        }
+    }
+}
