@@ -170,6 +170,9 @@ mod avx2 {
             bp = bp.add(WIDTH);
         }
         // Column j of C (one output channel) holds the R rows contiguously.
+        if R == 6 {
+            return store_six(&acc, c, c_cs, n, accumulate);
+        }
         let mut buf = [[0.0f32; WIDTH]; R];
         for (r, pair) in acc.iter().enumerate() {
             _mm256_storeu_ps(buf[r].as_mut_ptr(), pair[0]);
@@ -180,6 +183,53 @@ mod avx2 {
             for (r, line) in buf.iter().enumerate() {
                 let d = col.add(r);
                 *d = if accumulate { *d + line[j] } else { line[j] };
+            }
+        }
+    }
+
+    /// Stores six rows of C transposed with vector moves: each 8-column half of the 6 x 16
+    /// block is transposed in registers (two zero rows make it 8 x 8), then every column's six
+    /// values go out as one 4-value and one 2-value store.
+    ///
+    /// # Safety
+    /// As `tile`: C holds `5 + (n - 1) * c_cs + 1` values.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_six<const R: usize>(acc: &[[__m256; 2]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
+        let zero = _mm256_setzero_ps();
+        for half in 0..2 {
+            let r = |i: usize| if i < R { acc[i][half] } else { zero };
+            let (t0, t1) = (_mm256_unpacklo_ps(r(0), r(1)), _mm256_unpackhi_ps(r(0), r(1)));
+            let (t2, t3) = (_mm256_unpacklo_ps(r(2), r(3)), _mm256_unpackhi_ps(r(2), r(3)));
+            let (t4, t5) = (_mm256_unpacklo_ps(r(4), r(5)), _mm256_unpackhi_ps(r(4), r(5)));
+            let (s0, s1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
+            let (s2, s3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
+            let (s4, s5) = (_mm256_shuffle_ps::<0x44>(t4, zero), _mm256_shuffle_ps::<0xEE>(t4, zero));
+            let (s6, s7) = (_mm256_shuffle_ps::<0x44>(t5, zero), _mm256_shuffle_ps::<0xEE>(t5, zero));
+            // cols[j] holds rows 0..8 of column half * 8 + j.
+            let cols = [
+                _mm256_permute2f128_ps::<0x20>(s0, s4),
+                _mm256_permute2f128_ps::<0x20>(s1, s5),
+                _mm256_permute2f128_ps::<0x20>(s2, s6),
+                _mm256_permute2f128_ps::<0x20>(s3, s7),
+                _mm256_permute2f128_ps::<0x31>(s0, s4),
+                _mm256_permute2f128_ps::<0x31>(s1, s5),
+                _mm256_permute2f128_ps::<0x31>(s2, s6),
+                _mm256_permute2f128_ps::<0x31>(s3, s7),
+            ];
+            for (j, col) in cols.iter().enumerate() {
+                let column = half * 8 + j;
+                if column >= n {
+                    return;
+                }
+                let d = c.add(column * c_cs);
+                let mut lo = _mm256_castps256_ps128(*col);
+                let mut hi = _mm256_extractf128_ps::<1>(*col);
+                if accumulate {
+                    lo = _mm_add_ps(lo, _mm_loadu_ps(d));
+                    hi = _mm_add_ps(hi, _mm_castpd_ps(_mm_load_sd(d.add(4) as *const f64)));
+                }
+                _mm_storeu_ps(d, lo);
+                _mm_storel_pd(d.add(4) as *mut f64, _mm_castps_pd(hi));
             }
         }
     }
