@@ -176,12 +176,7 @@ pub fn weight_grad_sample(dw: &mut [f32], dy: &[f32], x: &[f32], d: &ConvDims, s
         let dwg = &mut dw[grp * og * kdim..(grp + 1) * og * kdim];
         // dY_g [og, P] -> panels [og/16][P][16]; lanes past og keep stale values, which only
         // reach columns of C that are never stored.
-        for (co, plane) in dyg.chunks_exact(p).enumerate() {
-            let panel = &mut s.dy_panels[(co / WIDTH) * p * WIDTH..];
-            for (px, v) in plane.iter().enumerate() {
-                panel[px * WIDTH + co % WIDTH] = *v;
-            }
-        }
+        tile::pack_panels(&mut s.dy_panels, dyg, og, p);
         let (data, taps, pixels, panels) = (s.padded.data(), &s.taps, &s.pixels, &s.dy_panels);
         let blocks = |cbs: Range<usize>, part: &mut [f32]| {
             for cb in cbs.clone() {

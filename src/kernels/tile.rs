@@ -127,6 +127,23 @@ pub fn run(t: Tile) {
     }
 }
 
+/// `src: [rows, cols]` into 16-row panels `[ceil(rows / 16)][cols][16]` (the tile's B layout);
+/// lanes past `rows` in the last panel are left as they are.
+pub fn pack_panels(panels: &mut [f32], src: &[f32], rows: usize, cols: usize) {
+    assert!(src.len() >= rows * cols, "pack_panels: {} values for {rows}x{cols}", src.len());
+    assert!(panels.len() >= rows.div_ceil(WIDTH) * cols * WIDTH, "pack_panels: {} values for the panels", panels.len());
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: sizes checked above, AVX2 present.
+        return unsafe { avx2::pack_panels(panels.as_mut_ptr(), src.as_ptr(), rows, cols) };
+    }
+    for (r, line) in src.chunks_exact(cols).take(rows).enumerate() {
+        for (c, v) in line.iter().enumerate() {
+            panels[(r / WIDTH) * cols * WIDTH + c * WIDTH + r % WIDTH] = *v;
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::WIDTH;
@@ -187,6 +204,61 @@ mod avx2 {
         }
     }
 
+    /// The transpose of an 8 x 8 block held as 8 row vectors.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        let (t0, t1) = (_mm256_unpacklo_ps(r[0], r[1]), _mm256_unpackhi_ps(r[0], r[1]));
+        let (t2, t3) = (_mm256_unpacklo_ps(r[2], r[3]), _mm256_unpackhi_ps(r[2], r[3]));
+        let (t4, t5) = (_mm256_unpacklo_ps(r[4], r[5]), _mm256_unpackhi_ps(r[4], r[5]));
+        let (t6, t7) = (_mm256_unpacklo_ps(r[6], r[7]), _mm256_unpackhi_ps(r[6], r[7]));
+        let (s0, s1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
+        let (s2, s3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
+        let (s4, s5) = (_mm256_shuffle_ps::<0x44>(t4, t6), _mm256_shuffle_ps::<0xEE>(t4, t6));
+        let (s6, s7) = (_mm256_shuffle_ps::<0x44>(t5, t7), _mm256_shuffle_ps::<0xEE>(t5, t7));
+        [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ]
+    }
+
+    /// `panels[(r / 16) * cols * 16 + c * 16 + r % 16] = src[r * cols + c]`, 8 x 8 blocks
+    /// transposed in registers, the ragged edges value by value.
+    ///
+    /// # Safety
+    /// AVX2; `src` holds `rows * cols` values, `panels` `ceil(rows / 16) * cols * 16`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn pack_panels(panels: *mut f32, src: *const f32, rows: usize, cols: usize) {
+        let (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
+        let at = |r: usize, c: usize| (r / WIDTH) * cols * WIDTH + c * WIDTH + r % WIDTH;
+        for r0 in (0..rows8).step_by(8) {
+            for c0 in (0..cols8).step_by(8) {
+                let mut block = [_mm256_setzero_ps(); 8];
+                for (i, v) in block.iter_mut().enumerate() {
+                    *v = _mm256_loadu_ps(src.add((r0 + i) * cols + c0));
+                }
+                for (j, v) in transpose8(block).iter().enumerate() {
+                    _mm256_storeu_ps(panels.add(at(r0, c0 + j)), *v);
+                }
+            }
+            for c in cols8..cols {
+                for r in r0..r0 + 8 {
+                    *panels.add(at(r, c)) = *src.add(r * cols + c);
+                }
+            }
+        }
+        for r in rows8..rows {
+            for c in 0..cols {
+                *panels.add(at(r, c)) = *src.add(r * cols + c);
+            }
+        }
+    }
+
     /// Stores six rows of C transposed with vector moves: each 8-column half of the 6 x 16
     /// block is transposed in registers (two zero rows make it 8 x 8), then every column's six
     /// values go out as one 4-value and one 2-value store.
@@ -194,28 +266,13 @@ mod avx2 {
     /// # Safety
     /// As `tile`: C holds `5 + (n - 1) * c_cs + 1` values.
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::needless_range_loop)]
     unsafe fn store_six<const R: usize>(acc: &[[__m256; 2]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
         let zero = _mm256_setzero_ps();
         for half in 0..2 {
-            let r = |i: usize| if i < R { acc[i][half] } else { zero };
-            let (t0, t1) = (_mm256_unpacklo_ps(r(0), r(1)), _mm256_unpackhi_ps(r(0), r(1)));
-            let (t2, t3) = (_mm256_unpacklo_ps(r(2), r(3)), _mm256_unpackhi_ps(r(2), r(3)));
-            let (t4, t5) = (_mm256_unpacklo_ps(r(4), r(5)), _mm256_unpackhi_ps(r(4), r(5)));
-            let (s0, s1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
-            let (s2, s3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
-            let (s4, s5) = (_mm256_shuffle_ps::<0x44>(t4, zero), _mm256_shuffle_ps::<0xEE>(t4, zero));
-            let (s6, s7) = (_mm256_shuffle_ps::<0x44>(t5, zero), _mm256_shuffle_ps::<0xEE>(t5, zero));
+            let row = |i: usize| if i < R { acc[i][half] } else { zero };
             // cols[j] holds rows 0..8 of column half * 8 + j.
-            let cols = [
-                _mm256_permute2f128_ps::<0x20>(s0, s4),
-                _mm256_permute2f128_ps::<0x20>(s1, s5),
-                _mm256_permute2f128_ps::<0x20>(s2, s6),
-                _mm256_permute2f128_ps::<0x20>(s3, s7),
-                _mm256_permute2f128_ps::<0x31>(s0, s4),
-                _mm256_permute2f128_ps::<0x31>(s1, s5),
-                _mm256_permute2f128_ps::<0x31>(s2, s6),
-                _mm256_permute2f128_ps::<0x31>(s3, s7),
-            ];
+            let cols = transpose8([row(0), row(1), row(2), row(3), row(4), row(5), zero, zero]);
             for (j, col) in cols.iter().enumerate() {
                 let column = half * 8 + j;
                 if column >= n {
@@ -239,6 +296,21 @@ mod avx2 {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    #[test]
+    fn panels_hold_the_transpose() {
+        let mut rng = Rng::new(2);
+        for &(rows, cols) in &[(64, 196), (6, 784), (19, 13), (8, 8), (1, 3)] {
+            let src = rng.uniform_vec(rows * cols, -1.0, 1.0);
+            let mut panels = vec![f32::NAN; rows.div_ceil(WIDTH) * cols * WIDTH];
+            pack_panels(&mut panels, &src, rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(panels[(r / WIDTH) * cols * WIDTH + c * WIDTH + r % WIDTH], src[r * cols + c], "{rows}x{cols} [{r},{c}]");
+                }
+            }
+        }
+    }
 
     #[test]
     fn tile_matches_the_definition_for_every_row_count_and_width() {
