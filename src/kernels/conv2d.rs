@@ -88,6 +88,8 @@ struct ChunkScratch {
     d_weight: Vec<f32>,
     d_bias: Vec<f32>,
     tiled: ConvTileScratch,
+    /// For the transposed convolution of the input gradient (another geometry).
+    tiled_transposed: ConvTileScratch,
 }
 
 impl ConvScratch {
@@ -257,7 +259,7 @@ pub fn conv2d_backward_via(
                         conv_tiled::weight_grad_sample(&mut s.d_weight, dy, x, d, &mut s.tiled, threads);
                     }
                     match (dx, &transposed) {
-                        (Some(dx), Some(t)) => conv_tiled::forward_sample(dx, dy, flipped, t, &mut s.tiled, true, threads),
+                        (Some(dx), Some(t)) => conv_tiled::forward_sample(dx, dy, flipped, t, &mut s.tiled_transposed, true, threads),
                         (Some(dx), None) => backward_sample(Some(dx), s, dy, x, weight, d, threads, false),
                         (None, _) => {}
                     }

@@ -76,18 +76,23 @@ pub struct ConvTileScratch {
     taps: Offsets,
     /// `[Cout/16][P][16]` per group: dY transposed for the weight gradient.
     dy_panels: Vec<f32>,
+    /// The geometry and channel count `pixels` and `taps` were listed for.
+    offsets_for: Option<(Geometry, usize)>,
 }
 
 impl ConvTileScratch {
     /// Pads group `grp` of the sample and, on the first group, lists the offsets.
     fn prepare(&mut self, xg: &[f32], channels: usize, g: &Geometry, first_group: bool) {
         self.padded.fill(xg, channels, g);
-        if first_group {
+        // The offsets depend on the geometry only: listed again when it changes.
+        let key = (*g, channels);
+        if first_group && self.offsets_for != Some(key) {
             let p = g.rows.output * g.cols.output;
             let kdim = channels * g.rows.kernel * g.cols.kernel;
             let padded = &self.padded;
             self.pixels.set((0..p).map(|px| padded.window(px, g)));
             self.taps.set((0..kdim).map(|row| padded.tap(row, g)));
+            self.offsets_for = Some(key);
         }
     }
 }
