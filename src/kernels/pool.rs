@@ -44,24 +44,60 @@ pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &
 fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry) {
     let (_, w) = g.in_hw();
     let (ho, wo) = g.out_hw();
+    const L: usize = 8;
+    let span = g.cols.span();
+    let stride = g.cols.stride;
+    // Outputs whose windows lie wholly inside the row: `[inner_lo, inner_hi)`.
+    let inner_lo = (0..wo).find(|&ox| g.cols.start(ox) >= 0).unwrap_or(wo);
+    let inner_hi = (inner_lo..wo).take_while(|&ox| g.cols.start(ox) + span as isize <= w as isize).last().map_or(inner_lo, |ox| ox + 1);
+    let cols: Vec<(usize, usize)> = (0..wo).map(|ox| window(&g.cols, ox)).collect();
     for oy in 0..ho {
         let (y0, y1) = window(&g.rows, oy);
-        for ox in 0..wo {
-            let (x0, x1) = window(&g.cols, ox);
+        let (y_row, a_row) = (&mut y[oy * wo..(oy + 1) * wo], &mut a[oy * wo..(oy + 1) * wo]);
+        // Eight interior outputs at a time: eight independent running maxima instead of one
+        // dependent chain, each still visiting its window in row-major order.
+        let mut ox0 = inner_lo;
+        while ox0 + L <= inner_hi {
+            let first = cols[ox0].0;
+            let (mut best, mut best_i) = ([f32::NEG_INFINITY; L], [0usize; L]);
+            for (l, b) in best_i.iter_mut().enumerate() {
+                *b = y0 * w + first + l * stride;
+            }
+            for iy in y0..y1 {
+                let row = &x[iy * w..(iy + 1) * w];
+                for dx in 0..span {
+                    for l in 0..L {
+                        let ix = first + l * stride + dx;
+                        let v = row[ix];
+                        let take = (v > best[l]) | v.is_nan();
+                        best[l] = if take { v } else { best[l] };
+                        best_i[l] = if take { iy * w + ix } else { best_i[l] };
+                    }
+                }
+            }
+            for l in 0..L {
+                y_row[ox0 + l] = best[l];
+                a_row[ox0 + l] = best_i[l] as u32;
+            }
+            ox0 += L;
+        }
+        let rest = (0..inner_lo).chain(ox0..wo);
+        for ox in rest {
+            let (x0, x1) = cols[ox];
+            let (out, arg) = (&mut y_row[ox], &mut a_row[ox]);
             let mut best = f32::NEG_INFINITY;
             let mut best_i = y0 * w + x0;
             for iy in y0..y1 {
-                for ix in x0..x1 {
-                    let i = iy * w + ix;
-                    let v = x[i];
+                // One row of the window as a slice: no per-cell bounds checks.
+                for (i, &v) in (iy * w + x0..).zip(&x[iy * w + x0..iy * w + x1]) {
                     // Branch-free: which cell wins is data, not a pattern to predict.
                     let take = (v > best) | v.is_nan();
                     best = if take { v } else { best };
                     best_i = if take { i } else { best_i };
                 }
             }
-            y[oy * wo + ox] = best;
-            a[oy * wo + ox] = best_i as u32;
+            *out = best;
+            *arg = best_i as u32;
         }
     }
 }
@@ -263,6 +299,51 @@ mod tests {
         assert_eq!(a1, a2);
         assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
         assert!(y1.iter().any(|v| v.is_nan()));
+    }
+
+    /// The definition: every output's window cell by cell, row-major.
+    fn max_pool_plane_ref(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry) {
+        let (_, w) = g.in_hw();
+        let (ho, wo) = g.out_hw();
+        for oy in 0..ho {
+            let (y0, y1) = window(&g.rows, oy);
+            for ox in 0..wo {
+                let (x0, x1) = window(&g.cols, ox);
+                let (mut best, mut best_i) = (f32::NEG_INFINITY, y0 * w + x0);
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let v = x[iy * w + ix];
+                        if v > best || v.is_nan() {
+                            (best, best_i) = (v, iy * w + ix);
+                        }
+                    }
+                }
+                y[oy * wo + ox] = best;
+                a[oy * wo + ox] = best_i as u32;
+            }
+        }
+    }
+
+    #[test]
+    fn eight_outputs_at_a_time_match_the_definition() {
+        // Overlapping windows (AlexNet's 3x3 stride 2, ResNet's with padding 1, stride 1) on
+        // rows wide enough for the eight-lane path, with ties and NaNs.
+        let mut rng = crate::rng::Rng::new(8);
+        for (k, s, p) in [(3, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 0), (5, 3, 2)] {
+            let (h, w) = (23, 57);
+            let mut x: Vec<f32> = (0..h * w).map(|_| rng.below(5) as f32).collect();
+            for i in [30, 31, 200, 201, 202, 777] {
+                x[i] = f32::NAN;
+            }
+            let g = Window2d::square(k, s, Padding::uniform(p)).resolve(h, w).unwrap();
+            let (ho, wo) = g.out_hw();
+            let (mut y1, mut a1) = (vec![0.0; ho * wo], vec![0u32; ho * wo]);
+            let (mut y2, mut a2) = (y1.clone(), a1.clone());
+            max_pool_plane_general(&mut y1, &mut a1, &x, &g);
+            max_pool_plane_ref(&mut y2, &mut a2, &x, &g);
+            assert_eq!(a1, a2, "{k}x{k} stride {s} pad {p}");
+            assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+        }
     }
 
     #[test]
