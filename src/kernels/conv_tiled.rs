@@ -1,6 +1,7 @@
-//! Convolution on fovea's own register tile (`tile.rs`), one sample at a time on the calling
-//! thread. The sample is zero-padded once (`padded.rs`); every tile then reads it in place
-//! through two offset lists, so no column matrix is ever built.
+//! Convolution on fovea's own register tile (`tile.rs`), one sample at a time: on the calling
+//! thread, or with its blocks of 16 output channels shared across the pool (a batch of one).
+//! The sample is zero-padded once (`padded.rs`); every tile then reads it in place through two
+//! offset lists, so no column matrix is ever built.
 //!
 //! - Forward: tiles of 6 output pixels x 16 output channels, reduced over the taps
 //!   (`K = Cin/groups * kh * kw`), weights packed once per call as 16-channel panels `[K][16]`.
