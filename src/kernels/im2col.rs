@@ -31,7 +31,7 @@ pub fn im2col(col: &mut [f32], x: &[f32], channels: usize, g: &Geometry) {
 
 /// Fills one row of the column matrix, `line: [Ho * Wo]`, row `(c * kh + i) * kw + j` of
 /// `x: [C, H, W]`'s unfolding.
-pub fn im2col_row(line: &mut [f32], x: &[f32], row: usize, g: &Geometry) {
+fn im2col_row(line: &mut [f32], x: &[f32], row: usize, g: &Geometry) {
     let (h, w) = g.in_hw();
     let wo = g.cols.output;
     let (kh, kw) = (g.rows.kernel, g.cols.kernel);

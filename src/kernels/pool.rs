@@ -26,6 +26,7 @@ pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &
     let (ho, wo) = g.out_hw();
     let (in_len, out_len) = (h * w, ho * wo);
     let per = planes_per_task(in_len);
+    let plan = ColumnPlan::new(g);
     out.par_chunks_mut(out_len * per)
         .zip(argmax.par_chunks_mut(out_len * per))
         .zip(input.par_chunks(in_len * per))
@@ -35,22 +36,37 @@ pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &
                     max_pool_2x2_plane(y, a, x, w, ho, wo);
                     continue;
                 }
-                max_pool_plane_general(y, a, x, g);
+                max_pool_plane_general(y, a, x, g, &plan);
             }
         });
 }
 
+/// The columns of every output window, shared by all planes of a call.
+struct ColumnPlan {
+    /// Outputs whose windows lie wholly inside the row: `[inner_lo, inner_hi)`.
+    inner_lo: usize,
+    inner_hi: usize,
+    /// Real input columns `[lo, hi)` of each output's window.
+    cols: Vec<(usize, usize)>,
+}
+
+impl ColumnPlan {
+    fn new(g: &Geometry) -> Self {
+        let (w, wo, span) = (g.cols.input as isize, g.cols.output, g.cols.span() as isize);
+        let inner_lo = (0..wo).find(|&ox| g.cols.start(ox) >= 0).unwrap_or(wo);
+        let inner_hi = (inner_lo..wo).take_while(|&ox| g.cols.start(ox) + span <= w).last().map_or(inner_lo, |ox| ox + 1);
+        ColumnPlan { inner_lo, inner_hi, cols: (0..wo).map(|ox| window(&g.cols, ox)).collect() }
+    }
+}
+
 /// Max pooling of one plane over any window: `y`, `a: [Ho, Wo]`, `x: [H, W]`.
-fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry) {
+fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan) {
     let (_, w) = g.in_hw();
     let (ho, wo) = g.out_hw();
     const L: usize = 8;
-    let span = g.cols.span();
-    let stride = g.cols.stride;
-    // Outputs whose windows lie wholly inside the row: `[inner_lo, inner_hi)`.
-    let inner_lo = (0..wo).find(|&ox| g.cols.start(ox) >= 0).unwrap_or(wo);
-    let inner_hi = (inner_lo..wo).take_while(|&ox| g.cols.start(ox) + span as isize <= w as isize).last().map_or(inner_lo, |ox| ox + 1);
-    let cols: Vec<(usize, usize)> = (0..wo).map(|ox| window(&g.cols, ox)).collect();
+    let (span, stride) = (g.cols.span(), g.cols.stride);
+    let ColumnPlan { inner_lo, inner_hi, cols } = plan;
+    let (inner_lo, inner_hi) = (*inner_lo, *inner_hi);
     for oy in 0..ho {
         let (y0, y1) = window(&g.rows, oy);
         let (y_row, a_row) = (&mut y[oy * wo..(oy + 1) * wo], &mut a[oy * wo..(oy + 1) * wo]);
@@ -294,7 +310,7 @@ mod tests {
         max_pool_forward(&mut y1, &mut a1, &x, &g);
         for p in 0..3 {
             let r = p * ho * wo..(p + 1) * ho * wo;
-            max_pool_plane_general(&mut y2[r.clone()], &mut a2[r], &x[p * h * w..(p + 1) * h * w], &g);
+            max_pool_plane_general(&mut y2[r.clone()], &mut a2[r], &x[p * h * w..(p + 1) * h * w], &g, &ColumnPlan::new(&g));
         }
         assert_eq!(a1, a2);
         assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
@@ -339,7 +355,7 @@ mod tests {
             let (ho, wo) = g.out_hw();
             let (mut y1, mut a1) = (vec![0.0; ho * wo], vec![0u32; ho * wo]);
             let (mut y2, mut a2) = (y1.clone(), a1.clone());
-            max_pool_plane_general(&mut y1, &mut a1, &x, &g);
+            max_pool_plane_general(&mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g));
             max_pool_plane_ref(&mut y2, &mut a2, &x, &g);
             assert_eq!(a1, a2, "{k}x{k} stride {s} pad {p}");
             assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
