@@ -7,7 +7,7 @@
 use super::conv_tiled::{self, ChannelPanels, ConvTileScratch};
 use super::im2col::{col2im_add, im2col};
 use super::matmul::{matmul, Mat, Threads};
-use super::parallel::{chunk_ranges, sum_partials_into};
+use super::parallel::{chunk_ranges, split_lengths, sum_partials_into};
 use crate::geometry::Geometry;
 use rayon::prelude::*;
 
@@ -338,14 +338,8 @@ fn sum(v: &[f32]) -> f32 {
 }
 
 /// Splits `data` into one mutable slice per range of samples, each sample `per` values long.
-fn split_by_ranges<'a>(mut data: &'a mut [f32], ranges: &[std::ops::Range<usize>], per: usize) -> Vec<&'a mut [f32]> {
-    let mut out = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        let (head, tail) = std::mem::take(&mut data).split_at_mut(r.len() * per);
-        out.push(head);
-        data = tail;
-    }
-    out
+fn split_by_ranges<'a>(data: &'a mut [f32], ranges: &[std::ops::Range<usize>], per: usize) -> Vec<&'a mut [f32]> {
+    split_lengths(data, ranges.iter().map(|r| r.len() * per))
 }
 
 /// The definition, looped directly: the reference for `conv2d_forward`.

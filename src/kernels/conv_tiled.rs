@@ -15,7 +15,7 @@
 use super::conv2d::ConvDims;
 use super::matmul::Threads;
 use super::padded::Padded;
-use super::parallel::chunk_ranges;
+use super::parallel::{chunk_ranges, split_lengths};
 use super::tile::{self, Offsets, Tile, MAX_ROWS, WIDTH};
 use crate::geometry::{Axis, Geometry};
 use rayon::prelude::*;
@@ -154,15 +154,9 @@ fn by_channel_blocks(out: &mut [f32], channels: usize, plane: usize, threads: Th
         return f(0..blocks, out);
     }
     let shares = chunk_ranges(blocks, rayon::current_num_threads());
-    let mut parts = Vec::with_capacity(shares.len());
-    let mut rest = &mut out[..channels * plane];
-    for r in shares {
-        let rows = (r.end * WIDTH).min(channels) - r.start * WIDTH;
-        let (head, tail) = rest.split_at_mut(rows * plane);
-        parts.push((r, head));
-        rest = tail;
-    }
-    parts.into_par_iter().for_each(|(r, part)| f(r, part));
+    let rows = shares.iter().map(|r| ((r.end * WIDTH).min(channels) - r.start * WIDTH) * plane);
+    let parts = split_lengths(out, rows);
+    shares.into_par_iter().zip(parts).for_each(|(r, part)| f(r, part));
 }
 
 /// `dw += dY (x) col(x)` for one sample: `dw: [Cout, Cin/groups, kh, kw]` (this thread's

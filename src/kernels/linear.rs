@@ -6,7 +6,7 @@
 //! order.
 
 use super::matmul::{matmul, Mat, Threads};
-use super::parallel::chunk_ranges;
+use super::parallel::{chunk_ranges, split_lengths};
 use rayon::prelude::*;
 
 /// `dst [m, n] (+)= a [m, k] @ b [k, n]` with `a` not transposed, rows of `dst` and `a` split
@@ -17,14 +17,8 @@ fn matmul_by_rows(dst: &mut [f32], a: &[f32], b: Mat, m: usize, n: usize, k: usi
     if ranges.len() < 2 {
         return matmul(dst, Mat::n(a), b, m, n, k, accumulate, Threads::Pool);
     }
-    let mut parts = Vec::with_capacity(ranges.len());
-    let mut rest = &mut dst[..m * n];
-    for r in &ranges {
-        let (head, tail) = rest.split_at_mut(r.len() * n);
-        parts.push((head, r.clone()));
-        rest = tail;
-    }
-    parts.into_par_iter().for_each(|(d, r)| {
+    let parts = split_lengths(dst, ranges.iter().map(|r| r.len() * n));
+    parts.into_par_iter().zip(ranges).for_each(|(d, r)| {
         matmul(d, Mat::n(&a[r.start * k..r.end * k]), b, r.len(), n, k, accumulate, Threads::One);
     });
 }

@@ -31,6 +31,18 @@ pub fn fill(dst: &mut [f32], value: f32) {
     }
 }
 
+/// Splits `data` into consecutive mutable slices of the given lengths (what is left over is
+/// not returned): one share of a result per thread.
+pub fn split_lengths(mut data: &mut [f32], lengths: impl IntoIterator<Item = usize>) -> Vec<&mut [f32]> {
+    let mut out = Vec::new();
+    for len in lengths {
+        let (head, tail) = std::mem::take(&mut data).split_at_mut(len);
+        out.push(head);
+        data = tail;
+    }
+    out
+}
+
 /// `dst += p0 + p1 + ...`, in that order.
 pub fn sum_partials_into<'a>(dst: &mut [f32], partials: impl Iterator<Item = &'a [f32]>) {
     for p in partials {
