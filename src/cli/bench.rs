@@ -101,20 +101,16 @@ pub fn run(a: Args) -> Result<()> {
         let report = |op: &str, name: &str, (ms, min): (f64, f64)| {
             println!("{letter}\t{op}\t{name}\t{threads}\t{}\t{ms:.3}\t{:.1}\t{min:.3}", a.reps, gflop / (ms / 1e3));
         };
-        for &(path, name) in &paths {
-            report("fwd", name, median_and_min_ms(a.reps, || conv2d_forward_via(path, &mut y, &x, &wt, Some(&b), &d, &mut scratch)));
-        }
-        for &(path, name) in &paths {
-            let t = median_and_min_ms(a.reps, || {
-                conv2d_backward_via(path, Some(&mut dx), None, None, &dy, &x, &wt, &d, &mut scratch)
-            });
-            report("bwd_input", name, t);
-        }
-        for &(path, name) in &paths {
-            let t = median_and_min_ms(a.reps, || {
-                conv2d_backward_via(path, None, Some(&mut dw), Some(&mut db), &dy, &x, &wt, &d, &mut scratch)
-            });
-            report("bwd_weight", name, t);
+        // Each operation on every path in turn, so the paths are compared side by side.
+        for op in ["fwd", "bwd_input", "bwd_weight"] {
+            for &(path, name) in &paths {
+                let t = median_and_min_ms(a.reps, || match op {
+                    "fwd" => conv2d_forward_via(path, &mut y, &x, &wt, Some(&b), &d, &mut scratch),
+                    "bwd_input" => conv2d_backward_via(path, Some(&mut dx), None, None, &dy, &x, &wt, &d, &mut scratch),
+                    _ => conv2d_backward_via(path, None, Some(&mut dw), Some(&mut db), &dy, &x, &wt, &d, &mut scratch),
+                });
+                report(op, name, t);
+            }
         }
     }
     Ok(())

@@ -74,16 +74,21 @@ impl ConvPath {
     }
 }
 
-/// Per-thread scratch: the column matrix and partial parameter gradients, and the weights of
-/// the transposed convolution. Kept by the layer and reused from step to step, so
-/// steady-state training allocates nothing here.
+/// A convolution's scratch, kept by the layer and reused from step to step, so steady-state
+/// training allocates nothing here.
 #[derive(Default)]
 pub struct ConvScratch {
+    /// One per thread's chunk of the batch.
     chunks: Vec<ChunkScratch>,
+    /// The transposed convolution's weights (input gradient, tiled path).
     flipped: Vec<f32>,
+    /// The weights the tile reads in this call (the layer's, or `flipped`), packed once and
+    /// shared by every chunk.
     panels: ChannelPanels,
 }
 
+/// One chunk's scratch: the column matrix (gemm path), partial parameter gradients, and the
+/// tile's padded sample and offsets.
 #[derive(Default)]
 struct ChunkScratch {
     col: Vec<f32>,
