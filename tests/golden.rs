@@ -1,8 +1,10 @@
 //! Runs every PyTorch-computed case in `tests/data/golden/` (or in `$FOVEA_GOLDEN_DIR`) through
-//! fovea's layers and net, and compares outputs and gradients. One line per case; any mismatch,
+//! fovea's layers and net, and compares outputs and gradients; convolution cases also run on
+//! every kernel path the CPU has, in pools of 1, 2 and 3 threads. One line per case; any mismatch,
 //! unknown op or empty directory fails the test. The schema is `tests/data/golden/SCHEMA.md`.
 
 use fovea::io::safetensors::{read, TensorFile};
+use fovea::kernels::conv::{conv2d_backward_via, conv2d_forward_via, ConvDims, ConvPath, ConvScratch, Kernel};
 use fovea::layers::{AvgPool2d, BatchNorm2d, Conv2d, Conv2dConfig, Linear, Lrn, MaxPool2d};
 use fovea::loss::softmax_cross_entropy;
 use fovea::{models, BackwardCtx, ForwardCtx, Layer, Mode, Padding, ReluRule, Tensor, Window2d};
@@ -142,14 +144,52 @@ fn conv2d(case: &mut Case) -> Result<(), String> {
     if bias {
         set_param(&mut conv, "bias", case.t("bias")?)?;
     }
-    let (out, d_input) = run_layer(&mut conv, &input, &case.t("grad_output")?.clone(), Mode::Train)?;
+    let grad_output = case.t("grad_output")?.clone();
+    let (out, d_input) = run_layer(&mut conv, &input, &grad_output, Mode::Train)?;
     case.check("output", &out, "output", TOL)?;
     case.check("grad_input", &d_input, "grad_input", TOL)?;
     case.check("grad_weight", &grad_of(&conv, "weight"), "grad_weight", TOL)?;
     if bias {
         case.check("grad_bias", &grad_of(&conv, "bias"), "grad_bias", TOL)?;
     }
+    // The layer ran the path training takes; the kernels run every path this CPU has, in
+    // pools of 1, 2 and 3 threads (batches split by sample, a batch of one by channel block).
+    let (n, _, h, w) = input.dims4("input").map_err(|e| e.to_string())?;
+    let d = ConvDims { n, c_in: cfg.in_channels, c_out: cfg.out_channels, groups: cfg.groups, geom: window.resolve(h, w).map_err(|e| e.to_string())? };
+    let bias_values = if bias { Some(case.t("bias")?.data().to_vec()) } else { None };
+    for path in kernel_paths() {
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
+            let mut scratch = ConvScratch::default();
+            let mut y = Tensor::zeros(out.shape());
+            let (mut dx, mut dw, mut db) = (Tensor::zeros(input.shape()), Tensor::zeros(weight.shape()), Tensor::zeros(&[cfg.out_channels]));
+            pool.install(|| {
+                conv2d_forward_via(path, y.data_mut(), input.data(), weight.data(), bias_values.as_deref(), &d, &mut scratch);
+                conv2d_backward_via(path, Some(dx.data_mut()), Some(dw.data_mut()), Some(db.data_mut()), grad_output.data(), input.data(), weight.data(), &d, &mut scratch);
+            });
+            let at = format!("{} on {threads} threads", path.forward_name(&d));
+            case.check(&format!("output, {at}"), &y, "output", TOL)?;
+            case.check(&format!("grad_input, {at}"), &dx, "grad_input", TOL)?;
+            case.check(&format!("grad_weight, {at}"), &dw, "grad_weight", TOL)?;
+            if bias {
+                case.check(&format!("grad_bias, {at}"), &db, "grad_bias", TOL)?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// `gemm` and every tile this CPU runs (one printed line for each it lacks).
+fn kernel_paths() -> Vec<ConvPath> {
+    let mut paths = vec![ConvPath::Gemm];
+    for kernel in [Kernel::AVX2, Kernel::AVX512] {
+        if kernel.isa.supported() {
+            paths.push(ConvPath::Tile(kernel));
+        } else {
+            println!("golden conv cases: skipped {} (this CPU lacks {})", kernel.name(), kernel.isa.name());
+        }
+    }
+    paths
 }
 
 fn pool(case: &mut Case, max: bool) -> Result<(), String> {

@@ -2,7 +2,7 @@
 //! `../shared/bench/common.py`, to set beside PyTorch's figures from the same machine.
 
 use fovea::geometry::{Padding, Window2d};
-use fovea::kernels::conv2d::{conv2d_backward_via, conv2d_forward_via, ConvDims, ConvPath, ConvScratch};
+use fovea::kernels::conv::{conv2d_backward_via, conv2d_forward_via, ConvDims, ConvPath, ConvScratch, Kernel};
 use fovea::rng::Rng;
 use fovea::Result;
 use std::time::Instant;
@@ -25,9 +25,10 @@ pub struct Args {
     /// Batch size for `step`.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    /// Convolution kernels for `conv`: `auto` (what training uses), `tiled` (fovea's AVX2
-    /// tile), `gemm` (im2col + gemm); several to compare them side by side.
-    #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = ["auto", "tiled", "gemm"])]
+    /// Convolution kernels for `conv`: `auto` (what training uses), `tiled` (fovea's widest
+    /// tile), `tiled-avx512`, `tiled-avx2`, `gemm` (im2col + gemm); several to compare them side
+    /// by side. Each line names what ran (a tile the CPU lacks runs as `gemm`).
+    #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = ["auto", "tiled", "tiled-avx512", "tiled-avx2", "gemm"])]
     path: Vec<String>,
 }
 
@@ -61,11 +62,13 @@ fn median_and_min_ms(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
     (times[times.len() / 2], times[0])
 }
 
-fn conv_path(name: &str) -> (ConvPath, &'static str) {
+fn conv_path(name: &str) -> ConvPath {
     match name {
-        "tiled" => (ConvPath::Tiled, "fovea-tiled"),
-        "gemm" => (ConvPath::Gemm, "fovea-gemm"),
-        _ => (ConvPath::Auto, "fovea"),
+        "tiled" => ConvPath::Tiled,
+        "tiled-avx512" => ConvPath::Tile(Kernel::AVX512),
+        "tiled-avx2" => ConvPath::Tile(Kernel::AVX2),
+        "gemm" => ConvPath::Gemm,
+        _ => ConvPath::Auto,
     }
 }
 
@@ -97,13 +100,15 @@ pub fn run(a: Args) -> Result<()> {
         let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; wt.len()], vec![0.0; co]);
         let mut scratch = ConvScratch::default();
         let gflop = 2.0 * d.macs() as f64 / 1e9;
-        let paths: Vec<_> = a.path.iter().map(|p| conv_path(p)).collect();
+        // Named by what they run on this shape: `fovea-tiled-avx512`, `fovea-gemm`, ...
+        let paths: Vec<_> = a.path.iter().map(|p| conv_path(p)).map(|p| (p, format!("fovea-{}", p.forward_name(&d)))).collect();
         let report = |op: &str, name: &str, (ms, min): (f64, f64)| {
             println!("{letter}\t{op}\t{name}\t{threads}\t{}\t{ms:.3}\t{:.1}\t{min:.3}", a.reps, gflop / (ms / 1e3));
         };
         // Each operation on every path in turn, so the paths are compared side by side.
         for op in ["fwd", "bwd_input", "bwd_weight"] {
-            for &(path, name) in &paths {
+            for (path, name) in &paths {
+                let path = *path;
                 let t = median_and_min_ms(a.reps, || match op {
                     "fwd" => conv2d_forward_via(path, &mut y, &x, &wt, Some(&b), &d, &mut scratch),
                     "bwd_input" => conv2d_backward_via(path, Some(&mut dx), None, None, &dy, &x, &wt, &d, &mut scratch),

@@ -4,7 +4,7 @@
 use super::{expect_inputs, expect_nchw, init_fan_in, weight_and_bias, weight_and_bias_mut, BackwardCtx, ForwardCtx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Padding, Region, Window2d};
-use crate::kernels::conv2d::{conv2d_backward, conv2d_forward, ConvDims, ConvScratch};
+use crate::kernels::conv::{conv2d_backward, conv2d_forward, ConvDims, ConvScratch};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 

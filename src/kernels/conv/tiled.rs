@@ -1,22 +1,24 @@
-//! Convolution on fovea's own register tile (`tile.rs`), one sample at a time: on the calling
-//! thread, or with its blocks of 16 output channels shared across the pool (a batch of one).
+//! Convolution on fovea's own register tile (`tile/`), one sample at a time: on the calling
+//! thread, or with its blocks of output channels shared across the pool (a batch of one). A
+//! block is the tile's width: 16 channels on AVX2, 32 on AVX-512 (`tile::Kernel`).
 //! The sample is zero-padded once (`padded.rs`); every tile then reads it in place through two
 //! offset lists, so no column matrix is ever built.
 //!
-//! - Forward: tiles of 6 output pixels x 16 output channels, reduced over the taps
-//!   (`K = Cin/groups * kh * kw`), weights packed once per call as 16-channel panels `[K][16]`.
+//! - Forward: tiles of `rows` output pixels x `width` output channels, reduced over the taps
+//!   (`K = Cin/groups * kh * kw`), weights packed once per call as panels `[K][width]`.
 //! - Input gradient of a stride-1 convolution: the forward pass of the transposed convolution
 //!   (`dY` convolved with the flipped, channel-swapped weights, padding `k - 1 - p`).
-//! - Weight gradient: tiles of 6 taps x 16 output channels, reduced over the pixels, dY
-//!   transposed into 16-channel panels `[P][16]` once per sample.
+//! - Weight gradient: tiles of `rows` taps x `width` output channels, reduced over the pixels,
+//!   dY transposed into panels `[P][width]` once per sample.
 //!
 //! Shapes per sample: `x: [Cin, H, W]`, `y, dy: [Cout, Ho, Wo]`, `weight: [Cout, Cin/groups, kh, kw]`.
 
-use super::conv2d::ConvDims;
-use super::matmul::Threads;
 use super::padded::Padded;
-use super::parallel::{chunk_ranges, split_lengths};
-use super::tile::{self, Offsets, Tile, MAX_ROWS, WIDTH};
+use super::tile::{self, Kernel, Offsets, Tile};
+use super::ConvDims;
+use crate::kernels::aligned::AlignedVec;
+use crate::kernels::matmul::Threads;
+use crate::kernels::parallel::{chunk_ranges, split_lengths};
 use crate::geometry::{Axis, Geometry};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -25,45 +27,43 @@ use std::ops::Range;
 /// read-modify-write of C; 1024 keeps a tile's weight panel, 64 KB, in L2).
 const FORWARD_KC: usize = 1024;
 
-/// Whether this CPU has the tile.
-pub fn available() -> bool {
-    tile::available()
-}
-
-/// Weights `[Cout, K]` repacked as 16-channel panels: per group and block of 16 output
-/// channels, `[K][16]` (lanes past the group's channels are zero). Packed once per call,
+/// Weights `[Cout, K]` repacked as channel panels: per group and block of `width` output
+/// channels, `[K][width]` (lanes past the group's channels are zero). Packed once per call,
 /// shared by every sample.
 #[derive(Default)]
 pub struct ChannelPanels {
-    data: Vec<f32>,
+    data: AlignedVec,
     kdim: usize,
     blocks: usize,
+    width: usize,
 }
 
 impl ChannelPanels {
-    /// Packs `weight: [Cout, Cin/groups, kh, kw]` of the convolution `d`.
-    pub fn pack(&mut self, weight: &[f32], d: &ConvDims) {
+    /// Packs `weight: [Cout, Cin/groups, kh, kw]` of the convolution `d` for tiles `width`
+    /// columns wide.
+    pub fn pack(&mut self, weight: &[f32], d: &ConvDims, width: usize) {
         let og = d.c_out / d.groups;
         let kdim = weight.len() / d.c_out;
-        let blocks = og.div_ceil(WIDTH);
-        (self.kdim, self.blocks) = (kdim, blocks);
-        self.data.clear();
-        self.data.resize(d.groups * blocks * kdim * WIDTH, 0.0);
+        let blocks = og.div_ceil(width);
+        (self.kdim, self.blocks, self.width) = (kdim, blocks, width);
+        self.data.fill_to(d.groups * blocks * kdim * width, 0.0);
+        let data = self.data.as_mut_slice();
         for grp in 0..d.groups {
             for co in 0..og {
                 let src = &weight[(grp * og + co) * kdim..(grp * og + co + 1) * kdim];
-                let panel = (grp * blocks + co / WIDTH) * kdim * WIDTH;
+                let panel = (grp * blocks + co / width) * kdim * width;
                 for (k, v) in src.iter().enumerate() {
-                    self.data[panel + k * WIDTH + co % WIDTH] = *v;
+                    data[panel + k * width + co % width] = *v;
                 }
             }
         }
     }
 
-    /// Block `cb` of group `grp`, taps `ks`: `[ks][16]`.
+    /// Block `cb` of group `grp`, taps `ks`: `[ks][width]`.
     fn panel(&self, grp: usize, cb: usize, ks: &Range<usize>) -> &[f32] {
-        let start = (grp * self.blocks + cb) * self.kdim * WIDTH;
-        &self.data[start + ks.start * WIDTH..start + ks.end * WIDTH]
+        let w = self.width;
+        let start = (grp * self.blocks + cb) * self.kdim * w;
+        &self.data.as_slice()[start + ks.start * w..start + ks.end * w]
     }
 }
 
@@ -75,8 +75,8 @@ pub struct ConvTileScratch {
     pixels: Offsets,
     /// Offset of every tap (column-matrix row) in the padded sample.
     taps: Offsets,
-    /// `[Cout/16][P][16]` per group: dY transposed for the weight gradient.
-    dy_panels: Vec<f32>,
+    /// `[Cout/width][P][width]` per group: dY transposed for the weight gradient.
+    dy_panels: AlignedVec,
     /// The geometry and channel count `pixels` and `taps` were listed for.
     offsets_for: Option<(Geometry, usize)>,
 }
@@ -98,11 +98,14 @@ impl ConvTileScratch {
     }
 }
 
-/// `y (+)= conv(x, weight)` for one sample, no bias: `y: [Cout, Ho, Wo]`, `x: [Cin, H, W]`.
-/// With `Threads::Pool` the blocks of 16 output channels are shared out across the pool (a
-/// batch of one); every value is summed the same way either way.
+/// `y (+)= conv(x, weight)` for one sample, no bias: `y: [Cout, Ho, Wo]`, `x: [Cin, H, W]`,
+/// `weight` packed for `kernel`'s width. With `Threads::Pool` the blocks of output channels
+/// are shared out across the pool (a batch of one); every value is summed the same way either
+/// way.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_sample(y: &mut [f32], x: &[f32], weight: &ChannelPanels, d: &ConvDims, s: &mut ConvTileScratch, accumulate: bool, threads: Threads) {
+pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &ChannelPanels, d: &ConvDims, s: &mut ConvTileScratch, accumulate: bool, threads: Threads) {
+    assert_eq!(weight.width, kernel.width, "forward_sample: weights packed for another tile");
+    let (rows, width) = (kernel.rows, kernel.width);
     let g = &d.geom;
     let (h, w) = g.in_hw();
     let p = g.rows.output * g.cols.output;
@@ -124,10 +127,10 @@ pub fn forward_sample(y: &mut [f32], x: &[f32], weight: &ChannelPanels, d: &Conv
             let blocks = |cbs: Range<usize>, part: &mut [f32]| {
                 for cb in cbs.clone() {
                     let b = weight.panel(grp, cb, ks);
-                    let yb = &mut part[(cb - cbs.start) * WIDTH * p..];
-                    for px0 in (0..p).step_by(MAX_ROWS) {
-                        tile::run(Tile {
-                            rows: MAX_ROWS.min(p - px0),
+                    let yb = &mut part[(cb - cbs.start) * width * p..];
+                    for px0 in (0..p).step_by(rows) {
+                        tile::run(kernel, Tile {
+                            rows: rows.min(p - px0),
                             k: ks.len(),
                             data,
                             row_offsets: pixels.from(px0),
@@ -135,56 +138,58 @@ pub fn forward_sample(y: &mut [f32], x: &[f32], weight: &ChannelPanels, d: &Conv
                             b,
                             c: &mut yb[px0..],
                             c_cs: p,
-                            n: WIDTH.min(og - cb * WIDTH),
+                            n: width.min(og - cb * width),
                             accumulate: accumulate || ci > 0,
                         });
                     }
                 }
             };
-            by_channel_blocks(yg, og, p, threads, blocks);
+            by_channel_blocks(yg, og, p, width, threads, blocks);
         }
     }
 }
 
-/// Runs `f(channel blocks, their rows of out)` over the `ceil(channels / 16)` blocks of
+/// Runs `f(channel blocks, their rows of out)` over the `ceil(channels / width)` blocks of
 /// `out: [channels, plane]`: at once, or one contiguous share per thread of the pool.
-fn by_channel_blocks(out: &mut [f32], channels: usize, plane: usize, threads: Threads, f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
-    let blocks = channels.div_ceil(WIDTH);
+fn by_channel_blocks(out: &mut [f32], channels: usize, plane: usize, width: usize, threads: Threads, f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    let blocks = channels.div_ceil(width);
     if threads == Threads::One || blocks < 2 || rayon::current_num_threads() < 2 {
         return f(0..blocks, out);
     }
     let shares = chunk_ranges(blocks, rayon::current_num_threads());
-    let rows = shares.iter().map(|r| ((r.end * WIDTH).min(channels) - r.start * WIDTH) * plane);
+    let rows = shares.iter().map(|r| ((r.end * width).min(channels) - r.start * width) * plane);
     let parts = split_lengths(out, rows);
     shares.into_par_iter().zip(parts).for_each(|(r, part)| f(r, part));
 }
 
 /// `dw += dY (x) col(x)` for one sample: `dw: [Cout, Cin/groups, kh, kw]` (this thread's
 /// partial sum), `dy: [Cout, Ho, Wo]`, `x: [Cin, H, W]`.
-/// With `Threads::Pool`, the blocks of 16 output channels are shared out across the pool.
-pub fn weight_grad_sample(dw: &mut [f32], dy: &[f32], x: &[f32], d: &ConvDims, s: &mut ConvTileScratch, threads: Threads) {
+/// With `Threads::Pool`, the blocks of output channels are shared out across the pool.
+#[allow(clippy::too_many_arguments)]
+pub fn weight_grad_sample(kernel: Kernel, dw: &mut [f32], dy: &[f32], x: &[f32], d: &ConvDims, s: &mut ConvTileScratch, threads: Threads) {
+    let (rows, width) = (kernel.rows, kernel.width);
     let g = &d.geom;
     let (h, w) = g.in_hw();
     let p = g.rows.output * g.cols.output;
     let (cg, og) = (d.c_in / d.groups, d.c_out / d.groups);
     let kdim = cg * g.rows.kernel * g.cols.kernel;
-    let cblocks = og.div_ceil(WIDTH);
-    s.dy_panels.resize(cblocks * p * WIDTH, 0.0);
+    let cblocks = og.div_ceil(width);
+    s.dy_panels.resize(cblocks * p * width, 0.0);
     for grp in 0..d.groups {
         s.prepare(&x[grp * cg * h * w..(grp + 1) * cg * h * w], cg, g, grp == 0);
         let dyg = &dy[grp * og * p..(grp + 1) * og * p];
         let dwg = &mut dw[grp * og * kdim..(grp + 1) * og * kdim];
-        // dY_g [og, P] -> panels [og/16][P][16]; lanes past og keep stale values, which only
-        // reach columns of C that are never stored.
-        tile::pack_panels(&mut s.dy_panels, dyg, og, p);
-        let (data, taps, pixels, panels) = (s.padded.data(), &s.taps, &s.pixels, &s.dy_panels);
+        // dY_g [og, P] -> panels [og/width][P][width]; lanes past og keep stale values, which
+        // only reach columns of C that are never stored.
+        tile::pack_panels(s.dy_panels.as_mut_slice(), dyg, og, p, width);
+        let (data, taps, pixels, panels) = (s.padded.data(), &s.taps, &s.pixels, s.dy_panels.as_slice());
         let blocks = |cbs: Range<usize>, part: &mut [f32]| {
             for cb in cbs.clone() {
-                let b = &panels[cb * p * WIDTH..(cb + 1) * p * WIDTH];
-                let dwb = &mut part[(cb - cbs.start) * WIDTH * kdim..];
-                for k0 in (0..kdim).step_by(MAX_ROWS) {
-                    tile::run(Tile {
-                        rows: MAX_ROWS.min(kdim - k0),
+                let b = &panels[cb * p * width..(cb + 1) * p * width];
+                let dwb = &mut part[(cb - cbs.start) * width * kdim..];
+                for k0 in (0..kdim).step_by(rows) {
+                    tile::run(kernel, Tile {
+                        rows: rows.min(kdim - k0),
                         k: p,
                         data,
                         row_offsets: taps.from(k0),
@@ -192,19 +197,19 @@ pub fn weight_grad_sample(dw: &mut [f32], dy: &[f32], x: &[f32], d: &ConvDims, s
                         b,
                         c: &mut dwb[k0..],
                         c_cs: kdim,
-                        n: WIDTH.min(og - cb * WIDTH),
+                        n: width.min(og - cb * width),
                         accumulate: true,
                     });
                 }
             }
         };
-        by_channel_blocks(dwg, og, kdim, threads, blocks);
+        by_channel_blocks(dwg, og, kdim, width, threads, blocks);
     }
 }
 
 /// The problem whose forward pass is this convolution's input gradient, when there is one
 /// worth running: stride 1, dilation 1, padding at most `k - 1` on every side, and at least 4
-/// input channels per group (fewer leave most of the transposed problem's 16 channel lanes
+/// input channels per group (fewer leave most of the transposed problem's channel lanes
 /// empty; im2col + `gemm` + col2im is then faster). Else `None`.
 /// Its weights come from `flip_weights`.
 pub fn transposed_dims(d: &ConvDims) -> Option<ConvDims> {

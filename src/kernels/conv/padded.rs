@@ -51,7 +51,7 @@ impl Padded {
 mod tests {
     use super::*;
     use crate::geometry::{Padding, Window2d};
-    use crate::kernels::im2col::im2col;
+    use crate::kernels::conv::im2col::im2col;
     use crate::rng::Rng;
 
     /// `tap + window` reads exactly the column matrix, for any stride, dilation and padding.

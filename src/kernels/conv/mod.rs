@@ -1,0 +1,332 @@
+//! 2-d convolution (cross-correlation, as every framework computes it), forward and backward,
+//! one sample at a time, samples split across threads (a batch of one splits its output
+//! channels instead). This file chooses the path and splits the work; the paths compute the
+//! same numbers:
+//! - `tiled.rs` on fovea's own register tile (`tile/`: AVX-512 or AVX2, one source), reading
+//!   the zero-padded sample (`padded.rs`) in place;
+//! - `gemm_path.rs`: im2col (`im2col.rs`) + a `gemm` product (CPUs without a tile, 1x1
+//!   stride-1 unpadded convolutions, the input gradient of strided, dilated or few-channel
+//!   convolutions);
+//! - `reference.rs`: the definition in f64, which tests hold both to.
+
+mod gemm_path;
+pub mod im2col;
+pub mod padded;
+mod reference;
+pub mod tile;
+pub mod tiled;
+
+pub use reference::{conv2d_backward_ref, conv2d_forward_ref};
+pub use tile::Kernel;
+
+use crate::geometry::Geometry;
+use crate::kernels::matmul::Threads;
+use crate::kernels::parallel::{chunk_ranges, split_lengths, sum_partials_into};
+use rayon::prelude::*;
+use tiled::{ChannelPanels, ConvTileScratch};
+
+/// Sizes of one convolution call.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvDims {
+    /// Batch size N.
+    pub n: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub groups: usize,
+    /// The window resolved against the input's H x W.
+    pub geom: Geometry,
+}
+
+impl ConvDims {
+    fn in_plane(&self) -> usize {
+        self.geom.rows.input * self.geom.cols.input
+    }
+    fn out_plane(&self) -> usize {
+        self.geom.rows.output * self.geom.cols.output
+    }
+    fn cg(&self) -> usize {
+        self.c_in / self.groups
+    }
+    fn og(&self) -> usize {
+        self.c_out / self.groups
+    }
+    /// Rows of a group's column matrix: `Cin/groups * kh * kw`.
+    fn kdim(&self) -> usize {
+        self.cg() * self.geom.rows.kernel * self.geom.cols.kernel
+    }
+    /// A 1x1, stride-1, unpadded convolution reads its input as the column matrix itself.
+    fn is_pointwise(&self) -> bool {
+        let g = &self.geom;
+        g.rows.kernel == 1 && g.cols.kernel == 1 && g.rows.stride == 1 && g.cols.stride == 1 && g.padding() == [0; 4]
+    }
+    /// Multiply-adds of one forward pass over the whole batch.
+    pub fn macs(&self) -> u64 {
+        (self.n * self.c_out * self.out_plane() * self.kdim()) as u64
+    }
+}
+
+/// Which kernels compute a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPath {
+    /// The widest tile `FOVEA_ISA` and the CPU allow, except for 1x1 stride-1 unpadded
+    /// convolutions, whose input already is the column matrix: `gemm` reads it in place (bench
+    /// conv f: 68 vs 45 GFLOP/s forward on one thread), where the tile would copy the sample
+    /// to pad it.
+    Auto,
+    /// im2col + `gemm` (+ col2im for the input gradient).
+    Gemm,
+    /// The widest tile allowed (`Gemm` where there is none).
+    Tiled,
+    /// This tile (tests and benchmarks); `Gemm` on a CPU that lacks it.
+    Tile(Kernel),
+}
+
+impl ConvPath {
+    /// The tile this path runs for a problem with `channels` output channels per group, or
+    /// `None` for `gemm`. A problem of at most 16 channels takes the AVX2 tile even where
+    /// AVX-512 is allowed (the 32-wide tile would leave half its lanes empty).
+    fn kernel(self, d: &ConvDims, channels: usize) -> Option<Kernel> {
+        let best = || {
+            let k = Kernel::best()?;
+            Some(if k.isa > crate::kernels::isa::Isa::Avx2 && channels <= Kernel::AVX2.width { Kernel::AVX2 } else { k })
+        };
+        match self {
+            ConvPath::Gemm => None,
+            ConvPath::Auto if d.is_pointwise() => None,
+            ConvPath::Auto | ConvPath::Tiled => best(),
+            ConvPath::Tile(k) => Some(k).filter(|k| k.isa.supported()),
+        }
+    }
+
+    /// What the forward pass of `d` runs on: `tiled-avx512`, `tiled-avx2` or `gemm`.
+    pub fn forward_name(self, d: &ConvDims) -> &'static str {
+        self.kernel(d, d.og()).map_or("gemm", |k| k.name())
+    }
+}
+
+/// A convolution's scratch, kept by the layer and reused from step to step, so steady-state
+/// training allocates nothing here.
+#[derive(Default)]
+pub struct ConvScratch {
+    /// One per thread's chunk of the batch.
+    chunks: Vec<ChunkScratch>,
+    /// The transposed convolution's weights (input gradient, tiled path).
+    flipped: Vec<f32>,
+    /// The weights the tile reads in this call (the layer's, or `flipped`), packed once for
+    /// the tile's width and shared by every chunk.
+    panels: ChannelPanels,
+}
+
+/// One chunk's scratch: the column matrix (gemm path), partial parameter gradients, and the
+/// tile's padded sample and offsets.
+#[derive(Default)]
+pub(super) struct ChunkScratch {
+    col: Vec<f32>,
+    d_weight: Vec<f32>,
+    d_bias: Vec<f32>,
+    tiled: ConvTileScratch,
+    /// For the transposed convolution of the input gradient (another geometry).
+    tiled_transposed: ConvTileScratch,
+}
+
+impl ConvScratch {
+    fn prepare(&mut self, chunks: usize, col_len: usize, w_len: usize, b_len: usize) {
+        self.chunks.resize_with(chunks, ChunkScratch::default);
+        for c in &mut self.chunks {
+            c.col.resize(col_len, 0.0);
+            c.d_weight.clear();
+            c.d_weight.resize(w_len, 0.0);
+            c.d_bias.clear();
+            c.d_bias.resize(b_len, 0.0);
+        }
+    }
+}
+
+/// How the batch is split: one chunk per thread when there are at least two samples and two
+/// threads (each product then runs on one thread), else one chunk whose products use the pool.
+fn plan(n: usize) -> (Vec<std::ops::Range<usize>>, Threads) {
+    let threads = rayon::current_num_threads();
+    if threads <= 1 {
+        (chunk_ranges(n, 1), Threads::One)
+    } else if n >= 2 {
+        (chunk_ranges(n, threads), Threads::One)
+    } else {
+        (chunk_ranges(n, 1), Threads::Pool)
+    }
+}
+
+/// `out = conv(input, weight) + bias`.
+/// - `out`: `[N, Cout, Ho, Wo]`, overwritten
+/// - `input`: `[N, Cin, H, W]`
+/// - `weight`: `[Cout, Cin/groups, kh, kw]`
+/// - `bias`: `[Cout]`
+pub fn conv2d_forward(out: &mut [f32], input: &[f32], weight: &[f32], bias: Option<&[f32]>, d: &ConvDims, scratch: &mut ConvScratch) {
+    conv2d_forward_via(ConvPath::Auto, out, input, weight, bias, d, scratch)
+}
+
+/// `conv2d_forward` on a chosen path (tests and benchmarks compare them).
+pub fn conv2d_forward_via(
+    path: ConvPath,
+    out: &mut [f32],
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
+    let (ranges, threads) = plan(d.n);
+    let kernel = path.kernel(d, d.og());
+    let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
+    let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
+    scratch.prepare(ranges.len(), col_len, 0, 0);
+    if let Some(k) = kernel {
+        scratch.panels.pack(weight, d, k.width);
+    }
+    let panels = &scratch.panels;
+    let out_chunks = split_by_ranges(out, &ranges, out_len);
+    out_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
+        |((out_chunk, s), range)| {
+            for (i, sample) in range.clone().enumerate() {
+                let x = &input[sample * in_len..(sample + 1) * in_len];
+                let y = &mut out_chunk[i * out_len..(i + 1) * out_len];
+                if let Some(k) = kernel {
+                    tiled::forward_sample(k, y, x, panels, d, &mut s.tiled, false, threads);
+                    add_bias(y, bias, d.out_plane());
+                } else {
+                    gemm_path::forward_sample(y, x, weight, bias, d, &mut s.col, threads);
+                }
+            }
+        },
+    );
+}
+
+/// `y[c, :] += bias[c]` for `y: [C, plane]`.
+fn add_bias(y: &mut [f32], bias: Option<&[f32]>, plane: usize) {
+    if let Some(b) = bias {
+        for (values, &bv) in y.chunks_mut(plane).zip(b) {
+            values.iter_mut().for_each(|v| *v += bv);
+        }
+    }
+}
+
+/// Gradients of a convolution, accumulated (`+=`) into whichever of `d_input`, `d_weight`,
+/// `d_bias` are given.
+/// - `d_input`: `[N, Cin, H, W]`; `d_weight`: `[Cout, Cin/groups, kh, kw]`; `d_bias`: `[Cout]`
+/// - `d_out`: `[N, Cout, Ho, Wo]`; `input`, `weight` as in the forward pass
+///
+/// Partial weight gradients are summed in a fixed chunk order: the same thread count gives the
+/// same bits.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    d_input: Option<&mut [f32]>,
+    d_weight: Option<&mut [f32]>,
+    d_bias: Option<&mut [f32]>,
+    d_out: &[f32],
+    input: &[f32],
+    weight: &[f32],
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
+    conv2d_backward_via(ConvPath::Auto, d_input, d_weight, d_bias, d_out, input, weight, d, scratch)
+}
+
+/// `conv2d_backward` on a chosen path. On a tile, the input gradient of a stride-1
+/// convolution is the forward pass of its transposed convolution; other geometries take the
+/// `gemm` + col2im route for that part.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_via(
+    path: ConvPath,
+    d_input: Option<&mut [f32]>,
+    d_weight: Option<&mut [f32]>,
+    d_bias: Option<&mut [f32]>,
+    d_out: &[f32],
+    input: &[f32],
+    weight: &[f32],
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
+    let (ranges, threads) = plan(d.n);
+    let (in_len, out_len, p) = (d.c_in * d.in_plane(), d.c_out * d.out_plane(), d.out_plane());
+    let want_w = d_weight.is_some();
+    let want_b = d_bias.is_some();
+    // The weight gradient's tile (over output channels), and the transposed convolution with
+    // its tile (over input channels) for the input gradient, where there is one.
+    let w_kernel = path.kernel(d, d.og());
+    let transposed = match (&d_input, path.kernel(d, d.cg())) {
+        (Some(_), Some(k)) => tiled::transposed_dims(d).map(|t| (t, k)),
+        _ => None,
+    };
+    if let Some((t, k)) = &transposed {
+        tiled::flip_weights(&mut scratch.flipped, weight, d);
+        scratch.panels.pack(&scratch.flipped, t, k.width);
+    }
+    let dx_on_gemm = d_input.is_some() && transposed.is_none();
+    let needs_col = !d.is_pointwise() && ((want_w && w_kernel.is_none()) || dx_on_gemm);
+    let col_len = if needs_col { d.kdim() * p } else { 0 };
+    scratch.prepare(
+        ranges.len(),
+        col_len,
+        if want_w { weight.len() } else { 0 },
+        if want_b { d.c_out } else { 0 },
+    );
+    let flipped = &scratch.panels;
+    let dx_chunks: Vec<Option<&mut [f32]>> = match d_input {
+        Some(dx) => split_by_ranges(dx, &ranges, in_len).into_iter().map(Some).collect(),
+        None => ranges.iter().map(|_| None).collect(),
+    };
+    dx_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
+        |((mut dx_chunk, s), range)| {
+            for (i, sample) in range.clone().enumerate() {
+                let x = &input[sample * in_len..(sample + 1) * in_len];
+                let dy = &d_out[sample * out_len..(sample + 1) * out_len];
+                let dx = dx_chunk.as_deref_mut().map(|c| &mut c[i * in_len..(i + 1) * in_len]);
+                let w_on_gemm = want_w && w_kernel.is_none();
+                if let (true, Some(k)) = (want_w, w_kernel) {
+                    tiled::weight_grad_sample(k, &mut s.d_weight, dy, x, d, &mut s.tiled, threads);
+                }
+                match (dx, &transposed) {
+                    (Some(dx), Some((t, k))) => {
+                        tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, true, threads);
+                        if w_on_gemm {
+                            gemm_path::backward_sample(None, s, dy, x, weight, d, threads, true);
+                        }
+                    }
+                    (dx, _) if dx.is_some() || w_on_gemm => gemm_path::backward_sample(dx, s, dy, x, weight, d, threads, w_on_gemm),
+                    _ => {}
+                }
+                if want_b {
+                    for (db, plane) in s.d_bias.iter_mut().zip(dy.chunks(p)) {
+                        *db += sum(plane);
+                    }
+                }
+            }
+        },
+    );
+    if let Some(dw) = d_weight {
+        sum_partials_into(dw, scratch.chunks.iter().map(|c| c.d_weight.as_slice()));
+    }
+    if let Some(db) = d_bias {
+        sum_partials_into(db, scratch.chunks.iter().map(|c| c.d_bias.as_slice()));
+    }
+}
+
+/// A sum the compiler can vectorise: eight independent accumulators.
+fn sum(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// Splits `data` into one mutable slice per range of samples, each sample `per` values long.
+fn split_by_ranges<'a>(data: &'a mut [f32], ranges: &[std::ops::Range<usize>], per: usize) -> Vec<&'a mut [f32]> {
+    split_lengths(data, ranges.iter().map(|r| r.len() * per))
+}
+
+#[cfg(test)]
+mod tests;

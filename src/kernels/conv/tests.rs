@@ -1,0 +1,213 @@
+//! Every path against the definition (`reference.rs`), in thread pools of 1, 2 and 3.
+
+use super::tile::tests::runnable_kernels;
+use super::*;
+use crate::geometry::{Padding, Window2d};
+use crate::kernels::isa::Isa;
+use crate::rng::Rng;
+
+/// `|fast - reference| <= 1e-4 (1 + |reference|)` everywhere (NaN fails).
+fn close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        let ok = (x - y).abs() <= 1e-4 * (1.0 + y.abs());
+        assert!(ok, "{what}[{i}]: fast {x} vs reference {y}");
+    }
+}
+
+/// `gemm`, and each tile this CPU has (one printed line for each it lacks).
+fn paths(test: &str) -> Vec<ConvPath> {
+    let mut p = vec![ConvPath::Gemm];
+    p.extend(runnable_kernels(test).into_iter().map(ConvPath::Tile));
+    p
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool").install(f)
+}
+
+/// One convolution's data and the reference's results.
+struct Case {
+    d: ConvDims,
+    x: Vec<f32>,
+    wt: Vec<f32>,
+    b: Vec<f32>,
+    dy: Vec<f32>,
+    y: Vec<f32>,
+    /// Gradients accumulated onto the non-zero starting values below.
+    dx: Vec<f32>,
+    dw: Vec<f32>,
+    db: Vec<f32>,
+}
+
+const DX0: f32 = 0.5;
+const DW0: f32 = 0.25;
+const DB0: f32 = 1.0;
+
+impl Case {
+    fn new(d: ConvDims, rng: &mut Rng) -> Case {
+        let (h, w) = d.geom.in_hw();
+        let (ho, wo) = d.geom.out_hw();
+        let (kh, kw) = (d.geom.rows.kernel, d.geom.cols.kernel);
+        let x = rng.uniform_vec(d.n * d.c_in * h * w, -1.0, 1.0);
+        let wt = rng.uniform_vec(d.c_out * (d.c_in / d.groups) * kh * kw, -1.0, 1.0);
+        let b = rng.uniform_vec(d.c_out, -1.0, 1.0);
+        let mut y = vec![0.0; d.n * d.c_out * ho * wo];
+        conv2d_forward_ref(&mut y, &x, &wt, Some(&b), &d);
+        let dy = rng.uniform_vec(y.len(), -1.0, 1.0);
+        // Start from non-zero gradients: the kernels must accumulate.
+        let (mut dx, mut dw, mut db) = (vec![DX0; x.len()], vec![DW0; wt.len()], vec![DB0; d.c_out]);
+        conv2d_backward_ref(&mut dx, &mut dw, &mut db, &dy, &x, &wt, &d);
+        Case { d, x, wt, b, dy, y, dx, dw, db }
+    }
+
+    /// Forward, all gradients together, and the weight gradient alone (as a first layer asks).
+    fn check(&self, path: ConvPath, what: &str) {
+        let Case { d, x, wt, b, dy, .. } = self;
+        let mut scratch = ConvScratch::default();
+        let mut y = vec![f32::NAN; self.y.len()];
+        conv2d_forward_via(path, &mut y, x, wt, Some(b), d, &mut scratch);
+        close(&y, &self.y, &format!("{what} {path:?} forward {d:?}"));
+        let (mut dx, mut dw, mut db) = (vec![DX0; x.len()], vec![DW0; wt.len()], vec![DB0; d.c_out]);
+        conv2d_backward_via(path, Some(&mut dx), Some(&mut dw), Some(&mut db), dy, x, wt, d, &mut scratch);
+        close(&dx, &self.dx, &format!("{what} {path:?} d_input {d:?}"));
+        close(&dw, &self.dw, &format!("{what} {path:?} d_weight {d:?}"));
+        close(&db, &self.db, &format!("{what} {path:?} d_bias"));
+        let mut dw_only = vec![DW0; wt.len()];
+        conv2d_backward_via(path, None, Some(&mut dw_only), None, dy, x, wt, d, &mut scratch);
+        close(&dw_only, &self.dw, &format!("{what} {path:?} d_weight alone {d:?}"));
+        let mut dx_only = vec![DX0; x.len()];
+        conv2d_backward_via(path, Some(&mut dx_only), None, None, dy, x, wt, d, &mut scratch);
+        close(&dx_only, &self.dx, &format!("{what} {path:?} d_input alone {d:?}"));
+    }
+}
+
+/// A sample's output and input gradient do not depend on the batch around it: alone (its
+/// channels split across the pool) or in a batch (samples split), the same bits.
+#[test]
+fn a_sample_gets_the_same_bits_alone_and_in_a_batch() {
+    let window = Window2d::square(5, 1, Padding::uniform(2));
+    let geom = window.resolve(9, 11).unwrap();
+    let mut rng = Rng::new(4);
+    let (n, c_in, c_out) = (3, 8, 72);
+    let d = ConvDims { n, c_in, c_out, groups: 1, geom };
+    let (in_len, out_len) = (c_in * 99, c_out * 99);
+    let x = rng.uniform_vec(n * in_len, -1.0, 1.0);
+    let wt = rng.uniform_vec(c_out * c_in * 25, -1.0, 1.0);
+    let dy = rng.uniform_vec(n * out_len, -1.0, 1.0);
+    for threads in [2, 3] {
+        in_pool(threads, || {
+            let mut scratch = ConvScratch::default();
+            let (mut y, mut dx) = (vec![0.0; n * out_len], vec![0.0; n * in_len]);
+            conv2d_forward(&mut y, &x, &wt, None, &d, &mut scratch);
+            conv2d_backward(Some(&mut dx), None, None, &dy, &x, &wt, &d, &mut scratch);
+            let one = ConvDims { n: 1, ..d };
+            for s in 0..n {
+                let (mut y1, mut dx1) = (vec![0.0; out_len], vec![0.0; in_len]);
+                conv2d_forward(&mut y1, &x[s * in_len..(s + 1) * in_len], &wt, None, &one, &mut scratch);
+                conv2d_backward(Some(&mut dx1), None, None, &dy[s * out_len..(s + 1) * out_len], &x[s * in_len..(s + 1) * in_len], &wt, &one, &mut scratch);
+                assert_eq!(y1, y[s * out_len..(s + 1) * out_len], "{threads} threads, sample {s}: output");
+                assert_eq!(dx1, dx[s * in_len..(s + 1) * in_len], "{threads} threads, sample {s}: input gradient");
+            }
+        })
+    }
+}
+
+/// Small random geometries: every stride, dilation, padding and group count, 1-3 channels
+/// per group.
+#[test]
+fn every_path_matches_the_reference_on_small_random_shapes() {
+    let mut rng = Rng::new(11);
+    let mut cases = Vec::new();
+    while cases.len() < 60 {
+        let groups = [1, 1, 2, 3][rng.below(4)];
+        let c_in = groups * (1 + rng.below(3));
+        let c_out = groups * (1 + rng.below(3));
+        let k = [1, 2, 3, 5][rng.below(4)];
+        let kw = if rng.below(4) == 0 { 1 + rng.below(3) } else { k };
+        let stride = [1 + rng.below(3), 1 + rng.below(3)];
+        let dilation = if rng.below(4) == 0 { [2, 1 + rng.below(2)] } else { [1, 1] };
+        let padding = match rng.below(3) {
+            0 => Padding::Valid,
+            1 => Padding::Same,
+            _ => Padding::explicit([rng.below(3), rng.below(3), rng.below(3), rng.below(3)]),
+        };
+        let window = Window2d { kernel: [k, kw], stride, dilation, padding, ceil_mode: false };
+        let (h, w) = (k * 2 + 2 + rng.below(8), kw * 2 + 2 + rng.below(8));
+        let Ok(geom) = window.resolve(h, w) else { continue };
+        cases.push(Case::new(ConvDims { n: 1 + rng.below(5), c_in, c_out, groups, geom }, &mut rng));
+    }
+    let paths = paths("small random shapes");
+    for threads in [1, 2, 3] {
+        in_pool(threads, || {
+            for (i, case) in cases.iter().enumerate() {
+                for &path in &paths {
+                    case.check(path, &format!("{threads} threads, case {i}"));
+                }
+            }
+        });
+    }
+}
+
+/// The sizes that exercise a tile's blocking: 1, 2 and partial blocks of 16 and 32 channels
+/// (on both sides, so the transposed input gradient has them too), reductions shorter and
+/// longer than 1,024 taps, batch 1 (channel blocks shared across the pool) and batch 5 (more
+/// samples than threads), stride, dilation and groups.
+#[test]
+fn every_path_matches_the_reference_across_channel_blocks_and_long_reductions() {
+    let mut rng = Rng::new(21);
+    // (n, c_in, c_out, groups, kernel, stride, dilation, padding, h, w)
+    type Shape = (usize, usize, usize, usize, usize, usize, usize, usize, usize, usize);
+    let shapes: &[Shape] = &[
+        (1, 16, 16, 1, 3, 1, 1, 1, 7, 9),
+        (5, 17, 33, 1, 3, 1, 1, 1, 6, 5),
+        (1, 40, 72, 1, 3, 1, 1, 1, 8, 7),
+        (3, 72, 40, 1, 3, 1, 1, 0, 7, 8),
+        (2, 48, 20, 1, 5, 1, 1, 2, 6, 6),  // 1,200 taps: the forward reduction is cut
+        (1, 64, 70, 1, 5, 1, 1, 2, 5, 5),  // 1,600 taps, batch 1
+        (4, 24, 40, 1, 3, 2, 1, 1, 9, 9),  // strided: input gradient on gemm
+        (2, 32, 48, 1, 3, 1, 2, 2, 9, 8),  // dilated
+        (2, 64, 64, 2, 3, 1, 1, 1, 6, 6),  // 2 groups of 32
+        (3, 96, 66, 3, 1, 1, 1, 0, 5, 4),  // pointwise, 3 groups
+        (2, 4, 100, 1, 2, 1, 1, 1, 6, 6),  // 4 input channels: the smallest tiled input gradient
+        (5, 3, 31, 1, 5, 1, 1, 2, 10, 10), // conv1-like: input gradient on gemm
+        (1, 1, 2, 1, 1, 1, 1, 0, 1, 1),
+    ];
+    let cases: Vec<Case> = shapes
+        .iter()
+        .map(|&(n, c_in, c_out, groups, k, s, dil, p, h, w)| {
+            let window = Window2d { kernel: [k, k], stride: [s, s], dilation: [dil, dil], padding: Padding::uniform(p), ceil_mode: false };
+            Case::new(ConvDims { n, c_in, c_out, groups, geom: window.resolve(h, w).unwrap() }, &mut rng)
+        })
+        .collect();
+    let mut paths = paths("channel blocks");
+    paths.push(ConvPath::Auto);
+    for threads in [1, 2, 3] {
+        in_pool(threads, || {
+            for (i, case) in cases.iter().enumerate() {
+                for &path in &paths {
+                    case.check(path, &format!("{threads} threads, shape {i}"));
+                }
+            }
+        });
+    }
+}
+
+/// `Auto` runs what `FOVEA_ISA` and the CPU allow, and names it.
+#[test]
+fn auto_takes_the_widest_allowed_tile() {
+    let geom = Window2d::square(3, 1, Padding::uniform(1)).resolve(8, 8).unwrap();
+    let wide = ConvDims { n: 2, c_in: 32, c_out: 64, groups: 1, geom };
+    let narrow = ConvDims { c_out: 16, ..wide };
+    let want = match Isa::active() {
+        Isa::Scalar => "gemm",
+        Isa::Avx2 => "tiled-avx2",
+        Isa::Avx512 => "tiled-avx512",
+    };
+    assert_eq!(ConvPath::Auto.forward_name(&wide), want);
+    assert_eq!(ConvPath::Auto.forward_name(&narrow), if want == "gemm" { "gemm" } else { "tiled-avx2" });
+    let pointwise = ConvDims { geom: Window2d::square(1, 1, Padding::Valid).resolve(8, 8).unwrap(), ..wide };
+    assert_eq!(ConvPath::Auto.forward_name(&pointwise), "gemm");
+    assert_eq!(ConvPath::Gemm.forward_name(&wide), "gemm");
+}

@@ -1,0 +1,199 @@
+//! The register tile: fovea's own microkernel, the inner loop of the convolutions, in one
+//! source for two vector widths (`simd.rs`): AVX2 + FMA (`avx2.rs`, 8 lanes) and AVX-512
+//! (`avx512.rs`, 16 lanes). The ISA files hold only the vector operations and C's transposed
+//! store; the loop that does the arithmetic is shared, so what is tested on one ISA is what
+//! runs on the other.
+//!
+//! One call computes, for `r < rows <= kernel.rows` and `j < n <= kernel.width`,
+//!
+//! `C(r, j) = c[r + j * c_cs]  (+)=  sum_k data[row_offsets[r] + k_offsets[k]] * b[width k + j]`
+//!
+//! keeping the `rows x width` block of C in `2 * rows` vector registers while it runs over k:
+//! per k, two vector loads of B, one offset load and `rows` broadcasts feed `2 * rows` FMAs.
+//! A is gathered through two offset lists, so a convolution reads its zero-padded sample in
+//! place whatever the stride, dilation or row width: in the forward pass r is an output pixel
+//! (its window's offset), k a tap (its offset) and j an output channel (weights packed
+//! `[k][width]`); in the weight gradient r is a tap, k a pixel and j an output channel (dY
+//! packed `[pixel][width]`). C is stored transposed (one output channel's `rows` values are
+//! contiguous), which is the NCHW layout of both results.
+//!
+//! Why not `gemm`: a convolution's products are small (64 x 196 x 800 per sample for the MNIST
+//! net's conv2) and `gemm` must first copy im2col's column matrix (larger than L2) into its
+//! own panels; here nothing of the sample is copied but its zero padding. Measured on that
+//! layer: docs/ARCHITECTURE.md, "Convolution kernels".
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+
+use crate::kernels::isa::Isa;
+
+/// A register tile: its instruction set and the block of C it keeps in registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernel {
+    pub isa: Isa,
+    /// Rows of C one tile covers at most.
+    pub rows: usize,
+    /// Columns of C one tile covers: two vectors (the width of B's panels).
+    pub width: usize,
+}
+
+impl Kernel {
+    /// 6 rows x 2 ymm vectors: 12 accumulators + 2 for B + 1 for A of the 16 registers.
+    pub const AVX2: Kernel = Kernel { isa: Isa::Avx2, rows: 6, width: 16 };
+    /// 14 rows x 2 zmm vectors: 28 accumulators + 2 for B + 1 for A of the 32 registers
+    /// (14 also divides the MNIST net's 196 and 784 output pixels).
+    pub const AVX512: Kernel = Kernel { isa: Isa::Avx512, rows: 10, width: 32 };
+
+    /// The tile written for `isa` (none for scalar code).
+    pub fn for_isa(isa: Isa) -> Option<Kernel> {
+        match isa {
+            Isa::Scalar => None,
+            Isa::Avx2 => Some(Kernel::AVX2),
+            Isa::Avx512 => Some(Kernel::AVX512),
+        }
+    }
+
+    /// The widest tile `FOVEA_ISA` and the CPU allow.
+    pub fn best() -> Option<Kernel> {
+        Kernel::for_isa(Isa::active())
+    }
+
+    /// `tiled-avx2`, `tiled-avx512`: how benchmarks name it.
+    pub fn name(&self) -> &'static str {
+        match self.isa {
+            Isa::Avx512 => "tiled-avx512",
+            _ => "tiled-avx2",
+        }
+    }
+}
+
+/// Offsets with their maximum, found once when set, so each tile checks its bounds in O(1).
+#[derive(Default)]
+pub struct Offsets {
+    offsets: Vec<usize>,
+    max: usize,
+}
+
+impl Offsets {
+    /// Replaces the offsets (keeping the allocation).
+    pub fn set(&mut self, offsets: impl Iterator<Item = usize>) {
+        self.offsets.clear();
+        self.offsets.extend(offsets);
+        self.max = self.offsets.iter().copied().max().unwrap_or(0);
+    }
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+    /// The offsets from `start` on (their maximum is still the whole list's, an upper bound).
+    pub fn from(&self, start: usize) -> OffsetsFrom<'_> {
+        OffsetsFrom { offsets: &self.offsets[start..], max: self.max }
+    }
+}
+
+/// A tail of an `Offsets` list.
+#[derive(Clone, Copy)]
+pub struct OffsetsFrom<'a> {
+    offsets: &'a [usize],
+    max: usize,
+}
+
+/// The operands of one tile; see the module comment for the formula.
+pub struct Tile<'a> {
+    pub rows: usize,
+    pub k: usize,
+    /// A's values, read at `row_offsets[r] + k_offsets[k]`.
+    pub data: &'a [f32],
+    pub row_offsets: OffsetsFrom<'a>,
+    pub k_offsets: OffsetsFrom<'a>,
+    /// `[k][width]`
+    pub b: &'a [f32],
+    pub c: &'a mut [f32],
+    /// Distance in C between columns j and j + 1.
+    pub c_cs: usize,
+    /// Valid columns of C, `1..=width`.
+    pub n: usize,
+    /// Add to C instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// Raw operands of one tile, as `run` checked them.
+#[derive(Clone, Copy)]
+pub(crate) struct Operands {
+    pub k: usize,
+    pub data: *const f32,
+    pub row_offsets: *const usize,
+    pub k_offsets: *const usize,
+    pub b: *const f32,
+    pub c: *mut f32,
+    pub c_cs: usize,
+    pub n: usize,
+    pub accumulate: bool,
+}
+
+/// Runs one tile on `kernel`. Panics if an operand is shorter than its stated shape or the CPU
+/// lacks the kernel's instructions: callers size their own buffers and pick a kernel from
+/// `Kernel::best`, so either is a bug in fovea, not bad input.
+pub fn run(kernel: Kernel, t: Tile) {
+    let Kernel { isa, rows: max_rows, width } = kernel;
+    assert!(t.rows >= 1 && t.rows <= max_rows && t.n >= 1 && t.n <= width, "tile: {} rows x {} columns", t.rows, t.n);
+    assert!(t.row_offsets.offsets.len() >= t.rows, "tile: {} row offsets for {} rows", t.row_offsets.offsets.len(), t.rows);
+    if t.k > 0 {
+        assert!(t.k_offsets.offsets.len() >= t.k, "tile: {} k offsets for k = {}", t.k_offsets.offsets.len(), t.k);
+        let last = t.row_offsets.max + t.k_offsets.max;
+        assert!(last < t.data.len(), "tile: A has {} values, reads up to {last}", t.data.len());
+        assert!(t.k * width <= t.b.len(), "tile: B has {} values, needs {}x{width}", t.b.len(), t.k);
+    }
+    let last_c = (t.rows - 1) + (t.n - 1) * t.c_cs;
+    assert!(last_c < t.c.len(), "tile: C has {} values, writes up to {last_c}", t.c.len());
+    assert!(isa != Isa::Scalar && isa.supported(), "tile: this CPU lacks {}", isa.name());
+    let o = Operands {
+        k: t.k,
+        data: t.data.as_ptr(),
+        row_offsets: t.row_offsets.offsets.as_ptr(),
+        k_offsets: t.k_offsets.offsets.as_ptr(),
+        b: t.b.as_ptr(),
+        c: t.c.as_mut_ptr(),
+        c_cs: t.c_cs,
+        n: t.n,
+        accumulate: t.accumulate,
+    };
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the asserts above bound every read of A and B and every write of C for
+    // `t.rows` rows; the CPU supports the instructions (checked above).
+    unsafe {
+        match isa {
+            Isa::Avx512 => avx512::run(o, t.rows),
+            _ => avx2::run(o, t.rows),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = o;
+}
+
+/// `src: [rows, cols]` into `width`-row panels `[ceil(rows / width)][cols][width]` (the tile's
+/// B layout); lanes past `rows` in the last panel are left as they are.
+pub fn pack_panels(panels: &mut [f32], src: &[f32], rows: usize, cols: usize, width: usize) {
+    assert!(src.len() >= rows * cols, "pack_panels: {} values for {rows}x{cols}", src.len());
+    assert!(panels.len() >= rows.div_ceil(width) * cols * width, "pack_panels: {} values for the panels", panels.len());
+    assert!(width.is_multiple_of(8), "pack_panels: width {width} is not a multiple of 8");
+    #[cfg(target_arch = "x86_64")]
+    if Isa::Avx2.supported() {
+        // SAFETY: sizes checked above, AVX2 present.
+        return unsafe { avx2::pack_panels(panels.as_mut_ptr(), src.as_ptr(), rows, cols, width) };
+    }
+    for (r, line) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
+        for (c, v) in line.iter().enumerate() {
+            panels[(r / width) * cols * width + c * width + r % width] = *v;
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

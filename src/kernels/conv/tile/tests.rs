@@ -1,0 +1,87 @@
+use super::*;
+use crate::rng::Rng;
+
+/// The tiles this CPU runs; prints one line for each it cannot.
+pub(crate) fn runnable_kernels(test: &str) -> Vec<Kernel> {
+    [Kernel::AVX2, Kernel::AVX512]
+        .into_iter()
+        .filter(|k| {
+            let ok = k.isa.supported();
+            if !ok {
+                println!("{test}: skipped {} (this CPU lacks {})", k.name(), k.isa.name());
+            }
+            ok
+        })
+        .collect()
+}
+
+fn plain_panels(src: &[f32], rows: usize, cols: usize, width: usize) -> Vec<f32> {
+    let mut panels = vec![f32::NAN; rows.div_ceil(width) * cols * width];
+    for r in 0..rows {
+        for c in 0..cols {
+            panels[(r / width) * cols * width + c * width + r % width] = src[r * cols + c];
+        }
+    }
+    panels
+}
+
+#[test]
+fn panels_hold_the_transpose() {
+    let mut rng = Rng::new(2);
+    for width in [16, 32] {
+        for &(rows, cols) in &[(64, 196), (6, 784), (19, 13), (8, 8), (1, 3), (40, 17), (72, 9)] {
+            let src = rng.uniform_vec(rows * cols, -1.0, 1.0);
+            let mut panels = vec![f32::NAN; rows.div_ceil(width) * cols * width];
+            pack_panels(&mut panels, &src, rows, cols, width);
+            let want = plain_panels(&src, rows, cols, width);
+            for (i, (a, b)) in panels.iter().zip(&want).enumerate() {
+                assert!(a == b || (a.is_nan() && b.is_nan()), "width {width} {rows}x{cols} [{i}]: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn tile_matches_the_definition_for_every_row_count_and_width() {
+    let mut rng = Rng::new(9);
+    for kernel in runnable_kernels("tile_matches_the_definition") {
+        let w = kernel.width;
+        for rows in 1..=kernel.rows {
+            for &(k, n, acc) in &[(1, w, false), (9, 5, true), (50, w, true), (0, 3, false), (33, w - 3, false), (1100, w.min(17), true)] {
+                let data = rng.uniform_vec(400, -1.0, 1.0);
+                let mut row_offsets = Offsets::default();
+                row_offsets.set((0..rows).map(|r| 3 * r + rng.below(4)));
+                let mut k_offsets = Offsets::default();
+                k_offsets.set((0..k).map(|kk| (kk * 7) % 300));
+                let b = rng.uniform_vec(k * w, -1.0, 1.0);
+                let c_cs = kernel.rows + 5;
+                let start = rng.uniform_vec(rows + (w - 1) * c_cs + 1, -1.0, 1.0);
+                let mut c = start.clone();
+                let t = Tile { rows, k, data: &data, row_offsets: row_offsets.from(0), k_offsets: k_offsets.from(0), b: &b, c: &mut c, c_cs, n, accumulate: acc };
+                run(kernel, t);
+                for (idx, (&got, &was)) in c.iter().zip(&start).enumerate() {
+                    let (j, r) = (idx / c_cs, idx % c_cs);
+                    if r >= rows || j >= n {
+                        assert_eq!(got, was, "{}: C[{idx}] outside the tile was written", kernel.name());
+                        continue;
+                    }
+                    let row = row_offsets.offsets[r];
+                    let dot: f64 = (0..k).map(|kk| data[row + (kk * 7) % 300] as f64 * b[kk * w + j] as f64).sum();
+                    let want = if acc { was as f64 + dot } else { dot };
+                    let scale: f64 = 1.0 + (0..k).map(|kk| (data[row + (kk * 7) % 300] as f64 * b[kk * w + j] as f64).abs()).sum::<f64>();
+                    assert!((got as f64 - want).abs() < 1e-5 * scale, "{} rows {rows} k {k} [{r},{j}]: {got} vs {want}", kernel.name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_kernel_exists_for_every_isa_but_scalar() {
+    assert_eq!(Kernel::for_isa(Isa::Scalar), None);
+    for k in [Kernel::AVX2, Kernel::AVX512] {
+        assert_eq!(Kernel::for_isa(k.isa), Some(k));
+        assert_eq!(k.width % 8, 0);
+    }
+    assert_eq!(Kernel::best().map(|k| k.isa), Kernel::for_isa(Isa::active()).map(|k| k.isa));
+}
