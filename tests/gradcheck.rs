@@ -1,6 +1,12 @@
 //! Finite-difference gradient checks for every layer, for the loss, and for a branching net.
-//! The objective is `L = sum(out * R)` for a fixed random `R`; its gradient with respect to
-//! each input value and each parameter is compared with a central difference.
+//! The objective is `L = sum(out * R)` for a fixed random `R`, summed in f64; its gradient with
+//! respect to each input value and each parameter is compared with a central difference.
+//!
+//! Each gradient tensor is judged as a whole: the relative error of its sampled values,
+//! `|analytic - numeric| / |numeric|` (Euclidean norms), must stay under `REL_TOL`, and the
+//! numeric gradient must not be negligible. A zero, halved or sign-flipped gradient gives a
+//! relative error of 1, 0.5 or 2, so none can pass by accident (the test
+//! `the_check_rejects_wrong_gradients` holds the check itself to that).
 
 use fovea::geometry::{Padding, Window2d};
 use fovea::layers::*;
@@ -17,12 +23,36 @@ fn objective(layer: &mut dyn Layer, inputs: &[Tensor], r: &Tensor, mode: Mode) -
     out.data().iter().zip(r.data()).map(|(a, b)| *a as f64 * *b as f64).sum()
 }
 
-fn assert_close(what: &str, analytic: f32, numeric: f64) {
-    let tol = 2e-2 * (1.0 + numeric.abs());
-    assert!(
-        (analytic as f64 - numeric).abs() <= tol,
-        "{what}: backward gives {analytic}, finite difference {numeric}"
-    );
+/// Largest accepted `|analytic - numeric| / |numeric|` over one tensor's sampled values.
+const REL_TOL: f64 = 1e-2;
+
+/// Pairs of (analytic, numeric) values of one gradient tensor.
+#[derive(Default)]
+struct Compared(Vec<(f64, f64)>);
+
+impl Compared {
+    fn push(&mut self, analytic: f32, numeric: f64) {
+        self.0.push((analytic as f64, numeric));
+    }
+
+    /// `|a - n| / |n|` over the pairs. A gradient that is truly zero (a bias before batch
+    /// norm) has a numeric norm at the level of rounding; it is divided by that level instead,
+    /// so the analytic one must be as small.
+    fn relative_error(&self) -> f64 {
+        assert!(!self.0.is_empty(), "no values compared");
+        let err: f64 = self.0.iter().map(|(a, n)| (a - n) * (a - n)).sum::<f64>().sqrt();
+        let norm: f64 = self.0.iter().map(|(_, n)| n * n).sum::<f64>().sqrt();
+        err / norm.max(5e-3 * (self.0.len() as f64).sqrt())
+    }
+
+    fn assert_close(&self, what: &str) {
+        let rel = self.relative_error();
+        println!("{what}: relative error {rel:.1e} over {} values", self.0.len());
+        if rel > REL_TOL {
+            let (i, (a, n)) = self.0.iter().enumerate().max_by(|x, y| (x.1 .0 - x.1 .1).abs().total_cmp(&(y.1 .0 - y.1 .1).abs())).unwrap();
+            panic!("{what}: relative error {rel:.2e} over {} values (worst: sample {i}, backward {a}, finite difference {n})", self.0.len());
+        }
+    }
 }
 
 /// Checks the input and parameter gradients of `layer` at `inputs`.
@@ -50,6 +80,7 @@ fn check(name: &str, layer: &mut dyn Layer, mut inputs: Vec<Tensor>, mode: Mode)
     for k in 0..inputs.len() {
         let len = inputs[k].len();
         let step = (len / 60).max(1);
+        let mut compared = Compared::default();
         for i in (0..len).step_by(step) {
             let orig = inputs[k].data()[i];
             inputs[k].data_mut()[i] = orig + EPS as f32;
@@ -57,13 +88,15 @@ fn check(name: &str, layer: &mut dyn Layer, mut inputs: Vec<Tensor>, mode: Mode)
             inputs[k].data_mut()[i] = orig - EPS as f32;
             let down = objective(layer, &inputs, &r, mode);
             inputs[k].data_mut()[i] = orig;
-            assert_close(&format!("{name}: d input{k}[{i}]"), d_inputs[k].data()[i], (up - down) / (2.0 * EPS));
+            compared.push(d_inputs[k].data()[i], (up - down) / (2.0 * EPS));
         }
+        compared.assert_close(&format!("{name}: d input{k}"));
     }
     // ... and with respect to each parameter.
     for (pname, grad) in param_grads {
         let len = grad.len();
         let step = (len / 40).max(1);
+        let mut compared = Compared::default();
         for i in (0..len).step_by(step) {
             let nudge = |layer: &mut dyn Layer, delta: f32| {
                 for (n, p) in layer.params_mut() {
@@ -77,8 +110,9 @@ fn check(name: &str, layer: &mut dyn Layer, mut inputs: Vec<Tensor>, mode: Mode)
             nudge(layer, -2.0 * EPS as f32);
             let down = objective(layer, &inputs, &r, mode);
             nudge(layer, EPS as f32);
-            assert_close(&format!("{name}: d {pname}[{i}]"), grad.data()[i], (up - down) / (2.0 * EPS));
+            compared.push(grad.data()[i], (up - down) / (2.0 * EPS));
         }
+        compared.assert_close(&format!("{name}: d {pname}"));
     }
 }
 
@@ -162,14 +196,15 @@ fn cross_entropy_gradient() {
     let logits = random(&[4, 7], 15);
     let labels = [0, 6, 3, 3];
     let r = fovea::loss::softmax_cross_entropy(&logits, &labels).unwrap();
+    let mut compared = Compared::default();
     for i in 0..logits.len() {
         let mut up = logits.clone();
         up.data_mut()[i] += EPS as f32;
         let mut down = logits.clone();
         down.data_mut()[i] -= EPS as f32;
-        let l = |t: &Tensor| fovea::loss::softmax_cross_entropy(t, &labels).unwrap().loss as f64;
-        assert_close(&format!("xent d logits[{i}]"), r.d_logits.data()[i], (l(&up) - l(&down)) / (2.0 * EPS));
+        compared.push(r.d_logits.data()[i], (xent_f64(&up, &labels) - xent_f64(&down, &labels)) / (2.0 * EPS));
     }
+    compared.assert_close("xent d logits");
     // Logits of 1000 and more stay finite.
     let big = Tensor::from_vec(&[1, 3], vec![1000.0, 1010.0, -1000.0]).unwrap();
     let r = fovea::loss::softmax_cross_entropy(&big, &[0]).unwrap();
@@ -198,6 +233,22 @@ fn branching_net() -> Net {
 /// Smaller than `EPS`: a bias step of 0.01 moves many ReLU and max-pool inputs across a kink.
 const NET_EPS: f64 = 1e-3;
 
+/// The mean cross-entropy of `[N, classes]` logits, in f64 (so a finite difference of it is
+/// not drowned by the rounding of an f32 loss).
+fn xent_f64(logits: &Tensor, labels: &[usize]) -> f64 {
+    let classes = logits.shape()[1];
+    let rows = logits.data().chunks(classes);
+    let total: f64 = rows
+        .zip(labels)
+        .map(|(row, &label)| {
+            let max = row.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
+            let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+            lse - row[label] as f64
+        })
+        .sum();
+    total / labels.len() as f64
+}
+
 #[test]
 fn net_gradients_through_branches_and_merges() {
     let mut net = branching_net();
@@ -206,7 +257,7 @@ fn net_gradients_through_branches_and_merges() {
     let ctx = ForwardCtx { mode: Mode::Train, seed: 0 };
     let loss_at = |net: &mut Net, x: &Tensor| -> f64 {
         let logits = net.forward(x, &ctx).unwrap().clone();
-        fovea::loss::softmax_cross_entropy(&logits, &labels).unwrap().loss as f64
+        xent_f64(&logits, &labels)
     };
     let logits = net.forward(&x, &ctx).unwrap().clone();
     let r = fovea::loss::softmax_cross_entropy(&logits, &labels).unwrap();
@@ -214,14 +265,17 @@ fn net_gradients_through_branches_and_merges() {
     net.backward("fc", &r.d_logits, &BackwardCtx::default()).unwrap();
     let dx = net.input_grad().clone();
     let grads: Vec<(String, Tensor)> = net.params().into_iter().map(|(n, p)| (n, p.grad.clone())).collect();
+    let mut compared = Compared::default();
     for i in (0..x.len()).step_by(7) {
         let (mut up, mut down) = (x.clone(), x.clone());
         up.data_mut()[i] += NET_EPS as f32;
         down.data_mut()[i] -= NET_EPS as f32;
         let num = (loss_at(&mut net, &up) - loss_at(&mut net, &down)) / (2.0 * NET_EPS);
-        assert_close(&format!("net d input[{i}]"), dx.data()[i], num);
+        compared.push(dx.data()[i], num);
     }
+    compared.assert_close("net d input");
     for (name, g) in grads {
+        let mut compared = Compared::default();
         for i in (0..g.len()).step_by((g.len() / 5).max(1)) {
             let set = |net: &mut Net, delta: f32| {
                 for (n, p) in net.params_mut() {
@@ -235,7 +289,29 @@ fn net_gradients_through_branches_and_merges() {
             set(&mut net, -2.0 * NET_EPS as f32);
             let down = loss_at(&mut net, &x);
             set(&mut net, NET_EPS as f32);
-            assert_close(&format!("net d {name}[{i}]"), g.data()[i], (up - down) / (2.0 * NET_EPS));
+            compared.push(g.data()[i], (up - down) / (2.0 * NET_EPS));
         }
+        compared.assert_close(&format!("net d {name}"));
     }
+}
+
+/// The check itself: a right gradient passes; zero, halved, doubled, sign-flipped or one
+/// wrong value in twenty fail; a true zero passes only as a zero.
+#[test]
+fn the_check_rejects_wrong_gradients() {
+    let numeric: Vec<f64> = (0..20).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.01).collect();
+    let with = |f: &dyn Fn(usize, f64) -> f64| Compared(numeric.iter().enumerate().map(|(i, &n)| (f(i, n), n)).collect());
+    assert!(with(&|_, n| n * (1.0 + 1e-3)).relative_error() <= REL_TOL);
+    for (what, f) in [
+        ("zero", &(|_, _| 0.0) as &dyn Fn(usize, f64) -> f64),
+        ("halved", &|_, n| n / 2.0),
+        ("doubled", &|_, n| n * 2.0),
+        ("sign", &|_, n| -n),
+        ("one wrong", &|i, n| if i == 3 { n + 0.05 } else { n }),
+    ] {
+        let rel = with(f).relative_error();
+        assert!(rel > REL_TOL, "{what}: relative error {rel}");
+    }
+    assert!(Compared(vec![(0.0, 3e-5); 10]).relative_error() <= REL_TOL, "a true zero");
+    assert!(Compared(vec![(1e-2, 1e-6); 10]).relative_error() > REL_TOL, "a zero gradient computed as 0.01");
 }
