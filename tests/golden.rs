@@ -7,7 +7,7 @@ use fovea::io::safetensors::{read, TensorFile};
 use fovea::kernels::conv::{conv2d_backward_via, conv2d_forward_via, ConvDims, ConvPath, ConvScratch, Kernel};
 use fovea::layers::{AvgPool2d, BatchNorm2d, Conv2d, Conv2dConfig, Linear, Lrn, MaxPool2d};
 use fovea::loss::softmax_cross_entropy;
-use fovea::{models, BackwardCtx, ForwardCtx, Layer, Mode, Padding, ReluRule, Tensor, Window2d};
+use fovea::{models, BackwardCtx, ForwardCtx, Layer, Mode, Padding, Param, ReluRule, Tensor, Window2d};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -56,6 +56,24 @@ impl Case {
             self.errors.push(format!("{what}: {bad} of {} values differ, worst at [{i}]: fovea {a}, PyTorch {b}", got.len()));
         }
         Ok(())
+    }
+}
+
+impl Case {
+    /// `check` with the tolerance scaled to the largest reference value (maps whose values are
+    /// all far below 1, where an absolute floor would let a blank map pass).
+    fn check_scaled(&mut self, what: &str, got: &Tensor, want_name: &str) -> Result<(), String> {
+        let scale = self.t(want_name)?.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        if scale == 0.0 {
+            return Err(format!("{want_name} is all zero: nothing to compare"));
+        }
+        let (mut g, w) = (got.clone(), self.t(want_name)?.clone());
+        g.data_mut().iter_mut().for_each(|v| *v /= scale);
+        let name = format!("{want_name} (scaled)");
+        let mut scaled = w.clone();
+        scaled.data_mut().iter_mut().for_each(|v| *v /= scale);
+        self.file.floats.insert(name.clone(), scaled);
+        self.check(what, &g, &name, NET_TOL)
     }
 }
 
@@ -337,6 +355,45 @@ fn viz(case: &mut Case) -> Result<(), String> {
     Ok(())
 }
 
+/// A few steps of an optimizer on fixed gradients, against `torch.optim`.
+fn optimizer(case: &mut Case) -> Result<(), String> {
+    let p = case.params.clone();
+    let kind = p["kind"].as_str().ok_or("params.kind is not a string")?;
+    let num = |k: &str| p[k].as_f64().ok_or(format!("params.{k} is not a number"));
+    let steps = p["steps"].as_u64().ok_or("params.steps is not an integer")? as usize;
+    let mut opt = fovea::optim::build(kind, num("momentum")? as f32, p["nesterov"].as_bool().unwrap_or(false), num("weight_decay")? as f32).map_err(|e| e.to_string())?;
+    let start = case.t("param")?.clone();
+    let mut param = Param { value: start.clone(), grad: Tensor::zeros(start.shape()) };
+    for t in 0..steps {
+        param.grad = case.t(&format!("grad.{t}"))?.clone();
+        opt.step(&mut [("w".to_string(), &mut param)], num("lr")? as f32);
+        let value = param.value.clone();
+        case.check(&format!("{kind} step {}", t + 1), &value, &format!("param.{}", t + 1), TOL)?;
+    }
+    Ok(())
+}
+
+/// Grad-CAM at each listed layer and occlusion sensitivity on LeNet-5, against a PyTorch
+/// script's maps (`scripts/golden_extra.py`).
+fn cam(case: &mut Case) -> Result<(), String> {
+    let mut net = case_net(case, "fc3.bias")?;
+    let input = case.t("input")?.clone();
+    let class = case.params["class"].as_u64().ok_or("params.class is not an integer")? as usize;
+    let layers: Vec<String> = case.params["layers"].as_array().ok_or("params.layers is not a list")?.iter().filter_map(|l| l.as_str().map(String::from)).collect();
+    let (h, w) = (input.shape()[2], input.shape()[3]);
+    for layer in layers {
+        let map = fovea::viz::cam::grad_cam(&mut net, &input, class, &layer).map_err(|e| e.to_string())?;
+        let got = Tensor::from_vec(&[h, w], map).map_err(|e| e.to_string())?;
+        case.check_scaled(&format!("gradcam at {layer}"), &got, &format!("gradcam.{layer}"))?;
+    }
+    let o = &case.params["occlusion"];
+    let at = |k: &str| o[k].as_f64().ok_or(format!("params.occlusion.{k} is not a number"));
+    let norm = fovea::data::Normalize { mean: vec![at("mean")? as f32], std: vec![at("std")? as f32] };
+    let map = fovea::viz::cam::occlusion(&mut net, &input, class, at("size")? as usize, at("stride")? as usize, &norm).map_err(|e| e.to_string())?;
+    let got = Tensor::from_vec(&[h, w], map).map_err(|e| e.to_string())?;
+    case.check_scaled("occlusion", &got, "occlusion")
+}
+
 fn run_case(path: &Path) -> Result<Case, String> {
     let file = read(path).map_err(|e| e.to_string())?;
     let op = file.metadata.get("op").cloned().ok_or("no \"op\" in the metadata")?;
@@ -353,6 +410,8 @@ fn run_case(path: &Path) -> Result<Case, String> {
         "batch_norm" => batch_norm(&mut case)?,
         "net" => net(&mut case)?,
         "viz" => viz(&mut case)?,
+        "optimizer" => optimizer(&mut case)?,
+        "cam" => cam(&mut case)?,
         other => return Err(format!("unknown op {other:?}")),
     }
     Ok(case)
