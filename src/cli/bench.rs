@@ -11,7 +11,9 @@ use std::time::Instant;
 pub struct Args {
     /// What to measure: `conv` (the baseline's conv shapes), `gemm` (plain matrix products) or
     /// `step` (training steps of a model, timed node by node).
-    #[arg(default_value = "conv", value_parser = ["conv", "gemm", "step", "pool"])]
+    /// `train` (epochs of MNIST as the baseline's `mnist_torch.py`: TRAIN lines) and `infer`
+    /// (batch 256 in evaluation mode: INFER lines) print in the baseline's format.
+    #[arg(default_value = "conv", value_parser = ["conv", "gemm", "step", "pool", "train", "infer"])]
     what: String,
     /// Shapes by letter (a-f, as in the PyTorch baseline); default all.
     #[arg(long, value_delimiter = ',')]
@@ -19,9 +21,15 @@ pub struct Args {
     /// Repetitions per measurement; the median is reported.
     #[arg(long, default_value_t = 20)]
     reps: usize,
-    /// Model for `step`.
+    /// Model for `step`, `train` and `infer`.
     #[arg(long, default_value = "mnist-cnn")]
     model: String,
+    /// Epochs for `train`.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// MNIST for `train` (IDX files, as `fovea train --data`).
+    #[arg(long, default_value = "data/mnist")]
+    data: std::path::PathBuf,
     /// Batch size for `step`.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
@@ -81,6 +89,12 @@ pub fn run(a: Args) -> Result<()> {
     }
     if a.what == "pool" {
         return run_pool(&a);
+    }
+    if a.what == "train" {
+        return run_train(&a);
+    }
+    if a.what == "infer" {
+        return run_infer(&a);
     }
     let threads = rayon::current_num_threads();
     println!("shape\top\tframework\tthreads\treps\tmedian_ms\tGFLOP/s\tmin_ms");
@@ -205,5 +219,51 @@ fn run_pool(a: &Args) -> Result<()> {
     println!("op\tthreads\tmedian_ms");
     println!("maxpool_fwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_forward(&mut y, &mut arg, &x, &g)));
     println!("maxpool_bwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_backward(&mut dx, &dy, &arg, 784, 196)));
+    Ok(())
+}
+
+/// Epochs of MNIST as the baseline's `mnist_torch.py` trains them: all 60,000 training
+/// images (nothing held out), batch 128, Adam at a constant 1e-3, no shifts; one line per
+/// epoch, `TRAIN model threads epoch epoch_seconds train_loss test_accuracy` (seconds of the
+/// training steps alone; evaluation and checkpoints are outside).
+fn run_train(a: &Args) -> Result<()> {
+    use fovea::train::{train, RunOptions, TrainConfig};
+    let threads = rayon::current_num_threads();
+    let mut cfg = TrainConfig::defaults(&a.model, &a.data);
+    (cfg.epochs, cfg.batch_size, cfg.val_size, cfg.shift) = (a.epochs, 128, 0, 0);
+    (cfg.optimizer, cfg.lr, cfg.schedule) = ("adam".into(), 1e-3, "constant".into());
+    (cfg.checkpoint_every, cfg.log_every, cfg.threads) = (0, 1_000_000, threads);
+    let dir = std::env::temp_dir().join(format!("fovea-bench-train-{}", std::process::id()));
+    let outcome = train(&cfg, &dir, false, &RunOptions { stop: None, verbose: false });
+    let _ = std::fs::remove_dir_all(&dir);
+    let outcome = outcome?;
+    let test = outcome.test_accuracy.map_or("-".to_string(), |t| format!("{t:.4}"));
+    for (epoch, (secs, loss)) in outcome.seconds_per_epoch.iter().zip(&outcome.train_loss_per_epoch).enumerate() {
+        // Only the last epoch's test accuracy is kept by the trainer.
+        let acc = if epoch + 1 == outcome.seconds_per_epoch.len() { test.clone() } else { "-".into() };
+        println!("TRAIN\t{}\t{threads}\t{}\t{secs:.2}\t{loss:.4}\t{acc}", a.model, epoch + 1);
+    }
+    Ok(())
+}
+
+/// Inference at batch 256 in evaluation mode, as the baseline measures it (at least 20
+/// repetitions and about 2 s): `INFER model fovea threads reps median_ms N img/s`.
+fn run_infer(a: &Args) -> Result<()> {
+    use fovea::{ForwardCtx, Mode, Tensor};
+    let mut net = fovea::models::build(&a.model, fovea::models::default_classes(&a.model), 1)?;
+    let mut shape = vec![256];
+    shape.extend_from_slice(net.input_shape());
+    let x = Tensor::from_vec(&shape, Rng::new(5).uniform_vec(shape.iter().product(), -1.0, 1.0))?;
+    let ctx = ForwardCtx { mode: Mode::Eval, seed: 0 };
+    net.forward(&x, &ctx)?;
+    let (mut times, start) = (Vec::new(), Instant::now());
+    while times.len() < 20 || start.elapsed().as_secs_f64() < 2.0 {
+        let t = Instant::now();
+        net.forward(&x, &ctx)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(|x, y| x.total_cmp(y));
+    let median = times[times.len() / 2];
+    println!("INFER\t{}\tfovea\t{}\t{}\t{:.3}\t{:.0} img/s", a.model, rayon::current_num_threads(), times.len(), median * 1e3, 256.0 / median);
     Ok(())
 }

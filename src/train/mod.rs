@@ -92,6 +92,8 @@ pub struct Outcome {
     pub best_val_accuracy: f32,
     pub test_accuracy: Option<f32>,
     pub seconds_per_epoch: Vec<f32>,
+    /// The mean training loss of each epoch this call ran.
+    pub train_loss_per_epoch: Vec<f32>,
 }
 
 /// Options that do not change the numbers.
@@ -182,7 +184,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
     let mut bar: Option<ProgressBar> = None;
     let mut epoch_start = Instant::now();
     let mut log_start = (Instant::now(), 0usize);
-    let mut outcome = Outcome { steps: progress.step, best_val_accuracy: progress.best_val_accuracy, test_accuracy: None, seconds_per_epoch: Vec::new() };
+    let mut outcome = Outcome { steps: progress.step, best_val_accuracy: progress.best_val_accuracy, test_accuracy: None, seconds_per_epoch: Vec::new(), train_loss_per_epoch: Vec::new() };
     let out_name = net.output_name().to_string();
     let back = BackwardCtx { param_grads: true, input_grad: false, ..BackwardCtx::default() };
 
@@ -258,6 +260,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
             if let Some(b) = bar.take() {
                 b.finish_and_clear();
             }
+            outcome.train_loss_per_epoch.push((progress.epoch_loss_sum / progress.epoch_seen.max(1) as f64) as f32);
             let test_accuracy = run.end_of_epoch(&mut net, optimizer.as_ref(), &mut progress, &mut log, epoch, seconds)?;
             outcome.seconds_per_epoch.push(seconds);
             outcome.test_accuracy = test_accuracy;

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# fovea against the PyTorch / ONNX Runtime baseline of ../shared/bench, back to back on this
+# machine, and the ratio of every figure (above 1: fovea is faster).
+#
+# usage: scripts/bench_vs_pytorch.sh [--quick] [--threads "1 2"] [--epochs 1] [--out DIR]
+#   needs the baseline venv (bash ../shared/bench/setup.sh) or PY=<python with torch>;
+#   BASELINE=<dir of conv_torch.py / mnist_torch.py> (default ../shared/bench).
+#   --quick: conv layers and inference only (no training epochs).
+# Writes DIR/fovea.tsv, DIR/baseline.tsv and DIR/ratios.md (default /tmp/fovea-vs-pytorch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BASELINE=${BASELINE:-$ROOT/../shared/bench}
+PY=${PY:-/tmp/fovea-baseline-venv/bin/python}
+THREADS="1 2"; EPOCHS=1; OUT=/tmp/fovea-vs-pytorch; QUICK=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --threads) THREADS="$2"; shift ;;
+        --epochs) EPOCHS="$2"; shift ;;
+        --out) OUT="$2"; shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ -x "$PY" ] || { echo "no baseline python at $PY: run bash $BASELINE/setup.sh or set PY" >&2; exit 1; }
+mkdir -p "$OUT"
+export GLIBC_TUNABLES=glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=1073741824
+export MNIST_DIR=${MNIST_DIR:-$ROOT/data/mnist}
+cargo build --release --quiet
+FOVEA="$ROOT/target/release/fovea"
+: > "$OUT/fovea.tsv"; : > "$OUT/baseline.tsv"
+{
+    echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+    echo "# isa: $(grep -m1 -o -E 'avx512f' /proc/cpuinfo || grep -m1 -o avx2 /proc/cpuinfo || echo none), FOVEA_ISA=${FOVEA_ISA:-}"
+    echo "# date: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+} | tee "$OUT/machine.txt"
+for t in $THREADS; do
+    echo "== conv layers, $t thread(s)" >&2
+    "$FOVEA" --threads "$t" bench conv --reps 20 | tee -a "$OUT/fovea.tsv"
+    (cd "$BASELINE" && "$PY" conv_torch.py --threads "$t") | tee -a "$OUT/baseline.tsv"
+done
+T2=$(echo $THREADS | awk '{print $NF}')
+(cd "$BASELINE" && "$PY" conv_ort.py --threads "$T2") | tee -a "$OUT/baseline.tsv" || true
+for model in mnist-cnn lenet5; do
+    net=$([ "$model" = mnist-cnn ] && echo deep || echo lenet5)
+    echo "== $model, $T2 thread(s)" >&2
+    "$FOVEA" --threads "$T2" bench infer --model "$model" | tee -a "$OUT/fovea.tsv"
+    if [ "$QUICK" = 0 ]; then
+        "$FOVEA" --threads "$T2" bench train --model "$model" --epochs "$EPOCHS" --data "$MNIST_DIR" | tee -a "$OUT/fovea.tsv"
+        (cd "$BASELINE" && "$PY" mnist_torch.py --net "$net" --threads "$T2" --epochs "$EPOCHS" --infer --onnx) | tee -a "$OUT/baseline.tsv"
+    else
+        (cd "$BASELINE" && "$PY" mnist_torch.py --net "$net" --threads "$T2" --epochs 0 --infer --onnx) | tee -a "$OUT/baseline.tsv"
+    fi
+done
+python3 "$ROOT/scripts/bench_ratios.py" "$OUT/fovea.tsv" "$OUT/baseline.tsv" "$OUT/machine.txt" | tee "$OUT/ratios.md"
