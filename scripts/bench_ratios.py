@@ -33,7 +33,7 @@ def main():
             key = (cols[0], cols[1], cols[3])
             if cols[2].startswith("torch"):
                 conv_b[key] = float(cols[6])
-            elif cols[2].startswith("ort"):
+            elif cols[2].startswith("onnxruntime"):
                 conv_b[("ort",) + key] = float(cols[6])
         elif cols[0] == "TRAIN":
             net = "mnist-cnn" if cols[1] == "deep" else cols[1]
