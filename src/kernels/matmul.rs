@@ -9,14 +9,37 @@ pub struct Mat<'a> {
     pub data: &'a [f32],
     /// When true, `data` holds the `[cols, rows]` matrix and is read as its transpose.
     pub transposed: bool,
+    /// Distance between the stored rows, when larger than their length (a block of columns of
+    /// a wider matrix); `None` for a dense matrix.
+    pub row_stride: Option<usize>,
 }
 
 impl<'a> Mat<'a> {
     pub fn n(data: &'a [f32]) -> Self {
-        Mat { data, transposed: false }
+        Mat { data, transposed: false, row_stride: None }
     }
     pub fn t(data: &'a [f32]) -> Self {
-        Mat { data, transposed: true }
+        Mat { data, transposed: true, row_stride: None }
+    }
+    /// Stored rows `row_stride` values apart (of which the operand uses the first few).
+    pub fn with_row_stride(self, row_stride: usize) -> Self {
+        Mat { row_stride: Some(row_stride), ..self }
+    }
+
+    /// (column stride, row stride) in elements of the `rows x cols` matrix this operand reads,
+    /// after checking that `data` holds it.
+    fn strides(&self, rows: usize, cols: usize, what: &str) -> (isize, isize) {
+        // The stored matrix is `[rows, cols]`, or `[cols, rows]` when transposed.
+        let (stored_rows, stored_cols) = if self.transposed { (cols, rows) } else { (rows, cols) };
+        let ld = self.row_stride.unwrap_or(stored_cols);
+        assert!(ld >= stored_cols, "matmul: {what}'s row stride {ld} is shorter than its {stored_cols} columns");
+        let needed = if stored_rows == 0 || stored_cols == 0 { 0 } else { (stored_rows - 1) * ld + stored_cols };
+        assert!(self.data.len() >= needed, "matmul: {what} has {} values, needs {needed} ({rows}x{cols})", self.data.len());
+        if self.transposed {
+            (ld as isize, 1)
+        } else {
+            (1, ld as isize)
+        }
     }
 }
 
@@ -36,8 +59,9 @@ pub enum Threads {
 /// themselves, so that is a bug in fovea, not bad input.
 pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, m: usize, n: usize, k: usize, accumulate: bool, threads: Threads) {
     assert!(dst.len() >= m * n, "matmul: dst has {} values, needs {}x{}", dst.len(), m, n);
-    assert!(a.data.len() >= m * k, "matmul: a has {} values, needs {}x{}", a.data.len(), m, k);
-    assert!(b.data.len() >= k * n, "matmul: b has {} values, needs {}x{}", b.data.len(), k, n);
+    // (column stride, row stride) of each operand in elements, its size checked.
+    let (a_cs, a_rs) = a.strides(m, k, "a");
+    let (b_cs, b_rs) = b.strides(k, n, "b");
     if m == 0 || n == 0 {
         return;
     }
@@ -47,9 +71,6 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, m: usize, n: usize, k: usize, acc
         }
         return;
     }
-    // (column stride, row stride) of each operand in elements.
-    let (a_cs, a_rs) = if a.transposed { (m as isize, 1) } else { (1, k as isize) };
-    let (b_cs, b_rs) = if b.transposed { (k as isize, 1) } else { (1, n as isize) };
     let parallelism = match threads {
         Threads::One => Parallelism::None,
         Threads::Pool => match rayon::current_num_threads() {
@@ -90,8 +111,8 @@ pub fn matmul_ref(dst: &mut [f32], a: Mat, b: Mat, m: usize, n: usize, k: usize,
         for j in 0..n {
             let mut s = 0.0f64;
             for p in 0..k {
-                let av = if a.transposed { a.data[p * m + i] } else { a.data[i * k + p] };
-                let bv = if b.transposed { b.data[j * k + p] } else { b.data[p * n + j] };
+                let av = if a.transposed { a.data[p * a.row_stride.unwrap_or(m) + i] } else { a.data[i * a.row_stride.unwrap_or(k) + p] };
+                let bv = if b.transposed { b.data[j * b.row_stride.unwrap_or(k) + p] } else { b.data[p * b.row_stride.unwrap_or(n) + j] };
                 s += av as f64 * bv as f64;
             }
             let d = &mut dst[i * n + j];
@@ -114,11 +135,26 @@ mod tests {
                 let b = rng.uniform_vec(k * n, -1.0, 1.0);
                 let start = rng.uniform_vec(m * n, -1.0, 1.0);
                 let (mut fast, mut slow) = (start.clone(), start);
-                let (ma, mb) = (Mat { data: &a, transposed: ta }, Mat { data: &b, transposed: tb });
+                let (ma, mb) = (Mat { data: &a, transposed: ta, row_stride: None }, Mat { data: &b, transposed: tb, row_stride: None });
                 matmul(&mut fast, ma, mb, m, n, k, acc, Threads::Pool);
                 matmul_ref(&mut slow, ma, mb, m, n, k, acc);
                 for (x, y) in fast.iter().zip(&slow) {
                     assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{m}x{n}x{k} {ta} {tb}: {x} vs {y}");
+                }
+                // The same operands as blocks of columns of wider stored matrices.
+                let widen = |data: &[f32], rows: usize, cols: usize| -> Vec<f32> {
+                    data.chunks(cols).take(rows).flat_map(|r| r.iter().copied().chain([f32::NAN; 3])).collect()
+                };
+                let (a_rows, a_cols) = if ta { (k, m) } else { (m, k) };
+                let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
+                let (wa, wb) = (widen(&a, a_rows, a_cols), widen(&b, b_rows, b_cols));
+                let mut strided = vec![0.0; m * n];
+                let (sa, sb) = (Mat { data: &wa, transposed: ta, row_stride: Some(a_cols + 3) }, Mat { data: &wb, transposed: tb, row_stride: Some(b_cols + 3) });
+                matmul(&mut strided, sa, sb, m, n, k, false, Threads::One);
+                let mut plain = vec![0.0; m * n];
+                matmul_ref(&mut plain, ma, mb, m, n, k, false);
+                for (x, y) in strided.iter().zip(&plain) {
+                    assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "strided {m}x{n}x{k} {ta} {tb}: {x} vs {y}");
                 }
             }
         }

@@ -12,6 +12,8 @@ pub struct Linear {
     out_features: usize,
     weight: Param,
     bias: Option<Param>,
+    /// The forward pass's transposed result `[out, N]`, kept between steps.
+    scratch: Vec<f32>,
 }
 
 impl Linear {
@@ -21,6 +23,7 @@ impl Linear {
             out_features,
             weight: Param::zeros(&[out_features, in_features]),
             bias: Some(Param::zeros(&[out_features])),
+            scratch: Vec::new(),
         }
     }
 
@@ -56,7 +59,7 @@ impl Layer for Linear {
     fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx) -> Result<()> {
         let n = self.rows(inputs[0].shape())?;
         let bias = self.bias.as_ref().map(|b| b.value.data());
-        linear_forward(out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, n, self.in_features, self.out_features);
+        linear_forward(out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, n, self.in_features, self.out_features, &mut self.scratch);
         Ok(())
     }
     fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
