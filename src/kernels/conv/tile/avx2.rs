@@ -1,6 +1,8 @@
 //! AVX2 + FMA: the tile's vector operations on 8-lane ymm registers, its six-row transposed
 //! store, and the panel packing (8 x 8 register transposes) that both tiles' callers use.
 
+#![cfg(target_arch = "x86_64")]
+
 use super::simd::{self, Simd};
 use super::Operands;
 use std::arch::x86_64::*;

@@ -1,6 +1,8 @@
 //! AVX-512 F: the tile's vector operations on 16-lane zmm registers and its transposed store
 //! (one masked gather and one masked store per column of C).
 
+#![cfg(target_arch = "x86_64")]
+
 use super::simd::{self, Simd};
 use super::Operands;
 use std::arch::x86_64::*;

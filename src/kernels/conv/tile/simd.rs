@@ -1,3 +1,4 @@
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 //! The tile's loop, written once over a vector type: `Simd` is what an instruction set must
 //! provide (8 lanes for AVX2, 16 for AVX-512), `tile` the arithmetic both run.
 //!
