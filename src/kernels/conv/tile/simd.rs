@@ -1,10 +1,12 @@
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 //! The tile's loop, written once over a vector type: `Simd` is what an instruction set must
 //! provide (8 lanes for AVX2, 16 for AVX-512), `tile` the arithmetic both run.
 //!
 //! Every function here is `#[inline(always)]` and has no target features of its own: it is
 //! compiled inside the ISA file's `#[target_feature]` entry point, where the intrinsics it
 //! calls inline into plain vector instructions.
+
+// Only the x86-64 ISA files use the loop.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use super::Operands;
 
