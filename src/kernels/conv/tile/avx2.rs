@@ -50,6 +50,7 @@ unsafe impl Simd for Avx2 {
 /// AVX2 and FMA; the operands as `super::run` checked them.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn run(o: Operands, rows: usize) {
+    const _: () = assert!(super::Kernel::AVX2.rows == 6);
     match rows {
         1 => simd::tile::<Avx2, 1>(o),
         2 => simd::tile::<Avx2, 2>(o),
