@@ -315,3 +315,58 @@ fn the_command_line_trains_evaluates_and_predicts() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jpg"));
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// Weights with a NaN are refused by name and count; `--allow-nonfinite` loads them, and
+/// `--json` then writes the NaN logits as `null` (valid JSON) with a warning.
+#[test]
+fn weights_that_are_not_numbers_are_refused_or_reported() {
+    let root = temp_dir("nonfinite");
+    let mut net = fovea::models::build("lenet5", 10, 3).unwrap();
+    for (name, p) in net.params_mut() {
+        if name == "fc1.weight" {
+            p.value.data_mut()[17] = f32::NAN;
+        }
+    }
+    let weights = root.join("nan.safetensors");
+    let info = checkpoint::WeightsInfo { model: "lenet5".into(), classes: (0..10).map(|c| c.to_string()).collect(), input: vec![1, 28, 28] };
+    checkpoint::save(&weights, &net, None, &info, None).unwrap();
+    let img_path = root.join("digit.png");
+    image::GrayImage::from_fn(28, 28, |x, _| image::Luma([(x * 9) as u8])).save(&img_path).unwrap();
+    let bin = env!("CARGO_BIN_EXE_fovea");
+    let predict = |extra: &[&str]| {
+        std::process::Command::new(bin).args(["predict", "--model", "lenet5", "--weights"]).arg(&weights).args(extra).arg(&img_path).output().unwrap()
+    };
+    let out = predict(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("fc1.weight: 1 NaN, 0 infinite values") && err.contains("--allow-nonfinite"), "{err}");
+    let out = predict(&["--allow-nonfinite", "--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning") && err.contains("not numbers") && err.contains("fc1"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert!(v["logits"].as_array().unwrap().iter().all(|l| l.is_null()), "{v}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// A run whose numbers blow up stops at the step where they did, names where the first
+/// non-finite value appeared, and leaves only finite checkpoints.
+#[test]
+fn a_run_that_diverges_stops_with_the_step_and_the_layer() {
+    let root = temp_dir("diverge");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 100, 20);
+    let mut cfg = TrainConfig::defaults("lenet5", &data);
+    (cfg.epochs, cfg.batch_size, cfg.val_size, cfg.checkpoint_every) = (5, 10, 0, 1);
+    (cfg.optimizer, cfg.lr, cfg.schedule) = ("sgd".into(), 1e19, "constant".into());
+    let run = root.join("run");
+    let err = train(&cfg, &run, false, &RunOptions { stop: None, verbose: false }).map(|_| ()).expect_err("the run must stop").to_string();
+    println!("{err}");
+    assert!(err.contains("step ") && (err.contains("holds the last good weights") || err.contains("no checkpoint had been written")), "{err}");
+    assert!(err.contains("first non-finite at") || err.contains("the gradient of"), "{err}");
+    if run.join("last.safetensors").exists() {
+        let last = checkpoint::load(&run.join("last.safetensors")).unwrap();
+        assert!(checkpoint::nonfinite_report(&last.model).is_empty(), "last.safetensors holds non-finite values");
+    }
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -26,6 +26,9 @@ pub fn run(a: Args) -> Result<()> {
         return Err(fovea::Error::file(&a.data, "has no test images"));
     }
     let e = evaluate(&mut net, &split.test, &models::normalization(&a.m.model), a.batch_size)?;
+    if !e.loss.is_finite() {
+        eprintln!("warning: the test loss is {}{}", e.loss, if a.json { " (written as null)" } else { "" });
+    }
     if a.json {
         println!("{}", serde_json::json!({"accuracy": e.accuracy, "loss": e.loss, "confusion": e.confusion}));
         return Ok(());

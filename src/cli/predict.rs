@@ -24,6 +24,12 @@ pub fn run(a: Args) -> Result<()> {
     for path in &a.images {
         let x = super::weights::image_input(&net, &a.m.model, path)?;
         let logits = net.forward(&x, &ForwardCtx::default())?.clone();
+        let nonfinite = logits.data().iter().filter(|v| !v.is_finite()).count();
+        if nonfinite > 0 {
+            let at = net.first_nonfinite_value().unwrap_or("?").to_string();
+            let form = if a.json { " (written as null)" } else { "" };
+            eprintln!("warning: {}: {nonfinite} of the {} logits are not numbers{form}; they first appear at {at}", path.display(), logits.len());
+        }
         let mut probs = vec![0.0; logits.len()];
         softmax_rows(&mut probs, logits.data(), logits.len());
         let mut order: Vec<usize> = (0..probs.len()).collect();

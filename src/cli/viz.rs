@@ -397,7 +397,7 @@ impl ReportArgs {
     /// The report a training run writes at its end.
     pub fn for_run(model: &str, weights: &Path, data: &Path, run: &Path, input: Option<[usize; 3]>, out: &Path) -> Self {
         ReportArgs {
-            m: super::weights::ModelArgs { model: model.to_string(), weights: weights.to_path_buf(), input },
+            m: super::weights::ModelArgs { model: model.to_string(), weights: weights.to_path_buf(), input, allow_nonfinite: false },
             data: Some(data.to_path_buf()),
             run: Some(run.to_path_buf()),
             ascent_steps: 100,

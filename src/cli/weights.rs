@@ -19,12 +19,15 @@ pub struct ModelArgs {
     /// Input size CxHxW when the model was trained at another size than its default.
     #[arg(long, value_parser = super::args::parse_input)]
     pub input: Option<[usize; 3]>,
+    /// Load weights even if some are NaN or infinite (refused otherwise), to study them.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 }
 
 impl ModelArgs {
     /// Builds the model and loads the weights.
     pub fn load(&self) -> Result<LoadedModel> {
-        load(&self.model, &self.weights, self.input)
+        load(&self.model, &self.weights, self.input, self.allow_nonfinite)
     }
 }
 
@@ -38,8 +41,18 @@ pub struct LoadedModel {
 /// saved with safetensors) and loads them. The class count comes from the file's metadata or
 /// the output layer's weight; the names from the metadata, ImageNet's for 1000 classes, or
 /// numbers.
-pub fn load(model: &str, path: &Path, input: Option<[usize; 3]>) -> Result<LoadedModel> {
+/// Weights that are not all numbers are refused, naming each tensor and its counts, unless
+/// `allow_nonfinite` (then a warning says the same).
+pub fn load(model: &str, path: &Path, input: Option<[usize; 3]>, allow_nonfinite: bool) -> Result<LoadedModel> {
     let file = checkpoint::load(path)?;
+    let nonfinite = checkpoint::nonfinite_report(&file.model);
+    if !nonfinite.is_empty() {
+        let list = nonfinite.join("; ");
+        if !allow_nonfinite {
+            return Err(Error::file(path, format!("holds values that are not numbers ({list}); --allow-nonfinite loads them anyway")));
+        }
+        eprintln!("warning: {}: loading values that are not numbers ({list})", path.display());
+    }
     if let Some(info) = file.info.as_ref().filter(|i| !i.model.is_empty() && i.model != model) {
         return Err(Error::file(path, format!("holds weights for {}, not {model}: use --model {}", info.model, info.model)));
     }

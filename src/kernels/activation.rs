@@ -17,21 +17,24 @@ pub enum ReluRule {
     Deconvnet,
 }
 
-/// `out = max(x, 0)`, elementwise; `out` is overwritten.
+/// `out = max(x, 0)`, elementwise; `out` is overwritten. A NaN stays NaN, as in PyTorch (a
+/// NaN turned into 0 would hide broken weights behind confident predictions).
 pub fn relu_forward(out: &mut [f32], x: &[f32]) {
     out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x > 0.0 { x } else { 0.0 });
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x <= 0.0 { 0.0 } else { x });
     });
 }
 
-/// `dx += rule(x, dy)`, elementwise; `x` is the ReLU's forward input.
+/// `dx += rule(x, dy)`, elementwise; `x` is the ReLU's forward input. As PyTorch's
+/// `threshold_backward`, the gradient is stopped where `x <= 0` only, so it passes a NaN input
+/// and a NaN gradient passes wherever the rule lets gradients through.
 pub fn relu_backward(dx: &mut [f32], dy: &[f32], x: &[f32], rule: ReluRule) {
     dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).zip(x.par_chunks(CHUNK)).for_each(|((dx, dy), x)| {
         for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
             *d += match rule {
-                ReluRule::Plain => if x > 0.0 { g } else { 0.0 },
-                ReluRule::Guided => if x > 0.0 && g > 0.0 { g } else { 0.0 },
-                ReluRule::Deconvnet => g.max(0.0),
+                ReluRule::Plain => if x <= 0.0 { 0.0 } else { g },
+                ReluRule::Guided => if x <= 0.0 || g <= 0.0 { 0.0 } else { g },
+                ReluRule::Deconvnet => if g <= 0.0 { 0.0 } else { g },
             };
         }
     });
@@ -67,4 +70,33 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
     dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
         d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NaN and infinities go through as PyTorch passes them: `relu(NaN) = NaN`, the gradient
+    /// stopped only where the input is `<= 0`.
+    #[test]
+    fn relu_keeps_nan_as_pytorch() {
+        let x = [f32::NAN, -1.0, 0.0, 2.0, f32::INFINITY, f32::NEG_INFINITY];
+        let mut y = [7.0; 6];
+        relu_forward(&mut y, &x);
+        assert!(y[0].is_nan());
+        assert_eq!(&y[1..], &[0.0, 0.0, 2.0, f32::INFINITY, 0.0]);
+        let dy = [1.0, 1.0, 1.0, f32::NAN, -1.0, 1.0];
+        let cases = [
+            (ReluRule::Plain, [1.0, 0.0, 0.0, f32::NAN, -1.0, 0.0]),
+            (ReluRule::Guided, [1.0, 0.0, 0.0, f32::NAN, 0.0, 0.0]),
+            (ReluRule::Deconvnet, [1.0, 1.0, 1.0, f32::NAN, 0.0, 1.0]),
+        ];
+        for (rule, want) in cases {
+            let mut dx = [0.0; 6];
+            relu_backward(&mut dx, &dy, &x, rule);
+            for (i, (a, b)) in dx.iter().zip(&want).enumerate() {
+                assert!(a == b || (a.is_nan() && b.is_nan()), "{rule:?}[{i}]: {a}, want {b}");
+            }
+        }
+    }
 }

@@ -260,6 +260,28 @@ impl Net {
         self.value_id(name).map(|v| &self.grads[v])
     }
 
+    /// The first value of the last forward pass, in execution order (`input` first), that
+    /// holds a NaN or an infinity: where a non-finite number first appeared.
+    pub fn first_nonfinite_value(&self) -> Option<&str> {
+        std::iter::once(INPUT)
+            .chain(self.node_names())
+            .zip(&self.values)
+            .find(|(_, v)| !all_finite(v.data()))
+            .map(|(name, _)| name)
+    }
+
+    /// Whether every parameter gradient is finite (a vectorised, threaded scan).
+    pub fn grads_finite(&self) -> bool {
+        use rayon::prelude::*;
+        self.params().par_iter().all(|(_, p)| p.grad.data().par_chunks(1 << 16).all(all_finite))
+    }
+
+    /// The parameter whose gradient first went non-finite in the last backward pass (the
+    /// backward pass runs from the output, so the last such parameter in node order).
+    pub fn first_nonfinite_grad(&self) -> Option<String> {
+        self.params().into_iter().rev().find(|(_, p)| !all_finite(p.grad.data())).map(|(n, _)| n)
+    }
+
     /// The gradient at the input image from the last backward pass.
     pub fn input_grad(&self) -> &Tensor {
         &self.grads[0]
@@ -322,4 +344,18 @@ impl std::fmt::Debug for Net {
         let nodes: Vec<String> = self.nodes.iter().map(|n| format!("{}: {}", n.name, n.layer.kind())).collect();
         f.debug_struct("Net").field("input", &self.input_shape).field("nodes", &nodes).finish()
     }
+}
+
+/// Whether no value is NaN or infinite: `v * 0` is 0 for every finite value and NaN otherwise,
+/// and a sum of those vectorises where `is_finite` in a short-circuiting loop does not.
+fn all_finite(v: &[f32]) -> bool {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder().iter().fold(0.0f32, |a, x| a + x * 0.0);
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x * 0.0;
+        }
+    }
+    acc.iter().sum::<f32>() + rest == 0.0
 }

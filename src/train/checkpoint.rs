@@ -88,6 +88,19 @@ pub fn load(path: &Path) -> Result<Loaded> {
     Ok(Loaded { model, optimizer, optimizer_name: parse("optimizer").map(String::from), info, progress })
 }
 
+/// One line per tensor that holds values that are not numbers, `fc1.weight: 1 NaN, 0
+/// infinite values`, in name order; empty when every value is finite.
+pub fn nonfinite_report<'a>(tensors: impl IntoIterator<Item = (&'a String, &'a Tensor)>) -> Vec<String> {
+    tensors
+        .into_iter()
+        .filter_map(|(name, t)| {
+            let nan = t.data().iter().filter(|v| v.is_nan()).count();
+            let inf = t.data().iter().filter(|v| v.is_infinite()).count();
+            (nan + inf > 0).then(|| format!("{name}: {nan} NaN, {inf} infinite values"))
+        })
+        .collect()
+}
+
 /// Loads the model tensors of the weights file at `path` into `net`, with errors that name
 /// the file.
 pub fn load_weights(path: &Path, net: &mut Net) -> Result<Loaded> {
@@ -105,5 +118,22 @@ mod erased {
         fn to_json(&self) -> String {
             serde_json::to_string(self).unwrap_or_default()
         }
+    }
+}
+
+#[cfg(test)]
+mod nonfinite_tests {
+    use super::*;
+
+    #[test]
+    fn the_report_names_each_tensor_with_its_counts() {
+        let mut m = BTreeMap::new();
+        m.insert("conv1.weight".to_string(), Tensor::from_vec(&[3], vec![1.0, 2.0, 3.0]).unwrap());
+        m.insert("fc1.weight".to_string(), Tensor::from_vec(&[4], vec![f32::NAN, 1.0, f32::INFINITY, f32::NEG_INFINITY]).unwrap());
+        m.insert("fc2.bias".to_string(), Tensor::from_vec(&[2], vec![f32::NAN, f32::NAN]).unwrap());
+        assert_eq!(nonfinite_report(&m), vec!["fc1.weight: 1 NaN, 2 infinite values", "fc2.bias: 2 NaN, 0 infinite values"]);
+        m.remove("fc1.weight");
+        m.remove("fc2.bias");
+        assert!(nonfinite_report(&m).is_empty());
     }
 }

@@ -109,6 +109,15 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     crate::io::atomic::write_atomic(path, text.as_bytes())
 }
 
+/// Where the last finite weights of a stopped run are, in words.
+fn last_good(last_path: &Path) -> String {
+    if last_path.exists() {
+        format!("{} holds the last good weights", last_path.display())
+    } else {
+        "no checkpoint had been written yet".to_string()
+    }
+}
+
 /// Reads the `config.json` of a run directory.
 pub fn read_config(run_dir: &Path) -> Result<TrainConfig> {
     let p = run_dir.join("config.json");
@@ -151,6 +160,10 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
     let mut progress = Progress::default();
     if resume {
         let loaded = checkpoint::load(&last_path)?;
+        let nonfinite = checkpoint::nonfinite_report(loaded.model.iter().chain(&loaded.optimizer));
+        if !nonfinite.is_empty() {
+            return Err(Error::file(&last_path, format!("holds values that are not numbers ({}): it cannot be resumed", nonfinite.join("; "))));
+        }
         if let Some(i) = &loaded.info {
             if i.model != cfg.model {
                 return Err(Error::file(&last_path, format!("was trained as model {}, not {}", i.model, cfg.model)));
@@ -216,14 +229,23 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
         let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: mix64(cfg.seed ^ mix64(step as u64)) })?;
         let r = softmax_cross_entropy(logits, &labels)?;
         if !r.loss.is_finite() {
+            let layer = net.first_nonfinite_value().unwrap_or("the loss");
             return Err(Error::Invalid(format!(
-                "step {step} (epoch {}): the loss is {}; training stopped, {} holds the last good weights. Try a lower --lr than {}",
-                epoch + 1, r.loss, last_path.display(), cfg.lr
+                "step {step} (epoch {}): the loss is {}, first non-finite at {layer}; training stopped, {}. Try a lower --lr than {}",
+                epoch + 1, r.loss, last_good(&last_path), cfg.lr
             )));
         }
         let correct = logits.argmax_rows().iter().zip(&labels).filter(|(p, t)| p == t).count();
         net.zero_grads();
         net.backward(&out_name, &r.d_logits, &back)?;
+        // A non-finite gradient would poison every weight at this step's update: stop before it.
+        if !net.grads_finite() {
+            let param = net.first_nonfinite_grad().unwrap_or_default();
+            return Err(Error::Invalid(format!(
+                "step {step} (epoch {}): the gradient of {param} is not finite (loss {}); training stopped before the update, {}. Try a lower --lr than {}",
+                epoch + 1, r.loss, last_good(&last_path), cfg.lr
+            )));
+        }
         optimizer.step(&mut net.params_mut(), lr);
 
         progress.step += 1;

@@ -211,3 +211,42 @@ fn auto_takes_the_widest_allowed_tile() {
     assert_eq!(ConvPath::Auto.forward_name(&pointwise), "gemm");
     assert_eq!(ConvPath::Gemm.forward_name(&wide), "gemm");
 }
+
+/// A NaN in the input reaches exactly the outputs and weight gradients it feeds, and a NaN in
+/// dY exactly the input and bias gradients it feeds, on every path (as PyTorch: nothing turns
+/// a NaN into a number). (A NaN in dY also reaches, on the fast paths, weight gradients of taps
+/// that read zero padding: 0 x NaN; the definition skips those products.)
+#[test]
+fn every_path_propagates_nan_as_the_definition() {
+    let mut rng = Rng::new(31);
+    let nan_mask = |v: &[f32]| v.iter().map(|x| x.is_nan()).collect::<Vec<bool>>();
+    for &(c_in, c_out, k, stride, pad) in &[(8, 40, 3, 1, 1), (16, 33, 5, 1, 2), (4, 20, 3, 2, 1), (3, 10, 5, 1, 2)] {
+        let geom = Window2d::square(k, stride, Padding::uniform(pad)).resolve(9, 10).unwrap();
+        let d = ConvDims { n: 2, c_in, c_out, groups: 1, geom };
+        let case = Case::new(d, &mut rng);
+        let mut x = case.x.clone();
+        x[case.x.len() / 2 + 3] = f32::NAN;
+        let mut dy = case.dy.clone();
+        dy[case.y.len() / 3] = f32::NAN;
+        let mut y_ref = vec![0.0; case.y.len()];
+        conv2d_forward_ref(&mut y_ref, &x, &case.wt, Some(&case.b), &d);
+        let (mut dx_ref, mut dw_ref, mut db_ref) = (vec![0.0; x.len()], vec![0.0; case.wt.len()], vec![0.0; c_out]);
+        conv2d_backward_ref(&mut dx_ref, &mut dw_ref, &mut db_ref, &dy, &case.x, &case.wt, &d);
+        let mut dw_x_ref = vec![0.0; case.wt.len()];
+        conv2d_backward_ref(&mut vec![0.0; x.len()], &mut dw_x_ref, &mut vec![0.0; c_out], &case.dy, &x, &case.wt, &d);
+        assert!(y_ref.iter().any(|v| v.is_nan()) && dx_ref.iter().any(|v| v.is_nan()) && dw_x_ref.iter().any(|v| v.is_nan()));
+        for path in paths("NaN propagation") {
+            let mut scratch = ConvScratch::default();
+            let mut y = vec![0.0; case.y.len()];
+            conv2d_forward_via(path, &mut y, &x, &case.wt, Some(&case.b), &d, &mut scratch);
+            assert_eq!(nan_mask(&y), nan_mask(&y_ref), "{path:?} {d:?}: NaN outputs");
+            let (mut dx, mut db) = (vec![0.0; x.len()], vec![0.0; c_out]);
+            conv2d_backward_via(path, Some(&mut dx), None, Some(&mut db), &dy, &case.x, &case.wt, &d, &mut scratch);
+            assert_eq!(nan_mask(&dx), nan_mask(&dx_ref), "{path:?} {d:?}: NaN input gradients");
+            assert_eq!(nan_mask(&db), nan_mask(&db_ref), "{path:?} {d:?}: NaN bias gradients");
+            let mut dw = vec![0.0; case.wt.len()];
+            conv2d_backward_via(path, None, Some(&mut dw), None, &case.dy, &x, &case.wt, &d, &mut scratch);
+            assert_eq!(nan_mask(&dw), nan_mask(&dw_x_ref), "{path:?} {d:?}: NaN weight gradients");
+        }
+    }
+}
