@@ -250,3 +250,15 @@ fn every_path_propagates_nan_as_the_definition() {
         }
     }
 }
+
+/// Multiply-adds of the lecture's AlexNet conv1 (227x227x3, 96 filters 11x11 stride 4: 55x55
+/// outputs) and of a grouped convolution, by hand.
+#[test]
+fn macs_count_every_multiply_add() {
+    let geom = Window2d::square(11, 4, Padding::Valid).resolve(227, 227).unwrap();
+    let d = ConvDims { n: 2, c_in: 3, c_out: 96, groups: 1, geom };
+    assert_eq!(d.macs(), 2 * 96 * 55 * 55 * 3 * 11 * 11);
+    let geom = Window2d::square(3, 1, Padding::uniform(1)).resolve(7, 5).unwrap();
+    let grouped = ConvDims { n: 3, c_in: 8, c_out: 6, groups: 2, geom };
+    assert_eq!(grouped.macs(), 3 * 6 * 7 * 5 * 4 * 3 * 3);
+}
