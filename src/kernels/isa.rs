@@ -95,4 +95,12 @@ mod tests {
         assert!(Isa::Scalar.supported());
         assert!(Isa::active() <= Isa::detected());
     }
+
+    /// Under CI's `FOVEA_ISA=avx2` and `=scalar` runs, the narrower set is what runs.
+    #[test]
+    fn active_follows_fovea_isa() {
+        let asked = std::env::var("FOVEA_ISA").ok().and_then(|s| Isa::parse(&s));
+        assert_eq!(Isa::active(), asked.map_or(Isa::detected(), |a| a.min(Isa::detected())));
+        println!("FOVEA_ISA={:?}: the kernels run {}", std::env::var("FOVEA_ISA").ok(), Isa::active().name());
+    }
 }
