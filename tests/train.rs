@@ -370,3 +370,98 @@ fn a_run_that_diverges_stops_with_the_step_and_the_layer() {
     }
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// A second `train --out` into a directory that holds a run is refused (the first run's weights
+/// are untouched); `--force` replaces it.
+#[test]
+fn an_existing_run_is_never_overwritten_by_accident() {
+    let root = temp_dir("overwrite");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 40, 10);
+    let bin = env!("CARGO_BIN_EXE_fovea");
+    let run = root.join("run");
+    let train = |extra: &[&str]| {
+        std::process::Command::new(bin)
+            .args(["train", "--model", "lenet5", "--epochs", "1", "--batch-size", "20", "--val-size", "10", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&run)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = train(&["--seed", "1"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let best = std::fs::read(run.join("best.safetensors")).unwrap();
+    let second = train(&["--seed", "2"]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && err.contains("already holds a run") && err.contains("--resume") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(run.join("best.safetensors")).unwrap(), best, "the first run's weights changed");
+    let forced = train(&["--seed", "2", "--force"]);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    assert_ne!(std::fs::read(run.join("best.safetensors")).unwrap(), best, "--force did not replace the run");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// Output into a closed pipe ends the program quietly: no panic, no backtrace.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fovea"))
+        .args(["summary", "resnet152"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // The reader is dropped here: the pipe is closed after one line, as `| head -1` does.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!first.is_empty());
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+}
+
+/// Ctrl-C saves the run, says where and how to continue, and exits 130; the resumed run says
+/// where it resumes.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_says_how_to_resume_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    let root = temp_dir("ctrlc");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 100, 10);
+    let bin = env!("CARGO_BIN_EXE_fovea");
+    let run = root.join("run");
+    let mut child = std::process::Command::new(bin)
+        .args(["train", "--model", "lenet5", "--epochs", "100000", "--batch-size", "20", "--val-size", "0", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait until an epoch has finished, so the interrupt lands inside the training loop.
+    while let Some(Ok(line)) = lines.next() {
+        if line.starts_with("epoch 1/") {
+            break;
+        }
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    drop(lines);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("saved in") && err.contains("last.safetensors") && err.contains("fovea train --resume"), "{err}");
+    assert!(!err.contains("error:"), "{err}");
+    let resumed = std::process::Command::new(bin).args(["train", "--epochs", "2", "--resume"]).arg(&run).output().unwrap();
+    let text = String::from_utf8_lossy(&resumed.stdout);
+    assert!(text.contains("resuming from step"), "{text}{}", String::from_utf8_lossy(&resumed.stderr));
+    std::fs::remove_dir_all(&root).ok();
+}

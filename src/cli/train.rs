@@ -58,6 +58,34 @@ pub struct Args {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
+    /// Replace the run already in the --out directory (refused otherwise, so that a trained
+    /// model is never overwritten by accident).
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
+}
+
+/// The files a run directory holds; their presence means a run is there.
+const RUN_FILES: &[&str] = &["config.json", "metrics.jsonl", "last.safetensors", "best.safetensors", "loss.png", "accuracy.png", "report.html"];
+
+/// Refuses a directory that already holds a run, unless `force` (then its run files are
+/// removed first, so the new run's files are not mixed with the old one's).
+fn claim_run_dir(dir: &std::path::Path, force: bool) -> Result<()> {
+    let present: Vec<&str> = RUN_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    if !force {
+        return Err(Error::file(dir, format!(
+            "already holds a run ({}): `fovea train --resume {}` continues it, --force replaces it",
+            present.join(", "),
+            dir.display()
+        )));
+    }
+    for f in present {
+        std::fs::remove_file(dir.join(f)).map_err(|e| Error::file(dir.join(f), format!("cannot remove: {e}")))?;
+    }
+    eprintln!("warning: replacing the run in {} (--force)", dir.display());
+    Ok(())
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, for run directory names.
@@ -125,6 +153,7 @@ pub fn run(a: Args) -> Result<()> {
             apply(&a, &mut cfg);
             cfg.threads = threads;
             let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{model}-{}", timestamp())));
+            claim_run_dir(&dir, a.force)?;
             (cfg, dir, false)
         }
     };

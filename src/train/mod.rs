@@ -178,6 +178,9 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
         }
         optimizer.load_state(&loaded.optimizer)?;
         progress = loaded.progress.ok_or_else(|| Error::file(&last_path, "has no training progress: not a checkpoint"))?;
+        if opts.verbose {
+            println!("resuming from step {} ({})", progress.step, last_path.display());
+        }
     } else {
         write_json(&run_dir.join("config.json"), cfg)?;
     }
@@ -196,6 +199,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
     let mut order: Vec<usize> = Vec::new();
     let mut bar: Option<ProgressBar> = None;
     let mut epoch_start = Instant::now();
+    let mut epoch_images = 0usize;
     let mut log_start = (Instant::now(), 0usize);
     let mut outcome = Outcome { steps: progress.step, best_val_accuracy: progress.best_val_accuracy, test_accuracy: None, seconds_per_epoch: Vec::new(), train_loss_per_epoch: Vec::new() };
     let out_name = net.output_name().to_string();
@@ -220,6 +224,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
             }
             epoch_start = Instant::now();
             log_start = (Instant::now(), 0);
+            epoch_images = 0;
         }
         let batch = &order[pos * cfg.batch_size..((pos + 1) * cfg.batch_size).min(n)];
         let shift = (cfg.shift > 0).then(|| Shift { max: cfg.shift, seed: mix64(cfg.seed ^ mix64(0x5A1F7 + step as u64)) });
@@ -252,6 +257,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
         progress.epoch_loss_sum += r.loss as f64 * batch.len() as f64;
         progress.epoch_correct += correct;
         progress.epoch_seen += batch.len();
+        epoch_images += batch.len();
         log_start.1 += batch.len();
         if let Some(b) = &bar {
             b.inc(1);
@@ -283,7 +289,9 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
                 b.finish_and_clear();
             }
             outcome.train_loss_per_epoch.push((progress.epoch_loss_sum / progress.epoch_seen.max(1) as f64) as f32);
-            let test_accuracy = run.end_of_epoch(&mut net, optimizer.as_ref(), &mut progress, &mut log, epoch, seconds)?;
+            // Images per second over what this process trained (a resumed epoch's first part
+            // ran before the interruption, outside `seconds`).
+            let test_accuracy = run.end_of_epoch(&mut net, optimizer.as_ref(), &mut progress, &mut log, epoch, seconds, epoch_images)?;
             outcome.seconds_per_epoch.push(seconds);
             outcome.test_accuracy = test_accuracy;
         } else if cfg.checkpoint_every > 0 && progress.step % cfg.checkpoint_every == 0 {
@@ -295,8 +303,9 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
             }
             run.save_last(&net, optimizer.as_ref(), &progress)?;
             return Err(Error::Interrupted(format!(
-                "stopped at step {} of {total_steps}; continue with: fovea train --resume {}",
+                "stopped at step {} of {total_steps}, saved in {}; continue with: fovea train --resume {}",
                 progress.step,
+                last_path.display(),
                 run_dir.display()
             )));
         }
@@ -325,6 +334,7 @@ impl Run<'_> {
     /// At the end of epoch `epoch` (0-based): evaluate on the validation and test sets, log and
     /// print the epoch, checkpoint `last` (and `best` when validation accuracy improved), redraw
     /// the plots, and start the next epoch's sums. Returns the test accuracy.
+    #[allow(clippy::too_many_arguments)]
     fn end_of_epoch(
         &self,
         net: &mut crate::net::Net,
@@ -333,6 +343,7 @@ impl Run<'_> {
         log: &mut MetricsLog,
         epoch: usize,
         seconds: f32,
+        images_timed: usize,
     ) -> Result<Option<f32>> {
         let eval = |net: &mut crate::net::Net, set: Option<&crate::data::Dataset>| -> Result<Option<evaluate::Evaluation>> {
             set.map(|d| evaluate::evaluate(net, d, self.norm, 500)).transpose()
@@ -362,7 +373,7 @@ impl Run<'_> {
                 100.0 * train_accuracy,
                 pct(&val),
                 pct(&test),
-                progress.epoch_seen as f32 / seconds.max(1e-9)
+                images_timed as f32 / seconds.max(1e-9)
             );
         }
         progress.epoch_loss_sum = 0.0;
