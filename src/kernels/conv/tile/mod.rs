@@ -85,12 +85,6 @@ impl Offsets {
         self.offsets.extend(offsets);
         self.max = self.offsets.iter().copied().max().unwrap_or(0);
     }
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
     /// The offsets from `start` on (their maximum is still the whole list's, an upper bound).
     pub fn from(&self, start: usize) -> OffsetsFrom<'_> {
         OffsetsFrom { offsets: &self.offsets[start..], max: self.max }

@@ -85,3 +85,37 @@ fn a_kernel_exists_for_every_isa_but_scalar() {
     }
     assert_eq!(Kernel::best().map(|k| k.isa), Kernel::for_isa(Isa::active()).map(|k| k.isa));
 }
+
+/// The bounds checks that make the unsafe tile safe: an operand shorter than the tile reads
+/// or writes is refused before any vector instruction runs.
+fn short_operand(a_len: usize, b_len: usize, c_len: usize) {
+    let kernel = runnable_kernels("short operands").pop().expect("a tile on this CPU");
+    let mut offsets = Offsets::default();
+    offsets.set(0..4);
+    let (data, b, mut c) = (vec![0.0; a_len], vec![0.0; b_len], vec![0.0; c_len]);
+    run(kernel, Tile { rows: 4, k: 4, data: &data, row_offsets: offsets.from(0), k_offsets: offsets.from(0), b: &b, c: &mut c, c_cs: 4, n: 2, accumulate: false });
+}
+
+#[test]
+fn full_operands_run() {
+    let w = runnable_kernels("full operands").pop().map_or(16, |k| k.width);
+    short_operand(7, 4 * w, 8);
+}
+
+#[test]
+#[should_panic(expected = "tile: A has")]
+fn a_short_a_is_refused() {
+    short_operand(6, 4 * 32, 8);
+}
+
+#[test]
+#[should_panic(expected = "tile: B has")]
+fn a_short_b_is_refused() {
+    short_operand(7, 3, 8);
+}
+
+#[test]
+#[should_panic(expected = "tile: C has")]
+fn a_short_c_is_refused() {
+    short_operand(7, 4 * 32, 7);
+}
