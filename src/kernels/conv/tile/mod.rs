@@ -182,6 +182,11 @@ pub fn pack_panels(panels: &mut [f32], src: &[f32], rows: usize, cols: usize, wi
         // SAFETY: sizes checked above, AVX2 present.
         return unsafe { avx2::pack_panels(panels.as_mut_ptr(), src.as_ptr(), rows, cols, width) };
     }
+    pack_panels_plain(panels, src, rows, cols, width)
+}
+
+/// `pack_panels` value by value: CPUs without AVX2 (tested beside the fast one everywhere).
+pub(crate) fn pack_panels_plain(panels: &mut [f32], src: &[f32], rows: usize, cols: usize, width: usize) {
     for (r, line) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
         for (c, v) in line.iter().enumerate() {
             panels[(r / width) * cols * width + c * width + r % width] = *v;
