@@ -29,15 +29,19 @@ pub fn relu_forward(out: &mut [f32], x: &[f32]) {
 /// `threshold_backward`, the gradient is stopped where `x <= 0` only, so it passes a NaN input
 /// and a NaN gradient passes wherever the rule lets gradients through.
 pub fn relu_backward(dx: &mut [f32], dy: &[f32], x: &[f32], rule: ReluRule) {
-    dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).zip(x.par_chunks(CHUNK)).for_each(|((dx, dy), x)| {
-        for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
-            *d += match rule {
-                ReluRule::Plain => if x <= 0.0 { 0.0 } else { g },
-                ReluRule::Guided => if x <= 0.0 || g <= 0.0 { 0.0 } else { g },
-                ReluRule::Deconvnet => if g <= 0.0 { 0.0 } else { g },
-            };
-        }
-    });
+    // One loop per rule (the rule chosen outside the loop, so each loop vectorises).
+    fn each(dx: &mut [f32], dy: &[f32], x: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+        dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).zip(x.par_chunks(CHUNK)).for_each(|((dx, dy), x)| {
+            for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
+                *d += f(x, g);
+            }
+        });
+    }
+    match rule {
+        ReluRule::Plain => each(dx, dy, x, |x, g| if x <= 0.0 { 0.0 } else { g }),
+        ReluRule::Guided => each(dx, dy, x, |x, g| if x <= 0.0 || g <= 0.0 { 0.0 } else { g }),
+        ReluRule::Deconvnet => each(dx, dy, x, |_, g| if g <= 0.0 { 0.0 } else { g }),
+    }
 }
 
 /// Inverted dropout: each element is kept with probability `1 - p` and scaled by `1 / (1 - p)`.
