@@ -1,6 +1,6 @@
 //! Runs every PyTorch-computed case in `tests/data/golden/` (or in `$FOVEA_GOLDEN_DIR`) through
 //! fovea's layers and net, and compares outputs and gradients; convolution cases also run on
-//! every kernel path the CPU has, in pools of 1, 2 and 3 threads. One line per case; any mismatch,
+//! every kernel path the CPU has; every case runs in thread pools of 1, 2 and 3. One line per case; any mismatch,
 //! unknown op or empty directory fails the test. The schema is `tests/data/golden/SCHEMA.md`.
 
 use fovea::io::safetensors::{read, TensorFile};
@@ -430,23 +430,29 @@ fn golden_cases() {
     files.sort();
     assert!(!files.is_empty(), "no *.safetensors cases in {}", dir.display());
     let mut failed = Vec::new();
-    for path in &files {
-        let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
-        match run_case(path) {
-            Ok(case) if case.errors.is_empty() => println!("golden {name} ok"),
-            Ok(case) => {
-                println!("golden {name} FAILED ({})", case.path.display());
-                for e in &case.errors {
-                    println!("    {e}");
+    // Every case in thread pools of 1, 2 and 3: the kernels split their work by the pool's size
+    // (batches by sample, a batch of one by channel block, products by rows).
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+        for path in &files {
+            let name = format!("{} ({threads} thread{})", path.file_stem().unwrap_or_default().to_string_lossy(), if threads > 1 { "s" } else { "" });
+            match pool.install(|| run_case(path)) {
+                Ok(case) if case.errors.is_empty() => println!("golden {name} ok"),
+                Ok(case) => {
+                    println!("golden {name} FAILED ({})", case.path.display());
+                    for e in &case.errors {
+                        println!("    {e}");
+                    }
+                    failed.push(name);
                 }
-                failed.push(name);
-            }
-            Err(e) => {
-                println!("golden {name} FAILED: {e}");
-                failed.push(name);
+                Err(e) => {
+                    println!("golden {name} FAILED: {e}");
+                    failed.push(name);
+                }
             }
         }
     }
-    println!("{} of {} golden cases passed (tolerance {TOL} abs + rel per value, {NET_TOL} for whole nets)", files.len() - failed.len(), files.len());
+    let runs = 3 * files.len();
+    println!("{} of {runs} golden case runs passed (tolerance {TOL} abs + rel per value, {NET_TOL} for whole nets)", runs - failed.len());
     assert!(failed.is_empty(), "golden cases failed: {}", failed.join(", "));
 }
