@@ -254,5 +254,18 @@ fn the_commands_run_on_real_images() {
         .output()
         .unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a convolution"));
+
+    // The format follows the extension: `.jpg` writes JPEG bytes; an unknown extension is
+    // refused before any work, and nothing is written.
+    run(&["filter", "--kernel", "sobel", photo, "-o", &png("edges.jpg")]);
+    let bytes = std::fs::read(dir.join("edges.jpg")).unwrap();
+    assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF], "not JPEG bytes");
+    assert_eq!(image::guess_format(&std::fs::read(dir.join("blur.png")).unwrap()).unwrap(), image::ImageFormat::Png);
+    for args in [vec!["filter", "--kernel", "sobel", photo, "-o", &png("edges.gif")] as Vec<&str>, vec!["viz", "filters", "--model", "mnist-cnn", "--weights", &m, "-o", &png("f.bmp")]] {
+        let out = std::process::Command::new(bin).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(".png, .jpg or .jpeg"), "{args:?}: {err}");
+    }
+    assert!(!dir.join("edges.gif").exists() && !dir.join("f.bmp").exists());
     std::fs::remove_dir_all(&dir).ok();
 }

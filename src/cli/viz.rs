@@ -188,17 +188,32 @@ fn save_raw(path: &Option<PathBuf>, name: &str, t: &Tensor) -> Result<()> {
     }
 }
 
+/// The image file a `viz` command writes.
+fn out_path(cmd: &Command) -> &std::path::Path {
+    match cmd {
+        Command::Filters { common, .. }
+        | Command::Activations { common, .. }
+        | Command::Gradcam { common, .. }
+        | Command::Occlusion { common, .. }
+        | Command::Patches { common, .. } => &common.out,
+        Command::Saliency(a) | Command::Guided(a) | Command::Deconvnet(a) => &a.common.out,
+        Command::Class(a) | Command::Neuron(a) => &a.common.out,
+    }
+}
+
 pub fn run(cmd: Command) -> Result<()> {
+    // A name whose format cannot be written is refused before any work is done.
+    render::image_format_for(out_path(&cmd))?;
     match cmd {
         Command::Filters { common, layer } => {
             let LoadedModel { net, .. } = common.m.load()?;
-            render::save_png(&common.out, &filters_image(&net, &layer)?)?;
+            render::save_image(&common.out, &filters_image(&net, &layer)?)?;
             println!("wrote {}", common.out.display());
         }
         Command::Activations { common, layer, image } => {
             let LoadedModel { mut net, .. } = common.m.load()?;
             let x = image_input(&net, &common.m.model, &image)?;
-            render::save_png(&common.out, &activations_image(&mut net, &x, &layer, &models::normalization(&common.m.model))?)?;
+            render::save_image(&common.out, &activations_image(&mut net, &x, &layer, &models::normalization(&common.m.model))?)?;
             println!("wrote {}", common.out.display());
         }
         Command::Saliency(a) => gradient(a, ReluRule::Plain, true)?,
@@ -217,7 +232,7 @@ pub fn run(cmd: Command) -> Result<()> {
             let norm = models::normalization(&common.m.model);
             let found = fovea::viz::patches::top_patches(&mut net, &ds, &norm, &layer, &[channel], top.max(1), limit)?;
             let img = fovea::viz::patches::patches_image(&mut net, &ds, &norm, &layer, channel, &found[0], 3)?;
-            render::save_png(&common.out, &img)?;
+            render::save_image(&common.out, &img)?;
             let values: Vec<String> = found[0].iter().map(|p| format!("{:.2}", p.value)).collect();
             println!("wrote {} (top activations {})", common.out.display(), values.join(", "));
         }
@@ -235,7 +250,7 @@ pub fn run(cmd: Command) -> Result<()> {
                 save_raw(&raw, "grad_cam", &Tensor::from_vec(&[s[2], s[3]], cam.clone())?)?;
                 render::overlay(&input_image(&x, &models::normalization(&common.m.model)), &render::hot(&cam, s[2], s[3], 100.0), 0.6)
             };
-            render::save_png(&common.out, &render::enlarge(&img, render::factor_for(img.width(), 224)))?;
+            render::save_image(&common.out, &render::enlarge(&img, render::factor_for(img.width(), 224)))?;
             println!("wrote {} (class {class})", common.out.display());
         }
         Command::Occlusion { common, image, class, size, stride, raw } => {
@@ -247,7 +262,7 @@ pub fn run(cmd: Command) -> Result<()> {
             let s = x.shape().to_vec();
             save_raw(&raw, "occlusion", &Tensor::from_vec(&[s[2], s[3]], map.clone())?)?;
             let img = render::overlay(&input_image(&x, &norm), &render::diverging(&map, s[2], s[3], 100.0), 0.6);
-            render::save_png(&common.out, &render::enlarge(&img, render::factor_for(img.width(), 224)))?;
+            render::save_image(&common.out, &render::enlarge(&img, render::factor_for(img.width(), 224)))?;
             println!("wrote {} (class {class})", common.out.display());
         }
     }
@@ -279,7 +294,7 @@ fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
         img = render::overlay(&input_image(&x, &models::normalization(&a.common.m.model)), &img, 0.6);
     }
     let img = render::enlarge(&img, render::factor_for(img.width(), 224));
-    render::save_png(&a.common.out, &img)?;
+    render::save_image(&a.common.out, &img)?;
     save_raw(&a.raw, "gradient", &grad)?;
     println!("wrote {} (target {:?}, value {value:.4})", a.common.out.display(), target);
     Ok(())
@@ -326,13 +341,13 @@ fn ascent(a: AscentArgs) -> Result<()> {
             let stem = out.file_stem().map_or("ascent".into(), |s| s.to_string_lossy().to_string());
             let path = out.with_file_name(format!("{stem}-{:04}.png", step + 1));
             let shown = gradient_image(x, false, 99.5);
-            saved = render::save_png(&path, &render::enlarge(&shown, render::factor_for(shown.width(), 224)));
+            saved = render::save_image(&path, &render::enlarge(&shown, render::factor_for(shown.width(), 224)));
         }
     })?;
     saved?;
     bar.finish_and_clear();
     let shown = gradient_image(&img, false, 99.5);
-    render::save_png(&a.common.out, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
+    render::save_image(&a.common.out, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
     save_raw(&a.raw, "image", &img)?;
     // The objective along the way, at ten evenly spaced steps.
     let every = values.len().div_ceil(10).max(1);
@@ -370,7 +385,7 @@ fn facets(a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) ->
         let (img, values) = ascend(net, target, cfg, Some(start), |_, _, _| {})?;
         let path = a.common.out.with_file_name(format!("{stem}-facet{k}.png"));
         let shown = gradient_image(&img, false, 99.5);
-        render::save_png(&path, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
+        render::save_image(&path, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
         println!("wrote {} (objective {:.3})", path.display(), values.last().copied().unwrap_or(0.0));
     }
     Ok(())
@@ -442,9 +457,10 @@ pub struct FilterArgs {
 
 /// `fovea filter`: a classic kernel through the networks' own convolution.
 pub fn filter(a: FilterArgs) -> Result<()> {
+    render::image_format_for(&a.out)?;
     let kernel = fovea::viz::filter::Kernel::parse(&a.kernel)?;
     let img = image::open(&a.image).map_err(|e| Error::file(&a.image, format!("cannot read the image: {e}")))?;
-    render::save_png(&a.out, &fovea::viz::filter::filter_image(&img, kernel)?)?;
+    render::save_image(&a.out, &fovea::viz::filter::filter_image(&img, kernel)?)?;
     println!("wrote {} ({} of {}x{})", a.out.display(), a.kernel, img.width(), img.height());
     Ok(())
 }

@@ -111,7 +111,29 @@ pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
-/// Writes `img` to `path` as PNG, atomically.
-pub fn save_png(path: &Path, img: &RgbImage) -> Result<()> {
-    crate::io::atomic::write_atomic(path, &png_bytes(img)?)
+/// Writes `img` to `path` atomically, in the format its extension names: `.png`, or `.jpg` /
+/// `.jpeg` (quality 95). Any other extension is refused before anything is written (PNG bytes
+/// under a `.jpg` name would mislead every program that opens the file).
+pub fn save_image(path: &Path, img: &RgbImage) -> Result<()> {
+    let bytes = match image_format_for(path)? {
+        image::ImageFormat::Png => png_bytes(img)?,
+        _ => {
+            let mut out = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
+                .encode_image(img)
+                .map_err(|e| Error::file(path, format!("cannot encode a JPEG: {e}")))?;
+            out
+        }
+    };
+    crate::io::atomic::write_atomic(path, &bytes)
+}
+
+/// The format a file name asks for: PNG for `.png`, JPEG for `.jpg` / `.jpeg` (any case);
+/// anything else is an error that says what is accepted.
+pub fn image_format_for(path: &Path) -> Result<image::ImageFormat> {
+    match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+        Some("png") => Ok(image::ImageFormat::Png),
+        Some("jpg" | "jpeg") => Ok(image::ImageFormat::Jpeg),
+        _ => Err(Error::file(path, "is not a .png, .jpg or .jpeg name: the image format follows the extension")),
+    }
 }
