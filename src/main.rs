@@ -21,7 +21,8 @@ enum Command {
     Train(cli::train::Args),
     /// Test accuracy and confusion matrix of trained weights.
     Eval(cli::eval::Args),
-    /// Top classes of images under trained weights.
+    /// Top classes of images under trained weights (MNIST nets: white digits on black, or
+    /// --invert).
     Predict(cli::predict::Args),
     /// Pictures of what a model does: filters, activations, saliency, guided backprop,
     /// deconvnet, class and neuron visualizations.

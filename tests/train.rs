@@ -303,6 +303,21 @@ fn the_command_line_trains_evaluates_and_predicts() {
     let p: f64 = top.iter().map(|t| t["prob"].as_f64().unwrap()).sum();
     assert!(p > 0.0 && p <= 1.0 + 1e-6 && top[0]["label"].is_string() && top[0]["class"].is_u64());
 
+    // --invert: a black digit on white paper gives the logits of its white-on-black negative.
+    let black_on_white = root.join("inverted.png");
+    image::GrayImage::from_fn(56, 56, |x, y| image::Luma([if (4..16).contains(&y) && (4..12).contains(&x) { 25 } else { 250 }]))
+        .save(&black_on_white)
+        .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["predict", "--model", "lenet5", "--json", "--invert", "--weights"])
+        .arg(&weights)
+        .arg(&black_on_white)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inverted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inverted["logits"], v["logits"], "--invert of the negative must give the same logits");
+
     // An unreadable image: one clear line, a failing exit status.
     std::fs::write(root.join("bad.jpg"), b"nope").unwrap();
     let out = std::process::Command::new(bin)

@@ -17,12 +17,16 @@ pub struct Args {
     /// One JSON object per image: {"file", "logits", "top": [{"class", "label", "prob"}]}.
     #[arg(long)]
     json: bool,
+    /// Invert the images first (255 - value). The MNIST nets (mnist-cnn, lenet5) learned white
+    /// digits on a black 28x28 field: give --invert for a black digit on white paper.
+    #[arg(long)]
+    invert: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let super::weights::LoadedModel { mut net, classes } = a.m.load()?;
     for path in &a.images {
-        let x = super::weights::image_input(&net, &a.m.model, path)?;
+        let x = super::weights::image_input_inverted(&net, &a.m.model, path, a.invert)?;
         let logits = net.forward(&x, &ForwardCtx::default())?.clone();
         let nonfinite = logits.data().iter().filter(|v| !v.is_finite()).count();
         if nonfinite > 0 {

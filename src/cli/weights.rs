@@ -76,11 +76,21 @@ pub fn load(model: &str, path: &Path, input: Option<[usize; 3]>, allow_nonfinite
 /// ImageNet models see what torchvision's evaluation shows them (short side resized, centre
 /// crop), the MNIST nets the whole image squeezed to 28x28; then normalised.
 pub fn image_input(net: &Net, model: &str, path: &Path) -> Result<fovea::Tensor> {
+    image_input_inverted(net, model, path, false)
+}
+
+/// `image_input`, with every pixel inverted first (`255 - v`) when `invert`: the MNIST nets
+/// learned white digits on black, and a scanned or drawn digit is usually black on white.
+pub fn image_input_inverted(net: &Net, model: &str, path: &Path, invert: bool) -> Result<fovea::Tensor> {
     use fovea::data::folder::{load_image_fit, Fit};
     let s = net.input_shape();
     let shape = [s[0], s[1], s[2]];
     let fit = if shape[0] == 3 { Fit::ResizeCrop } else { Fit::Stretch };
-    let ds = fovea::data::Dataset { shape, pixels: load_image_fit(path, shape, fit)?, labels: vec![0], classes: vec![] };
+    let mut pixels = load_image_fit(path, shape, fit)?;
+    if invert {
+        pixels.iter_mut().for_each(|p| *p = 255 - *p);
+    }
+    let ds = fovea::data::Dataset { shape, pixels, labels: vec![0], classes: vec![] };
     let (mut x, mut labels) = (fovea::Tensor::default(), Vec::new());
     fovea::data::fill_batch(&ds, &[0], &models::normalization(model), None, &mut x, &mut labels);
     Ok(x)
