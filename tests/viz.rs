@@ -269,3 +269,12 @@ fn the_commands_run_on_real_images() {
     assert!(!dir.join("edges.gif").exists() && !dir.join("f.bmp").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Grad-CAM's default node is the last convolutional block's rectified output in every family.
+#[test]
+fn grad_cam_defaults_to_the_last_rectified_maps() {
+    for (model, want) in [("mnist-cnn", "relu2"), ("lenet5", "relu2"), ("resnet18", "layer4.1.relu"), ("googlenet", "inception5b"), ("alexnet", "features.11"), ("vgg16", "features.29")] {
+        let (net, _) = fovea::models::architecture(model, 10, None).unwrap();
+        assert_eq!(fovea::viz::cam::default_layer(&net).unwrap(), want, "{model}");
+    }
+}

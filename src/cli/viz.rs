@@ -45,9 +45,10 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
         image: PathBuf,
-        /// The conv layer whose maps are weighted (e.g. conv2, layer4.1.conv2).
+        /// The node whose maps are weighted (e.g. relu2, layer4.1.relu); default: the last
+        /// convolutional block's ReLU output.
         #[arg(long)]
-        layer: String,
+        layer: Option<String>,
         /// Class (index or label); default: the predicted one.
         #[arg(long)]
         class: Option<String>,
@@ -240,18 +241,28 @@ pub fn run(cmd: Command) -> Result<()> {
             let LoadedModel { mut net, classes } = common.m.load()?;
             let x = image_input(&net, &common.m.model, &image)?;
             let class = pick_class(&mut net, &x, class.as_deref(), &classes)?;
+            let layer = match layer {
+                Some(l) => l,
+                None => fovea::viz::cam::default_layer(&net)?,
+            };
             let s = x.shape().to_vec();
+            let cam = fovea::viz::cam::grad_cam(&mut net, &x, class, &layer)?;
+            if cam.iter().all(|&v| v == 0.0) {
+                eprintln!(
+                    "warning: the Grad-CAM map of class {class} at {layer} is zero everywhere (no positive evidence there); a ReLU output such as {} shows more",
+                    fovea::viz::cam::default_layer(&net).unwrap_or_else(|_| "a later layer".into())
+                );
+            }
             let img = if guided {
                 let g = fovea::viz::cam::guided_grad_cam(&mut net, &x, class, &layer)?;
                 save_raw(&raw, "guided_grad_cam", &g)?;
                 gradient_image(&g, false, 99.0)
             } else {
-                let cam = fovea::viz::cam::grad_cam(&mut net, &x, class, &layer)?;
                 save_raw(&raw, "grad_cam", &Tensor::from_vec(&[s[2], s[3]], cam.clone())?)?;
                 render::overlay(&input_image(&x, &models::normalization(&common.m.model)), &render::hot(&cam, s[2], s[3], 100.0), 0.6)
             };
             render::save_image(&common.out, &render::enlarge(&img, render::factor_for(img.width(), 224)))?;
-            println!("wrote {} (class {class})", common.out.display());
+            println!("wrote {} (class {class}, layer {layer})", common.out.display());
         }
         Command::Occlusion { common, image, class, size, stride, raw } => {
             let LoadedModel { mut net, classes } = common.m.load()?;

@@ -28,6 +28,22 @@ pub fn resize_bilinear(map: &[f32], (h, w): (usize, usize), (oh, ow): (usize, us
     out
 }
 
+/// The node Grad-CAM looks at by default: the last ReLU (or concatenation of ReLU'd branches,
+/// as GoogLeNet's inception blocks) whose output is still a stack of maps larger than 1x1 - the
+/// last convolutional block's rectified output (`relu2` in the MNIST nets, `layer4.1.relu` in
+/// ResNet, `inception5b` in GoogLeNet). Pre-ReLU conv outputs weighted by their mean gradients
+/// are often negative everywhere, which the final ReLU turns into a blank map.
+pub fn default_layer(net: &Net) -> Result<String> {
+    let summary = net.summary(None)?;
+    summary
+        .layers
+        .iter()
+        .rev()
+        .find(|r| (r.kind == "ReLU" || r.kind == "Concat") && r.output.len() == 3 && r.output[1] * r.output[2] > 1)
+        .map(|r| r.name.clone())
+        .ok_or_else(|| Error::Invalid("the model has no rectified stack of maps for Grad-CAM: give --layer".into()))
+}
+
 /// Grad-CAM of `class` at node `layer` for image `x` (`[1, C, H, W]`): the layer's maps
 /// weighted by their mean gradient, summed, ReLU'd, resized to `[H, W]`.
 pub fn grad_cam(net: &mut Net, x: &Tensor, class: usize, layer: &str) -> Result<Vec<f32>> {
