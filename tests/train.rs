@@ -283,7 +283,8 @@ fn the_command_line_trains_evaluates_and_predicts() {
     let total: u64 = confusion.iter().flat_map(|r| r.as_array().unwrap()).map(|x| x.as_u64().unwrap()).sum();
     assert_eq!(total, 30);
     let diag: u64 = (0..10).map(|i| confusion[i][i].as_u64().unwrap()).sum();
-    assert!((v["accuracy"].as_f64().unwrap() - diag as f64 / 30.0).abs() < 1e-6);
+    // The exact ratio of the counts, not an f32 widened to f64 (0.9674000144004822).
+    assert_eq!(v["accuracy"].as_f64().unwrap(), diag as f64 / 30.0);
 
     // Predict on a PNG of another size: converted to 28x28 grey.
     let img_path = root.join("digit.png");
@@ -317,6 +318,11 @@ fn the_command_line_trains_evaluates_and_predicts() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let inverted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inverted["logits"], v["logits"], "--invert of the negative must give the same logits");
+
+    // Text output: a label that is its own index is printed once (`7`, not `7 (7)`).
+    let out = std::process::Command::new(bin).args(["predict", "--model", "lenet5", "--weights"]).arg(&weights).arg(&img_path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains('%') && !(0..10).any(|c| text.contains(&format!("{c} ({c})"))), "{text}");
 
     // An unreadable image: one clear line, a failing exit status.
     std::fs::write(root.join("bad.jpg"), b"nope").unwrap();

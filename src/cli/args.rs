@@ -9,3 +9,9 @@ pub fn parse_input(s: &str) -> Result<[usize; 3], String> {
         _ => Err(format!("{s:?} is not CxHxW, e.g. 3x224x224")),
     }
 }
+
+/// An f32 as JSON by its shortest decimal form (`0.9674`, not `0.9674000144004822`, the
+/// nearest f64); `null` for NaN and infinities, which JSON cannot hold.
+pub fn json_f32(v: f32) -> serde_json::Value {
+    v.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}

@@ -30,7 +30,11 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("warning: the test loss is {}{}", e.loss, if a.json { " (written as null)" } else { "" });
     }
     if a.json {
-        println!("{}", serde_json::json!({"accuracy": e.accuracy, "loss": e.loss, "confusion": e.confusion}));
+        // The accuracy as the exact ratio of the counts, not an f32 widened to f64.
+        let correct: u64 = (0..e.confusion.len()).map(|i| e.confusion[i][i] as u64).sum();
+        let total: u64 = e.confusion.iter().flatten().map(|&c| c as u64).sum();
+        let accuracy = serde_json::Number::from_f64(correct as f64 / total.max(1) as f64).map_or(serde_json::Value::Null, serde_json::Value::Number);
+        println!("{}", serde_json::json!({"accuracy": accuracy, "loss": super::args::json_f32(e.loss), "confusion": e.confusion}));
         return Ok(());
     }
     println!("test accuracy {:.2}% ({} images), loss {:.4}", 100.0 * e.accuracy, split.test.len(), e.loss);

@@ -1,5 +1,6 @@
 //! `fovea predict`: the top classes of each image, with probabilities.
 
+use super::args::json_f32;
 use fovea::kernels::softmax::softmax_rows;
 use fovea::{ForwardCtx, Result};
 use std::path::PathBuf;
@@ -42,13 +43,16 @@ pub fn run(a: Args) -> Result<()> {
         if a.json {
             let top: Vec<_> = order
                 .iter()
-                .map(|&c| serde_json::json!({"class": c, "label": classes.get(c).cloned().unwrap_or_default(), "prob": probs[c]}))
+                .map(|&c| serde_json::json!({"class": c, "label": classes.get(c).cloned().unwrap_or_default(), "prob": json_f32(probs[c])}))
                 .collect();
-            println!("{}", serde_json::json!({"file": path.display().to_string(), "logits": logits.data(), "top": top}));
+            let logits: Vec<serde_json::Value> = logits.data().iter().map(|&v| json_f32(v)).collect();
+            println!("{}", serde_json::json!({"file": path.display().to_string(), "logits": logits, "top": top}));
         } else {
             println!("{}:", path.display());
             for &c in &order {
-                println!("  {:>6.2}%  {} ({c})", 100.0 * probs[c], classes.get(c).map_or("?", |s| s.as_str()));
+                // `7`, not `7 (7)`, when the label is the index itself.
+                let name = classes.get(c).map_or("?".to_string(), |s| if *s == c.to_string() { s.clone() } else { format!("{s} ({c})") });
+                println!("  {:>6.2}%  {name}", 100.0 * probs[c]);
             }
         }
     }
