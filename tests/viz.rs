@@ -267,6 +267,20 @@ fn the_commands_run_on_real_images() {
         assert!(!out.status.success() && err.contains(".png, .jpg or .jpeg"), "{args:?}: {err}");
     }
     assert!(!dir.join("edges.gif").exists() && !dir.join("f.bmp").exists());
+
+    // Words for the natural mistakes: each names what is wrong and what is accepted.
+    let images_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images");
+    for (args, want) in [
+        (vec!["viz", "activations", "--model", "mnist-cnn", "--weights", &m, "--layer", "nope", grey, "-o", &png("x.png")], "the nodes are conv1, relu1"),
+        (vec!["filter", "--kernel", "gaussian:-1", photo, "-o", &png("x.png")], "sigma must be a number above 0"),
+        (vec!["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "99", "-o", &png("x.png")], "classes 0-9"),
+        (vec!["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "3", "--preset", "foo", "-o", &png("x.png")], "possible values: 1, 2, 3, 4"),
+        (vec!["predict", "--model", "mnist-cnn", "--weights", &m, images_dir], "is a directory, not an image"),
+    ] {
+        let out = std::process::Command::new(bin).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{args:?}: {err}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

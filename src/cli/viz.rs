@@ -164,7 +164,7 @@ pub struct AscentArgs {
     every: usize,
     /// One of Yosinski et al.'s four regulariser combinations (rows 1-4 of their Table 1);
     /// replaces --l2, --decay, --blur-*, --clip-*.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    #[arg(long, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["1", "2", "3", "4"]), |s: String| s.parse::<u8>().unwrap_or(1)))]
     preset: Option<u8>,
     /// Start from this image instead of zeros or noise.
     #[arg(long)]

@@ -36,6 +36,9 @@ pub fn load_image(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>> {
 /// As `load_image`, fitting the size as `fit` says. An image that already has the input
 /// size is not resampled.
 pub fn load_image_fit(path: &Path, [c, h, w]: [usize; 3], fit: Fit) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(Error::file(path, "is a directory, not an image (give a PNG or JPEG file)"));
+    }
     let img = image::open(path).map_err(|e| Error::file(path, format!("cannot read the image: {e}")))?;
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let img = if iw == w && ih == h {

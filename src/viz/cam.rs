@@ -50,7 +50,7 @@ pub fn grad_cam(net: &mut Net, x: &Tensor, class: usize, layer: &str) -> Result<
     net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
     let (node, seed) = Target::Class(class).seed(net)?;
     net.backward(&node, &seed, &BackwardCtx { rule: ReluRule::Plain, param_grads: false, input_grad: false })?;
-    let a = net.value(layer).ok_or_else(|| Error::Invalid(format!("no node named {layer:?}")))?;
+    let a = net.value(layer).ok_or_else(|| crate::viz::no_node(net, layer))?;
     let g = net.grad(layer).filter(|g| !g.is_empty()).ok_or_else(|| Error::Invalid(format!("the class score does not depend on {layer}")))?;
     let (k, h, w) = match *a.shape() {
         [_, k, h, w] => (k, h, w),

@@ -65,7 +65,7 @@ pub fn facet_starts(net: &mut Net, ds: &Dataset, norm: &Normalize, class: usize,
         let logits = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
         let kc = logits.shape()[1];
         if class >= kc {
-            return Err(Error::Invalid(format!("class {class} is not below the net's {kc} classes")));
+            return Err(Error::Invalid(format!("class {class} is not one of the net's classes 0-{}", kc.saturating_sub(1))));
         }
         scored.extend(chunk.iter().enumerate().map(|(b, &i)| (logits.data()[b * kc + class], i)));
     }
@@ -74,7 +74,7 @@ pub fn facet_starts(net: &mut Net, ds: &Dataset, norm: &Normalize, class: usize,
     let chosen: Vec<usize> = scored.iter().map(|s| s.1).collect();
     fill_batch(ds, &chosen, norm, None, &mut x, &mut labels);
     net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
-    let codes = net.value(layer).ok_or_else(|| Error::Invalid(format!("no node named {layer:?}")))?;
+    let codes = net.value(layer).ok_or_else(|| crate::viz::no_node(net, layer))?;
     let dim = codes.len() / chosen.len().max(1);
     let points: Vec<Vec<f32>> = codes.data().chunks(dim).map(|c| c.to_vec()).collect();
     let assign = kmeans(&points, k, 20, seed);

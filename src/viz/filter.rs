@@ -31,8 +31,12 @@ impl Kernel {
                 "laplacian" => Kernel::Laplacian,
                 _ => return Err(bad()),
             },
-            Some(("gaussian", v)) => Kernel::Gaussian(v.parse::<f32>().ok().filter(|s| *s > 0.0).ok_or_else(bad)?),
-            Some(("box", v)) => Kernel::Box(v.parse::<usize>().ok().filter(|k| *k > 0).ok_or_else(bad)?),
+            Some(("gaussian", v)) => Kernel::Gaussian(v.parse::<f32>().ok().filter(|s| s.is_finite() && *s > 0.0).ok_or_else(|| {
+                Error::Invalid(format!("gaussian:{v}: the blur's sigma must be a number above 0 (gaussian:1.5)"))
+            })?),
+            Some(("box", v)) => Kernel::Box(v.parse::<usize>().ok().filter(|k| *k > 0).ok_or_else(|| {
+                Error::Invalid(format!("box:{v}: the box's size must be a whole number above 0 (box:5)"))
+            })?),
             _ => return Err(bad()),
         })
     }

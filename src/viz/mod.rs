@@ -22,8 +22,13 @@ use render::{enlarge, factor_for, grid, range_tile, signed_tile};
 /// Every filter of conv node `layer`, a tile each: colour when it reads 3 channels, otherwise one
 /// grey tile per input channel (rows: filters, columns: input channels). Each tile is scaled
 /// symmetrically around zero.
+/// The error for a node name the net does not have, listing the ones it has.
+pub fn no_node(net: &Net, name: &str) -> Error {
+    Error::Invalid(format!("no node named {name:?}; the nodes are {}", net.node_names().collect::<Vec<_>>().join(", ")))
+}
+
 pub fn filters_image(net: &Net, layer: &str) -> Result<RgbImage> {
-    let l = net.layer(layer).ok_or_else(|| Error::Invalid(format!("no node named {layer:?}")))?;
+    let l = net.layer(layer).ok_or_else(|| no_node(net, layer))?;
     let params = l.params();
     let weight = params
         .iter()
@@ -71,7 +76,7 @@ pub fn input_image(x: &Tensor, norm: &Normalize) -> RgbImage {
 /// own minimum to maximum, in a grid; the input image first.
 pub fn activations_image(net: &mut Net, x: &Tensor, layer: &str, norm: &Normalize) -> Result<RgbImage> {
     net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
-    let v = net.value(layer).ok_or_else(|| Error::Invalid(format!("no node named {layer:?}")))?;
+    let v = net.value(layer).ok_or_else(|| no_node(net, layer))?;
     let (c, h, w) = match *v.shape() {
         [_, c, h, w] => (c, h, w),
         _ => return Err(Error::Invalid(format!("{layer}'s output {:?} is not a stack of maps", v.shape()))),

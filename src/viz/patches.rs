@@ -37,7 +37,7 @@ pub fn top_patches(net: &mut Net, ds: &Dataset, norm: &Normalize, layer: &str, c
     for chunk in idx.chunks(128) {
         fill_batch(ds, chunk, norm, None, &mut x, &mut labels);
         net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
-        let v = net.value(layer).ok_or_else(|| Error::Invalid(format!("no node named {layer:?}")))?;
+        let v = net.value(layer).ok_or_else(|| crate::viz::no_node(net, layer))?;
         let (c, h, w) = match *v.shape() {
             [_, c, h, w] => (c, h, w),
             _ => return Err(Error::Invalid(format!("{layer}'s output {:?} has no maps: pick a conv layer", v.shape()))),

@@ -42,7 +42,7 @@ impl Target {
                 let shape = net.value(&out).map(|t| t.shape().to_vec()).unwrap_or_default();
                 let k = *shape.last().unwrap_or(&0);
                 if *c >= k {
-                    return Err(Error::Invalid(format!("class {c} is not below the net's {k} classes")));
+                    return Err(Error::Invalid(format!("class {c} is not one of the net's classes 0-{}", k.saturating_sub(1))));
                 }
                 (out, *c, shape)
             }
