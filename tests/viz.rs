@@ -227,7 +227,9 @@ fn the_commands_run_on_real_images() {
     run(&["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "1", "--steps", "5", "--preset", "4", "--start", grey, "-o", &png("p4.png")]);
     let out = run(&["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "2", "--steps", "5", "--facets", "2", "--data", data, "-o", &png("facet.png")]);
     assert!(out.contains("facet0.png") && out.contains("facet1.png"), "{out}");
-    run(&["viz", "neuron", "--model", "mnist-cnn", "--weights", &m, "--neuron", "conv1:2", "--steps", "10", "--jitter", "1", "-o", &png("n.png")]);
+    let out = run(&["viz", "neuron", "--model", "mnist-cnn", "--weights", &m, "--neuron", "conv1:2", "--steps", "10", "--jitter", "1", "-o", &png("n.png")]);
+    // Said as a user writes it, no Rust debug text (`Neuron { node: .. }`).
+    assert!(out.contains("neuron conv1:2") && !out.contains("Neuron {") && !out.contains("Class("), "{out}");
     for f in ["f.png", "f2.png", "a.png", "s.png", "g.png", "d.png", "c.png", "n.png", "cam.png", "gcam.png", "occ.png", "blur.png", "p.png", "p4.png", "facet-facet0.png"] {
         let img = image::open(dir.join(f)).unwrap();
         assert!(img.width() >= 28 && img.height() >= 28, "{f}");

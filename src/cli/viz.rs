@@ -307,7 +307,7 @@ fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
     let img = render::enlarge(&img, render::factor_for(img.width(), 224));
     render::save_image(&a.common.out, &img)?;
     save_raw(&a.raw, "gradient", &grad)?;
-    println!("wrote {} (target {:?}, value {value:.4})", a.common.out.display(), target);
+    println!("wrote {} ({target}, value {value:.4})", a.common.out.display());
     Ok(())
 }
 
@@ -366,7 +366,7 @@ fn ascent(a: AscentArgs) -> Result<()> {
         println!("step {:>5}  objective {v:.4}", i + 1);
     }
     println!(
-        "wrote {} ({:?}: objective {:.3} -> {:.3} in {} steps)",
+        "wrote {} ({}: objective {:.3} -> {:.3} in {} steps)",
         a.common.out.display(), target, values.first().copied().unwrap_or(0.0), values.last().copied().unwrap_or(0.0), values.len()
     );
     Ok(())

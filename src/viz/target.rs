@@ -16,6 +16,17 @@ pub enum Target {
     Neuron { node: String, channel: usize, at: Option<(usize, usize)> },
 }
 
+/// As a user writes it: `class 7`, `neuron conv2:5`, `neuron conv2:5:4:6`.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Class(c) => write!(f, "class {c}"),
+            Target::Neuron { node, channel, at: None } => write!(f, "neuron {node}:{channel}"),
+            Target::Neuron { node, channel, at: Some((y, x)) } => write!(f, "neuron {node}:{channel}:{y}:{x}"),
+        }
+    }
+}
+
 impl Target {
     /// Parses `LAYER:CHANNEL[:Y:X]`.
     pub fn parse_neuron(s: &str) -> Result<Target> {
