@@ -80,6 +80,35 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
 mod tests {
     use super::*;
 
+    /// Inverted dropout against its definition: element i is dropped exactly when
+    /// `hash_uniform(seed, i) < p`, kept ones are scaled by `1 / (1 - p)`, about `p` of a large
+    /// tensor is dropped, and the backward pass adds `dy * mask`.
+    #[test]
+    fn dropout_is_its_definition() {
+        let n = 3 * CHUNK + 123;
+        let x: Vec<f32> = (0..n).map(|i| 1.0 + (i % 7) as f32).collect();
+        for (p, seed) in [(0.5f32, 9u64), (0.2, 1234)] {
+            let (mut y, mut mask) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+            dropout_forward(&mut y, &mut mask, &x, p, seed);
+            let keep = 1.0 / (1.0 - p);
+            let mut dropped = 0;
+            for i in 0..n {
+                let want = if hash_uniform(seed, i as u64) < p { 0.0 } else { keep };
+                assert_eq!(mask[i], want, "p {p}: mask[{i}]");
+                assert_eq!(y[i], x[i] * want, "p {p}: y[{i}]");
+                dropped += usize::from(want == 0.0);
+            }
+            let share = dropped as f32 / n as f32;
+            assert!((share - p).abs() < 0.02, "p {p}: dropped {share}");
+            let dy: Vec<f32> = (0..n).map(|i| (i % 5) as f32 - 2.0).collect();
+            let mut dx = vec![0.5; n];
+            scale_backward(&mut dx, &dy, &mask);
+            for i in 0..n {
+                assert_eq!(dx[i], 0.5 + dy[i] * mask[i], "p {p}: dx[{i}]");
+            }
+        }
+    }
+
     /// NaN and infinities go through as PyTorch passes them: `relu(NaN) = NaN`, the gradient
     /// stopped only where the input is `<= 0`.
     #[test]
