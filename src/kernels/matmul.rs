@@ -126,6 +126,34 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
 
+    /// Empty products: no reduction overwrites with zeros (or leaves an accumulating result
+    /// alone); an empty result touches nothing; empty operands need no values.
+    #[test]
+    fn empty_products_follow_the_definition() {
+        let mut dst = vec![7.0; 6];
+        matmul(&mut dst, Mat::n(&[]), Mat::n(&[]), 2, 3, 0, true, Threads::One);
+        assert_eq!(dst, vec![7.0; 6]);
+        matmul(&mut dst, Mat::n(&[]), Mat::n(&[]), 2, 3, 0, false, Threads::One);
+        assert_eq!(dst, vec![0.0; 6]);
+        let mut dst = vec![7.0; 6];
+        matmul(&mut dst, Mat::n(&[]), Mat::n(&[1.0; 12]), 0, 3, 4, false, Threads::One);
+        matmul(&mut dst, Mat::t(&[1.0; 8]), Mat::t(&[]), 2, 0, 4, false, Threads::One);
+        assert_eq!(dst, vec![7.0; 6]);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: b has 11 values, needs 12")]
+    fn a_short_operand_is_refused() {
+        matmul(&mut [0.0; 6], Mat::n(&[0.0; 8]), Mat::n(&[0.0; 11]), 2, 3, 4, false, Threads::One);
+    }
+
+    #[test]
+    #[should_panic(expected = "needs 11")]
+    fn a_short_strided_operand_is_refused() {
+        // Rows 4 apart, 3 used: the last row ends at 2 * 4 + 3 = 11.
+        matmul(&mut [0.0; 9], Mat::n(&[0.0; 10]).with_row_stride(4), Mat::n(&[0.0; 9]), 3, 3, 3, false, Threads::One);
+    }
+
     #[test]
     fn matmul_matches_reference_in_every_layout() {
         let mut rng = Rng::new(7);

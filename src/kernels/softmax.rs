@@ -44,3 +44,36 @@ pub fn softmax_cross_entropy(probs: &mut [f32], d_logits: &mut [f32], logits: &[
     }
     (total / n.max(1) as f64) as f32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Softmax rows and their backward pass against the definitions in f64.
+    #[test]
+    fn softmax_and_its_gradient_are_their_definitions() {
+        let mut rng = Rng::new(6);
+        let k = 7;
+        let mut x = rng.uniform_vec(3 * k, -4.0, 4.0);
+        x[k] = 80.0; // large logits stay finite (the row's maximum is subtracted)
+        let mut y = vec![f32::NAN; 3 * k];
+        softmax_rows(&mut y, &x, k);
+        let dy = rng.uniform_vec(3 * k, -1.0, 1.0);
+        let mut dx = vec![0.5; 3 * k];
+        softmax_backward(&mut dx, &dy, &y, k);
+        for r in 0..3 {
+            let row = &x[r * k..(r + 1) * k];
+            let m = row.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
+            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            let p: Vec<f64> = e.iter().map(|v| v / sum).collect();
+            let dot: f64 = (0..k).map(|j| dy[r * k + j] as f64 * p[j]).sum();
+            for j in 0..k {
+                assert!((y[r * k + j] as f64 - p[j]).abs() < 1e-6, "softmax [{r},{j}]");
+                let want = 0.5 + p[j] * (dy[r * k + j] as f64 - dot);
+                assert!((dx[r * k + j] as f64 - want).abs() < 1e-6, "backward [{r},{j}]: {} vs {want}", dx[r * k + j]);
+            }
+        }
+    }
+}
