@@ -108,9 +108,7 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
     let (rows, width) = (kernel.rows, kernel.width);
     let g = &d.geom;
     let (h, w) = g.in_hw();
-    let p = g.rows.output * g.cols.output;
-    let (cg, og) = (d.c_in / d.groups, d.c_out / d.groups);
-    let kdim = cg * g.rows.kernel * g.cols.kernel;
+    let (p, cg, og, kdim) = (d.out_plane(), d.cg(), d.og(), d.kdim());
     let chunks = chunk_ranges(kdim, kdim.div_ceil(FORWARD_KC));
     let mut taps = Offsets::default();
     for grp in 0..d.groups {
@@ -165,14 +163,11 @@ fn by_channel_blocks(out: &mut [f32], channels: usize, plane: usize, width: usiz
 /// `dw += dY (x) col(x)` for one sample: `dw: [Cout, Cin/groups, kh, kw]` (this thread's
 /// partial sum), `dy: [Cout, Ho, Wo]`, `x: [Cin, H, W]`.
 /// With `Threads::Pool`, the blocks of output channels are shared out across the pool.
-#[allow(clippy::too_many_arguments)]
 pub fn weight_grad_sample(kernel: Kernel, dw: &mut [f32], dy: &[f32], x: &[f32], d: &ConvDims, s: &mut ConvTileScratch, threads: Threads) {
     let (rows, width) = (kernel.rows, kernel.width);
     let g = &d.geom;
     let (h, w) = g.in_hw();
-    let p = g.rows.output * g.cols.output;
-    let (cg, og) = (d.c_in / d.groups, d.c_out / d.groups);
-    let kdim = cg * g.rows.kernel * g.cols.kernel;
+    let (p, cg, og, kdim) = (d.out_plane(), d.cg(), d.og(), d.kdim());
     let cblocks = og.div_ceil(width);
     s.dy_panels.resize(cblocks * p * width, 0.0);
     for grp in 0..d.groups {
