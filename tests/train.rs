@@ -486,3 +486,75 @@ fn ctrl_c_saves_says_how_to_resume_and_exits_130() {
     assert!(text.contains("resuming from step"), "{text}{}", String::from_utf8_lossy(&resumed.stderr));
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// The main job from a directory that holds no data: the MNIST bundled in the binary is used
+/// and said to be, the report shows the test accuracy, its confusion matrix and per-class
+/// figures; a report without data still draws each class and says why the rest is missing.
+#[test]
+fn the_main_job_runs_from_any_directory() {
+    let root = temp_dir("anywhere");
+    let bin = env!("CARGO_BIN_EXE_fovea");
+    let out = std::process::Command::new(bin)
+        .current_dir(&root)
+        .args(["train", "--model", "lenet5", "--epochs", "1", "--out", "run"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("on the MNIST bundled in the binary for 1 epoch:"), "{stdout}");
+    let run = root.join("run");
+    let cfg = fovea::train::read_config(&run).unwrap();
+    assert_eq!(cfg.data, Path::new(data::bundled::BUNDLED_MNIST));
+    let records = metrics::read(&run.join("metrics.jsonl")).unwrap();
+    let test_accuracy = records.iter().rev().find_map(|r| match r {
+        metrics::Record::Epoch { test_accuracy, .. } => *test_accuracy,
+        _ => None,
+    });
+    // One epoch of LeNet-5 on all 55,000 training images reaches ~97%; chance is 10%.
+    assert!(test_accuracy.is_some_and(|a| a > 0.9), "{test_accuracy:?}");
+
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for heading in ["<h2>Training</h2>", "<h2>Test accuracy</h2>", "<h2>Why it decided", "<h2>What each class looks like"] {
+        assert!(page.contains(heading), "the report lacks {heading}");
+    }
+    assert!(page.contains("alt=\"confusion matrix\""));
+    // The per-class table: ten rows whose test counts add up to MNIST's 10,000.
+    let table = &page[page.find("most often taken for").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let counts: u32 = table.split("<tr><td>").skip(1).map(|row| row.split("</td><td>").nth(1).unwrap().parse::<u32>().unwrap()).sum();
+    assert_eq!(counts, 10_000);
+
+    // `eval` from the same directory, no --data: the bundled test set, said on stderr.
+    let out = std::process::Command::new(bin)
+        .current_dir(&root)
+        .args(["eval", "--model", "lenet5", "--json", "--weights", "run/best.safetensors"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MNIST bundled in the binary"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((v["accuracy"].as_f64().unwrap() - f64::from(test_accuracy.unwrap())).abs() < 1e-4);
+
+    // A wrong --data says what it looked for and what it takes.
+    let out = std::process::Command::new(bin)
+        .current_dir(&root)
+        .args(["eval", "--model", "lenet5", "--weights", "run/best.safetensors", "--data", "nowhere"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nowhere") && err.contains("does not exist") && err.contains("--data takes"), "{err}");
+
+    // The report without data: every class drawn, and a sentence for what needs test images.
+    let out = std::process::Command::new(bin)
+        .current_dir(&root)
+        .args(["report", "--model", "lenet5", "--weights", "run/best.safetensors", "--ascent-steps", "5", "-o", "bare.html"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = std::fs::read_to_string(root.join("bare.html")).unwrap();
+    let classes = &page[page.find("What each class looks like").unwrap()..];
+    assert_eq!(classes.matches("alt=\"class\"").count(), 10, "one picture per digit");
+    assert!(page.contains("need test images: no --data was given"));
+    assert!(!page.contains("<h2>Test accuracy</h2>"));
+    std::fs::remove_dir_all(&root).ok();
+}

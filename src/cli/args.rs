@@ -15,3 +15,15 @@ pub fn parse_input(s: &str) -> Result<[usize; 3], String> {
 pub fn json_f32(v: f32) -> serde_json::Value {
     v.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
+
+/// The `--data` path, or the MNIST bundled in the binary when none was given (said on standard
+/// error, so that a user who meant other data notices; standard output stays clean for --json).
+pub fn data_or_bundled(given: &Option<std::path::PathBuf>) -> std::path::PathBuf {
+    match given {
+        Some(p) => p.clone(),
+        None => {
+            eprintln!("no --data given: using the MNIST bundled in the binary (60,000 training and 10,000 test images)");
+            std::path::PathBuf::from(fovea::data::bundled::BUNDLED_MNIST)
+        }
+    }
+}

@@ -27,9 +27,10 @@ pub struct Args {
     /// Epochs for `train`.
     #[arg(long, default_value_t = 1)]
     epochs: usize,
-    /// MNIST for `train` (IDX files, as `fovea train --data`).
-    #[arg(long, default_value = "data/mnist")]
-    data: std::path::PathBuf,
+    /// MNIST for `train` (IDX files, as `fovea train --data`) [default: the MNIST bundled in
+    /// the binary].
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
     /// Batch size for `step`.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
@@ -236,7 +237,7 @@ fn run_pool(a: &Args) -> Result<()> {
 fn run_train(a: &Args) -> Result<()> {
     use fovea::train::{train, RunOptions, TrainConfig};
     let threads = rayon::current_num_threads();
-    let mut cfg = TrainConfig::defaults(&a.model, &a.data);
+    let mut cfg = TrainConfig::defaults(&a.model, &super::args::data_or_bundled(&a.data));
     (cfg.epochs, cfg.batch_size, cfg.val_size, cfg.shift) = (a.epochs, 128, 0, 0);
     (cfg.optimizer, cfg.lr, cfg.schedule) = ("adam".into(), 1e-3, "constant".into());
     (cfg.checkpoint_every, cfg.log_every, cfg.threads) = (0, 1_000_000, threads);

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 pub struct Args {
     #[command(flatten)]
     m: super::weights::ModelArgs,
-    /// Data directory (its test split is used).
-    #[arg(long, default_value = "data/mnist")]
-    data: PathBuf,
+    /// Data directory, as for `fovea train` (its test split is used) [default: the MNIST
+    /// bundled in the binary].
+    #[arg(long)]
+    data: Option<PathBuf>,
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
     /// One line of JSON: {"accuracy": ..., "confusion": [[...]]}.
@@ -21,9 +22,10 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let super::weights::LoadedModel { mut net, .. } = a.m.load()?;
     let s = net.input_shape().to_vec();
-    let split = data::load_dir(&a.data, [s[0], s[1], s[2]])?;
+    let dir = super::args::data_or_bundled(&a.data);
+    let split = data::load_dir(&dir, [s[0], s[1], s[2]])?;
     if split.test.is_empty() {
-        return Err(fovea::Error::file(&a.data, "has no test images"));
+        return Err(fovea::Error::file(&dir, "has no test images"));
     }
     let e = evaluate(&mut net, &split.test, &models::normalization(&a.m.model), a.batch_size)?;
     if !e.loss.is_finite() {

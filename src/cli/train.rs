@@ -15,7 +15,8 @@ pub struct Args {
     /// Input size CxHxW for models that take other sizes (e.g. 3x32x32 for CIFAR-10).
     #[arg(long, value_parser = super::args::parse_input)]
     input: Option<[usize; 3]>,
-    /// MNIST IDX files, CIFAR-10 binary batches, or an image folder (root/<class>/*.png).
+    /// MNIST IDX files, CIFAR-10 binary batches, or an image folder (root/<class>/*.png)
+    /// [default: the MNIST bundled in the binary].
     #[arg(long)]
     data: Option<PathBuf>,
     #[arg(long)]
@@ -149,7 +150,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => {
             let model = a.model.clone().unwrap_or_else(|| "mnist-cnn".into());
-            let mut cfg = TrainConfig::defaults(&model, &PathBuf::from("data/mnist"));
+            let mut cfg = TrainConfig::defaults(&model, &PathBuf::from(fovea::data::bundled::BUNDLED_MNIST));
             apply(&a, &mut cfg);
             cfg.threads = threads;
             let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{model}-{}", timestamp())));
@@ -166,9 +167,14 @@ pub fn run(a: Args) -> Result<()> {
         }
         eprintln!("\nstopping after this step (Ctrl-C again to quit at once)");
     });
+    let data = if fovea::data::bundled::is_bundled(&cfg.data) {
+        "the MNIST bundled in the binary".to_string()
+    } else {
+        std::path::absolute(&cfg.data).unwrap_or_else(|_| cfg.data.clone()).display().to_string()
+    };
     println!(
-        "training {} on {} for {} epochs: batch {}, {} lr {} ({}), seed {}, {threads} thread(s) -> {}",
-        cfg.model, cfg.data.display(), cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.schedule, cfg.seed, dir.display()
+        "training {} on {data} for {} epoch{}: batch {}, {} lr {} ({}), seed {}, {threads} thread(s) -> {}",
+        cfg.model, cfg.epochs, if cfg.epochs == 1 { "" } else { "s" }, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.schedule, cfg.seed, dir.display()
     );
     let outcome = train(&cfg, &dir, resume, &RunOptions { stop: Some(&stop), verbose: true })?;
     if outcome.seconds_per_epoch.is_empty() {

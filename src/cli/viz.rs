@@ -80,9 +80,10 @@ pub enum Command {
         /// LAYER:CHANNEL.
         #[arg(long)]
         neuron: String,
-        /// Data directory (its test split, or its training images when it has no test split).
-        #[arg(long, default_value = "data/mnist")]
-        data: PathBuf,
+        /// Data directory (its test split, or its training images when it has no test split)
+        /// [default: the MNIST bundled in the binary].
+        #[arg(long)]
+        data: Option<PathBuf>,
         #[arg(long, default_value_t = 9)]
         top: usize,
         /// Images scanned at most.
@@ -174,9 +175,9 @@ pub struct AscentArgs {
     /// ascend from each group's mean image; writes OUT-facet<k>.png.
     #[arg(long, default_value_t = 0)]
     facets: usize,
-    /// Data directory for --facets.
-    #[arg(long, default_value = "data/mnist")]
-    data: PathBuf,
+    /// Data directory for --facets [default: the MNIST bundled in the binary].
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Hidden layer whose codes are clustered for --facets (default: the layer before the output).
     #[arg(long)]
     codes: Option<String>,
@@ -228,7 +229,7 @@ pub fn run(cmd: Command) -> Result<()> {
                 Target::Class(_) => return Err(Error::Invalid(format!("{neuron:?} is not LAYER:CHANNEL"))),
             };
             let s = net.input_shape().to_vec();
-            let split = data::load_dir(&dir, [s[0], s[1], s[2]])?;
+            let split = data::load_dir(&super::args::data_or_bundled(&dir), [s[0], s[1], s[2]])?;
             let ds = if split.test.is_empty() { split.train } else { split.test };
             let norm = models::normalization(&common.m.model);
             let found = fovea::viz::patches::top_patches(&mut net, &ds, &norm, &layer, &[channel], top.max(1), limit)?;
@@ -379,7 +380,7 @@ fn facets(a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) ->
         return Err(Error::Invalid("--facets works on a class (--class)".into()));
     };
     let s = net.input_shape().to_vec();
-    let split = data::load_dir(&a.data, [s[0], s[1], s[2]])?;
+    let split = data::load_dir(&super::args::data_or_bundled(&a.data), [s[0], s[1], s[2]])?;
     let ds = if split.test.is_empty() { split.train } else { split.test };
     let norm = models::normalization(&a.common.m.model);
     let layer = match &a.codes {
@@ -406,7 +407,8 @@ fn facets(a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) ->
 pub struct ReportArgs {
     #[command(flatten)]
     m: super::weights::ModelArgs,
-    /// Data directory whose test images are shown.
+    /// Data directory whose test images are shown (`bundled:mnist`: the MNIST bundled in the
+    /// binary); without it, the sections that need test images are left out.
     #[arg(long)]
     data: Option<PathBuf>,
     /// A training run directory, for its curves.
@@ -440,6 +442,17 @@ pub fn report(a: ReportArgs) -> Result<()> {
         Some(d) => Some(data::load_dir(d, [s[0], s[1], s[2]])?.test),
         None => None,
     };
+    let no_data_reason = match (&a.data, &test) {
+        (None, _) => Some(format!(
+            "no --data was given (for the MNIST nets, --data {} uses the MNIST bundled in the binary)",
+            data::bundled::BUNDLED_MNIST
+        )),
+        (Some(d), Some(t)) if t.is_empty() => Some(format!(
+            "{} holds no test split (an image folder needs train/<class>/ beside test/<class>/ for one)",
+            d.display()
+        )),
+        _ => None,
+    };
     let norm = models::normalization(&a.m.model);
     let input = ReportInput {
         model: &a.m.model,
@@ -447,6 +460,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         norm: &norm,
         classes: &classes,
         data: test.as_ref(),
+        no_data_reason,
         run_dir: a.run.clone(),
         ascent_steps: a.ascent_steps,
     };

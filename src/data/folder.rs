@@ -80,7 +80,7 @@ pub fn load_image_fit(path: &Path, [c, h, w]: [usize; 3], fit: Fit) -> Result<Ve
 pub fn load(root: &Path, shape: [usize; 3]) -> Result<Dataset> {
     let class_dirs: Vec<PathBuf> = sorted_entries(root)?.into_iter().filter(|p| p.is_dir()).collect();
     if class_dirs.is_empty() {
-        return Err(Error::file(root, "has no class subfolders (expected root/<class name>/*.png|jpg), nor MNIST or CIFAR-10 files"));
+        return Err(Error::file(root, format!("holds no class subfolders, nor MNIST or CIFAR-10 files; {}", super::LAYOUTS)));
     }
     let mut ds = Dataset { shape, pixels: Vec::new(), labels: Vec::new(), classes: Vec::new() };
     for (label, dir) in class_dirs.iter().enumerate() {

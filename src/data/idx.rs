@@ -20,10 +20,19 @@ const MAX_BYTES: u64 = 1 << 32;
 
 /// Reads the IDX file at `path` (gzip-compressed when it starts with gzip's magic bytes).
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let err = |m: String| Error::file(path, m);
-    let file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+    let file = File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-    let mut reader = BufReader::new(file);
+    parse_idx(path, BufReader::new(file), file_len)
+}
+
+/// Reads an IDX array held in memory; `name` is what errors call it.
+pub fn read_idx_bytes(name: &Path, bytes: &[u8]) -> Result<IdxArray> {
+    parse_idx(name, bytes, bytes.len() as u64)
+}
+
+/// The IDX array in `reader` (`len` bytes, plain or gzip), named `name` in errors.
+fn parse_idx(name: &Path, mut reader: impl Read, len: u64) -> Result<IdxArray> {
+    let err = |m: String| Error::file(name, m);
     let mut magic = [0u8; 2];
     reader.read_exact(&mut magic).map_err(|_| err("is empty or too short to be an IDX file".into()))?;
     let chained = std::io::Cursor::new(magic).chain(reader);
@@ -48,7 +57,7 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
         dims.push(u32::from_be_bytes(b) as usize);
     }
     let claimed = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).unwrap_or(u64::MAX);
-    let data_len = file_len.saturating_sub(4 + 4 * nd as u64);
+    let data_len = len.saturating_sub(4 + 4 * nd as u64);
     if claimed > MAX_BYTES {
         return Err(err(format!("header claims {dims:?} = {claimed} bytes, more than fovea accepts ({MAX_BYTES}): corrupt header")));
     }

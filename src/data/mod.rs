@@ -1,6 +1,7 @@
 //! Data sets in memory as raw bytes (`[N, C, H, W]`, 0-255) with labels, and the batches built
 //! from them: scaled to [0, 1], normalised per channel, optionally shifted at random.
 
+pub mod bundled;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
@@ -157,6 +158,12 @@ pub fn fill_batch(ds: &Dataset, indices: &[usize], norm: &Normalize, shift: Opti
     }
 }
 
+/// What `--data` accepts, for the errors that refuse a path.
+pub const LAYOUTS: &str = "--data takes a folder of MNIST's IDX files (train-images-idx3-ubyte[.gz] and the \
+other three), of CIFAR-10's binary batches (data_batch_1.bin ... test_batch.bin), or of images as \
+<class>/*.png|jpg (or train/<class>/... beside test/<class>/...); without --data, the MNIST bundled \
+in the binary";
+
 /// A training set and a test set read from one directory.
 pub struct Split {
     pub train: Dataset,
@@ -169,8 +176,15 @@ pub struct Split {
 /// (`dir/<class>/*.png|jpg`, or `dir/train/<class>/...` with `dir/test/<class>/...`) whose
 /// images are converted to `shape` (`[C, H, W]`).
 pub fn load_dir(dir: &Path, shape: [usize; 3]) -> Result<Split> {
+    if bundled::is_bundled(dir) {
+        let (train, test) = bundled::load()?;
+        return Ok(Split { train, test, format: "MNIST (IDX, bundled in the binary)" });
+    }
+    if !dir.exists() {
+        return Err(Error::file(dir, format!("does not exist; {LAYOUTS}")));
+    }
     if !dir.is_dir() {
-        return Err(Error::file(dir, "is not a directory"));
+        return Err(Error::file(dir, format!("is not a directory; {LAYOUTS}")));
     }
     if mnist::is_mnist_dir(dir) {
         let (train, test) = mnist::load(dir)?;

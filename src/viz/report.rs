@@ -23,8 +23,10 @@ pub struct ReportInput<'a> {
     pub weights: &'a Path,
     pub norm: &'a Normalize,
     pub classes: &'a [String],
-    /// Test images for activations, saliency and mistakes.
+    /// Test images for the test accuracy, activations, saliency and mistakes.
     pub data: Option<&'a Dataset>,
+    /// Why there are no test images, when `data` is `None` or empty (said in the report).
+    pub no_data_reason: Option<String>,
     /// A training run directory (for `loss.png`, `accuracy.png`, `metrics.jsonl`).
     pub run_dir: Option<PathBuf>,
     /// Gradient-ascent steps per class visualization.
@@ -40,11 +42,38 @@ fn img_tag(img: &RgbImage, alt: &str, width: Option<u32>) -> Result<String> {
 fn file_img_tag(path: &Path, alt: &str) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-    Some(format!("<img alt=\"{alt}\" src=\"data:image/png;base64,{b64}\" width=\"640\">"))
+    // The curves are drawn 900 pixels wide with text sized for that width: shown at it.
+    Some(format!("<img alt=\"{alt}\" src=\"data:image/png;base64,{b64}\" style=\"max-width:100%\">"))
 }
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The test set's accuracy, its confusion matrix as a picture and the accuracy of each class
+/// with the class it is most often taken for.
+fn test_accuracy_section(h: &mut String, net: &mut Net, ds: &Dataset, input: &ReportInput) -> Result<()> {
+    let e = crate::train::evaluate::evaluate(net, ds, input.norm, 250)?;
+    let label = |c: usize| esc(&input.classes.get(c).cloned().unwrap_or_else(|| c.to_string()));
+    let _ = write!(h, "<h2>Test accuracy</h2><p>{:.2}% of {} test images right (loss {:.4}).</p>",
+        100.0 * e.accuracy, crate::net::thousands(ds.len() as u64), e.loss);
+    let k = e.confusion.len();
+    if k <= crate::plot::confusion::MAX_CLASSES {
+        let img = crate::plot::confusion_image(&e.confusion, input.classes)?;
+        let _ = write!(h, "<figure>{}<figcaption>Confusion matrix: rows are the true classes, columns the predictions; \
+            blue shades the share of a row predicted right, red the share taken for another class.</figcaption></figure>",
+            img_tag(&img, "confusion matrix", None)?);
+    }
+    h.push_str("<table><tr><th>class</th><th>test images</th><th>right</th><th>accuracy</th><th>most often taken for</th></tr>");
+    for (c, row) in e.confusion.iter().enumerate() {
+        let total: u64 = row.iter().map(|&v| v as u64).sum();
+        let wrong = row.iter().enumerate().filter(|&(j, &v)| j != c && v > 0).max_by_key(|&(j, &v)| (v, std::cmp::Reverse(j)));
+        let acc = if total == 0 { "-".to_string() } else { format!("{:.2}%", 100.0 * row[c] as f64 / total as f64) };
+        let worst = wrong.map_or("-".to_string(), |(j, &v)| format!("{} ({v})", label(j)));
+        let _ = write!(h, "<tr><td>{}</td><td>{total}</td><td>{}</td><td>{acc}</td><td>{worst}</td></tr>", label(c), row[c]);
+    }
+    h.push_str("</table>");
+    Ok(())
 }
 
 /// Writes the report to `out` (atomically).
@@ -108,7 +137,14 @@ pub fn write_report(net: &mut Net, input: &ReportInput, out: &Path) -> Result<()
         h.push_str(&img_tag(&filters_image(net, first)?, "filters", None)?);
     }
 
-    if let Some(ds) = input.data.filter(|d| !d.is_empty()) {
+    let test_set = input.data.filter(|d| !d.is_empty());
+    if test_set.is_none() {
+        let why = input.no_data_reason.clone().unwrap_or_else(|| "no test images were given (--data)".into());
+        let _ = write!(h, "<h2>Test images</h2><p>The test accuracy, the confusion matrix, activation maps, top patches \
+            and the gradient pictures need test images: {}.</p>", esc(&why));
+    }
+    if let Some(ds) = test_set {
+        test_accuracy_section(&mut h, net, ds, input)?;
         // Predictions on the first images, to pick right and wrong ones.
         let n = ds.len().min(2000);
         let idx: Vec<usize> = (0..n).collect();
@@ -175,7 +211,10 @@ pub fn write_report(net: &mut Net, input: &ReportInput, out: &Path) -> Result<()
     if input.ascent_steps > 0 {
         let _ = write!(h, "<h2>What each class looks like to the net</h2><p>Gradient ascent on the image from zero, {} steps, \
             L2 decay (Simonyan et al.) and a light blur every 4 steps.</p>", input.ascent_steps);
-        let k = net.output().shape().last().copied().unwrap_or(0).min(input.classes.len().max(1)).min(20);
+        // The class count from the graph's shapes: without data no forward pass has run yet.
+        let s = net.input_shape().to_vec();
+        let outputs = net.shapes_for(&[1, s[0], s[1], s[2]])?.last().and_then(|o| o.last().copied()).unwrap_or(0);
+        let k = outputs.min(20);
         let cfg = AscentConfig { steps: input.ascent_steps, blur_every: 4, blur_sigma: 0.5, l2: 1e-2, step_size: 1.0, ..AscentConfig::default() };
         for c in 0..k {
             let (img, values) = ascend(net, &Target::Class(c), &cfg, None, |_, _, _| {})?;
