@@ -15,6 +15,7 @@ pub mod models;
 pub mod net;
 pub mod optim;
 pub mod plot;
+pub mod progress;
 pub mod rng;
 pub mod tensor;
 pub mod train;

@@ -34,7 +34,7 @@ enum Command {
     Report(cli::viz::ReportArgs),
     /// Print a model's per-layer table: output shapes, parameters, multiply-adds, left-over cells.
     Summary(cli::summary::Args),
-    /// Measure kernels (GFLOP/s of convolution forward and backward).
+    /// Measure speed: convolution, gemm and pooling kernels, training steps, epochs, inference.
     Bench(cli::bench::Args),
 }
 
@@ -74,5 +74,34 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument of every command says what it is (`fovea X --help` is how a user learns
+    /// the tool): a help line for each flag and positional, clap's own --help/--version aside.
+    #[test]
+    fn every_argument_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "fovea", &mut missing);
+        assert!(missing.is_empty(), "arguments without a help line: {missing:?}");
     }
 }

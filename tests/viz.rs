@@ -278,6 +278,10 @@ fn the_commands_run_on_real_images() {
         (vec!["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "99", "-o", &png("x.png")], "classes 0-9"),
         (vec!["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "3", "--preset", "foo", "-o", &png("x.png")], "possible values: 1, 2, 3, 4"),
         (vec!["predict", "--model", "mnist-cnn", "--weights", &m, images_dir], "is a directory, not an image"),
+        // Each ascent takes its own target: a class option on `viz neuron` is refused, not obeyed.
+        (vec!["viz", "neuron", "--model", "mnist-cnn", "--weights", &m, "--class", "3", "-o", &png("x.png")], "unexpected argument '--class'"),
+        (vec!["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--neuron", "conv1:0", "-o", &png("x.png")], "unexpected argument '--neuron'"),
+        (vec!["viz", "class", "--model", "mnist-cnn", "--weights", &m, "--class", "3", "--codes", "fc1", "-o", &png("x.png")], "--facets"),
     ] {
         let out = std::process::Command::new(bin).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -9,10 +9,12 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to measure: `conv` (the baseline's conv shapes), `gemm` (plain matrix products) or
-    /// `step` (training steps of a model, timed node by node).
-    /// `train` (epochs of MNIST as the baseline's `mnist_torch.py`: TRAIN lines) and `infer`
-    /// (batch 256 in evaluation mode: INFER lines) print in the baseline's format.
+    /// What to measure, each as the median of --reps runs: `conv` (the baseline's conv shapes,
+    /// forward and both gradients: ms and GFLOP/s), `gemm` (matrix products: GFLOP/s),
+    /// `step` (training steps of --model, node by node: ms and images/s), `pool` (max pooling
+    /// 2x2 on 64x32x28x28, forward and backward: ms). `train` (epochs of MNIST as the
+    /// baseline's `mnist_torch.py`: TRAIN lines with seconds per epoch) and `infer` (batch 256
+    /// in evaluation mode: INFER lines with images/s) print in the baseline's format.
     #[arg(default_value = "conv", value_parser = ["conv", "gemm", "step", "pool", "train", "infer"])]
     what: String,
     /// Shapes by letter (a-f, as in the PyTorch baseline); default all.
@@ -196,9 +198,12 @@ fn run_step(a: &Args) -> Result<()> {
     outside = [0.0; 4];
     net.start_timing();
     let t = Instant::now();
+    let mut bar = fovea::progress::Progress::new(a.reps as u64, "training steps");
     for s in 0..a.reps as u64 {
         step(&mut net, s + 1, &mut outside)?;
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let total = t.elapsed().as_secs_f64() / a.reps as f64 * 1e3;
     println!("node\tforward_ms\tbackward_ms");
     let mut layers = 0.0;
@@ -242,7 +247,7 @@ fn run_train(a: &Args) -> Result<()> {
     (cfg.optimizer, cfg.lr, cfg.schedule) = ("adam".into(), 1e-3, "constant".into());
     (cfg.checkpoint_every, cfg.log_every, cfg.threads) = (0, 1_000_000, threads);
     let dir = std::env::temp_dir().join(format!("fovea-bench-train-{}", std::process::id()));
-    let outcome = train(&cfg, &dir, false, &RunOptions { stop: None, verbose: false });
+    let outcome = train(&cfg, &dir, false, &RunOptions { stop: None, verbose: false, progress: true });
     let _ = std::fs::remove_dir_all(&dir);
     let outcome = outcome?;
     let test = outcome.test_accuracy.map_or("-".to_string(), |t| format!("{t:.4}"));

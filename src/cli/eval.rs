@@ -12,6 +12,7 @@ pub struct Args {
     /// bundled in the binary].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Images per forward pass (memory, not results).
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
     /// One line of JSON: {"accuracy": ..., "confusion": [[...]]}.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model to train.
+    /// Model to train [default: mnist-cnn, the lecture's MNIST convnet].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
     model: Option<String>,
     /// Input size CxHxW for models that take other sizes (e.g. 3x32x32 for CIFAR-10).
@@ -19,41 +19,48 @@ pub struct Args {
     /// [default: the MNIST bundled in the binary].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Passes over the training images [default: 6; 15 for lenet5].
     #[arg(long)]
     epochs: Option<usize>,
+    /// Images per step [default: 128].
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Optimizer [default: adam].
     #[arg(long, value_parser = ["adam", "adamw", "sgd"])]
     optimizer: Option<String>,
-    /// Base learning rate.
+    /// Base learning rate [default: 0.001].
     #[arg(long)]
     lr: Option<f32>,
-    /// SGD momentum.
+    /// SGD momentum [default: 0.9].
     #[arg(long)]
     momentum: Option<f32>,
     /// Nesterov momentum (SGD).
     #[arg(long)]
     nesterov: bool,
+    /// L2 weight decay (decoupled for adamw) [default: 0].
     #[arg(long)]
     weight_decay: Option<f32>,
-    /// Learning-rate schedule: constant, cosine, or step:EVERY:GAMMA (EVERY in steps).
+    /// Learning-rate schedule: constant, cosine, or step:EVERY:GAMMA (EVERY in steps)
+    /// [default: cosine].
     #[arg(long)]
     schedule: Option<String>,
+    /// Seed of the initial weights, shuffles, shifts and dropout [default: 1].
     #[arg(long)]
     seed: Option<u64>,
-    /// Training images held out for validation.
+    /// Training images held out for validation [default: 5000].
     #[arg(long)]
     val_size: Option<usize>,
-    /// Largest random shift in pixels for augmentation (0: none).
+    /// Largest random shift in pixels for augmentation, 0 for none [default: 2].
     #[arg(long)]
     shift: Option<usize>,
-    /// A metrics line every this many steps.
+    /// A line in metrics.jsonl every this many steps [default: 50].
     #[arg(long)]
     log_every: Option<usize>,
-    /// A checkpoint every this many steps, besides each epoch's end (0: epoch ends only).
+    /// A checkpoint every this many steps, besides each epoch's end, 0 for epoch ends only
+    /// [default: 200].
     #[arg(long)]
     checkpoint_every: Option<usize>,
-    /// Run directory (default runs/<model>-<time>).
+    /// Run directory [default: runs/<model>-<YYYYMMDD-HHMMSS>].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in this directory from its last checkpoint.
@@ -176,7 +183,7 @@ pub fn run(a: Args) -> Result<()> {
         "training {} on {data} for {} epoch{}: batch {}, {} lr {} ({}), seed {}, {threads} thread(s) -> {}",
         cfg.model, cfg.epochs, if cfg.epochs == 1 { "" } else { "s" }, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.schedule, cfg.seed, dir.display()
     );
-    let outcome = train(&cfg, &dir, resume, &RunOptions { stop: Some(&stop), verbose: true })?;
+    let outcome = train(&cfg, &dir, resume, &RunOptions { stop: Some(&stop), verbose: true, progress: true })?;
     if outcome.seconds_per_epoch.is_empty() {
         println!(
             "nothing to do: {} already finished its {} epoch(s) ({} steps); give --epochs N to train it further",

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub struct Common {
     #[command(flatten)]
     m: super::weights::ModelArgs,
-    /// The PNG to write.
+    /// The picture to write; its extension (png, jpg, ...) names the format.
     #[arg(short = 'o', long = "out", default_value = "viz.png")]
     out: PathBuf,
 }
@@ -23,6 +23,7 @@ pub enum Command {
     Filters {
         #[command(flatten)]
         common: Common,
+        /// The conv layer.
         #[arg(long, default_value = "conv1")]
         layer: String,
     },
@@ -30,8 +31,10 @@ pub enum Command {
     Activations {
         #[command(flatten)]
         common: Common,
+        /// The node whose output is shown (e.g. conv1, relu2, layer1.0.relu).
         #[arg(long)]
         layer: String,
+        /// A PNG or JPEG (converted to the model's input).
         image: PathBuf,
     },
     /// Saliency map (Simonyan et al.): max over colour channels of |d score / d pixel|.
@@ -44,6 +47,7 @@ pub enum Command {
     Gradcam {
         #[command(flatten)]
         common: Common,
+        /// A PNG or JPEG (converted to the model's input).
         image: PathBuf,
         /// The node whose maps are weighted (e.g. relu2, layer4.1.relu); default: the last
         /// convolutional block's ReLU output.
@@ -55,6 +59,7 @@ pub enum Command {
         /// Multiply by guided backprop (guided Grad-CAM).
         #[arg(long)]
         guided: bool,
+        /// Also save the unrendered map ([H, W]) to this safetensors file.
         #[arg(long)]
         raw: Option<PathBuf>,
     },
@@ -62,14 +67,18 @@ pub enum Command {
     Occlusion {
         #[command(flatten)]
         common: Common,
+        /// A PNG or JPEG (converted to the model's input).
         image: PathBuf,
+        /// Class (index or label); default: the predicted one.
         #[arg(long)]
         class: Option<String>,
         /// Side of the grey square in pixels.
         #[arg(long, default_value_t = 8)]
         size: usize,
+        /// Pixels the square moves between positions.
         #[arg(long, default_value_t = 4)]
         stride: usize,
+        /// Also save the unrendered map ([H, W]) to this safetensors file.
         #[arg(long)]
         raw: Option<PathBuf>,
     },
@@ -84,22 +93,24 @@ pub enum Command {
         /// [default: the MNIST bundled in the binary].
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Patches shown.
         #[arg(long, default_value_t = 9)]
         top: usize,
         /// Images scanned at most.
         #[arg(long, default_value_t = 10000)]
         limit: usize,
     },
-    /// Gradient ascent to a class score.
-    Class(AscentArgs),
-    /// Gradient ascent to one neuron.
-    Neuron(AscentArgs),
+    /// Gradient ascent to a class score (Simonyan et al.; Nguyen et al.'s facets).
+    Class(ClassArgs),
+    /// Gradient ascent to one neuron (Yosinski et al.).
+    Neuron(NeuronArgs),
 }
 
 #[derive(clap::Args)]
 pub struct GradArgs {
     #[command(flatten)]
     common: Common,
+    /// A PNG or JPEG (converted to the model's input).
     image: PathBuf,
     /// Class (index or label); default: the predicted one.
     #[arg(long, conflicts_with = "neuron")]
@@ -118,18 +129,50 @@ pub struct GradArgs {
     raw: Option<PathBuf>,
 }
 
+/// `viz class`: a class score's ascent, alone or from the data set's facets.
 #[derive(clap::Args)]
-pub struct AscentArgs {
+pub struct ClassArgs {
     #[command(flatten)]
     common: Common,
-    /// Class (index or label), for `viz class`.
+    /// The class: its index or its label.
     #[arg(long)]
-    class: Option<String>,
-    /// LAYER:CHANNEL[:Y:X], for `viz neuron`.
+    class: String,
+    #[command(flatten)]
+    ascent: AscentArgs,
+    /// Nguyen et al.'s multifaceted visualization: cluster the data set's top-scoring images of
+    /// the class into this many groups (k-means on --codes) and ascend from each group's mean
+    /// image; writes OUT-facet<k>.png (0: one ascent, no data needed).
+    #[arg(long, default_value_t = 0)]
+    facets: usize,
+    /// Data directory for --facets [default: the MNIST bundled in the binary].
+    #[arg(long, requires = "facets")]
+    data: Option<PathBuf>,
+    /// Hidden layer whose codes are clustered for --facets [default: the layer before the
+    /// output].
+    #[arg(long, requires = "facets")]
+    codes: Option<String>,
+}
+
+/// `viz neuron`: one unit's ascent.
+#[derive(clap::Args)]
+pub struct NeuronArgs {
+    #[command(flatten)]
+    common: Common,
+    /// LAYER:CHANNEL[:Y:X]: a node's channel (before its ReLU), at the map's centre unless Y:X
+    /// is given.
     #[arg(long)]
-    neuron: Option<String>,
+    neuron: String,
+    #[command(flatten)]
+    ascent: AscentArgs,
+}
+
+/// The ascent's settings, shared by `viz class` and `viz neuron`.
+#[derive(clap::Args)]
+pub struct AscentArgs {
+    /// Gradient steps.
     #[arg(long, default_value_t = 200)]
     steps: usize,
+    /// Learning rate of each step: image += step-size * (gradient - 2 * l2 * image).
     #[arg(long, default_value_t = 1.0)]
     step_size: f32,
     /// Simonyan et al.'s L2 penalty lambda.
@@ -141,6 +184,7 @@ pub struct AscentArgs {
     /// Blur every this many steps (0: never).
     #[arg(long, default_value_t = 4)]
     blur_every: usize,
+    /// Gaussian blur width in pixels.
     #[arg(long, default_value_t = 0.5)]
     blur_sigma: f32,
     /// Zero pixels of small norm below this percentile.
@@ -155,6 +199,7 @@ pub struct AscentArgs {
     /// Start from Gaussian noise of this std (0: the zero image).
     #[arg(long, default_value_t = 0.0)]
     noise: f32,
+    /// Seed of the noise start and the jitter.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Also save the image ([1, C, H, W], normalised) to this safetensors file.
@@ -170,17 +215,6 @@ pub struct AscentArgs {
     /// Start from this image instead of zeros or noise.
     #[arg(long)]
     start: Option<PathBuf>,
-    /// Nguyen et al.'s multifaceted visualization (class targets): cluster the data set's
-    /// top-scoring images of the class into this many groups (k-means on LAYER's codes) and
-    /// ascend from each group's mean image; writes OUT-facet<k>.png.
-    #[arg(long, default_value_t = 0)]
-    facets: usize,
-    /// Data directory for --facets [default: the MNIST bundled in the binary].
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Hidden layer whose codes are clustered for --facets (default: the layer before the output).
-    #[arg(long)]
-    codes: Option<String>,
 }
 
 fn save_raw(path: &Option<PathBuf>, name: &str, t: &Tensor) -> Result<()> {
@@ -199,7 +233,8 @@ fn out_path(cmd: &Command) -> &std::path::Path {
         | Command::Occlusion { common, .. }
         | Command::Patches { common, .. } => &common.out,
         Command::Saliency(a) | Command::Guided(a) | Command::Deconvnet(a) => &a.common.out,
-        Command::Class(a) | Command::Neuron(a) => &a.common.out,
+        Command::Class(a) => &a.common.out,
+        Command::Neuron(a) => &a.common.out,
     }
 }
 
@@ -221,7 +256,8 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Saliency(a) => gradient(a, ReluRule::Plain, true)?,
         Command::Guided(a) => gradient(a, ReluRule::Guided, false)?,
         Command::Deconvnet(a) => gradient(a, ReluRule::Deconvnet, false)?,
-        Command::Class(a) | Command::Neuron(a) => ascent(a)?,
+        Command::Class(a) => class_ascent(a)?,
+        Command::Neuron(a) => neuron_ascent(a)?,
         Command::Patches { common, neuron, data: dir, top, limit } => {
             let LoadedModel { mut net, .. } = common.m.load()?;
             let (layer, channel) = match Target::parse_neuron(&neuron)? {
@@ -312,41 +348,60 @@ fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
     Ok(())
 }
 
-fn ascent(a: AscentArgs) -> Result<()> {
+fn class_ascent(a: ClassArgs) -> Result<()> {
     let LoadedModel { mut net, classes } = a.common.m.load()?;
-    let target = match (&a.class, &a.neuron) {
-        (Some(c), _) => Target::parse_class(c, &classes)?,
-        (_, Some(n)) => Target::parse_neuron(n)?,
-        (None, None) => return Err(Error::Invalid("give --class C or --neuron LAYER:CHANNEL[:Y:X]".into())),
-    };
-    let mut cfg = AscentConfig {
-        steps: a.steps,
-        step_size: a.step_size,
-        l2: a.l2,
-        decay: a.decay,
-        blur_every: a.blur_every,
-        blur_sigma: a.blur_sigma,
-        clip_norm_pct: a.clip_norm,
-        clip_contrib_pct: a.clip_contrib,
-        jitter: a.jitter,
-        noise: a.noise,
-        seed: a.seed,
-    };
-    if let Some(row) = a.preset {
-        let p = AscentConfig::yosinski(row as usize).ok_or_else(|| Error::Invalid(format!("no preset {row}")))?;
-        cfg = AscentConfig { steps: cfg.steps, step_size: cfg.step_size, jitter: cfg.jitter, noise: cfg.noise, seed: cfg.seed, ..p };
-    }
+    let target = Target::parse_class(&a.class, &classes)?;
+    let cfg = a.ascent.config()?;
     if a.facets > 0 {
-        return facets(&a, &mut net, &target, &cfg);
+        let Target::Class(class) = target else { unreachable!("parse_class gives a class") };
+        return facets(&a, &mut net, class, &cfg);
     }
+    ascent(&a.common, &a.ascent, &mut net, &target, &cfg)
+}
+
+fn neuron_ascent(a: NeuronArgs) -> Result<()> {
+    let LoadedModel { mut net, .. } = a.common.m.load()?;
+    let target = Target::parse_neuron(&a.neuron)?;
+    let cfg = a.ascent.config()?;
+    ascent(&a.common, &a.ascent, &mut net, &target, &cfg)
+}
+
+impl AscentArgs {
+    /// The settings given, or a preset's regularisers with the given steps, jitter and start.
+    fn config(&self) -> Result<AscentConfig> {
+        let cfg = AscentConfig {
+            steps: self.steps,
+            step_size: self.step_size,
+            l2: self.l2,
+            decay: self.decay,
+            blur_every: self.blur_every,
+            blur_sigma: self.blur_sigma,
+            clip_norm_pct: self.clip_norm,
+            clip_contrib_pct: self.clip_contrib,
+            jitter: self.jitter,
+            noise: self.noise,
+            seed: self.seed,
+        };
+        match self.preset {
+            None => Ok(cfg),
+            Some(row) => {
+                let p = AscentConfig::yosinski(row as usize).ok_or_else(|| Error::Invalid(format!("no preset {row}: presets are 1-4")))?;
+                Ok(AscentConfig { steps: cfg.steps, step_size: cfg.step_size, jitter: cfg.jitter, noise: cfg.noise, seed: cfg.seed, ..p })
+            }
+        }
+    }
+}
+
+/// One ascent to `target`, its picture in `common.out`, the objective along the way printed.
+fn ascent(common: &Common, a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) -> Result<()> {
     let start = match &a.start {
-        Some(p) => Some(image_input(&net, &a.common.m.model, p)?),
+        Some(p) => Some(image_input(net, &common.m.model, p)?),
         None => None,
     };
-    let bar = indicatif::ProgressBar::new(cfg.steps as u64);
-    let out = a.common.out.clone();
+    let mut bar = fovea::progress::Progress::new(cfg.steps as u64, "ascent");
+    let out = common.out.clone();
     let mut saved = Ok(());
-    let (img, values) = ascend(&mut net, &target, &cfg, start.as_ref(), |step, v, x| {
+    let (img, values) = ascend(net, target, cfg, start.as_ref(), |step, v, x| {
         bar.inc(1);
         bar.set_message(format!("objective {v:.3}"));
         if a.every > 0 && (step + 1) % a.every == 0 && saved.is_ok() {
@@ -359,7 +414,7 @@ fn ascent(a: AscentArgs) -> Result<()> {
     saved?;
     bar.finish_and_clear();
     let shown = gradient_image(&img, false, 99.5);
-    render::save_image(&a.common.out, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
+    render::save_image(&common.out, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
     save_raw(&a.raw, "image", &img)?;
     // The objective along the way, at ten evenly spaced steps.
     let every = values.len().div_ceil(10).max(1);
@@ -368,17 +423,15 @@ fn ascent(a: AscentArgs) -> Result<()> {
     }
     println!(
         "wrote {} ({}: objective {:.3} -> {:.3} in {} steps)",
-        a.common.out.display(), target, values.first().copied().unwrap_or(0.0), values.last().copied().unwrap_or(0.0), values.len()
+        common.out.display(), target, values.first().copied().unwrap_or(0.0), values.last().copied().unwrap_or(0.0), values.len()
     );
     Ok(())
 }
 
 /// Multifaceted visualization: one ascent from the mean image of each cluster of the class's
 /// top-scoring data images.
-fn facets(a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) -> Result<()> {
-    let Target::Class(class) = *target else {
-        return Err(Error::Invalid("--facets works on a class (--class)".into()));
-    };
+fn facets(a: &ClassArgs, net: &mut Net, class: usize, cfg: &AscentConfig) -> Result<()> {
+    let target = Target::Class(class);
     let s = net.input_shape().to_vec();
     let split = data::load_dir(&super::args::data_or_bundled(&a.data), [s[0], s[1], s[2]])?;
     let ds = if split.test.is_empty() { split.train } else { split.test };
@@ -391,10 +444,10 @@ fn facets(a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) ->
             linear.iter().rev().nth(1).map(|n| n.to_string()).unwrap_or_else(|| names[names.len().saturating_sub(2)].clone())
         }
     };
-    let found = fovea::viz::facets::facet_starts(net, &ds, &norm, class, &layer, a.facets, 200, a.seed)?;
+    let found = fovea::viz::facets::facet_starts(net, &ds, &norm, class, &layer, a.facets, 200, a.ascent.seed)?;
     let stem = a.common.out.file_stem().map_or("class".into(), |s| s.to_string_lossy().to_string());
     for (k, start) in found.iter().enumerate() {
-        let (img, values) = ascend(net, target, cfg, Some(start), |_, _, _| {})?;
+        let (img, values) = ascend(net, &target, cfg, Some(start), |_, _, _| {})?;
         let path = a.common.out.with_file_name(format!("{stem}-facet{k}.png"));
         let shown = gradient_image(&img, false, 99.5);
         render::save_image(&path, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
@@ -417,6 +470,7 @@ pub struct ReportArgs {
     /// Gradient-ascent steps per class picture (0: none).
     #[arg(long, default_value_t = 100)]
     ascent_steps: usize,
+    /// The HTML page to write (self-contained: pictures inlined).
     #[arg(short = 'o', long = "out", default_value = "report.html")]
     out: PathBuf,
 }
@@ -475,7 +529,9 @@ pub struct FilterArgs {
     /// sobel, sobel-x, sobel-y, laplacian, gaussian:SIGMA or box:K.
     #[arg(long, default_value = "sobel")]
     kernel: String,
+    /// A PNG or JPEG, filtered in grey.
     image: PathBuf,
+    /// The picture to write; its extension (png, jpg, ...) names the format.
     #[arg(short = 'o', long = "out", default_value = "filtered.png")]
     out: PathBuf,
 }

@@ -11,6 +11,7 @@ const IMAGENET: &str = include_str!("../../assets/imagenet_classes.txt");
 /// command that uses trained weights.
 #[derive(clap::Args, Clone)]
 pub struct ModelArgs {
+    /// The model the weights belong to (`fovea summary MODEL` shows its layers).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
     pub model: String,
     /// fovea weights, or a torchvision state_dict saved with safetensors.

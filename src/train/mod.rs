@@ -18,7 +18,7 @@ use crate::optim::{self, Schedule};
 use crate::rng::{mix64, Rng};
 use crate::tensor::Tensor;
 use checkpoint::{Progress, WeightsInfo};
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::Progress as ProgressDisplay;
 use metrics::{MetricsLog, Record};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -100,8 +100,10 @@ pub struct Outcome {
 pub struct RunOptions<'a> {
     /// Set (by Ctrl-C) to stop after the current step with a checkpoint.
     pub stop: Option<&'a AtomicBool>,
-    /// Draw progress bars and print a line per epoch.
+    /// Print a line per epoch (and what resumes), on standard output.
     pub verbose: bool,
+    /// Show progress within an epoch on standard error (a bar, or a line every few seconds).
+    pub progress: bool,
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
@@ -197,7 +199,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
     let total_steps = steps_per_epoch * cfg.epochs;
     let (mut x, mut labels) = (Tensor::default(), Vec::new());
     let mut order: Vec<usize> = Vec::new();
-    let mut bar: Option<ProgressBar> = None;
+    let mut bar: Option<ProgressDisplay> = None;
     let mut epoch_start = Instant::now();
     let mut epoch_images = 0usize;
     let mut log_start = (Instant::now(), 0usize);
@@ -211,14 +213,8 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
         if order.is_empty() || pos == 0 {
             order = (0..n).collect();
             Rng::new(mix64(cfg.seed ^ mix64(0xE90C + epoch as u64))).shuffle(&mut order);
-            if opts.verbose {
-                let b = ProgressBar::new(steps_per_epoch as u64);
-                b.set_style(
-                    ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                b.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+            if opts.progress {
+                let mut b = ProgressDisplay::new(steps_per_epoch as u64, &format!("epoch {}/{}", epoch + 1, cfg.epochs));
                 b.set_position(pos as u64);
                 bar = Some(b);
             }
@@ -259,8 +255,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
         progress.epoch_seen += batch.len();
         epoch_images += batch.len();
         log_start.1 += batch.len();
-        if let Some(b) = &bar {
-            b.inc(1);
+        if let Some(b) = &mut bar {
             if progress.step % 5 == 0 {
                 let ips = log_start.1 as f64 / log_start.0.elapsed().as_secs_f64().max(1e-9);
                 b.set_message(format!(
@@ -270,6 +265,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
                     ips
                 ));
             }
+            b.inc(1);
         }
         if progress.step % cfg.log_every.max(1) == 0 {
             let secs = log_start.0.elapsed().as_secs_f32().max(1e-9);
@@ -285,7 +281,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
 
         if progress.step % steps_per_epoch == 0 {
             let seconds = epoch_start.elapsed().as_secs_f32();
-            if let Some(b) = bar.take() {
+            if let Some(mut b) = bar.take() {
                 b.finish_and_clear();
             }
             outcome.train_loss_per_epoch.push((progress.epoch_loss_sum / progress.epoch_seen.max(1) as f64) as f32);
