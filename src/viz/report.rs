@@ -134,7 +134,9 @@ pub fn write_report(net: &mut Net, input: &ReportInput, out: &Path) -> Result<()
     let convs: Vec<String> = net.node_names().filter(|n| net.layer(n).is_some_and(|l| l.kind() == "Conv2d")).map(String::from).collect();
     if let Some(first) = convs.first() {
         let _ = write!(h, "<h2>Filters of {}</h2><p>Each filter as an image, grey = 0, scaled symmetrically around zero.</p>", esc(first));
-        h.push_str(&img_tag(&filters_image(net, first)?, "filters", None)?);
+        // Small filters (5x5) are enlarged to a visible size, pixels kept sharp.
+        let img = filters_image(net, first)?;
+        h.push_str(&img_tag(&render::enlarge(&img, render::factor_for(img.width(), 320)), "filters", None)?);
     }
 
     let test_set = input.data.filter(|d| !d.is_empty());
