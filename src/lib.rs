@@ -6,6 +6,8 @@
 
 pub mod data;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod geometry;
 pub mod io;
 pub mod kernels;

@@ -540,7 +540,7 @@ pub struct FilterArgs {
 pub fn filter(a: FilterArgs) -> Result<()> {
     render::image_format_for(&a.out)?;
     let kernel = fovea::viz::filter::Kernel::parse(&a.kernel)?;
-    let img = image::open(&a.image).map_err(|e| Error::file(&a.image, format!("cannot read the image: {e}")))?;
+    let img = data::folder::open_image(&a.image)?;
     render::save_image(&a.out, &fovea::viz::filter::filter_image(&img, kernel)?)?;
     println!("wrote {} ({} of {}x{})", a.out.display(), a.kernel, img.width(), img.height());
     Ok(())

@@ -20,21 +20,28 @@ fn read_batches(paths: &[PathBuf], classes: &[String]) -> Result<Dataset> {
     let mut ds = Dataset { shape: [3, 32, 32], pixels: Vec::new(), labels: Vec::new(), classes: classes.to_vec() };
     for p in paths {
         let bytes = std::fs::read(p).map_err(|e| Error::file(p, format!("cannot read: {e}")))?;
-        if bytes.is_empty() || bytes.len() % RECORD != 0 {
-            return Err(Error::file(p, format!(
-                "is {} bytes, not a whole number of {RECORD}-byte CIFAR-10 records (truncated or not CIFAR-10)",
-                bytes.len()
-            )));
-        }
-        for (r, rec) in bytes.chunks_exact(RECORD).enumerate() {
-            if rec[0] as usize >= classes.len() {
-                return Err(Error::file(p, format!("record {r} has label {}, there are {} classes", rec[0], classes.len())));
-            }
-            ds.labels.push(rec[0] as u16);
-            ds.pixels.extend_from_slice(&rec[1..]);
-        }
+        append_batch(&mut ds, &bytes).map_err(|m| Error::file(p, m))?;
     }
     Ok(ds)
+}
+
+/// Appends the records of one batch file's bytes to `ds` (whose classes are set); the message
+/// says what is wrong.
+pub fn append_batch(ds: &mut Dataset, bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+        return Err(format!("is {} bytes, not a whole number of {RECORD}-byte CIFAR-10 records (truncated or not CIFAR-10)", bytes.len()));
+    }
+    for (r, rec) in bytes.chunks_exact(RECORD).enumerate() {
+        if rec[0] as usize >= ds.classes.len() {
+            return Err(format!("record {r} has label {}, there are {} classes", rec[0], ds.classes.len()));
+        }
+    }
+    ds.labels.extend(bytes.chunks_exact(RECORD).map(|rec| rec[0] as u16));
+    ds.pixels.reserve(bytes.len() / RECORD * (RECORD - 1));
+    for rec in bytes.chunks_exact(RECORD) {
+        ds.pixels.extend_from_slice(&rec[1..]);
+    }
+    Ok(())
 }
 
 /// `(train, test)` from a CIFAR-10 binary directory. Training batches that are absent are

@@ -33,13 +33,49 @@ pub fn load_image(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>> {
     load_image_fit(path, shape, Fit::Stretch)
 }
 
-/// As `load_image`, fitting the size as `fit` says. An image that already has the input
-/// size is not resampled.
-pub fn load_image_fit(path: &Path, [c, h, w]: [usize; 3], fit: Fit) -> Result<Vec<u8>> {
+/// The largest image fovea decodes: sides up to 16,384 pixels and 512 MiB of decoded pixels, so
+/// that a header claiming a giant image is refused before anything is allocated for it.
+pub const MAX_SIDE: u32 = 16_384;
+const MAX_DECODED_BYTES: u64 = 512 << 20;
+/// The largest file fovea reads as an image.
+const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Reads and decodes the PNG or JPEG at `path`, within the limits above.
+pub fn open_image(path: &Path) -> Result<image::DynamicImage> {
     if path.is_dir() {
         return Err(Error::file(path, "is a directory, not an image (give a PNG or JPEG file)"));
     }
-    let img = image::open(path).map_err(|e| Error::file(path, format!("cannot read the image: {e}")))?;
+    let len = std::fs::metadata(path).map_err(|e| Error::file(path, format!("cannot read the image: {e}")))?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(Error::file(path, format!("is {len} bytes, more than fovea reads as an image ({MAX_FILE_BYTES})")));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read the image: {e}")))?;
+    decode_image(&bytes).map_err(|m| Error::file(path, m))
+}
+
+/// Decodes image bytes (the format guessed from them) within the limits above; the message
+/// says what is wrong.
+pub fn decode_image(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| format!("cannot read the image: {e}"))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    reader.decode().map_err(|e| format!("cannot read the image: {e}"))
+}
+
+/// As `load_image`, fitting the size as `fit` says. An image that already has the input
+/// size is not resampled.
+pub fn load_image_fit(path: &Path, shape: [usize; 3], fit: Fit) -> Result<Vec<u8>> {
+    fit_image(open_image(path)?, shape, fit).map_err(|m| Error::file(path, m))
+}
+
+/// A decoded image as `[C, H, W]` bytes (C = 1 grey or 3 RGB), its size fitted as `fit` says.
+pub fn fit_image(img: image::DynamicImage, [c, h, w]: [usize; 3], fit: Fit) -> std::result::Result<Vec<u8>, String> {
+    if !matches!(c, 1 | 3) || h == 0 || w == 0 {
+        return Err(format!("images can be read as 1 or 3 channels of at least 1x1 pixels, not {c}x{h}x{w}"));
+    }
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let img = if iw == w && ih == h {
         img
@@ -48,6 +84,12 @@ pub fn load_image_fit(path: &Path, [c, h, w]: [usize; 3], fit: Fit) -> Result<Ve
             Fit::Stretch => img.resize_exact(w as u32, h as u32, FilterType::Triangle),
             Fit::ResizeCrop => {
                 let short = (h.min(w) * 256).div_ceil(224).max(h.max(w));
+                // The long side grows with the short one: a 1 x 16,384 strip would become
+                // 256 x 4 million pixels before the crop.
+                let long = iw.max(ih) as f64 * short as f64 / iw.min(ih) as f64;
+                if long * short as f64 > 1e8 {
+                    return Err(format!("is {iw}x{ih} pixels: too elongated to resize to a {w}x{h} centre crop"));
+                }
                 let (nw, nh) = if iw <= ih {
                     (short, ((ih * short) as f64 / iw as f64).round() as usize)
                 } else {
@@ -72,7 +114,7 @@ pub fn load_image_fit(path: &Path, [c, h, w]: [usize; 3], fit: Fit) -> Result<Ve
             }
             Ok(out)
         }
-        other => Err(Error::Invalid(format!("images can be read as 1 or 3 channels, not {other}"))),
+        _ => unreachable!("channels checked above"),
     }
 }
 

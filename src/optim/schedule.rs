@@ -24,6 +24,9 @@ impl Schedule {
                 if every == 0 {
                     return Err(Error::Invalid(format!("schedule {s:?}: the step count must be at least 1")));
                 }
+                if !(gamma.is_finite() && gamma > 0.0) {
+                    return Err(Error::Invalid(format!("schedule {s:?}: the factor must be a number above 0")));
+                }
                 Ok(Schedule::Step { every, gamma })
             }
             _ => Err(Error::Invalid(format!("unknown schedule {s:?}: use constant, cosine or step:EVERY:GAMMA"))),

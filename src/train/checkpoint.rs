@@ -4,7 +4,7 @@
 //! without the `optimizer.` prefix.
 
 use crate::error::{Error, Result};
-use crate::io::safetensors::{read, write};
+use crate::io::safetensors::write;
 use crate::net::Net;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
@@ -66,8 +66,15 @@ pub struct Loaded {
     pub progress: Option<Progress>,
 }
 
+/// Reads the checkpoint or weights file at `path`.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let f = read(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    parse(&bytes).map_err(|m| Error::file(path, m))
+}
+
+/// A checkpoint's tensors and metadata from its bytes; the message says what is wrong.
+pub fn parse(bytes: &[u8]) -> std::result::Result<Loaded, String> {
+    let f = crate::io::safetensors::parse(bytes)?;
     let mut model = BTreeMap::new();
     let mut optimizer = BTreeMap::new();
     for (k, v) in f.floats {
@@ -76,16 +83,16 @@ pub fn load(path: &Path) -> Result<Loaded> {
             None => model.insert(k, v),
         };
     }
-    let parse = |key: &str| f.metadata.get(key).map(|s| s.as_str());
-    let info = match parse("fovea") {
-        Some(s) => Some(serde_json::from_str(s).map_err(|e| Error::file(path, format!("bad fovea metadata: {e}")))?),
+    let meta = |key: &str| f.metadata.get(key).map(|s| s.as_str());
+    let info = match meta("fovea") {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| format!("bad fovea metadata: {e}"))?),
         None => None,
     };
-    let progress = match parse("progress") {
-        Some(s) => Some(serde_json::from_str(s).map_err(|e| Error::file(path, format!("bad progress metadata: {e}")))?),
+    let progress = match meta("progress") {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| format!("bad progress metadata: {e}"))?),
         None => None,
     };
-    Ok(Loaded { model, optimizer, optimizer_name: parse("optimizer").map(String::from), info, progress })
+    Ok(Loaded { model, optimizer, optimizer_name: meta("optimizer").map(String::from), info, progress })
 }
 
 /// One line per tensor that holds values that are not numbers, `fc1.weight: 1 NaN, 0

@@ -69,6 +69,12 @@ impl MetricsLog {
 
 /// Every record of a metrics log; lines that do not parse (a torn last line) are skipped.
 pub fn read(path: &Path) -> Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
-    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    Ok(parse(&bytes))
+}
+
+/// The records of a metrics log's bytes; lines that are not a record (torn, not UTF-8) are
+/// skipped.
+pub fn parse(bytes: &[u8]) -> Vec<Record> {
+    bytes.split(|&b| b == b'\n').filter_map(|l| serde_json::from_slice(l).ok()).collect()
 }

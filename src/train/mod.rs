@@ -123,16 +123,59 @@ fn last_good(last_path: &Path) -> String {
 /// Reads the `config.json` of a run directory.
 pub fn read_config(run_dir: &Path) -> Result<TrainConfig> {
     let p = run_dir.join("config.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::file(&p, format!("cannot read: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| Error::file(&p, format!("is not a fovea training configuration: {e}")))
+    let bytes = std::fs::read(&p).map_err(|e| Error::file(&p, format!("cannot read: {e}")))?;
+    parse_config(&bytes).map_err(|m| Error::file(&p, m))
+}
+
+/// A training configuration from `config.json`'s bytes, checked as `TrainConfig::check` does.
+pub fn parse_config(bytes: &[u8]) -> std::result::Result<TrainConfig, String> {
+    let cfg: TrainConfig = serde_json::from_slice(bytes).map_err(|e| format!("is not a fovea training configuration: {e}"))?;
+    cfg.check().map_err(|e| format!("holds a configuration fovea cannot run: {e}"))?;
+    Ok(cfg)
+}
+
+/// The largest input side and batch fovea accepts from a configuration: beyond, a number is
+/// more likely corrupt than meant (ImageNet nets take 224-299 pixels).
+const MAX_INPUT_SIDE: usize = 4096;
+const MAX_BATCH: usize = 1 << 16;
+
+impl TrainConfig {
+    /// Refuses settings no run can use, before any data is read or memory sized by them.
+    pub fn check(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Invalid(m));
+        if !models::NAMES.contains(&self.model.as_str()) {
+            return bad(format!("unknown model {:?}; the models are {}", self.model, models::NAMES.join(", ")));
+        }
+        if let Some([c, h, w]) = self.input {
+            if !matches!(c, 1 | 3) || h == 0 || w == 0 || h > MAX_INPUT_SIDE || w > MAX_INPUT_SIDE {
+                return bad(format!("input {c}x{h}x{w}: images have 1 or 3 channels and sides of 1 to {MAX_INPUT_SIDE} pixels"));
+            }
+        }
+        if self.epochs == 0 || self.batch_size == 0 || self.batch_size > MAX_BATCH {
+            return bad(format!("epochs ({}) must be at least 1 and the batch size ({}) 1 to {MAX_BATCH}", self.epochs, self.batch_size));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("the learning rate must be a number above 0, not {}", self.lr));
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return bad(format!("the momentum must be at least 0 and below 1, not {}", self.momentum));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!("the weight decay must be a number of at least 0, not {}", self.weight_decay));
+        }
+        if self.shift > MAX_INPUT_SIDE {
+            return bad(format!("a shift of {} pixels is larger than any image", self.shift));
+        }
+        optim::build(&self.optimizer, self.momentum, self.nesterov, self.weight_decay)?;
+        Schedule::parse(&self.schedule)?;
+        Ok(())
+    }
 }
 
 /// Trains as `cfg` says into `run_dir`; with `resume`, continues the run found there from
 /// its `last.safetensors`.
 pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions) -> Result<Outcome> {
-    if cfg.batch_size == 0 || cfg.epochs == 0 {
-        return Err(Error::Invalid("epochs and batch size must be at least 1".into()));
-    }
+    cfg.check()?;
     let schedule = Schedule::parse(&cfg.schedule)?;
     let shape = cfg.input.unwrap_or_else(|| models::default_input(&cfg.model));
     let split = data::load_dir(&cfg.data, shape)?;
