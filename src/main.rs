@@ -42,9 +42,12 @@ fn main() -> ExitCode {
     // Output into a closed pipe (`fovea summary resnet152 | head -1`) ends the program quietly,
     // as for any command-line tool, instead of a panic on the failed write.
     #[cfg(unix)]
-    // SAFETY: restoring the default action of a signal before any thread is started.
+    // SAFETY: setting signal actions before any thread is started.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // Past a file-size limit (`ulimit -f`, a quota) a write fails with an error that names
+        // the file, as on a full disk, instead of the signal ending the program mid-run.
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let cli = Cli::parse();
     if let Some(t) = cli.threads {

@@ -4,60 +4,11 @@
 
 use fovea::data;
 use fovea::train::{checkpoint, metrics, train, RunOptions, TrainConfig};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fovea-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        v.extend_from_slice(&d.to_be_bytes());
-    }
-    v.extend_from_slice(data);
-    v
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-/// A learnable toy MNIST: digit k is a bright 6x6 square at a place that depends on k, over a
-/// little noise.
-fn toy_digits(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
-    let mut rng = fovea::rng::Rng::new(seed);
-    let (mut px, mut labels) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        let k = i % 10;
-        let (y0, x0) = (2 + (k / 5) * 12 + rng.below(3), 2 + (k % 5) * 5 + rng.below(2));
-        for y in 0..28 {
-            for x in 0..28 {
-                let inside = (y0..y0 + 6).contains(&y) && (x0..x0 + 4).contains(&x);
-                px.push(if inside { 200 + rng.below(55) as u8 } else { rng.below(40) as u8 });
-            }
-        }
-        labels.push(k as u8);
-    }
-    (px, labels)
-}
-
-fn write_toy_mnist(dir: &Path, n_train: usize, n_test: usize) {
-    let (px, lab) = toy_digits(n_train, 1);
-    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&idx_bytes(&[n_train as u32, 28, 28], &px))).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), gz(&idx_bytes(&[n_train as u32], &lab))).unwrap();
-    let (px, lab) = toy_digits(n_test, 2);
-    // The test files uncompressed: both forms are read.
-    std::fs::write(dir.join("t10k-images-idx3-ubyte"), idx_bytes(&[n_test as u32, 28, 28], &px)).unwrap();
-    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_bytes(&[n_test as u32], &lab)).unwrap();
-}
+mod common;
+use common::{gz, idx_bytes, temp_dir, write_toy_mnist};
 
 fn config(model: &str, data: &Path) -> TrainConfig {
     let mut c = TrainConfig::defaults(model, data);

@@ -21,3 +21,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Error::file(path, format!("cannot write: {e}"))
     })
 }
+
+/// Whether `name` is one of `write_atomic`'s temporary names: `.<file>.tmp-<pid>`.
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.rsplit_once(".tmp-").is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the temporary files that writers killed mid-write (`kill -9`, power loss) left in
+/// `dir`; the files they were replacing are intact. Only call where no other process writes.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_str().is_some_and(is_temporary) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_temporaries_are_removed() {
+        let dir = std::env::temp_dir().join(format!("fovea-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [".last.safetensors.tmp-123", "last.safetensors", ".hidden", "notes.tmp-1", ".x.tmp-", ".y.tmp-12a"] {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        write_atomic(&dir.join("last.safetensors"), b"new").unwrap();
+        remove_stale_temporaries(&dir);
+        let mut left: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, [".hidden", ".x.tmp-", ".y.tmp-12a", "last.safetensors", "notes.tmp-1"]);
+        assert_eq!(std::fs::read(dir.join("last.safetensors")).unwrap(), b"new");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -202,6 +202,17 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
 
     std::fs::create_dir_all(run_dir).map_err(|e| Error::file(run_dir, format!("cannot create: {e}")))?;
     let last_path = run_dir.join("last.safetensors");
+    // A process killed while writing leaves its temporary file behind; it is never read.
+    crate::io::atomic::remove_stale_temporaries(run_dir);
+    // Killed before its first checkpoint, a run has nothing to continue from: it starts again
+    // (same configuration, same numbers).
+    let resume = resume && {
+        let found = last_path.is_file();
+        if !found && opts.verbose {
+            println!("{} holds no checkpoint yet: the run starts again from step 0", run_dir.display());
+        }
+        found
+    };
     let mut progress = Progress::default();
     if resume {
         let loaded = checkpoint::load(&last_path)?;
@@ -366,8 +377,21 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Writes `last.safetensors`; when that fails (a full disk), the error says which
+    /// checkpoint is still there and how to go on.
     fn save_last(&self, net: &crate::net::Net, optimizer: &dyn optim::Optimizer, progress: &Progress) -> Result<()> {
-        checkpoint::save(&self.dir.join("last.safetensors"), net, Some(optimizer), self.info, Some(progress))
+        let path = self.dir.join("last.safetensors");
+        checkpoint::save(&path, net, Some(optimizer), self.info, Some(progress)).map_err(|e| {
+            let kept = match checkpoint::load(&path).ok().and_then(|l| l.progress) {
+                Some(p) => format!(
+                    "the checkpoint of step {} is intact; make room and continue with: fovea train --resume {}",
+                    p.step,
+                    self.dir.display()
+                ),
+                None => "no earlier checkpoint was written".to_string(),
+            };
+            Error::Invalid(format!("{e} (training stopped at step {}; {kept})", progress.step))
+        })
     }
 
     /// At the end of epoch `epoch` (0-based): evaluate on the validation and test sets, log and
