@@ -380,4 +380,138 @@ mod tests {
         avg_pool_forward(&mut y, &x, &g);
         assert_eq!(y, vec![2.5; 4]);
     }
+
+    /// Geometries for the pooling tests: square and oblong windows, strides, padding, SAME on
+    /// odd sides (one axis 2x2-plain, the other not), ceil mode; rows wide enough for the
+    /// eight-output path.
+    fn geometries() -> Vec<(Window2d, usize, usize)> {
+        let w = |k: [usize; 2], s: [usize; 2], padding: Padding, ceil_mode: bool| Window2d { kernel: k, stride: s, dilation: [1, 1], padding, ceil_mode };
+        vec![
+            (w([2, 2], [2, 2], Padding::Valid, false), 8, 22),
+            (w([2, 2], [2, 2], Padding::Same, false), 8, 7),
+            (w([2, 2], [2, 2], Padding::Same, false), 7, 8),
+            (w([3, 3], [2, 2], Padding::Valid, true), 9, 26),
+            (w([3, 3], [1, 1], Padding::uniform(1), false), 6, 21),
+            (w([2, 3], [1, 2], Padding::explicit([1, 0, 0, 1]), false), 7, 24),
+            (w([5, 4], [3, 2], Padding::Same, false), 11, 29),
+            (w([4, 4], [4, 4], Padding::Valid, false), 8, 40),
+        ]
+    }
+
+    /// Random planes with ties, NaNs and blocks of -inf (windows of nothing but -inf keep the
+    /// index of their first real cell, as PyTorch's loop does).
+    fn hostile_planes(planes: usize, h: usize, w: usize, seed: u64) -> Vec<f32> {
+        let mut rng = crate::rng::Rng::new(seed);
+        let mut x: Vec<f32> = (0..planes * h * w).map(|_| rng.below(6) as f32 - 2.0).collect();
+        for p in 0..planes {
+            for y in 0..h.min(4) {
+                for c in 0..w.min(12) {
+                    x[p * h * w + y * w + c] = f32::NEG_INFINITY;
+                }
+            }
+            x[p * h * w + (p * 7) % (h * w)] = f32::NAN;
+        }
+        x
+    }
+
+    #[test]
+    fn max_pooling_matches_the_definition_on_every_path() {
+        for (i, (win, h, w)) in geometries().into_iter().enumerate() {
+            let g = win.resolve(h, w).unwrap();
+            let (ho, wo) = g.out_hw();
+            let planes = 5;
+            let x = hostile_planes(planes, h, w, i as u64);
+            let (mut y, mut a) = (vec![0.0; planes * ho * wo], vec![0u32; planes * ho * wo]);
+            max_pool_forward(&mut y, &mut a, &x, &g);
+            let (mut y_ref, mut a_ref) = (y.clone(), a.clone());
+            for p in 0..planes {
+                let r = p * ho * wo..(p + 1) * ho * wo;
+                max_pool_plane_ref(&mut y_ref[r.clone()], &mut a_ref[r], &x[p * h * w..(p + 1) * h * w], &g);
+            }
+            assert_eq!(a, a_ref, "{win:?} on {h}x{w}");
+            assert!(y.iter().zip(&y_ref).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())), "{win:?} on {h}x{w}");
+            // The gradient goes to the winning cell of each window, added onto what is there.
+            let dy: Vec<f32> = (0..y.len()).map(|j| (j % 7) as f32 + 0.5).collect();
+            let mut dx = vec![1.0; x.len()];
+            max_pool_backward(&mut dx, &dy, &a, h * w, ho * wo);
+            let mut want = vec![1.0f64; x.len()];
+            for (j, &g) in dy.iter().enumerate() {
+                want[j / (ho * wo) * h * w + a_ref[j] as usize] += g as f64;
+            }
+            assert!(dx.iter().zip(&want).all(|(a, b)| (*a as f64 - b).abs() < 1e-4), "{win:?} on {h}x{w}");
+        }
+    }
+
+    #[test]
+    fn average_pooling_and_its_gradient_are_their_definitions() {
+        for (i, (win, h, w)) in geometries().into_iter().enumerate() {
+            let g = win.resolve(h, w).unwrap();
+            let (ho, wo) = g.out_hw();
+            let planes = 4;
+            let mut rng = crate::rng::Rng::new(40 + i as u64);
+            let x = rng.uniform_vec(planes * h * w, -1.0, 1.0);
+            let mut y = vec![f32::NAN; planes * ho * wo];
+            avg_pool_forward(&mut y, &x, &g);
+            let dy = rng.uniform_vec(y.len(), -1.0, 1.0);
+            let mut dx = vec![0.25; x.len()];
+            avg_pool_backward(&mut dx, &dy, &g);
+            let mut dx_ref = vec![0.25f64; x.len()];
+            for p in 0..planes {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        // The real cells under the window, counted by the definition.
+                        let cells: Vec<usize> = (0..h)
+                            .flat_map(|iy| (0..w).map(move |ix| (iy, ix)))
+                            .filter(|&(iy, ix)| {
+                                let (ry, rx) = (g.rows.start(oy), g.cols.start(ox));
+                                (iy as isize) >= ry && (iy as isize) < ry + g.rows.span() as isize && (ix as isize) >= rx && (ix as isize) < rx + g.cols.span() as isize
+                            })
+                            .map(|(iy, ix)| p * h * w + iy * w + ix)
+                            .collect();
+                        let mean = cells.iter().map(|&c| x[c] as f64).sum::<f64>() / cells.len() as f64;
+                        let j = p * ho * wo + oy * wo + ox;
+                        assert!((y[j] as f64 - mean).abs() < 1e-5, "{win:?} on {h}x{w}: output {j}");
+                        for &c in &cells {
+                            dx_ref[c] += dy[j] as f64 / cells.len() as f64;
+                        }
+                    }
+                }
+            }
+            assert!(dx.iter().zip(&dx_ref).all(|(a, b)| (*a as f64 - b).abs() < 1e-5), "{win:?} on {h}x{w}");
+        }
+    }
+
+    #[test]
+    fn adaptive_pooling_and_its_gradient_are_their_definitions() {
+        // Shrinking by whole and by ragged factors, the identity, growing, and a global pool.
+        for (i, ((h, w), (oh, ow))) in [((7, 7), (3, 3)), ((13, 9), (6, 4)), ((5, 5), (5, 5)), ((3, 4), (6, 5)), ((7, 7), (1, 1))].into_iter().enumerate() {
+            let planes = 6;
+            let mut rng = crate::rng::Rng::new(70 + i as u64);
+            let x = rng.uniform_vec(planes * h * w, -1.0, 1.0);
+            let mut y = vec![f32::NAN; planes * oh * ow];
+            adaptive_avg_forward(&mut y, &x, (h, w), (oh, ow));
+            let dy = rng.uniform_vec(y.len(), -1.0, 1.0);
+            let mut dx = vec![-0.5; x.len()];
+            adaptive_avg_backward(&mut dx, &dy, (h, w), (oh, ow));
+            let mut dx_ref = vec![-0.5f64; x.len()];
+            for p in 0..planes {
+                for oy in 0..oh {
+                    // PyTorch: start = floor(o * n / out), end = ceil((o + 1) * n / out).
+                    let (y0, y1) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
+                    for ox in 0..ow {
+                        let (x0, x1) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
+                        let n = ((y1 - y0) * (x1 - x0)) as f64;
+                        let cells = (y0..y1).flat_map(|iy| (x0..x1).map(move |ix| p * h * w + iy * w + ix));
+                        let mean = cells.clone().map(|c| x[c] as f64).sum::<f64>() / n;
+                        let j = p * oh * ow + oy * ow + ox;
+                        assert!((y[j] as f64 - mean).abs() < 1e-5, "{h}x{w} -> {oh}x{ow}: output {j}");
+                        for c in cells {
+                            dx_ref[c] += dy[j] as f64 / n;
+                        }
+                    }
+                }
+            }
+            assert!(dx.iter().zip(&dx_ref).all(|(a, b)| (*a as f64 - b).abs() < 1e-5), "{h}x{w} -> {oh}x{ow}");
+        }
+    }
 }
