@@ -513,3 +513,29 @@ fn the_main_job_runs_from_any_directory() {
     assert!(!page.contains("<h2>Test accuracy</h2>"));
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// A run folder that cannot be written is reported before any data is read; a run refused for
+/// its data leaves no empty folder behind.
+#[test]
+fn an_unwritable_run_folder_is_reported_first() {
+    let root = temp_dir("unwritable");
+    let bin = env!("CARGO_BIN_EXE_fovea");
+    std::fs::write(root.join("afile"), b"x").unwrap();
+    // Data that does not exist either: the folder's error must come first.
+    let out = std::process::Command::new(bin)
+        .current_dir(&root)
+        .args(["train", "--model", "lenet5", "--data", "nowhere", "--out", "afile/run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("afile/run: cannot create the run directory"), "{err}");
+    let out = std::process::Command::new(bin)
+        .current_dir(&root)
+        .args(["train", "--model", "lenet5", "--data", "nowhere", "--out", "fresh"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nowhere: does not exist"), "{err}");
+    assert!(!root.join("fresh").exists(), "an empty run folder was left behind");
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -80,7 +80,7 @@ const RUN_FILES: &[&str] = &["config.json", "metrics.jsonl", "last.safetensors",
 fn claim_run_dir(dir: &std::path::Path, force: bool) -> Result<()> {
     let present: Vec<&str> = RUN_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
     if present.is_empty() {
-        return Ok(());
+        return check_writable(dir);
     }
     if !force {
         return Err(Error::file(dir, format!(
@@ -93,7 +93,16 @@ fn claim_run_dir(dir: &std::path::Path, force: bool) -> Result<()> {
         std::fs::remove_file(dir.join(f)).map_err(|e| Error::file(dir.join(f), format!("cannot remove: {e}")))?;
     }
     eprintln!("warning: replacing the run in {} (--force)", dir.display());
-    Ok(())
+    check_writable(dir)
+}
+
+/// Creates the run directory and writes a probe file in it, so that a folder that cannot hold
+/// the run is reported now, before the data is read and an epoch is spent.
+fn check_writable(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, format!("cannot create the run directory: {e}")))?;
+    fovea::io::atomic::write_atomic(&dir.join(".fovea-write-probe"), b"")
+        .and_then(|()| std::fs::remove_file(dir.join(".fovea-write-probe")).map_err(|e| Error::file(dir, e.to_string())))
+        .map_err(|e| Error::file(dir, format!("cannot be written, so the run could not be saved: {e}")))
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, for run directory names.
@@ -183,7 +192,14 @@ pub fn run(a: Args) -> Result<()> {
         "training {} on {data} for {} epoch{}: batch {}, {} lr {} ({}), seed {}, {threads} thread(s) -> {}",
         cfg.model, cfg.epochs, if cfg.epochs == 1 { "" } else { "s" }, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.schedule, cfg.seed, dir.display()
     );
-    let outcome = train(&cfg, &dir, resume, &RunOptions { stop: Some(&stop), verbose: true, progress: true })?;
+    let outcome = match train(&cfg, &dir, resume, &RunOptions { stop: Some(&stop), verbose: true, progress: true }) {
+        Ok(o) => o,
+        Err(e) => {
+            // A run that failed before writing anything (bad data, say) leaves no empty folder.
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
+        }
+    };
     if outcome.seconds_per_epoch.is_empty() {
         println!(
             "nothing to do: {} already finished its {} epoch(s) ({} steps); give --epochs N to train it further",

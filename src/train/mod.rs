@@ -120,6 +120,15 @@ fn last_good(last_path: &Path) -> String {
     }
 }
 
+/// A number as a person would write it: `0.001`, `1e30`, not thirty-one digits.
+fn short_number(v: f32) -> String {
+    if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-4) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// Reads the `config.json` of a run directory.
 pub fn read_config(run_dir: &Path) -> Result<TrainConfig> {
     let p = run_dir.join("config.json");
@@ -287,7 +296,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
             let layer = net.first_nonfinite_value().unwrap_or("the loss");
             return Err(Error::Invalid(format!(
                 "step {step} (epoch {}): the loss is {}, first non-finite at {layer}; training stopped, {}. Try a lower --lr than {}",
-                epoch + 1, r.loss, last_good(&last_path), cfg.lr
+                epoch + 1, r.loss, last_good(&last_path), short_number(cfg.lr)
             )));
         }
         let correct = logits.argmax_rows().iter().zip(&labels).filter(|(p, t)| p == t).count();
@@ -298,7 +307,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
             let param = net.first_nonfinite_grad().unwrap_or_default();
             return Err(Error::Invalid(format!(
                 "step {step} (epoch {}): the gradient of {param} is not finite (loss {}); training stopped before the update, {}. Try a lower --lr than {}",
-                epoch + 1, r.loss, last_good(&last_path), cfg.lr
+                epoch + 1, r.loss, last_good(&last_path), short_number(cfg.lr)
             )));
         }
         optimizer.step(&mut net.params_mut(), lr);
