@@ -28,6 +28,8 @@ enum Command {
     /// deconvnet, class and neuron visualizations.
     #[command(subcommand)]
     Viz(cli::viz::Command),
+    /// DeepDream: raise what a layer sees in a photo, octave by octave (Mordvintsev et al.).
+    Dream(cli::dream::Args),
     /// Filter an image with a classic kernel (Sobel, Laplacian, Gaussian, box) as a convolution.
     Filter(cli::viz::FilterArgs),
     /// One self-contained HTML page about trained weights.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Viz(c) => cli::viz::run(c),
         Command::Report(a) => cli::viz::report(a),
         Command::Filter(a) => cli::viz::filter(a),
+        Command::Dream(a) => cli::dream::run(a),
         Command::Summary(a) => cli::summary::run(a),
         Command::Bench(a) => cli::bench::run(a),
     };

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod dream;
 pub mod eval;
 pub mod predict;
 pub mod summary;

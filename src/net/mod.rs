@@ -159,11 +159,33 @@ impl Net {
 
     /// Runs every node on `input` (`[N, ...input_shape]`) and returns the last node's output.
     pub fn forward(&mut self, input: &Tensor, ctx: &ForwardCtx) -> Result<&Tensor> {
-        let shapes = self.shapes_for(input.shape())?;
+        let last = self.nodes.len();
+        self.run_nodes(input, ctx, last)?;
+        Ok(self.values.last().unwrap_or(&self.values[0]))
+    }
+
+    /// Runs the nodes up to and including `node` (all it depends on: insertion order is a
+    /// topological order) and returns its output. The input may have any size those nodes
+    /// take (a photo for DeepDream), not only the net's input shape; later nodes keep stale
+    /// values until the next full `forward`.
+    pub fn forward_to(&mut self, input: &Tensor, ctx: &ForwardCtx, node: &str) -> Result<&Tensor> {
+        let s = self.node_id(node)?;
+        self.run_nodes(input, ctx, s + 1)?;
+        Ok(&self.values[s + 1])
+    }
+
+    /// Runs nodes `0..count` on `input`.
+    fn run_nodes(&mut self, input: &Tensor, ctx: &ForwardCtx, count: usize) -> Result<()> {
+        let mut shapes = vec![input.shape().to_vec()];
+        for node in &self.nodes[..count] {
+            let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v].as_slice()).collect();
+            let out = node.layer.output_shape(&ins).map_err(|e| e.in_layer(&node.name))?;
+            shapes.push(out);
+        }
         let v0 = &mut self.values[0];
         v0.set_shape(input.shape());
         v0.data_mut().copy_from_slice(input.data());
-        for (i, node) in self.nodes.iter_mut().enumerate() {
+        for (i, node) in self.nodes[..count].iter_mut().enumerate() {
             let (before, after) = self.values.split_at_mut(i + 1);
             let out = &mut after[0];
             out.set_shape(&shapes[i + 1]);
@@ -176,7 +198,7 @@ impl Net {
                 t[i][0] += start.elapsed().as_secs_f64();
             }
         }
-        Ok(self.values.last().unwrap_or(&self.values[0]))
+        Ok(())
     }
 
     /// Backpropagates `seed` (the gradient of some objective with respect to node `from`'s

@@ -69,7 +69,7 @@ impl AscentConfig {
 }
 
 /// Rolls every plane of `x` (`[1, C, H, W]`) by `(dy, dx)` with wrap-around.
-fn roll(x: &mut Tensor, dy: isize, dx: isize) {
+pub(crate) fn roll(x: &mut Tensor, dy: isize, dx: isize) {
     let s = x.shape().to_vec();
     let (h, w) = (s[2], s[3]);
     for plane in x.data_mut().chunks_mut(h * w) {

@@ -4,6 +4,7 @@
 
 pub mod ascent;
 pub mod cam;
+pub mod dream;
 pub mod facets;
 pub mod filter;
 pub mod patches;
@@ -18,6 +19,17 @@ use crate::net::Net;
 use crate::tensor::Tensor;
 use image::RgbImage;
 use render::{enlarge, factor_for, grid, range_tile, signed_tile};
+
+/// The node a name means: the node itself, or for a block of torchvision's names (`layer3`,
+/// `features`, `inception4c` when it is not a node) the last node inside it, whose output is
+/// the block's, as a PyTorch hook on the module would see it.
+pub fn resolve_node(net: &Net, name: &str) -> Result<String> {
+    if net.layer(name).is_some() {
+        return Ok(name.to_string());
+    }
+    let prefix = format!("{name}.");
+    net.node_names().filter(|n| n.starts_with(&prefix)).last().map(String::from).ok_or_else(|| no_node(net, name))
+}
 
 /// Every filter of conv node `layer`, a tile each: colour when it reads 3 channels, otherwise one
 /// grey tile per input channel (rows: filters, columns: input channels). Each tile is scaled
@@ -50,6 +62,23 @@ pub fn filters_image(net: &Net, layer: &str) -> Result<RgbImage> {
         (t, i)
     };
     Ok(grid(&tiles, cols, 2))
+}
+
+/// An image at its own size as the net's input `[1, C, H, W]` (C = 1 grey or 3 RGB),
+/// normalised by `norm`; `input_image` is its inverse.
+pub fn image_tensor(img: &image::DynamicImage, channels: usize, norm: &Normalize) -> Tensor {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let plane = h * w;
+    let stat = |v: &[f32], ch: usize, d: f32| v.get(ch).or(v.last()).copied().unwrap_or(d);
+    let mut data = vec![0.0; channels * plane];
+    let pixels: Vec<u8> = if channels == 1 { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() };
+    for i in 0..plane {
+        for ch in 0..channels {
+            let v = pixels[i * channels + ch] as f32 / 255.0;
+            data[ch * plane + i] = (v - stat(&norm.mean, ch, 0.0)) / stat(&norm.std, ch, 1.0);
+        }
+    }
+    Tensor::from_vec(&[1, channels, h, w], data).unwrap_or_else(|_| Tensor::zeros(&[1, channels, h, w]))
 }
 
 /// The input image `x` (`[1, C, H, W]`, normalised) back as pixels.
