@@ -90,6 +90,12 @@ pub trait Layer: Send {
         String::new()
     }
 
+    /// The window of a max pooling layer (so a model can swap it for average pooling, as
+    /// Gatys et al. do); `None` for every other layer.
+    fn max_pool_window(&self) -> Option<crate::geometry::Window2d> {
+        None
+    }
+
     /// How many inputs the layer takes: `Some(k)` exactly k, `None` two or more.
     fn arity(&self) -> Option<usize> {
         Some(1)

@@ -80,6 +80,10 @@ impl MaxPool2d {
 }
 
 impl Layer for MaxPool2d {
+    fn max_pool_window(&self) -> Option<Window2d> {
+        Some(self.window)
+    }
+
     fn kind(&self) -> &'static str {
         "MaxPool2d"
     }

@@ -146,6 +146,23 @@ impl Net {
         })
     }
 
+    /// Swaps the layer of node `name` for `layer`, which must give the same output shape for
+    /// the net's input (Gatys et al.'s average pools in place of VGG's max pools, say).
+    pub fn replace_layer(&mut self, name: &str, layer: impl Layer + 'static) -> Result<()> {
+        let id = self.node_id(name)?;
+        let mut input = vec![1];
+        input.extend_from_slice(&self.input_shape);
+        let before = self.shapes_for(&input)?;
+        let old = std::mem::replace(&mut self.nodes[id].layer, Box::new(layer));
+        match self.shapes_for(&input) {
+            Ok(after) if after == before => Ok(()),
+            other => {
+                self.nodes[id].layer = old;
+                Err(Error::Graph(format!("{name}: the new layer does not give the old one's shapes{}", other.err().map_or(String::new(), |e| format!(" ({e})")))))
+            }
+        }
+    }
+
     /// The shape of every value (input first) for a full input shape such as `[N, C, H, W]`.
     pub fn shapes_for(&self, input: &[usize]) -> Result<Vec<Vec<usize>>> {
         let mut shapes = vec![input.to_vec()];
@@ -206,18 +223,32 @@ impl Net {
     /// gradients accumulate (`+=`, see `zero_grads`); the gradient at the input image and at
     /// every visited node is then available from `input_grad` and `grad`.
     pub fn backward(&mut self, from: &str, seed: &Tensor, ctx: &BackwardCtx) -> Result<()> {
-        let s = self.node_id(from)?;
-        if self.values[s + 1].shape() != seed.shape() || self.values[0].is_empty() {
-            return Err(Error::shape(format!(
-                "the seed gradient has shape {}, the output of {from} in the last forward pass has {}",
-                fmt_shape(seed.shape()),
-                fmt_shape(self.values[s + 1].shape())
-            )));
+        self.backward_seeds(&[(from, seed)], ctx)
+    }
+
+    /// Backpropagates several seed gradients at once, each at its node's output (the gradient of
+    /// a sum of objectives at several layers, as style transfer's losses): one pass through
+    /// every node the seeds depend on, from the deepest.
+    pub fn backward_seeds(&mut self, seeds: &[(&str, &Tensor)], ctx: &BackwardCtx) -> Result<()> {
+        let mut at = Vec::with_capacity(seeds.len());
+        for (from, seed) in seeds {
+            let s = self.node_id(from)?;
+            if self.values[s + 1].shape() != seed.shape() || self.values[0].is_empty() {
+                return Err(Error::shape(format!(
+                    "the seed gradient has shape {}, the output of {from} in the last forward pass has {}",
+                    fmt_shape(seed.shape()),
+                    fmt_shape(self.values[s + 1].shape())
+                )));
+            }
+            at.push(s);
         }
-        // Which values the seed reaches: `from` and everything it depends on.
+        let Some(&deepest) = at.iter().max() else { return Ok(()) };
+        // Which values the seeds reach: their nodes and everything those depend on.
         let mut needed = vec![false; self.values.len()];
-        needed[s + 1] = true;
-        for i in (0..=s).rev() {
+        for &s in &at {
+            needed[s + 1] = true;
+        }
+        for i in (0..=deepest).rev() {
             if needed[i + 1] {
                 for &v in &self.nodes[i].inputs {
                     needed[v] = true;
@@ -226,15 +257,19 @@ impl Net {
         }
         needed[0] = needed[0] && ctx.input_grad;
         for (v, need) in needed.iter().enumerate() {
-            if *need && v != s + 1 {
+            if *need {
                 self.grads[v].set_shape(self.values[v].shape());
                 self.grads[v].fill(0.0);
             }
         }
-        self.grads[s + 1].set_shape(seed.shape());
-        self.grads[s + 1].data_mut().copy_from_slice(seed.data());
+        // Each seed adds to what the nodes above it will send down (layers accumulate too).
+        for (&s, (_, seed)) in at.iter().zip(seeds) {
+            for (g, v) in self.grads[s + 1].data_mut().iter_mut().zip(seed.data()) {
+                *g += v;
+            }
+        }
 
-        for i in (0..=s).rev() {
+        for i in (0..=deepest).rev() {
             if !needed[i + 1] {
                 continue;
             }

@@ -3,6 +3,7 @@
 //! can hold it beside the weights.
 
 mod adam;
+pub mod lbfgs;
 mod schedule;
 mod sgd;
 

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod patches;
 pub mod render;
 pub mod report;
+pub mod style;
 pub mod target;
 
 use crate::data::Normalize;
