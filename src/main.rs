@@ -30,6 +30,8 @@ enum Command {
     Viz(cli::viz::Command),
     /// DeepDream: raise what a layer sees in a photo, octave by octave (Mordvintsev et al.).
     Dream(cli::dream::Args),
+    /// Style transfer (Gatys et al.): a photo's content in a painting's style, on VGG-19.
+    Style(cli::style::Args),
     /// Filter an image with a classic kernel (Sobel, Laplacian, Gaussian, box) as a convolution.
     Filter(cli::viz::FilterArgs),
     /// One self-contained HTML page about trained weights.
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cli::viz::report(a),
         Command::Filter(a) => cli::viz::filter(a),
         Command::Dream(a) => cli::dream::run(a),
+        Command::Style(a) => cli::style::run(a),
         Command::Summary(a) => cli::summary::run(a),
         Command::Bench(a) => cli::bench::run(a),
     };

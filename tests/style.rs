@@ -88,3 +88,47 @@ fn bad_inputs_are_named() {
     let e = targets(&mut net, &image(1, 48, 48), &image(2, 48, 48), &bad).err().unwrap().to_string();
     assert!(e.contains("no node named \"conv9\""), "{e}");
 }
+
+#[test]
+fn the_command_writes_the_picture_and_one_line_per_step() {
+    let dir = std::env::temp_dir().join(format!("fovea-style-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A small net and greyscale images: the command's plumbing, not VGG's pictures.
+    let net = models::build_for("mnist-cnn", 10, None, 1).unwrap();
+    let info = fovea::train::checkpoint::WeightsInfo { model: "mnist-cnn".into(), classes: (0..10).map(|c| c.to_string()).collect(), input: vec![1, 28, 28] };
+    let weights = dir.join("w.safetensors");
+    fovea::train::checkpoint::save(&weights, &net, None, &info, None).unwrap();
+    let stripes = dir.join("stripes.png");
+    image::GrayImage::from_fn(40, 30, |x, y| image::Luma([if (x + y) % 6 < 3 { 220 } else { 30 }])).save(&stripes).unwrap();
+    let camera = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images/camera.png");
+    let chelsea = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images/chelsea.png");
+    let bin = env!("CARGO_BIN_EXE_fovea");
+    let run = |style: &str, out: &str, extra: &[&str]| {
+        std::process::Command::new(bin)
+            .args(["style", "--model", "mnist-cnn", "--weights", weights.to_str().unwrap(), "--content", camera, "--style", style])
+            .args(["--style-layers", "relu1,relu2", "--content-layer", "relu2", "--size", "32", "-o"])
+            .arg(dir.join(out))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(stripes.to_str().unwrap(), "out.png", &["--steps", "4", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    for l in &lines {
+        let (c, s, t) = (l["content"].as_f64().unwrap(), l["style"].as_f64().unwrap(), l["total"].as_f64().unwrap());
+        assert!((t - (c + 1e3 * s)).abs() <= 1e-4 * t.max(1.0), "{l}");
+    }
+    assert_eq!(lines[0]["content"].as_f64(), Some(0.0), "from the content photo, the content loss starts at 0");
+    assert!(lines[4]["total"].as_f64() < lines[0]["total"].as_f64());
+    let img = image::open(dir.join("out.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (32, 32), "camera.png is 512x512: its shorter side scaled to 32");
+
+    // A greyscale photo and a colour painting: refused, nothing written.
+    let out = run(chelsea, "x.png", &["--steps", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("greyscale") && err.contains("colour"), "{err}");
+    assert!(!dir.join("x.png").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

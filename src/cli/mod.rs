@@ -5,6 +5,7 @@ pub mod bench;
 pub mod dream;
 pub mod eval;
 pub mod predict;
+pub mod style;
 pub mod summary;
 pub mod train;
 pub mod viz;
