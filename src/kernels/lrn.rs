@@ -68,3 +68,55 @@ pub fn lrn_backward(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32], scale: &[f
             }
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition in f64: `y_c = x_c / (k + alpha / size * sum_j x_j^2)^beta` over
+    /// `j in [c - size/2, c + (size-1)/2]`.
+    fn lrn_ref(x: &[f64], c: usize, plane: usize, p: &LrnParams) -> Vec<f64> {
+        let mut y = vec![0.0; x.len()];
+        for n in 0..x.len() / (c * plane) {
+            for ch in 0..c {
+                for i in 0..plane {
+                    let lo = ch as isize - (p.size / 2) as isize;
+                    let hi = ch as isize + ((p.size - 1) / 2) as isize;
+                    let sum: f64 = (lo..=hi).filter(|&j| j >= 0 && (j as usize) < c).map(|j| x[(n * c + j as usize) * plane + i].powi(2)).sum();
+                    let s = p.k as f64 + p.alpha as f64 / p.size as f64 * sum;
+                    y[(n * c + ch) * plane + i] = x[(n * c + ch) * plane + i] / s.powf(p.beta as f64);
+                }
+            }
+        }
+        y
+    }
+
+    /// Forward and backward against the definition and its finite differences, with an alpha
+    /// large enough that the neighbours matter (AlexNet's 1e-4 hides a wrong window), for odd
+    /// and even window sizes.
+    #[test]
+    fn forward_and_backward_are_the_definition() {
+        let (n, c, plane) = (2, 7, 6);
+        let mut rng = crate::rng::Rng::new(21);
+        let x = rng.uniform_vec(n * c * plane, -2.0, 2.0);
+        let dy = rng.uniform_vec(n * c * plane, -1.0, 1.0);
+        for p in [LrnParams { size: 5, alpha: 1.0, beta: 0.75, k: 1.0 }, LrnParams { size: 4, alpha: 0.8, beta: 0.6, k: 2.0 }, LrnParams { size: 1, alpha: 2.0, beta: 1.0, k: 0.5 }] {
+            let (mut y, mut s) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+            lrn_forward(&mut y, &mut s, &x, c, plane, &p);
+            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let want = lrn_ref(&x64, c, plane, &p);
+            assert!(y.iter().zip(&want).all(|(a, b)| (*a as f64 - b).abs() < 1e-5 * (1.0 + b.abs())), "{p:?}: forward");
+            let mut dx = vec![0.5; x.len()];
+            lrn_backward(&mut dx, &dy, &x, &y, &s, c, plane, &p);
+            for i in 0..x.len() {
+                let at = |d: f64| {
+                    let mut x2 = x64.clone();
+                    x2[i] += d;
+                    lrn_ref(&x2, c, plane, &p).iter().zip(&dy).map(|(y, g)| y * *g as f64).sum::<f64>()
+                };
+                let numeric = 0.5 + (at(1e-6) - at(-1e-6)) / 2e-6;
+                assert!((dx[i] as f64 - numeric).abs() < 1e-4 * (1.0 + numeric.abs()), "{p:?}: dx[{i}] {} vs {numeric}", dx[i]);
+            }
+        }
+    }
+}
