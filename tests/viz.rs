@@ -2,7 +2,7 @@
 //! the `viz` and `report` commands on bundled data and photos.
 
 use fovea::rng::Rng;
-use fovea::viz::ascent::{ascend, clip_pixels, gaussian_blur, AscentConfig};
+use fovea::viz::ascent::{ascend, clip_pixels, gaussian_blur, AscentConfig, LrPolicy};
 use fovea::viz::target::{input_gradient, saliency, Target};
 use fovea::{models, ReluRule, Tensor};
 
@@ -96,6 +96,37 @@ fn yosinskis_four_presets() {
         let (_, v) = ascend(&mut net, &Target::Class(1), &cfg, None, |_, _, _| {}).unwrap();
         assert!(v.last().unwrap() > v.first().unwrap(), "preset {r}: {v:?}");
     }
+    // The toolbox's iterations and learning rates, converted from Caffe's 0-255 pixels to an
+    // image normalised by MNIST's std.
+    let to_norm = 1.0 / (255.0f32 * 0.3081).powi(2);
+    let s: Vec<(usize, LrPolicy, f32)> = (1..=4)
+        .map(|r| {
+            let c = AscentConfig::yosinski_schedule(r, 0.3081).unwrap();
+            (c.steps, c.lr_policy, c.step_size)
+        })
+        .collect();
+    assert_eq!(s[0], (500, LrPolicy::Progress { desired: 2.0, max: 100.0 * to_norm }, 0.0));
+    assert_eq!(s[1], (750, LrPolicy::Constant, 100.0 * to_norm));
+    assert_eq!(s[2], (1000, LrPolicy::Constant, 100.0 * to_norm));
+    assert_eq!(s[3], (1000, LrPolicy::Progress { desired: 2.0, max: 1e8 * to_norm }, 0.0));
+}
+
+/// The "progress" policy picks the rate that raises the objective by the desired amount to
+/// first order: on a ReLU net, with a step too small to change which units are on, exactly.
+#[test]
+fn the_progress_policy_makes_the_progress_it_asks_for() {
+    let mut net = models::build("lenet5", 10, 4).unwrap();
+    let start = digit_like(3);
+    for desired in [1e-4f32, 1e-3] {
+        let cfg = AscentConfig { steps: 2, l2: 0.0, lr_policy: LrPolicy::Progress { desired, max: 1e9 }, ..AscentConfig::default() };
+        let (_, v) = ascend(&mut net, &Target::Class(2), &cfg, Some(&start), |_, _, _| {}).unwrap();
+        let made = v[1] - v[0];
+        assert!((made - desired).abs() < 0.05 * desired, "asked {desired}, made {made}");
+    }
+    // Capped: a maximum rate of 0 makes no progress.
+    let cfg = AscentConfig { steps: 2, l2: 0.0, lr_policy: LrPolicy::Progress { desired: 1.0, max: 0.0 }, ..AscentConfig::default() };
+    let (_, v) = ascend(&mut net, &Target::Class(2), &cfg, Some(&start), |_, _, _| {}).unwrap();
+    assert_eq!(v[0], v[1]);
 }
 
 #[test]

@@ -169,9 +169,9 @@ pub struct NeuronArgs {
 /// The ascent's settings, shared by `viz class` and `viz neuron`.
 #[derive(clap::Args)]
 pub struct AscentArgs {
-    /// Gradient steps.
-    #[arg(long, default_value_t = 200)]
-    steps: usize,
+    /// Gradient steps [default: 200, or the preset's: 500, 750, 1000, 1000].
+    #[arg(long)]
+    steps: Option<usize>,
     /// Learning rate of each step: image += step-size * (gradient - 2 * l2 * image).
     #[arg(long, default_value_t = 1.0)]
     step_size: f32,
@@ -208,8 +208,9 @@ pub struct AscentArgs {
     /// Also save the image every this many steps, as OUT-<step>.png (0: only the last).
     #[arg(long, default_value_t = 0)]
     every: usize,
-    /// One of Yosinski et al.'s four regulariser combinations (rows 1-4 of their Table 1);
-    /// replaces --l2, --decay, --blur-*, --clip-*.
+    /// One of Yosinski et al.'s four regulariser combinations (rows 1-4 of their Table 1),
+    /// with the deep visualization toolbox's steps and learning-rate policy for it; replaces
+    /// --l2, --decay, --blur-*, --clip-* and --step-size.
     #[arg(long, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["1", "2", "3", "4"]), |s: String| s.parse::<u8>().unwrap_or(1)))]
     preset: Option<u8>,
     /// Start from this image instead of zeros or noise.
@@ -351,7 +352,7 @@ fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
 fn class_ascent(a: ClassArgs) -> Result<()> {
     let LoadedModel { mut net, classes } = a.common.m.load()?;
     let target = Target::parse_class(&a.class, &classes)?;
-    let cfg = a.ascent.config()?;
+    let cfg = a.ascent.config(pixel_std(&a.common.m.model))?;
     if a.facets > 0 {
         let Target::Class(class) = target else { unreachable!("parse_class gives a class") };
         return facets(&a, &mut net, class, &cfg);
@@ -362,15 +363,22 @@ fn class_ascent(a: ClassArgs) -> Result<()> {
 fn neuron_ascent(a: NeuronArgs) -> Result<()> {
     let LoadedModel { mut net, .. } = a.common.m.load()?;
     let target = Target::parse_neuron(&a.neuron)?;
-    let cfg = a.ascent.config()?;
+    let cfg = a.ascent.config(pixel_std(&a.common.m.model))?;
     ascent(&a.common, &a.ascent, &mut net, &target, &cfg)
 }
 
+/// The mean standard deviation by which a model's input pixels (0-1) are normalised.
+fn pixel_std(model: &str) -> f32 {
+    let std = models::normalization(model).std;
+    std.iter().sum::<f32>() / std.len().max(1) as f32
+}
+
 impl AscentArgs {
-    /// The settings given, or a preset's regularisers with the given steps, jitter and start.
-    fn config(&self) -> Result<AscentConfig> {
+    /// The settings given, or a preset's regularisers, steps and learning rates (for a model
+    /// whose pixels are normalised by `pixel_std`) with the given jitter and start.
+    fn config(&self, pixel_std: f32) -> Result<AscentConfig> {
         let cfg = AscentConfig {
-            steps: self.steps,
+            steps: self.steps.unwrap_or(200),
             step_size: self.step_size,
             l2: self.l2,
             decay: self.decay,
@@ -381,12 +389,13 @@ impl AscentArgs {
             jitter: self.jitter,
             noise: self.noise,
             seed: self.seed,
+            ..AscentConfig::default()
         };
         match self.preset {
             None => Ok(cfg),
             Some(row) => {
-                let p = AscentConfig::yosinski(row as usize).ok_or_else(|| Error::Invalid(format!("no preset {row}: presets are 1-4")))?;
-                Ok(AscentConfig { steps: cfg.steps, step_size: cfg.step_size, jitter: cfg.jitter, noise: cfg.noise, seed: cfg.seed, ..p })
+                let p = AscentConfig::yosinski_schedule(row as usize, pixel_std).ok_or_else(|| Error::Invalid(format!("no preset {row}: presets are 1-4")))?;
+                Ok(AscentConfig { steps: self.steps.unwrap_or(p.steps), jitter: cfg.jitter, noise: cfg.noise, seed: cfg.seed, ..p })
             }
         }
     }

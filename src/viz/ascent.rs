@@ -31,6 +31,18 @@ pub struct AscentConfig {
     /// Start from seeded Gaussian noise of this standard deviation (0: the zero image).
     pub noise: f32,
     pub seed: u64,
+    /// How each step's learning rate is chosen.
+    pub lr_policy: LrPolicy,
+}
+
+/// The learning rate of each step, as the deep visualization toolbox chooses it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LrPolicy {
+    /// `step_size` at every step.
+    Constant,
+    /// The rate that would raise the objective by `desired` to first order,
+    /// `desired / |gradient|^2`, at most `max` (the toolbox's "progress" policy).
+    Progress { desired: f32, max: f32 },
 }
 
 impl Default for AscentConfig {
@@ -47,6 +59,7 @@ impl Default for AscentConfig {
             jitter: 0,
             noise: 0.0,
             seed: 0,
+            lr_policy: LrPolicy::Constant,
         }
     }
 }
@@ -65,6 +78,24 @@ impl AscentConfig {
             _ => return None,
         };
         Some(AscentConfig { decay, blur_sigma, blur_every, clip_norm_pct, clip_contrib_pct, l2: 0.0, ..AscentConfig::default() })
+    }
+
+    /// A Yosinski preset with the deep visualization toolbox's iterations and learning-rate
+    /// policies for it (500, 750, 1000, 1000 steps; "progress" with max 100 and desired
+    /// progress 2, constant 100, constant 100, "progress" with max 1e8). The toolbox's rates
+    /// act on Caffe's 0-255 pixels; fovea's image is normalised by `pixel_std` (of 0-1
+    /// pixels), so a rate `r` there is `r / (255 pixel_std)^2` here (the "progress" rate,
+    /// `desired / |g|^2`, is the same in both units; its cap is converted).
+    pub fn yosinski_schedule(row: usize, pixel_std: f32) -> Option<Self> {
+        let to_normalised = 1.0 / (255.0 * pixel_std).powi(2);
+        let (steps, lr_policy, step_size) = match row {
+            1 => (500, LrPolicy::Progress { desired: 2.0, max: 100.0 * to_normalised }, 0.0),
+            2 => (750, LrPolicy::Constant, 100.0 * to_normalised),
+            3 => (1000, LrPolicy::Constant, 100.0 * to_normalised),
+            4 => (1000, LrPolicy::Progress { desired: 2.0, max: 1e8 * to_normalised }, 0.0),
+            _ => return None,
+        };
+        Some(AscentConfig { steps, lr_policy, step_size, ..Self::yosinski(row)? })
     }
 }
 
@@ -156,8 +187,15 @@ pub fn ascend(net: &mut Net, target: &Target, cfg: &AscentConfig, start: Option<
         roll(&mut x, dy, dx);
         let (grad, value) = input_gradient(net, &x, target, ReluRule::Plain)?;
         values.push(value);
+        let lr = match cfg.lr_policy {
+            LrPolicy::Constant => cfg.step_size,
+            LrPolicy::Progress { desired, max } => {
+                let g2: f32 = grad.data().iter().map(|g| g * g).sum();
+                if g2 > 0.0 { (desired / g2).min(max) } else { 0.0 }
+            }
+        };
         for (v, g) in x.data_mut().iter_mut().zip(grad.data()) {
-            *v += cfg.step_size * (g - 2.0 * cfg.l2 * *v);
+            *v += lr * (g - 2.0 * cfg.l2 * *v);
             *v *= 1.0 - cfg.decay;
         }
         roll(&mut x, -dy, -dx);
