@@ -329,3 +329,22 @@ fn grad_cam_defaults_to_the_last_rectified_maps() {
         assert_eq!(fovea::viz::cam::default_layer(&net).unwrap(), want, "{model}");
     }
 }
+
+/// Lucid's rendering (Fourier basis, decorrelated colours, Adam, rolls) raises a neuron of a
+/// colour model and a class of a grey one, every pixel a valid colour.
+#[test]
+fn the_fourier_rendering_raises_its_objective() {
+    use fovea::viz::lucid::{render_fourier, LucidConfig};
+    for (model, input, target, decorrelate) in [
+        ("resnet18", Some([3, 48, 48]), Target::Neuron { node: "layer2.0.conv1".into(), channel: 3, at: None }, true),
+        ("lenet5", None, Target::Class(4), false),
+    ] {
+        let mut net = models::build_for(model, 10, input, 3).unwrap();
+        let cfg = LucidConfig { steps: 40, decorrelate, ..LucidConfig::default() };
+        let (px, values) = render_fourier(&mut net, &target, &cfg, &models::normalization(model), |_, _| {}).unwrap();
+        assert_eq!(&px.shape()[1..], net.input_shape());
+        assert!(px.data().iter().all(|&p| p > 0.0 && p < 1.0));
+        let (first, last) = (values[..5].iter().sum::<f32>() / 5.0, values[35..].iter().sum::<f32>() / 5.0);
+        assert!(last > first, "{model}: {values:?}");
+    }
+}

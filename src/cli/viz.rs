@@ -216,6 +216,17 @@ pub struct AscentArgs {
     /// Start from this image instead of zeros or noise.
     #[arg(long)]
     start: Option<PathBuf>,
+    /// `pixel`: the pixels are the parameters (Simonyan's and Yosinski's regularisers apply);
+    /// `fft`: Lucid's Fourier basis with 1/f scaling, optimised by Adam (--lr), robust to
+    /// --jitter rolls; the pixel regularisers do not apply.
+    #[arg(long, default_value = "pixel", value_parser = ["pixel", "fft"])]
+    param: String,
+    /// With --param fft: colours through ImageNet's decorrelated colour basis (3 channels).
+    #[arg(long)]
+    decorrelate: bool,
+    /// With --param fft: Adam's learning rate on the spectrum.
+    #[arg(long, default_value_t = 0.05)]
+    lr: f32,
 }
 
 fn save_raw(path: &Option<PathBuf>, name: &str, t: &Tensor) -> Result<()> {
@@ -401,8 +412,48 @@ impl AscentArgs {
     }
 }
 
+/// Lucid's rendering of `target`: the picture in `common.out`, the objective printed.
+fn fourier_ascent(common: &Common, a: &AscentArgs, net: &mut Net, target: &Target) -> Result<()> {
+    let cfg = fovea::viz::lucid::LucidConfig {
+        steps: a.steps.unwrap_or(512),
+        lr: a.lr,
+        jitter: a.jitter,
+        decorrelate: a.decorrelate,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let norm = models::normalization(&common.m.model);
+    let mut bar = fovea::progress::Progress::new(cfg.steps as u64, "ascent");
+    let (pixels, values) = fovea::viz::lucid::render_fourier(net, target, &cfg, &norm, |_, v| {
+        bar.set_message(format!("objective {v:.3}"));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let plane = pixels.shape()[2] * pixels.shape()[3];
+    let mut x = pixels.clone();
+    for (ch, p) in x.data_mut().chunks_mut(plane).enumerate() {
+        let (m, sd) = (norm.mean.get(ch).or(norm.mean.last()).copied().unwrap_or(0.0), norm.std.get(ch).or(norm.std.last()).copied().unwrap_or(1.0));
+        p.iter_mut().for_each(|v| *v = (*v - m) / sd);
+    }
+    let shown = input_image(&x, &norm);
+    render::save_image(&common.out, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
+    save_raw(&a.raw, "image", &x)?;
+    println!(
+        "wrote {} ({target}, Fourier basis{}: objective {:.3} -> {:.3} in {} steps)",
+        common.out.display(),
+        if cfg.decorrelate { ", decorrelated colours" } else { "" },
+        values.first().copied().unwrap_or(0.0),
+        values.last().copied().unwrap_or(0.0),
+        values.len()
+    );
+    Ok(())
+}
+
 /// One ascent to `target`, its picture in `common.out`, the objective along the way printed.
 fn ascent(common: &Common, a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) -> Result<()> {
+    if a.param == "fft" {
+        return fourier_ascent(common, a, net, target);
+    }
     let start = match &a.start {
         Some(p) => Some(image_input(net, &common.m.model, p)?),
         None => None,

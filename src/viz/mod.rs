@@ -7,6 +7,8 @@ pub mod cam;
 pub mod dream;
 pub mod facets;
 pub mod filter;
+pub mod lucid;
+pub mod param;
 pub mod patches;
 pub mod render;
 pub mod report;
