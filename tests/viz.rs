@@ -348,3 +348,31 @@ fn the_fourier_rendering_raises_its_objective() {
         assert!(last > first, "{model}: {values:?}");
     }
 }
+
+/// A channel is the mean of its map; a one-hot direction is that channel; a sum's gradient is
+/// the sum of its parts' gradients (their seeds go down in one pass).
+#[test]
+fn channel_direction_and_sum_objectives() {
+    let mut net = models::build("lenet5", 10, 5).unwrap();
+    let x = digit_like(7);
+    let channel = Target::Channel { node: "conv2".into(), channel: 3 };
+    let (g_channel, v_channel) = input_gradient(&mut net, &x, &channel, ReluRule::Plain).unwrap();
+    let map = net.value("conv2").unwrap();
+    let plane = map.shape()[2] * map.shape()[3];
+    let mean = map.data()[3 * plane..4 * plane].iter().sum::<f32>() / plane as f32;
+    assert!((v_channel - mean).abs() < 1e-5, "{v_channel} vs {mean}");
+    let mut onehot = vec![0.0; 16];
+    onehot[3] = 1.0;
+    let (g_dir, v_dir) = input_gradient(&mut net, &x, &Target::Direction { node: "conv2".into(), vector: onehot }, ReluRule::Plain).unwrap();
+    assert!((v_dir - v_channel).abs() < 1e-6 && g_dir.data() == g_channel.data());
+    let unit = Target::Neuron { node: "fc1".into(), channel: 7, at: None };
+    let (g_unit, v_unit) = input_gradient(&mut net, &x, &unit, ReluRule::Plain).unwrap();
+    let (g_sum, v_sum) = input_gradient(&mut net, &x, &Target::Sum(vec![channel.clone(), unit]), ReluRule::Plain).unwrap();
+    assert!((v_sum - (v_channel + v_unit)).abs() < 1e-5);
+    for ((s, a), b) in g_sum.data().iter().zip(g_channel.data()).zip(g_unit.data()) {
+        assert!((s - (a + b)).abs() <= 1e-5 * (1.0 + (a + b).abs()));
+    }
+    let e = input_gradient(&mut net, &x, &Target::Direction { node: "conv2".into(), vector: vec![1.0; 5] }, ReluRule::Plain).err().unwrap().to_string();
+    assert!(e.contains("5 values, conv2 has 16 channels"), "{e}");
+    assert!(Target::parse_direction("conv2:1,x").is_err() && Target::parse_channel("conv2").is_err());
+}

@@ -158,10 +158,18 @@ pub struct ClassArgs {
 pub struct NeuronArgs {
     #[command(flatten)]
     common: Common,
-    /// LAYER:CHANNEL[:Y:X]: a node's channel (before its ReLU), at the map's centre unless Y:X
-    /// is given.
+    /// LAYER:CHANNEL[:Y:X]: one unit of a node's output (before its ReLU), at the map's centre
+    /// unless Y:X is given. Repeat, or combine with --channel and --direction: the objectives
+    /// are summed.
+    #[arg(long, required_unless_present_any = ["channel", "direction"])]
+    neuron: Vec<String>,
+    /// LAYER:CHANNEL: a whole channel, the mean of its map over positions.
     #[arg(long)]
-    neuron: String,
+    channel: Vec<String>,
+    /// LAYER:V1,V2,...: a direction in the node's activation space (one value per channel), the
+    /// mean over positions of its dot product with the activations.
+    #[arg(long)]
+    direction: Vec<String>,
     #[command(flatten)]
     ascent: AscentArgs,
 }
@@ -274,7 +282,7 @@ pub fn run(cmd: Command) -> Result<()> {
             let LoadedModel { mut net, .. } = common.m.load()?;
             let (layer, channel) = match Target::parse_neuron(&neuron)? {
                 Target::Neuron { node, channel, .. } => (node, channel),
-                Target::Class(_) => return Err(Error::Invalid(format!("{neuron:?} is not LAYER:CHANNEL"))),
+                _ => return Err(Error::Invalid(format!("{neuron:?} is not LAYER:CHANNEL"))),
             };
             let s = net.input_shape().to_vec();
             let split = data::load_dir(&super::args::data_or_bundled(&dir), [s[0], s[1], s[2]])?;
@@ -373,7 +381,17 @@ fn class_ascent(a: ClassArgs) -> Result<()> {
 
 fn neuron_ascent(a: NeuronArgs) -> Result<()> {
     let LoadedModel { mut net, .. } = a.common.m.load()?;
-    let target = Target::parse_neuron(&a.neuron)?;
+    let mut parts = Vec::new();
+    for n in &a.neuron {
+        parts.push(Target::parse_neuron(n)?);
+    }
+    for c in &a.channel {
+        parts.push(Target::parse_channel(c)?);
+    }
+    for d in &a.direction {
+        parts.push(Target::parse_direction(d)?);
+    }
+    let target = if parts.len() == 1 { parts.remove(0) } else { Target::Sum(parts) };
     let cfg = a.ascent.config(pixel_std(&a.common.m.model))?;
     ascent(&a.common, &a.ascent, &mut net, &target, &cfg)
 }
