@@ -340,7 +340,7 @@ fn the_fourier_rendering_raises_its_objective() {
         ("lenet5", None, Target::Class(4), false),
     ] {
         let mut net = models::build_for(model, 10, input, 3).unwrap();
-        let cfg = LucidConfig { steps: 40, decorrelate, ..LucidConfig::default() };
+        let cfg = LucidConfig { steps: 40, decorrelate, transforms: decorrelate, ..LucidConfig::default() };
         let (px, values) = render_fourier(&mut net, &target, &cfg, &models::normalization(model), |_, _| {}).unwrap();
         assert_eq!(&px.shape()[1..], net.input_shape());
         assert!(px.data().iter().all(|&p| p > 0.0 && p < 1.0));

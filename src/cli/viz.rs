@@ -232,6 +232,10 @@ pub struct AscentArgs {
     /// With --param fft: colours through ImageNet's decorrelated colour basis (3 channels).
     #[arg(long)]
     decorrelate: bool,
+    /// With --param fft: Lucid's transformation robustness, a random scale (0.9-1.1), rotation
+    /// (up to 10 degrees) and shift (up to --jitter pixels) before each step.
+    #[arg(long)]
+    transforms: bool,
     /// With --param fft: Adam's learning rate on the spectrum.
     #[arg(long, default_value_t = 0.05)]
     lr: f32,
@@ -436,6 +440,7 @@ fn fourier_ascent(common: &Common, a: &AscentArgs, net: &mut Net, target: &Targe
         steps: a.steps.unwrap_or(512),
         lr: a.lr,
         jitter: a.jitter,
+        transforms: a.transforms,
         decorrelate: a.decorrelate,
         seed: a.seed,
         ..Default::default()

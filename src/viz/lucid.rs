@@ -18,8 +18,11 @@ pub struct LucidConfig {
     pub steps: usize,
     /// Adam's learning rate on the spectrum (Lucid's 0.05).
     pub lr: f32,
-    /// Largest random roll in pixels before each step.
+    /// Largest random roll (or, with `transforms`, shift) in pixels before each step.
     pub jitter: usize,
+    /// Lucid's transformation robustness: each step sees the image through a random scale,
+    /// rotation and shift (`transform::Affine::random`), grey outside.
+    pub transforms: bool,
     /// Colours through the decorrelated basis (3-channel models).
     pub decorrelate: bool,
     /// Standard deviation of the starting spectrum.
@@ -29,7 +32,7 @@ pub struct LucidConfig {
 
 impl Default for LucidConfig {
     fn default() -> Self {
-        LucidConfig { steps: 512, lr: 0.05, jitter: 4, decorrelate: true, sd: 0.01, seed: 0 }
+        LucidConfig { steps: 512, lr: 0.05, jitter: 4, transforms: false, decorrelate: true, sd: 0.01, seed: 0 }
     }
 }
 
@@ -48,12 +51,16 @@ pub fn render_fourier(net: &mut Net, target: &Target, cfg: &LucidConfig, norm: &
     let mut values = Vec::with_capacity(cfg.steps);
     for step in 1..=cfg.steps {
         let pixels = img.render();
-        let mut x = pixels.clone();
+        let affine = cfg.transforms.then(|| super::transform::Affine::random(&mut rng, cfg.jitter));
+        let mut x = match &affine {
+            Some(a) => super::transform::sample(&pixels, a, 0.5),
+            None => pixels.clone(),
+        };
         for (ch, p) in x.data_mut().chunks_mut(plane).enumerate() {
             let (mean, std) = (stat(&norm.mean, ch, 0.0), stat(&norm.std, ch, 1.0));
             p.iter_mut().for_each(|v| *v = (*v - mean) / std);
         }
-        let j = cfg.jitter as isize;
+        let j = if affine.is_some() { 0 } else { cfg.jitter as isize };
         let (dy, dx) = if j > 0 { (rng.below(2 * cfg.jitter + 1) as isize - j, rng.below(2 * cfg.jitter + 1) as isize - j) } else { (0, 0) };
         super::ascent::roll(&mut x, dy, dx);
         let (mut g, value) = input_gradient(net, &x, target, ReluRule::Plain)?;
@@ -61,6 +68,9 @@ pub fn render_fourier(net: &mut Net, target: &Target, cfg: &LucidConfig, norm: &
         for (ch, gp) in g.data_mut().chunks_mut(plane).enumerate() {
             let std = stat(&norm.std, ch, 1.0);
             gp.iter_mut().for_each(|v| *v /= std);
+        }
+        if let Some(a) = &affine {
+            g = super::transform::sample_backward(&g, a);
         }
         let (dre, dim) = img.backward(&g);
         let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));

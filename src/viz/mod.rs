@@ -14,6 +14,7 @@ pub mod render;
 pub mod report;
 pub mod style;
 pub mod target;
+pub mod transform;
 
 use crate::data::Normalize;
 use crate::error::{Error, Result};
