@@ -376,3 +376,27 @@ fn channel_direction_and_sum_objectives() {
     assert!(e.contains("5 values, conv2 has 16 channels"), "{e}");
     assert!(Target::parse_direction("conv2:1,x").is_err() && Target::parse_channel("conv2").is_err());
 }
+
+/// Nguyen et al.'s center bias: early steps change only the centre square, which grows until
+/// the whole image is open at three quarters of the steps.
+#[test]
+fn the_center_bias_grows_the_image_from_the_middle() {
+    use fovea::viz::ascent::center_fraction;
+    assert!((center_fraction(0, 100) - 1.0 / 3.0).abs() < 1e-6);
+    assert_eq!(center_fraction(75, 100), 1.0);
+    let mut net = models::build("lenet5", 10, 2).unwrap();
+    let cfg = AscentConfig { steps: 40, step_size: 0.05, l2: 0.0, jitter: 2, center_bias: true, ..AscentConfig::default() };
+    let mut early = None;
+    let (last, _) = ascend(&mut net, &Target::Class(5), &cfg, None, |step, _, x| {
+        if step == 2 {
+            early = Some(x.clone());
+        }
+    })
+    .unwrap();
+    let early = early.unwrap();
+    // At step 2 the square is 28 * (1/3 + 2/3 * 2/30) ~ 11.6 -> 12 pixels wide: rows and columns 8..20.
+    let changed = |t: &Tensor, y: usize, x: usize| t.data()[y * 28 + x] != 0.0;
+    assert!((0..28).all(|y| (0..28).all(|x| (8..20).contains(&y) && (8..20).contains(&x) || !changed(&early, y, x))));
+    assert!(changed(&early, 14, 14));
+    assert!(changed(&last, 1, 1) || changed(&last, 26, 26), "by the end the corners are open too");
+}

@@ -139,6 +139,10 @@ pub struct ClassArgs {
     class: String,
     #[command(flatten)]
     ascent: AscentArgs,
+    /// Nguyen et al.'s center bias: only a centred square is updated, growing from a third of
+    /// the image to all of it by three quarters of the steps.
+    #[arg(long)]
+    center_bias: bool,
     /// Nguyen et al.'s multifaceted visualization: cluster the data set's top-scoring images of
     /// the class into this many groups (k-means on --codes) and ascend from each group's mean
     /// image; writes OUT-facet<k>.png (0: one ascent, no data needed).
@@ -375,7 +379,7 @@ fn gradient(a: GradArgs, rule: ReluRule, saliency: bool) -> Result<()> {
 fn class_ascent(a: ClassArgs) -> Result<()> {
     let LoadedModel { mut net, classes } = a.common.m.load()?;
     let target = Target::parse_class(&a.class, &classes)?;
-    let cfg = a.ascent.config(pixel_std(&a.common.m.model))?;
+    let cfg = AscentConfig { center_bias: a.center_bias, ..a.ascent.config(pixel_std(&a.common.m.model))? };
     if a.facets > 0 {
         let Target::Class(class) = target else { unreachable!("parse_class gives a class") };
         return facets(&a, &mut net, class, &cfg);

@@ -33,6 +33,16 @@ pub struct AscentConfig {
     pub seed: u64,
     /// How each step's learning rate is chosen.
     pub lr_policy: LrPolicy,
+    /// Nguyen et al.'s center bias (multifaceted visualization): only a centred square is
+    /// updated, its side growing from a third of the image to all of it by three quarters of
+    /// the steps, so one object forms in the middle instead of fragments everywhere.
+    pub center_bias: bool,
+}
+
+/// The side of the centre-bias square at `step` of `steps`, as a fraction of the image.
+pub fn center_fraction(step: usize, steps: usize) -> f32 {
+    let opened = (0.75 * steps as f32).max(1.0);
+    (1.0 / 3.0 + (2.0 / 3.0) * step as f32 / opened).min(1.0)
 }
 
 /// The learning rate of each step, as the deep visualization toolbox chooses it.
@@ -60,6 +70,7 @@ impl Default for AscentConfig {
             noise: 0.0,
             seed: 0,
             lr_policy: LrPolicy::Constant,
+            center_bias: false,
         }
     }
 }
@@ -194,9 +205,25 @@ pub fn ascend(net: &mut Net, target: &Target, cfg: &AscentConfig, start: Option<
                 if g2 > 0.0 { (desired / g2).min(max) } else { 0.0 }
             }
         };
-        for (v, g) in x.data_mut().iter_mut().zip(grad.data()) {
-            *v += lr * (g - 2.0 * cfg.l2 * *v);
-            *v *= 1.0 - cfg.decay;
+        // The region this step may change: all of it, or the growing centre square.
+        let (y_lo, y_hi, x_lo, x_hi) = if cfg.center_bias {
+            let f = center_fraction(step, cfg.steps);
+            let (sh, sw) = (((h as f32 * f).ceil() as usize).min(h), ((w as f32 * f).ceil() as usize).min(w));
+            ((h - sh) / 2, (h - sh) / 2 + sh, (w - sw) / 2, (w - sw) / 2 + sw)
+        } else {
+            (0, h, 0, w)
+        };
+        // x is rolled by (dy, dx) here: the square stays put in the image's own coordinates.
+        let inside = |i: usize| {
+            let yy = ((i % (h * w)) / w) as isize - dy;
+            let xx = (i % w) as isize - dx;
+            (y_lo..y_hi).contains(&(yy.rem_euclid(h as isize) as usize)) && (x_lo..x_hi).contains(&(xx.rem_euclid(w as isize) as usize))
+        };
+        for (i, (v, g)) in x.data_mut().iter_mut().zip(grad.data()).enumerate() {
+            if !cfg.center_bias || inside(i) {
+                *v += lr * (g - 2.0 * cfg.l2 * *v);
+                *v *= 1.0 - cfg.decay;
+            }
         }
         roll(&mut x, -dy, -dx);
         if cfg.blur_every > 0 && (step + 1) % cfg.blur_every == 0 {
