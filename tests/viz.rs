@@ -400,3 +400,26 @@ fn the_center_bias_grows_the_image_from_the_middle() {
     assert!(changed(&early, 14, 14));
     assert!(changed(&last, 1, 1) || changed(&last, 26, 26), "by the end the corners are open too");
 }
+
+/// Lucid's diversity: the same batch rendered with the diversity term ends with images whose
+/// Gram matrices at the layer are less alike than without it.
+#[test]
+fn diversity_pushes_a_batch_apart() {
+    use fovea::viz::diversity::diversity_and_gradient;
+    use fovea::viz::lucid::{render_fourier_batch, LucidConfig};
+    let mut net = models::build("lenet5", 10, 6).unwrap();
+    let norm = models::normalization("lenet5");
+    let cfg = LucidConfig { steps: 40, decorrelate: false, ..LucidConfig::default() };
+    let mut similarity = |weight: f32| {
+        let d = (weight > 0.0).then_some((weight, "relu2"));
+        let (images, _) = render_fourier_batch(&mut net, &Target::Class(3), &cfg, &norm, 3, d, |_, _| {}).unwrap();
+        let mut x = Vec::new();
+        for img in &images {
+            x.extend(img.data().iter().map(|p| (p - 0.1307) / 0.3081));
+        }
+        net.forward(&Tensor::from_vec(&[3, 1, 28, 28], x).unwrap(), &fovea::ForwardCtx::default()).unwrap();
+        diversity_and_gradient(net.value("relu2").unwrap()).unwrap().0
+    };
+    let (without, with) = (similarity(0.0), similarity(50.0));
+    assert!(with < without, "diversity {with} should be below {without}");
+}

@@ -240,6 +240,17 @@ pub struct AscentArgs {
     /// (up to 10 degrees) and shift (up to --jitter pixels) before each step.
     #[arg(long)]
     transforms: bool,
+    /// With --param fft: render this many images at once, written as OUT-<k>.png.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// With --param fft and --batch: Lucid's diversity, this weight times the similarity of
+    /// the images' Gram matrices at --diversity-layer subtracted from the objective.
+    #[arg(long, default_value_t = 0.0)]
+    diversity: f32,
+    /// The node whose Gram matrices --diversity compares [default: the last convolutional
+    /// block's ReLU output, as Grad-CAM's].
+    #[arg(long)]
+    diversity_layer: Option<String>,
     /// With --param fft: Adam's learning rate on the spectrum.
     #[arg(long, default_value_t = 0.05)]
     lr: f32,
@@ -450,24 +461,40 @@ fn fourier_ascent(common: &Common, a: &AscentArgs, net: &mut Net, target: &Targe
         ..Default::default()
     };
     let norm = models::normalization(&common.m.model);
+    let layer = match &a.diversity_layer {
+        Some(l) => fovea::viz::resolve_node(net, l)?,
+        None => fovea::viz::cam::default_layer(net)?,
+    };
+    let diversity = (a.diversity != 0.0).then_some((a.diversity, layer.as_str()));
+    if diversity.is_some() && a.batch < 2 {
+        return Err(Error::Invalid("--diversity pushes a batch of images apart: give --batch 2 or more".into()));
+    }
     let mut bar = fovea::progress::Progress::new(cfg.steps as u64, "ascent");
-    let (pixels, values) = fovea::viz::lucid::render_fourier(net, target, &cfg, &norm, |_, v| {
+    let (images, values) = fovea::viz::lucid::render_fourier_batch(net, target, &cfg, &norm, a.batch, diversity, |_, v| {
         bar.set_message(format!("objective {v:.3}"));
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let plane = pixels.shape()[2] * pixels.shape()[3];
-    let mut x = pixels.clone();
-    for (ch, p) in x.data_mut().chunks_mut(plane).enumerate() {
-        let (m, sd) = (norm.mean.get(ch).or(norm.mean.last()).copied().unwrap_or(0.0), norm.std.get(ch).or(norm.std.last()).copied().unwrap_or(1.0));
-        p.iter_mut().for_each(|v| *v = (*v - m) / sd);
+    let stem = common.out.file_stem().map_or("ascent".into(), |s| s.to_string_lossy().to_string());
+    let ext = common.out.extension().map_or("png".into(), |e| e.to_string_lossy().to_string());
+    for (k, pixels) in images.iter().enumerate() {
+        let plane = pixels.shape()[2] * pixels.shape()[3];
+        let mut x = pixels.clone();
+        for (ch, p) in x.data_mut().chunks_mut(plane).enumerate() {
+            let (m, sd) = (norm.mean.get(ch).or(norm.mean.last()).copied().unwrap_or(0.0), norm.std.get(ch).or(norm.std.last()).copied().unwrap_or(1.0));
+            p.iter_mut().for_each(|v| *v = (*v - m) / sd);
+        }
+        let shown = input_image(&x, &norm);
+        let path = if images.len() == 1 { common.out.clone() } else { common.out.with_file_name(format!("{stem}-{k}.{ext}")) };
+        render::save_image(&path, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
+        if images.len() == 1 {
+            save_raw(&a.raw, "image", &x)?;
+        }
     }
-    let shown = input_image(&x, &norm);
-    render::save_image(&common.out, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
-    save_raw(&a.raw, "image", &x)?;
+    let written = if images.len() == 1 { common.out.display().to_string() } else { format!("{} images {stem}-0..{}.{ext}", images.len(), images.len() - 1) };
     println!(
         "wrote {} ({target}, Fourier basis{}: objective {:.3} -> {:.3} in {} steps)",
-        common.out.display(),
+        written,
         if cfg.decorrelate { ", decorrelated colours" } else { "" },
         values.first().copied().unwrap_or(0.0),
         values.last().copied().unwrap_or(0.0),
@@ -480,6 +507,9 @@ fn fourier_ascent(common: &Common, a: &AscentArgs, net: &mut Net, target: &Targe
 fn ascent(common: &Common, a: &AscentArgs, net: &mut Net, target: &Target, cfg: &AscentConfig) -> Result<()> {
     if a.param == "fft" {
         return fourier_ascent(common, a, net, target);
+    }
+    if a.batch > 1 || a.diversity != 0.0 || a.transforms || a.decorrelate {
+        return Err(Error::Invalid("--batch, --diversity, --transforms and --decorrelate belong to Lucid's rendering: add --param fft".into()));
     }
     let start = match &a.start {
         Some(p) => Some(image_input(net, &common.m.model, p)?),

@@ -4,9 +4,10 @@
 //! itself keeps high-frequency noise from taking over.
 
 use super::param::FourierImage;
-use super::target::{input_gradient, Target};
+use super::target::Target;
 use crate::data::Normalize;
 use crate::error::Result;
+use crate::layers::{BackwardCtx, ForwardCtx, Mode};
 use crate::net::Net;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -38,54 +39,96 @@ impl Default for LucidConfig {
 
 /// Renders `target` at the net's input size; returns the picture (`[1, C, H, W]`, pixels in
 /// 0-1) and the target's value at each step. `progress(step, value)` after each step.
-pub fn render_fourier(net: &mut Net, target: &Target, cfg: &LucidConfig, norm: &Normalize, mut progress: impl FnMut(usize, f32)) -> Result<(Tensor, Vec<f32>)> {
+pub fn render_fourier(net: &mut Net, target: &Target, cfg: &LucidConfig, norm: &Normalize, progress: impl FnMut(usize, f32)) -> Result<(Tensor, Vec<f32>)> {
+    let (mut images, values) = render_fourier_batch(net, target, cfg, norm, 1, None, progress)?;
+    Ok((images.remove(0), values))
+}
+
+/// Renders `batch` images of `target` at once; with `diversity = Some((weight, layer))`, the
+/// objective is the target's value (summed over the batch) minus `weight` times Lucid's
+/// diversity of their Gram matrices at `layer`, so each image finds another facet. Returns the
+/// pictures (each `[1, C, H, W]`, pixels in 0-1) and the objective at each step.
+pub fn render_fourier_batch(
+    net: &mut Net,
+    target: &Target,
+    cfg: &LucidConfig,
+    norm: &Normalize,
+    batch: usize,
+    diversity: Option<(f32, &str)>,
+    mut progress: impl FnMut(usize, f32),
+) -> Result<(Vec<Tensor>, Vec<f32>)> {
     let s = net.input_shape().to_vec();
     let (c, h, w) = (s[0], s[1], s[2]);
     let plane = h * w;
+    let batch = batch.max(1);
     let stat = |v: &[f32], ch: usize, d: f32| v.get(ch).or(v.last()).copied().unwrap_or(d);
-    let mut img = FourierImage::random(c, h, w, cfg.sd, cfg.seed, cfg.decorrelate);
+    let mut images: Vec<FourierImage> = (0..batch).map(|b| FourierImage::random(c, h, w, cfg.sd, cfg.seed.wrapping_add(b as u64), cfg.decorrelate)).collect();
     let mut rng = Rng::new(cfg.seed ^ 0x7177);
-    let n = img.re.len();
-    let (mut m, mut v) = (vec![0.0f32; 2 * n], vec![0.0f32; 2 * n]);
+    let n = images[0].re.len();
+    let (mut m, mut v) = (vec![0.0f32; 2 * n * batch], vec![0.0f32; 2 * n * batch]);
     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let mut values = Vec::with_capacity(cfg.steps);
+    let eval = ForwardCtx { mode: Mode::Eval, seed: 0 };
+    let back = BackwardCtx { rule: ReluRule::Plain, param_grads: false, input_grad: true };
     for step in 1..=cfg.steps {
-        let pixels = img.render();
+        // The batch as the net sees it: each image through the same random view, normalised.
         let affine = cfg.transforms.then(|| super::transform::Affine::random(&mut rng, cfg.jitter));
-        let mut x = match &affine {
-            Some(a) => super::transform::sample(&pixels, a, 0.5),
-            None => pixels.clone(),
-        };
-        for (ch, p) in x.data_mut().chunks_mut(plane).enumerate() {
-            let (mean, std) = (stat(&norm.mean, ch, 0.0), stat(&norm.std, ch, 1.0));
-            p.iter_mut().for_each(|v| *v = (*v - mean) / std);
-        }
         let j = if affine.is_some() { 0 } else { cfg.jitter as isize };
         let (dy, dx) = if j > 0 { (rng.below(2 * cfg.jitter + 1) as isize - j, rng.below(2 * cfg.jitter + 1) as isize - j) } else { (0, 0) };
-        super::ascent::roll(&mut x, dy, dx);
-        let (mut g, value) = input_gradient(net, &x, target, ReluRule::Plain)?;
-        super::ascent::roll(&mut g, -dy, -dx);
-        for (ch, gp) in g.data_mut().chunks_mut(plane).enumerate() {
-            let std = stat(&norm.std, ch, 1.0);
-            gp.iter_mut().for_each(|v| *v /= std);
+        let mut x = Vec::with_capacity(batch * c * plane);
+        for img in &images {
+            let pixels = img.render();
+            let mut seen = match &affine {
+                Some(a) => super::transform::sample(&pixels, a, 0.5),
+                None => pixels,
+            };
+            for (ch, p) in seen.data_mut().chunks_mut(plane).enumerate() {
+                let (mean, std) = (stat(&norm.mean, ch, 0.0), stat(&norm.std, ch, 1.0));
+                p.iter_mut().for_each(|v| *v = (*v - mean) / std);
+            }
+            super::ascent::roll(&mut seen, dy, dx);
+            x.extend_from_slice(seen.data());
         }
-        if let Some(a) = &affine {
-            g = super::transform::sample_backward(&g, a);
+        let x = Tensor::from_vec(&[batch, c, h, w], x)?;
+        net.forward(&x, &eval)?;
+        let mut seeds = target.seeds(net)?;
+        let mut value: f32 = seeds.iter().map(|(node, seed)| net.value(node).map_or(0.0, |t| t.data().iter().zip(seed.data()).map(|(a, b)| a * b).sum::<f32>())).sum();
+        if let Some((weight, layer)) = diversity {
+            let a = net.value(layer).ok_or_else(|| super::no_node(net, layer))?;
+            let (d, g) = super::diversity::diversity_and_gradient(a)?;
+            value -= weight * d;
+            seeds.push((layer.to_string(), Tensor::from_vec(g.shape(), g.data().iter().map(|v| -weight * v).collect())?));
         }
-        let (dre, dim) = img.backward(&g);
-        let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
-        for (k, grad) in dre.iter().chain(&dim).enumerate() {
-            m[k] = b1 * m[k] + (1.0 - b1) * grad;
-            v[k] = b2 * v[k] + (1.0 - b2) * grad * grad;
-            let delta = cfg.lr * (m[k] / c1) / ((v[k] / c2).sqrt() + eps);
-            if k < n {
-                img.re[k] += delta;
-            } else {
-                img.im[k - n] += delta;
+        let refs: Vec<(&str, &Tensor)> = seeds.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        net.backward_seeds(&refs, &back)?;
+        let all = net.input_grad().clone();
+        for (b, img) in images.iter_mut().enumerate() {
+            let mut g = Tensor::from_vec(&[1, c, h, w], all.data()[b * c * plane..(b + 1) * c * plane].to_vec())?;
+            super::ascent::roll(&mut g, -dy, -dx);
+            for (ch, gp) in g.data_mut().chunks_mut(plane).enumerate() {
+                let std = stat(&norm.std, ch, 1.0);
+                gp.iter_mut().for_each(|v| *v /= std);
+            }
+            if let Some(a) = &affine {
+                g = super::transform::sample_backward(&g, a);
+            }
+            let (dre, dim) = img.backward(&g);
+            let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
+            let base = b * 2 * n;
+            for (k, grad) in dre.iter().chain(&dim).enumerate() {
+                let (mk, vk) = (&mut m[base + k], &mut v[base + k]);
+                *mk = b1 * *mk + (1.0 - b1) * grad;
+                *vk = b2 * *vk + (1.0 - b2) * grad * grad;
+                let delta = cfg.lr * (*mk / c1) / ((*vk / c2).sqrt() + eps);
+                if k < n {
+                    img.re[k] += delta;
+                } else {
+                    img.im[k - n] += delta;
+                }
             }
         }
         values.push(value);
         progress(step, value);
     }
-    Ok((img.render(), values))
+    Ok((images.iter().map(|i| i.render()).collect(), values))
 }

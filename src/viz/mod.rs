@@ -4,6 +4,7 @@
 
 pub mod ascent;
 pub mod cam;
+pub mod diversity;
 pub mod dream;
 pub mod facets;
 pub mod filter;
