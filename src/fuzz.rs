@@ -6,8 +6,11 @@
 use crate::data::{cifar, folder, idx, mnist, Dataset};
 use std::path::Path;
 
+/// A fuzz target: arbitrary bytes in, no panic out.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/<name>.rs` and `tests/data/fuzz/<name>/` call it.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("idx", idx_file),
     ("mnist", mnist_files),
     ("cifar", cifar_batch),

@@ -59,7 +59,7 @@ pub struct Args {
 fn load(path: &Path, size: Option<u32>) -> Result<image::DynamicImage> {
     let img = data::folder::open_image(path)?;
     Ok(match size {
-        Some(s) if s == 0 => return Err(Error::Invalid("--size must be at least 1".into())),
+        Some(0) => return Err(Error::Invalid("--size must be at least 1".into())),
         Some(s) if s != img.width().min(img.height()) => {
             let f = s as f64 / img.width().min(img.height()) as f64;
             let (w, h) = (((img.width() as f64 * f).round() as u32).max(1), ((img.height() as f64 * f).round() as u32).max(1));

@@ -28,7 +28,7 @@ fn read_batches(paths: &[PathBuf], classes: &[String]) -> Result<Dataset> {
 /// Appends the records of one batch file's bytes to `ds` (whose classes are set); the message
 /// says what is wrong.
 pub fn append_batch(ds: &mut Dataset, bytes: &[u8]) -> std::result::Result<(), String> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(format!("is {} bytes, not a whole number of {RECORD}-byte CIFAR-10 records (truncated or not CIFAR-10)", bytes.len()));
     }
     for (r, rec) in bytes.chunks_exact(RECORD).enumerate() {

@@ -27,6 +27,7 @@ pub fn confusion_image(confusion: &[Vec<u32>], classes: &[String]) -> Result<ima
         name.chars().take(16).collect()
     };
     let font_px = (cell * 2 / 5).clamp(10, LABEL_PX);
+    #[allow(clippy::needless_range_loop)] // i and j are a cell's row and column, both needed
     render(width, height, what, |root| {
         let axis = ("sans-serif", LABEL_PX).into_font();
         root.draw(&Text::new("predicted", ((left + cell * k as u32 / 2) as i32, 12), axis.clone().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top))))
@@ -71,8 +72,7 @@ mod tests {
         let classes: Vec<String> = (0..3).map(|c| c.to_string()).collect();
         let m = vec![vec![90, 10, 0], vec![0, 100, 0], vec![50, 0, 50]];
         let img = confusion_image(&m, &classes).unwrap();
-        let cell = 600 / 3u32.min(64);
-        let cell = cell.clamp(20, 64);
+        let cell = (600 / 3u32).clamp(20, 64);
         let left = 60 + LABEL_PX * 3 / 5;
         // A corner pixel of cell (i, j), away from the count's text.
         let px = |i: u32, j: u32| *img.get_pixel(left + j * cell + 3, 90 + i * cell + 3);

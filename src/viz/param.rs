@@ -192,6 +192,7 @@ mod tests {
         }
         let m = color_matrix();
         let inv = inverse(m);
+        #[allow(clippy::needless_range_loop)] // a matrix product written as its definition
         for i in 0..3 {
             for j in 0..3 {
                 let v: f32 = (0..3).map(|k| m[i][k] * inv[k][j]).sum();
