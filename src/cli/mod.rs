@@ -1,6 +1,7 @@
 //! One module per subcommand; each parses its arguments and calls the library.
 
 pub mod args;
+pub mod ascent;
 pub mod bench;
 pub mod dream;
 pub mod eval;
