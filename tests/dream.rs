@@ -62,6 +62,16 @@ fn the_command_dreams_and_explains_what_it_cannot() {
     // chelsea.png is 451x300: its shorter side scaled to 60.
     let img = image::open(&out_png).unwrap();
     assert_eq!((img.width(), img.height()), (90, 60));
+    // --every 3: a frame at the third step of each octave, at that octave's size.
+    let out = std::process::Command::new(bin)
+        .args(["dream", "--model", "lenet5", "--weights", &w, "--layer", "relu2", "--size", "60", "--octaves", "2", "--steps", "3", "--every", "3", photo, "-o"])
+        .arg(dir.join("f.png"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let small = image::open(dir.join("f-1-003.png")).unwrap();
+    assert_eq!((small.width(), small.height()), (64, 43), "the first octave is 1.4 times smaller");
+    assert!(dir.join("f-2-003.png").exists() && !dir.join("f-1-002.png").exists());
 
     for (args, want) in [
         (vec!["--layer", "relu9"], "no node named \"relu9\""),
