@@ -405,7 +405,7 @@ fn the_center_bias_grows_the_image_from_the_middle() {
 /// Gram matrices at the layer are less alike than without it.
 #[test]
 fn diversity_pushes_a_batch_apart() {
-    use fovea::viz::diversity::diversity_and_gradient;
+    use fovea::viz::lucid::diversity::diversity_and_gradient;
     use fovea::viz::lucid::{render_fourier_batch, LucidConfig};
     let mut net = models::build("lenet5", 10, 6).unwrap();
     let norm = models::normalization("lenet5");

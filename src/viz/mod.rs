@@ -4,18 +4,15 @@
 
 pub mod ascent;
 pub mod cam;
-pub mod diversity;
 pub mod dream;
 pub mod facets;
 pub mod filter;
 pub mod lucid;
-pub mod param;
 pub mod patches;
 pub mod render;
 pub mod report;
 pub mod style;
 pub mod target;
-pub mod transform;
 
 use crate::data::Normalize;
 use crate::error::{Error, Result};

@@ -3,7 +3,11 @@
 //! ascending the target's value. No pixel-space regulariser is needed: the parameterisation
 //! itself keeps high-frequency noise from taking over.
 
-use super::param::FourierImage;
+pub mod diversity;
+pub mod param;
+pub mod transform;
+
+use param::FourierImage;
 use super::target::Target;
 use crate::data::Normalize;
 use crate::error::Result;
@@ -72,14 +76,14 @@ pub fn render_fourier_batch(
     let back = BackwardCtx { rule: ReluRule::Plain, param_grads: false, input_grad: true };
     for step in 1..=cfg.steps {
         // The batch as the net sees it: each image through the same random view, normalised.
-        let affine = cfg.transforms.then(|| super::transform::Affine::random(&mut rng, cfg.jitter));
+        let affine = cfg.transforms.then(|| transform::Affine::random(&mut rng, cfg.jitter));
         let j = if affine.is_some() { 0 } else { cfg.jitter as isize };
         let (dy, dx) = if j > 0 { (rng.below(2 * cfg.jitter + 1) as isize - j, rng.below(2 * cfg.jitter + 1) as isize - j) } else { (0, 0) };
         let mut x = Vec::with_capacity(batch * c * plane);
         for img in &images {
             let pixels = img.render();
             let mut seen = match &affine {
-                Some(a) => super::transform::sample(&pixels, a, 0.5),
+                Some(a) => transform::sample(&pixels, a, 0.5),
                 None => pixels,
             };
             for (ch, p) in seen.data_mut().chunks_mut(plane).enumerate() {
@@ -95,7 +99,7 @@ pub fn render_fourier_batch(
         let mut value: f32 = seeds.iter().map(|(node, seed)| net.value(node).map_or(0.0, |t| t.data().iter().zip(seed.data()).map(|(a, b)| a * b).sum::<f32>())).sum();
         if let Some((weight, layer)) = diversity {
             let a = net.value(layer).ok_or_else(|| super::no_node(net, layer))?;
-            let (d, g) = super::diversity::diversity_and_gradient(a)?;
+            let (d, g) = diversity::diversity_and_gradient(a)?;
             value -= weight * d;
             seeds.push((layer.to_string(), Tensor::from_vec(g.shape(), g.data().iter().map(|v| -weight * v).collect())?));
         }
@@ -110,7 +114,7 @@ pub fn render_fourier_batch(
                 gp.iter_mut().for_each(|v| *v /= std);
             }
             if let Some(a) = &affine {
-                g = super::transform::sample_backward(&g, a);
+                g = transform::sample_backward(&g, a);
             }
             let (dre, dim) = img.backward(&g);
             let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
