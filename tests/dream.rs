@@ -1,6 +1,8 @@
 //! DeepDream: the photo keeps its size, every octave raises its objective, the command writes
 //! what it says, and a photo too small for the layer's octaves is refused with the reason.
 
+mod common;
+
 use fovea::data::Normalize;
 use fovea::rng::Rng;
 use fovea::viz::dream::{dream, DreamConfig, Objective};
@@ -40,13 +42,9 @@ fn a_dream_keeps_the_size_and_raises_its_objective_at_every_octave() {
 fn the_command_dreams_and_explains_what_it_cannot() {
     let dir = std::env::temp_dir().join(format!("fovea-dream-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let net = models::build_for("lenet5", 10, None, 1).unwrap();
-    let info = fovea::train::checkpoint::WeightsInfo { model: "lenet5".into(), classes: (0..10).map(|c| c.to_string()).collect(), input: vec![1, 28, 28] };
-    let weights = dir.join("w.safetensors");
-    fovea::train::checkpoint::save(&weights, &net, None, &info, None).unwrap();
+    let w = common::save_weights(&dir, "lenet5", "w.safetensors");
     let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images/chelsea.png");
     let bin = env!("CARGO_BIN_EXE_fovea");
-    let w = weights.to_string_lossy().to_string();
     let out_png = dir.join("dream.png");
     let out = std::process::Command::new(bin)
         .args(["dream", "--model", "lenet5", "--weights", &w, "--layer", "relu2", "--size", "60", "--octaves", "2", "--steps", "3", "--json", photo, "-o"])

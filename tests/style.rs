@@ -2,6 +2,8 @@
 //! total's gradient at the image matches finite differences, a run on small images with random
 //! VGG-19 weights brings the total down tenfold, and the bad inputs get words.
 
+mod common;
+
 use fovea::layers::{BackwardCtx, ForwardCtx, Mode};
 use fovea::rng::Rng;
 use fovea::viz::style::{losses_and_gradient, stylize, targets, Init, LossWeights, Optimizer, StyleLayers};
@@ -94,10 +96,7 @@ fn the_command_writes_the_picture_and_one_line_per_step() {
     let dir = std::env::temp_dir().join(format!("fovea-style-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // A small net and greyscale images: the command's plumbing, not VGG's pictures.
-    let net = models::build_for("mnist-cnn", 10, None, 1).unwrap();
-    let info = fovea::train::checkpoint::WeightsInfo { model: "mnist-cnn".into(), classes: (0..10).map(|c| c.to_string()).collect(), input: vec![1, 28, 28] };
-    let weights = dir.join("w.safetensors");
-    fovea::train::checkpoint::save(&weights, &net, None, &info, None).unwrap();
+    let weights = common::save_weights(&dir, "mnist-cnn", "w.safetensors");
     let stripes = dir.join("stripes.png");
     image::GrayImage::from_fn(40, 30, |x, y| image::Luma([if (x + y) % 6 < 3 { 220 } else { 30 }])).save(&stripes).unwrap();
     let camera = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images/camera.png");
@@ -105,7 +104,7 @@ fn the_command_writes_the_picture_and_one_line_per_step() {
     let bin = env!("CARGO_BIN_EXE_fovea");
     let run = |style: &str, out: &str, extra: &[&str]| {
         std::process::Command::new(bin)
-            .args(["style", "--model", "mnist-cnn", "--weights", weights.to_str().unwrap(), "--content", camera, "--style", style])
+            .args(["style", "--model", "mnist-cnn", "--weights", &weights, "--content", camera, "--style", style])
             .args(["--style-layers", "relu1,relu2", "--content-layer", "relu2", "--size", "32", "-o"])
             .arg(dir.join(out))
             .args(extra)

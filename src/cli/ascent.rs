@@ -228,16 +228,18 @@ fn fourier_ascent(common: &Common, a: &AscentArgs, net: &mut Net, target: &Targe
     let stem = common.out.file_stem().map_or("ascent".into(), |s| s.to_string_lossy().to_string());
     let ext = common.out.extension().map_or("png".into(), |e| e.to_string_lossy().to_string());
     for (k, pixels) in images.iter().enumerate() {
-        let plane = pixels.shape()[2] * pixels.shape()[3];
-        let mut x = pixels.clone();
-        for (ch, p) in x.data_mut().chunks_mut(plane).enumerate() {
-            let (m, sd) = (norm.mean.get(ch).or(norm.mean.last()).copied().unwrap_or(0.0), norm.std.get(ch).or(norm.std.last()).copied().unwrap_or(1.0));
-            p.iter_mut().for_each(|v| *v = (*v - m) / sd);
-        }
-        let shown = input_image(&x, &norm);
+        // Pixels in 0-1 are already the picture: shown through the identity normalisation.
+        let shown = input_image(pixels, &fovea::data::Normalize { mean: vec![0.0], std: vec![1.0] });
         let path = if images.len() == 1 { common.out.clone() } else { common.out.with_file_name(format!("{stem}-{k}.{ext}")) };
         render::save_image(&path, &render::enlarge(&shown, render::factor_for(shown.width(), 224)))?;
         if images.len() == 1 {
+            // The raw image as the net reads it: normalised, unrounded.
+            let plane = pixels.shape()[2] * pixels.shape()[3];
+            let mut x = pixels.clone();
+            for (ch, p) in x.data_mut().chunks_mut(plane).enumerate() {
+                let (m, sd) = norm.channel(ch);
+                p.iter_mut().for_each(|v| *v = (*v - m) / sd);
+            }
             save_raw(&a.raw, "image", &x)?;
         }
     }

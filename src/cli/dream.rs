@@ -58,15 +58,11 @@ pub struct Args {
 /// The image at `path`, its shorter side `size` pixels when given.
 fn load(path: &Path, size: Option<u32>) -> Result<image::DynamicImage> {
     let img = data::folder::open_image(path)?;
-    Ok(match size {
-        Some(0) => return Err(Error::Invalid("--size must be at least 1".into())),
-        Some(s) if s != img.width().min(img.height()) => {
-            let f = s as f64 / img.width().min(img.height()) as f64;
-            let (w, h) = (((img.width() as f64 * f).round() as u32).max(1), ((img.height() as f64 * f).round() as u32).max(1));
-            img.resize_exact(w, h, image::imageops::FilterType::Triangle)
-        }
-        _ => img,
-    })
+    match size {
+        Some(0) => Err(Error::Invalid("--size must be at least 1".into())),
+        Some(s) => Ok(data::folder::fit_short_side(img, s)),
+        None => Ok(img),
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {

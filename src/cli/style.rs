@@ -4,7 +4,7 @@ use super::weights::{LoadedModel, ModelArgs};
 use fovea::viz::style::{average_pools, stylize, Init, LossWeights, Optimizer, StyleLayers};
 use fovea::viz::{image_tensor, input_image, render};
 use fovea::{data, models, Error, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -69,27 +69,12 @@ fn colour(img: &image::DynamicImage) -> bool {
     img.color().has_color()
 }
 
-/// `img` with its shorter side `size` pixels (unchanged when it already is).
-fn fit_short_side(img: image::DynamicImage, size: u32) -> image::DynamicImage {
-    let short = img.width().min(img.height());
-    if short == size {
-        return img;
-    }
-    let f = size as f64 / short as f64;
-    let (w, h) = (((img.width() as f64 * f).round() as u32).max(1), ((img.height() as f64 * f).round() as u32).max(1));
-    img.resize_exact(w, h, image::imageops::FilterType::Triangle)
-}
-
-fn open(path: &Path) -> Result<image::DynamicImage> {
-    data::folder::open_image(path)
-}
-
 pub fn run(a: Args) -> Result<()> {
     render::image_format_for(&a.out)?;
     if a.size == 0 {
         return Err(Error::Invalid("--size must be at least 1".into()));
     }
-    let (content_img, style_img) = (open(&a.content)?, open(&a.style)?);
+    let (content_img, style_img) = (data::folder::open_image(&a.content)?, data::folder::open_image(&a.style)?);
     if colour(&content_img) != colour(&style_img) {
         let mode = |c: bool| if c { "colour" } else { "greyscale" };
         return Err(Error::Invalid(format!(
@@ -104,7 +89,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let norm = models::normalization(&a.model);
     let channels = net.input_shape()[0];
-    let content_img = fit_short_side(content_img, a.size);
+    let content_img = data::folder::fit_short_side(content_img, a.size);
     let style_img = style_img.resize_exact(content_img.width(), content_img.height(), image::imageops::FilterType::Triangle);
     let (content, style) = (image_tensor(&content_img, channels, &norm), image_tensor(&style_img, channels, &norm));
     let mut layers = StyleLayers::default();

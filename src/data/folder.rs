@@ -65,6 +65,18 @@ pub fn decode_image(bytes: &[u8]) -> std::result::Result<image::DynamicImage, St
     reader.decode().map_err(|e| format!("cannot read the image: {e}"))
 }
 
+/// `img` with its shorter side `size` pixels, the other in proportion (unchanged when it already
+/// is): the `--size` of `fovea dream` and `fovea style`.
+pub fn fit_short_side(img: image::DynamicImage, size: u32) -> image::DynamicImage {
+    let short = img.width().min(img.height());
+    if short == size || size == 0 {
+        return img;
+    }
+    let f = size as f64 / short as f64;
+    let (w, h) = (((img.width() as f64 * f).round() as u32).max(1), ((img.height() as f64 * f).round() as u32).max(1));
+    img.resize_exact(w, h, FilterType::Triangle)
+}
+
 /// As `load_image`, fitting the size as `fit` says. An image that already has the input
 /// size is not resampled.
 pub fn load_image_fit(path: &Path, shape: [usize; 3], fit: Fit) -> Result<Vec<u8>> {

@@ -96,7 +96,7 @@ impl Normalize {
     }
 
     /// The mean and std of channel `c` (the last given, for fewer given than channels).
-    fn channel(&self, c: usize) -> (f32, f32) {
+    pub fn channel(&self, c: usize) -> (f32, f32) {
         let pick = |v: &[f32]| v.get(c).or(v.last()).copied();
         (pick(&self.mean).unwrap_or(0.0), pick(&self.std).unwrap_or(1.0))
     }

@@ -110,6 +110,15 @@ impl AscentConfig {
     }
 }
 
+/// A random roll of up to `jitter` pixels each way, `(dy, dx)`; no draw when `jitter` is 0.
+pub(crate) fn random_roll(rng: &mut Rng, jitter: usize) -> (isize, isize) {
+    if jitter == 0 {
+        return (0, 0);
+    }
+    let j = jitter as isize;
+    (rng.below(2 * jitter + 1) as isize - j, rng.below(2 * jitter + 1) as isize - j)
+}
+
 /// Rolls every plane of `x` (`[1, C, H, W]`) by `(dy, dx)` with wrap-around.
 pub(crate) fn roll(x: &mut Tensor, dy: isize, dx: isize) {
     let s = x.shape().to_vec();
@@ -189,12 +198,7 @@ pub fn ascend(net: &mut Net, target: &Target, cfg: &AscentConfig, start: Option<
     };
     let mut values = Vec::with_capacity(cfg.steps);
     for step in 0..cfg.steps {
-        let (dy, dx) = if cfg.jitter > 0 {
-            let j = cfg.jitter as isize;
-            (rng.below(2 * cfg.jitter + 1) as isize - j, rng.below(2 * cfg.jitter + 1) as isize - j)
-        } else {
-            (0, 0)
-        };
+        let (dy, dx) = random_roll(&mut rng, cfg.jitter);
         roll(&mut x, dy, dx);
         let (grad, value) = input_gradient(net, &x, target, ReluRule::Plain)?;
         values.push(value);

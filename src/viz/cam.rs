@@ -91,7 +91,10 @@ pub fn occlusion(net: &mut Net, x: &Tensor, class: usize, size: usize, stride: u
     }
     let score = |logits: &Tensor, row: usize| logits.data()[row * logits.shape()[1] + class];
     let base = score(net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?, 0);
-    let grey: Vec<f32> = (0..c).map(|ch| (0.5 - norm.mean.get(ch).or(norm.mean.last()).copied().unwrap_or(0.0)) / norm.std.get(ch).or(norm.std.last()).copied().unwrap_or(1.0)).collect();
+    let grey: Vec<f32> = (0..c).map(|ch| {
+        let (mean, std) = norm.channel(ch);
+        (0.5 - mean) / std
+    }).collect();
     let positions: Vec<(usize, usize)> = (0..=(h - size)).step_by(stride).flat_map(|y| (0..=(w - size)).step_by(stride).map(move |xx| (y, xx))).collect();
     let (mut sum, mut count) = (vec![0.0f32; h * w], vec![0u32; h * w]);
     for batch in positions.chunks(32) {

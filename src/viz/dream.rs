@@ -3,7 +3,7 @@
 //! each octave carried to the next, with random rolls (jitter) and steps normalised by the
 //! gradient's mean magnitude, as in the original notebook.
 
-use super::ascent::roll;
+use super::ascent::{random_roll, roll};
 use super::cam::resize_bilinear;
 use crate::data::Normalize;
 use crate::error::{Error, Result};
@@ -163,10 +163,10 @@ pub fn dream(
         ))
     })?;
     // Pixel bounds and step sizes per channel, in the normalised space the net reads.
-    let stat = |v: &[f32], ch: usize, d: f32| v.get(ch).or(v.last()).copied().unwrap_or(d);
-    let lo: Vec<f32> = (0..c).map(|ch| (0.0 - stat(&norm.mean, ch, 0.0)) / stat(&norm.std, ch, 1.0)).collect();
-    let hi: Vec<f32> = (0..c).map(|ch| (1.0 - stat(&norm.mean, ch, 0.0)) / stat(&norm.std, ch, 1.0)).collect();
-    let step: Vec<f32> = (0..c).map(|ch| cfg.step_size / 255.0 / stat(&norm.std, ch, 1.0)).collect();
+    let stats: Vec<(f32, f32)> = (0..c).map(|ch| norm.channel(ch)).collect();
+    let lo: Vec<f32> = stats.iter().map(|(m, s)| (0.0 - m) / s).collect();
+    let hi: Vec<f32> = stats.iter().map(|(m, s)| (1.0 - m) / s).collect();
+    let step: Vec<f32> = stats.iter().map(|(_, s)| cfg.step_size / 255.0 / s).collect();
 
     let mut bases = vec![image.clone()];
     for &(oh, ow) in &sizes[1..] {
@@ -185,8 +185,7 @@ pub fn dream(
             *v += d;
         }
         for i in 0..cfg.steps {
-            let j = cfg.jitter as isize;
-            let (dy, dx) = if j > 0 { (rng.below(2 * cfg.jitter + 1) as isize - j, rng.below(2 * cfg.jitter + 1) as isize - j) } else { (0, 0) };
+            let (dy, dx) = random_roll(&mut rng, cfg.jitter);
             roll(&mut x, dy, dx);
             let a = net.forward_to(&x, &eval, layer)?.clone();
             let (value, seed) = objective_and_gradient(objective, &a)?;

@@ -71,13 +71,13 @@ pub fn filters_image(net: &Net, layer: &str) -> Result<RgbImage> {
 pub fn image_tensor(img: &image::DynamicImage, channels: usize, norm: &Normalize) -> Tensor {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let plane = h * w;
-    let stat = |v: &[f32], ch: usize, d: f32| v.get(ch).or(v.last()).copied().unwrap_or(d);
     let mut data = vec![0.0; channels * plane];
     let pixels: Vec<u8> = if channels == 1 { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() };
     for i in 0..plane {
         for ch in 0..channels {
             let v = pixels[i * channels + ch] as f32 / 255.0;
-            data[ch * plane + i] = (v - stat(&norm.mean, ch, 0.0)) / stat(&norm.std, ch, 1.0);
+            let (mean, std) = norm.channel(ch);
+            data[ch * plane + i] = (v - mean) / std;
         }
     }
     Tensor::from_vec(&[1, channels, h, w], data).unwrap_or_else(|_| Tensor::zeros(&[1, channels, h, w]))
@@ -89,7 +89,7 @@ pub fn input_image(x: &Tensor, norm: &Normalize) -> RgbImage {
     let (c, h, w) = (s[1], s[2], s[3]);
     let plane = h * w;
     let px = |ch: usize, i: usize| {
-        let (m, sd) = (norm.mean.get(ch).or(norm.mean.last()).copied().unwrap_or(0.0), norm.std.get(ch).or(norm.std.last()).copied().unwrap_or(1.0));
+        let (m, sd) = norm.channel(ch);
         ((x.data()[ch * plane + i] * sd + m).clamp(0.0, 1.0) * 255.0).round() as u8
     };
     RgbImage::from_fn(w as u32, h as u32, |xx, y| {

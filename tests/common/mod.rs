@@ -56,3 +56,13 @@ pub fn write_toy_mnist(dir: &Path, n_train: usize, n_test: usize) {
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_bytes(&[n_test as u32], &lab)).unwrap();
 }
 
+
+/// Weights of `model` (seeded initialisation, 10 classes labelled by their index) saved in
+/// `dir` as training would save them; returns the file's path as text.
+pub fn save_weights(dir: &Path, model: &str, name: &str) -> String {
+    let net = fovea::models::build_for(model, 10, None, 1).unwrap();
+    let info = fovea::train::checkpoint::WeightsInfo { model: model.into(), classes: (0..10).map(|c| c.to_string()).collect(), input: net.input_shape().to_vec() };
+    let path = dir.join(name);
+    fovea::train::checkpoint::save(&path, &net, None, &info, None).unwrap();
+    path.to_string_lossy().into_owned()
+}

@@ -65,7 +65,6 @@ pub fn render_fourier_batch(
     let (c, h, w) = (s[0], s[1], s[2]);
     let plane = h * w;
     let batch = batch.max(1);
-    let stat = |v: &[f32], ch: usize, d: f32| v.get(ch).or(v.last()).copied().unwrap_or(d);
     let mut images: Vec<FourierImage> = (0..batch).map(|b| FourierImage::random(c, h, w, cfg.sd, cfg.seed.wrapping_add(b as u64), cfg.decorrelate)).collect();
     let mut rng = Rng::new(cfg.seed ^ 0x7177);
     let n = images[0].re.len();
@@ -77,8 +76,8 @@ pub fn render_fourier_batch(
     for step in 1..=cfg.steps {
         // The batch as the net sees it: each image through the same random view, normalised.
         let affine = cfg.transforms.then(|| transform::Affine::random(&mut rng, cfg.jitter));
-        let j = if affine.is_some() { 0 } else { cfg.jitter as isize };
-        let (dy, dx) = if j > 0 { (rng.below(2 * cfg.jitter + 1) as isize - j, rng.below(2 * cfg.jitter + 1) as isize - j) } else { (0, 0) };
+        // The affine view shifts already; otherwise a roll does.
+        let (dy, dx) = if affine.is_some() { (0, 0) } else { super::ascent::random_roll(&mut rng, cfg.jitter) };
         let mut x = Vec::with_capacity(batch * c * plane);
         for img in &images {
             let pixels = img.render();
@@ -87,7 +86,7 @@ pub fn render_fourier_batch(
                 None => pixels,
             };
             for (ch, p) in seen.data_mut().chunks_mut(plane).enumerate() {
-                let (mean, std) = (stat(&norm.mean, ch, 0.0), stat(&norm.std, ch, 1.0));
+                let (mean, std) = norm.channel(ch);
                 p.iter_mut().for_each(|v| *v = (*v - mean) / std);
             }
             super::ascent::roll(&mut seen, dy, dx);
@@ -110,7 +109,7 @@ pub fn render_fourier_batch(
             let mut g = Tensor::from_vec(&[1, c, h, w], all.data()[b * c * plane..(b + 1) * c * plane].to_vec())?;
             super::ascent::roll(&mut g, -dy, -dx);
             for (ch, gp) in g.data_mut().chunks_mut(plane).enumerate() {
-                let std = stat(&norm.std, ch, 1.0);
+                let std = norm.channel(ch).1;
                 gp.iter_mut().for_each(|v| *v /= std);
             }
             if let Some(a) = &affine {
