@@ -6,10 +6,12 @@ mod adam;
 pub mod lbfgs;
 mod schedule;
 mod sgd;
+mod vec_adam;
 
 pub use adam::Adam;
 pub use schedule::Schedule;
 pub use sgd::Sgd;
+pub use vec_adam::VecAdam;
 
 use crate::error::{Error, Result};
 use crate::layers::Param;

@@ -254,16 +254,10 @@ pub fn stylize(
             x = Tensor::from_vec(&shape, data)?;
         }
         Optimizer::Adam { lr } => {
-            let (mut m, mut v) = (vec![0.0f32; x.data().len()], vec![0.0f32; x.data().len()]);
-            let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+            let mut adam = crate::optim::VecAdam::new(x.data().len());
             for step in 1..=steps {
                 let (_, g) = losses_and_gradient(net, &x, &targets, layers, weights)?;
-                let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
-                for (((xv, gv), mv), vv) in x.data_mut().iter_mut().zip(g.data()).zip(&mut m).zip(&mut v) {
-                    *mv = b1 * *mv + (1.0 - b1) * gv;
-                    *vv = b2 * *vv + (1.0 - b2) * gv * gv;
-                    *xv -= lr * (*mv / c1) / ((*vv / c2).sqrt() + eps);
-                }
+                adam.step(x.data_mut(), g.data(), lr);
                 let (l, _) = losses_and_gradient(net, &x, &targets, layers, weights)?;
                 each_step(step, &l);
             }

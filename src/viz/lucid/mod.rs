@@ -13,6 +13,7 @@ use crate::data::Normalize;
 use crate::error::Result;
 use crate::layers::{BackwardCtx, ForwardCtx, Mode};
 use crate::net::Net;
+use crate::optim::VecAdam;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::ReluRule;
@@ -68,8 +69,8 @@ pub fn render_fourier_batch(
     let mut images: Vec<FourierImage> = (0..batch).map(|b| FourierImage::random(c, h, w, cfg.sd, cfg.seed.wrapping_add(b as u64), cfg.decorrelate)).collect();
     let mut rng = Rng::new(cfg.seed ^ 0x7177);
     let n = images[0].re.len();
-    let (mut m, mut v) = (vec![0.0f32; 2 * n * batch], vec![0.0f32; 2 * n * batch]);
-    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    // One Adam per image and part of its spectrum (Adam works coordinate by coordinate).
+    let mut adams: Vec<(VecAdam, VecAdam)> = (0..batch).map(|_| (VecAdam::new(n), VecAdam::new(n))).collect();
     let mut values = Vec::with_capacity(cfg.steps);
     let eval = ForwardCtx { mode: Mode::Eval, seed: 0 };
     let back = BackwardCtx { rule: ReluRule::Plain, param_grads: false, input_grad: true };
@@ -116,19 +117,9 @@ pub fn render_fourier_batch(
                 g = transform::sample_backward(&g, a);
             }
             let (dre, dim) = img.backward(&g);
-            let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
-            let base = b * 2 * n;
-            for (k, grad) in dre.iter().chain(&dim).enumerate() {
-                let (mk, vk) = (&mut m[base + k], &mut v[base + k]);
-                *mk = b1 * *mk + (1.0 - b1) * grad;
-                *vk = b2 * *vk + (1.0 - b2) * grad * grad;
-                let delta = cfg.lr * (*mk / c1) / ((*vk / c2).sqrt() + eps);
-                if k < n {
-                    img.re[k] += delta;
-                } else {
-                    img.im[k - n] += delta;
-                }
-            }
+            // Ascent: a step down the negative gradient.
+            adams[b].0.step(&mut img.re, &dre, -cfg.lr);
+            adams[b].1.step(&mut img.im, &dim, -cfg.lr);
         }
         values.push(value);
         progress(step, value);
