@@ -458,10 +458,12 @@ impl Run<'_> {
         if improved {
             progress.best_val_accuracy = score.max(progress.best_val_accuracy);
         }
-        self.save_last(net, optimizer, progress)?;
+        // Best before last: a kill between the two then repeats this epoch end on resume (and
+        // writes the same best again); the other order would lose this epoch's best for good.
         if improved {
             checkpoint::save(&best_path, net, None, self.info, Some(progress))?;
         }
+        self.save_last(net, optimizer, progress)?;
         if let Ok(records) = metrics::read(&self.dir.join("metrics.jsonl")) {
             // Plots are a convenience: a failure to draw them does not stop training.
             if let Err(e) = crate::plot::training_curves(&records, self.dir) {
