@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod error;
+pub mod export;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod geometry;

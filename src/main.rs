@@ -38,6 +38,8 @@ enum Command {
     Report(cli::viz::ReportArgs),
     /// Print a model's per-layer table: output shapes, parameters, multiply-adds, left-over cells.
     Summary(cli::summary::Args),
+    /// Write trained weights as a standard ONNX model (input `input`, output `logits`).
+    Export(cli::export::Args),
     /// Measure speed: convolution, gemm and pooling kernels, training steps, epochs, inference.
     Bench(cli::bench::Args),
 }
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Style(a) => cli::style::run(a),
         Command::Summary(a) => cli::summary::run(a),
         Command::Bench(a) => cli::bench::run(a),
+        Command::Export(a) => cli::export::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

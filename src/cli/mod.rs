@@ -5,6 +5,7 @@ pub mod ascent;
 pub mod bench;
 pub mod dream;
 pub mod eval;
+pub mod export;
 pub mod predict;
 pub mod style;
 pub mod summary;

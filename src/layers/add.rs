@@ -12,6 +12,9 @@ impl Layer for Add {
     fn kind(&self) -> &'static str {
         "Add"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::Add
+    }
     fn arity(&self) -> Option<usize> {
         None
     }

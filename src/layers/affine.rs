@@ -34,6 +34,9 @@ impl Layer for ChannelAffine {
     fn kind(&self) -> &'static str {
         "ChannelAffine"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::ChannelAffine { scale: &self.scale, shift: &self.shift }
+    }
     fn describe(&self) -> String {
         format!("scale {:?} shift {:?}", self.scale, self.shift)
     }

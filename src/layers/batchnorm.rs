@@ -57,6 +57,9 @@ impl Layer for BatchNorm2d {
     fn kind(&self) -> &'static str {
         "BatchNorm2d"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::BatchNorm { eps: self.eps }
+    }
     fn describe(&self) -> String {
         format!("{} eps {} momentum {}", self.channels, self.eps, self.momentum)
     }

@@ -12,6 +12,9 @@ impl Layer for Concat {
     fn kind(&self) -> &'static str {
         "Concat"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::Concat
+    }
     fn arity(&self) -> Option<usize> {
         None
     }

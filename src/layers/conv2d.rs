@@ -116,6 +116,9 @@ impl Layer for Conv2d {
     fn kind(&self) -> &'static str {
         "Conv2d"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::Conv { window: self.cfg.window(), groups: self.cfg.groups }
+    }
 
     fn describe(&self) -> String {
         let g = if self.cfg.groups > 1 { format!(" groups {}", self.cfg.groups) } else { String::new() };

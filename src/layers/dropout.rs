@@ -26,6 +26,9 @@ impl Layer for Dropout {
     fn kind(&self) -> &'static str {
         "Dropout"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::Dropout
+    }
     fn describe(&self) -> String {
         format!("p {}", self.p)
     }

@@ -13,6 +13,9 @@ impl Layer for Flatten {
     fn kind(&self) -> &'static str {
         "Flatten"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::Flatten
+    }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         expect_inputs(inputs.len(), 1)?;
         match inputs[0].split_first() {

@@ -49,6 +49,9 @@ impl Layer for Linear {
     fn kind(&self) -> &'static str {
         "Linear"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::Linear
+    }
     fn describe(&self) -> String {
         format!("{} -> {}", self.in_features, self.out_features)
     }

@@ -30,6 +30,9 @@ impl Layer for Lrn {
     fn kind(&self) -> &'static str {
         "LRN"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::Lrn { size: self.params.size, alpha: self.params.alpha, beta: self.params.beta, k: self.params.k }
+    }
     fn describe(&self) -> String {
         let p = &self.params;
         format!("size {} alpha {} beta {} k {}", p.size, p.alpha, p.beta, p.k)

@@ -11,6 +11,7 @@ mod dropout;
 mod flatten;
 mod linear;
 mod lrn;
+mod op;
 mod pool;
 mod relu;
 mod softmax;
@@ -24,6 +25,7 @@ pub use dropout::Dropout;
 pub use flatten::Flatten;
 pub use linear::Linear;
 pub use lrn::Lrn;
+pub use op::Op;
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use relu::Relu;
 pub use softmax::Softmax;
@@ -94,6 +96,11 @@ pub trait Layer: Send {
     /// Gatys et al. do); `None` for every other layer.
     fn max_pool_window(&self) -> Option<crate::geometry::Window2d> {
         None
+    }
+
+    /// What the layer computes, for exporters (ONNX); `Op::Opaque` when it cannot be described.
+    fn op(&self) -> Op<'_> {
+        Op::Opaque
     }
 
     /// How many inputs the layer takes: `Some(k)` exactly k, `None` two or more.

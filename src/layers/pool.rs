@@ -87,6 +87,9 @@ impl Layer for MaxPool2d {
     fn kind(&self) -> &'static str {
         "MaxPool2d"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::MaxPool(self.window)
+    }
     fn describe(&self) -> String {
         self.window.describe()
     }
@@ -145,6 +148,9 @@ impl Layer for AvgPool2d {
     fn kind(&self) -> &'static str {
         "AvgPool2d"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::AvgPool(self.window)
+    }
     fn describe(&self) -> String {
         self.window.describe()
     }
@@ -194,6 +200,9 @@ impl AdaptiveAvgPool2d {
 impl Layer for AdaptiveAvgPool2d {
     fn kind(&self) -> &'static str {
         "AdaptiveAvgPool2d"
+    }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::AdaptiveAvgPool { output: self.output }
     }
     fn describe(&self) -> String {
         format!("to {}x{}", self.output[0], self.output[1])

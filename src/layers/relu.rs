@@ -13,6 +13,9 @@ impl Layer for Relu {
     fn kind(&self) -> &'static str {
         "ReLU"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::Relu
+    }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         expect_inputs(inputs.len(), 1)?;
         Ok(inputs[0].to_vec())

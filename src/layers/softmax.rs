@@ -20,6 +20,9 @@ impl Layer for Softmax {
     fn kind(&self) -> &'static str {
         "Softmax"
     }
+    fn op(&self) -> super::Op<'_> {
+        super::Op::Softmax
+    }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         expect_inputs(inputs.len(), 1)?;
         classes(inputs[0])?;

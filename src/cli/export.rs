@@ -1,0 +1,152 @@
+//! `fovea export`: trained weights as a standard ONNX model, for ONNX Runtime, TensorRT,
+//! browsers and the rest; with `--test-data`, a random input and fovea's logits for it in
+//! ONNX's own test layout, so any runtime can be checked against fovea
+//! (`scripts/onnx_check.py`).
+
+use fovea::export::{self, proto, Batch, ModelInfo, OnnxOptions};
+use fovea::{models, Error, ForwardCtx, Result, Tensor};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model to export (`fovea summary MODEL` shows its layers).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
+    model: String,
+    /// fovea weights, or a torchvision state_dict saved with safetensors. Without: the model as
+    /// PyTorch initialises it (seeded by --seed), to look at the graph or test a runtime.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Input size CxHxW when the model was trained at another size than its default.
+    #[arg(long, value_parser = super::args::parse_input)]
+    input: Option<[usize; 3]>,
+    /// Load weights even if some are NaN or infinite (refused otherwise).
+    #[arg(long)]
+    allow_nonfinite: bool,
+    /// Where to write the ONNX file.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// The batch dimension: `dynamic` (any size, named N) or a fixed number of images.
+    #[arg(long, default_value = "dynamic", value_parser = parse_batch)]
+    batch: Batch,
+    /// The ONNX opset to write (13 to 22).
+    #[arg(long, default_value_t = 17)]
+    opset: i64,
+    /// Fold each batch norm into the convolution before it instead of writing a
+    /// BatchNormalization node (fewer nodes; the same numbers to rounding).
+    #[arg(long)]
+    fold_batchnorm: bool,
+    /// Also write a random input batch and fovea's logits for it as
+    /// DIR/test_data_set_0/{input_0,output_0}.pb (ONNX TensorProto files).
+    #[arg(long, value_name = "DIR")]
+    test_data: Option<PathBuf>,
+    /// Seed of the initial weights (without --weights) and of the test input.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn parse_batch(s: &str) -> std::result::Result<Batch, String> {
+    match s {
+        "dynamic" => Ok(Batch::Dynamic),
+        _ => match s.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Batch::Fixed(n)),
+            _ => Err(format!("{s:?} is neither `dynamic` nor a number of images (1 or more)")),
+        },
+    }
+}
+
+/// Fails unless `out` can be a new file: its folder exists and it is not a folder itself.
+fn check_destination(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        return Err(Error::file(out, "is a folder; give the path of the .onnx file to write"));
+    }
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(Error::file(out, format!("the folder {} does not exist", folder.display())));
+    }
+    Ok(())
+}
+
+pub fn run(a: Args) -> Result<()> {
+    check_destination(&a.out)?;
+    if let Some(dir) = &a.test_data {
+        check_destination(&dir.join("test_data_set_0"))?;
+    }
+    let (mut net, classes) = match &a.weights {
+        Some(w) => {
+            let l = super::weights::load(&a.model, w, a.input, a.allow_nonfinite)?;
+            (l.net, l.classes)
+        }
+        None => {
+            let k = models::default_classes(&a.model);
+            eprintln!("no --weights: exporting {} as PyTorch initialises it (seed {})", a.model, a.seed);
+            (models::build_for(&a.model, k, a.input, a.seed)?, (0..k).map(|c| c.to_string()).collect())
+        }
+    };
+    let norm = models::normalization(&a.model);
+    let info = ModelInfo {
+        name: a.model.clone(),
+        metadata: vec![
+            ("fovea.model".into(), a.model.clone()),
+            ("fovea.classes".into(), serde_json::to_string(&classes).unwrap_or_default()),
+            ("fovea.normalize".into(), serde_json::json!({"mean": norm.mean, "std": norm.std}).to_string()),
+        ],
+    };
+    let opts = OnnxOptions { batch: a.batch, opset: a.opset, fold_batchnorm: a.fold_batchnorm };
+    let model = export::to_model(&net, &info, &opts)?;
+    let bytes = prost::Message::encode_to_vec(&model);
+    fovea::io::atomic::write_atomic(&a.out, &bytes)?;
+    let batch = match a.batch {
+        Batch::Dynamic => "N".to_string(),
+        Batch::Fixed(n) => n.to_string(),
+    };
+    let input: Vec<String> = net.input_shape().iter().map(|d| d.to_string()).collect();
+    println!(
+        "wrote {} ({:.1} MB): {} nodes, {} parameters, opset {}; input `input` [{batch}, {}] normalised with mean {:?} std {:?}, output `{}` [{batch}, {}]",
+        a.out.display(),
+        bytes.len() as f64 / 1e6,
+        model.graph.as_ref().map_or(0, |g| g.node.len()),
+        net.param_count(),
+        a.opset,
+        input.join(", "),
+        norm.mean,
+        norm.std,
+        export::OUTPUT,
+        classes.len()
+    );
+    if let Some(dir) = &a.test_data {
+        let n = match a.batch {
+            Batch::Fixed(n) => n,
+            Batch::Dynamic => 2,
+        };
+        let x = random_input(net.input_shape(), n, a.seed);
+        let logits = net.forward(&x, &ForwardCtx::default())?.clone();
+        let set = dir.join("test_data_set_0");
+        std::fs::create_dir_all(&set).map_err(|e| Error::file(&set, format!("cannot create: {e}")))?;
+        write_tensor(&set.join("input_0.pb"), "input", &x)?;
+        write_tensor(&set.join("output_0.pb"), export::OUTPUT, &logits)?;
+        println!("wrote {}: a random input of {n} and fovea's logits for it", set.display());
+    }
+    Ok(())
+}
+
+/// `[n, C, H, W]` uniform in [-2, 2], about the range of normalised images.
+fn random_input(shape: &[usize], n: usize, seed: u64) -> Tensor {
+    let mut full = vec![n];
+    full.extend_from_slice(shape);
+    let mut x = Tensor::zeros(&full);
+    let mut rng = fovea::rng::Rng::new(seed ^ 0x7E57);
+    x.data_mut().iter_mut().for_each(|v| *v = rng.uniform(-2.0, 2.0));
+    x
+}
+
+/// One tensor as an ONNX `TensorProto` file (what `onnx.numpy_helper.to_array` reads).
+fn write_tensor(path: &Path, name: &str, t: &Tensor) -> Result<()> {
+    let p = proto::TensorProto {
+        name: Some(name.into()),
+        dims: t.shape().iter().map(|&d| d as i64).collect(),
+        data_type: Some(proto::tensor_proto::DataType::Float as i32),
+        raw_data: Some(t.data().iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ..Default::default()
+    };
+    fovea::io::atomic::write_atomic(path, &prost::Message::encode_to_vec(&p))
+}
