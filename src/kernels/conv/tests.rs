@@ -181,6 +181,11 @@ fn every_path_matches_the_reference_across_channel_blocks_and_long_reductions() 
             Case::new(ConvDims { n, c_in, c_out, groups, geom: window.resolve(h, w).unwrap() }, &mut rng)
         })
         .collect();
+    // Padding as wide as the filter on one side only: its transposed problem would need a
+    // negative padding there, so the input gradient must leave the tile.
+    let lopsided = Window2d { padding: Padding::explicit([1, 0, 0, 1]), ..Window2d::square(1, 1, Padding::Valid) };
+    let mut cases = cases;
+    cases.push(Case::new(ConvDims { n: 2, c_in: 8, c_out: 20, groups: 1, geom: lopsided.resolve(5, 6).unwrap() }, &mut rng));
     let mut paths = paths("channel blocks");
     paths.push(ConvPath::Auto);
     for threads in [1, 2, 3] {

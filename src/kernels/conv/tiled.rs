@@ -83,11 +83,12 @@ pub struct ConvTileScratch {
 
 impl ConvTileScratch {
     /// Pads group `grp` of the sample and, on the first group, lists the offsets.
-    fn prepare(&mut self, xg: &[f32], channels: usize, g: &Geometry, first_group: bool) {
+    fn prepare(&mut self, xg: &[f32], channels: usize, g: &Geometry) {
         self.padded.fill(xg, channels, g);
-        // The offsets depend on the geometry only: listed again when it changes.
+        // The offsets depend on the geometry and channel count only (the same for every group):
+        // listed again when they change.
         let key = (*g, channels);
-        if first_group && self.offsets_for != Some(key) {
+        if self.offsets_for != Some(key) {
             let p = g.rows.output * g.cols.output;
             let kdim = channels * g.rows.kernel * g.cols.kernel;
             let padded = &self.padded;
@@ -112,7 +113,7 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
     let chunks = chunk_ranges(kdim, kdim.div_ceil(FORWARD_KC));
     let mut taps = Offsets::default();
     for grp in 0..d.groups {
-        s.prepare(&x[grp * cg * h * w..(grp + 1) * cg * h * w], cg, g, grp == 0);
+        s.prepare(&x[grp * cg * h * w..(grp + 1) * cg * h * w], cg, g);
         let yg = &mut y[grp * og * p..(grp + 1) * og * p];
         for (ci, ks) in chunks.iter().enumerate() {
             let k_offsets = if chunks.len() == 1 {
@@ -171,7 +172,7 @@ pub fn weight_grad_sample(kernel: Kernel, dw: &mut [f32], dy: &[f32], x: &[f32],
     let cblocks = og.div_ceil(width);
     s.dy_panels.resize(cblocks * p * width, 0.0);
     for grp in 0..d.groups {
-        s.prepare(&x[grp * cg * h * w..(grp + 1) * cg * h * w], cg, g, grp == 0);
+        s.prepare(&x[grp * cg * h * w..(grp + 1) * cg * h * w], cg, g);
         let dyg = &dy[grp * og * p..(grp + 1) * og * p];
         let dwg = &mut dw[grp * og * kdim..(grp + 1) * og * kdim];
         // dY_g [og, P] -> panels [og/width][P][width]; lanes past og keep stale values, which
