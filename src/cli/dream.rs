@@ -67,6 +67,8 @@ fn load(path: &Path, size: Option<u32>) -> Result<image::DynamicImage> {
 
 pub fn run(a: Args) -> Result<()> {
     render::image_format_for(&a.out)?;
+    // Before minutes of optimisation, not after.
+    fovea::io::atomic::check_destination(&a.out)?;
     let LoadedModel { mut net, .. } = a.m.load()?;
     let norm = models::normalization(&a.m.model);
     let channels = net.input_shape()[0];

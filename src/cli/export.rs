@@ -3,7 +3,8 @@
 //! ONNX's own test layout, so any runtime can be checked against fovea
 //! (`scripts/onnx_check.py`).
 
-use fovea::export::{self, proto, Batch, ModelInfo, OnnxOptions};
+use fovea::export::{self, Batch, ModelInfo, OnnxOptions};
+use fovea::io::atomic::{check_destination, write_atomic};
 use fovea::{models, Error, ForwardCtx, Result, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -54,18 +55,6 @@ fn parse_batch(s: &str) -> std::result::Result<Batch, String> {
     }
 }
 
-/// Fails unless `out` can be a new file: its folder exists and it is not a folder itself.
-fn check_destination(out: &Path) -> Result<()> {
-    if out.is_dir() {
-        return Err(Error::file(out, "is a folder; give the path of the .onnx file to write"));
-    }
-    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !folder.is_dir() {
-        return Err(Error::file(out, format!("the folder {} does not exist", folder.display())));
-    }
-    Ok(())
-}
-
 pub fn run(a: Args) -> Result<()> {
     check_destination(&a.out)?;
     if let Some(dir) = &a.test_data {
@@ -79,7 +68,7 @@ pub fn run(a: Args) -> Result<()> {
         None => {
             let k = models::default_classes(&a.model);
             eprintln!("no --weights: exporting {} as PyTorch initialises it (seed {})", a.model, a.seed);
-            (models::build_for(&a.model, k, a.input, a.seed)?, (0..k).map(|c| c.to_string()).collect())
+            (models::build_for(&a.model, k, a.input, a.seed)?, super::weights::class_names(k))
         }
     };
     let norm = models::normalization(&a.model);
@@ -94,7 +83,7 @@ pub fn run(a: Args) -> Result<()> {
     let opts = OnnxOptions { batch: a.batch, opset: a.opset, fold_batchnorm: a.fold_batchnorm };
     let model = export::to_model(&net, &info, &opts)?;
     let bytes = prost::Message::encode_to_vec(&model);
-    fovea::io::atomic::write_atomic(&a.out, &bytes)?;
+    write_atomic(&a.out, &bytes)?;
     let batch = match a.batch {
         Batch::Dynamic => "N".to_string(),
         Batch::Fixed(n) => n.to_string(),
@@ -141,12 +130,6 @@ fn random_input(shape: &[usize], n: usize, seed: u64) -> Tensor {
 
 /// One tensor as an ONNX `TensorProto` file (what `onnx.numpy_helper.to_array` reads).
 fn write_tensor(path: &Path, name: &str, t: &Tensor) -> Result<()> {
-    let p = proto::TensorProto {
-        name: Some(name.into()),
-        dims: t.shape().iter().map(|&d| d as i64).collect(),
-        data_type: Some(proto::tensor_proto::DataType::Float as i32),
-        raw_data: Some(t.data().iter().flat_map(|v| v.to_le_bytes()).collect()),
-        ..Default::default()
-    };
-    fovea::io::atomic::write_atomic(path, &prost::Message::encode_to_vec(&p))
+    let p = export::onnx::float_tensor(name, t.shape(), t.data());
+    write_atomic(path, &prost::Message::encode_to_vec(&p))
 }

@@ -71,6 +71,8 @@ fn colour(img: &image::DynamicImage) -> bool {
 
 pub fn run(a: Args) -> Result<()> {
     render::image_format_for(&a.out)?;
+    // Before minutes of optimisation, not after.
+    fovea::io::atomic::check_destination(&a.out)?;
     if a.size == 0 {
         return Err(Error::Invalid("--size must be at least 1".into()));
     }

@@ -64,13 +64,21 @@ pub fn load(model: &str, path: &Path, input: Option<[usize; 3]>, allow_nonfinite
     let out = probe.output_name().to_string();
     let classes = match (&file.info, file.model.get(&format!("{out}.weight"))) {
         (Some(i), _) if !i.classes.is_empty() => i.classes.clone(),
-        (_, Some(w)) if w.shape()[0] == 1000 => IMAGENET.lines().map(String::from).collect(),
-        (_, Some(w)) => (0..w.shape()[0]).map(|c| c.to_string()).collect(),
+        (_, Some(w)) => class_names(w.shape()[0]),
         (_, None) => return Err(Error::file(path, format!("has no {out}.weight: not weights for {model}"))),
     };
     let (mut net, _) = models::architecture(model, classes.len(), input)?;
     net.load_state(&file.model).map_err(|e| Error::file(path, e.to_string()))?;
     Ok(LoadedModel { net, classes })
+}
+
+/// Names for `count` classes with no names given: ImageNet's for 1000, else the numbers.
+pub fn class_names(count: usize) -> Vec<String> {
+    if count == 1000 {
+        IMAGENET.lines().map(String::from).collect()
+    } else {
+        (0..count).map(|c| c.to_string()).collect()
+    }
 }
 
 /// One image file as `net`'s input batch `[1, C, H, W]`, preprocessed as `model` expects:

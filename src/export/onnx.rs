@@ -325,13 +325,7 @@ impl<'n> Graph<'n> {
 
     /// Adds a float initializer and returns its name.
     fn constant(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
-        self.initializers.push(TensorProto {
-            name: Some(name.into()),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: Some(DataType::Float as i32),
-            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            ..Default::default()
-        });
+        self.initializers.push(float_tensor(name, dims, data));
         name.to_string()
     }
 
@@ -344,6 +338,18 @@ impl<'n> Graph<'n> {
             attribute,
             ..Default::default()
         });
+    }
+}
+
+/// A named float tensor of shape `dims`, little-endian in `raw_data` (initializers, and the
+/// test data of `fovea export --test-data`).
+pub fn float_tensor(name: &str, dims: &[usize], data: &[f32]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: Some(DataType::Float as i32),
+        raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ..Default::default()
     }
 }
 

@@ -4,9 +4,23 @@ use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// Fails unless `path` can be written as a file: its folder exists and it is not a folder
+/// itself. Commands call it before long work, so a mistyped `-o` costs nothing.
+pub fn check_destination(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::file(path, "is a folder; give the path of the file to write"));
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::file(path, format!("the folder {} does not exist", dir.display())));
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory, synced, then
 /// renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    check_destination(path)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().ok_or_else(|| Error::file(path, "is not a file path"))?;
     let tmp = dir.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
@@ -55,6 +69,20 @@ mod tests {
         left.sort();
         assert_eq!(left, [".hidden", ".x.tmp-", ".y.tmp-12a", "last.safetensors", "notes.tmp-1"]);
         assert_eq!(std::fs::read(dir.join("last.safetensors")).unwrap(), b"new");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_destination_in_a_missing_folder_or_on_a_folder_is_named() {
+        let dir = std::env::temp_dir().join(format!("fovea-destination-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("no-such-folder").join("out.png");
+        let e = write_atomic(&missing, b"x").unwrap_err().to_string();
+        assert!(e.contains("no-such-folder") && e.contains("does not exist"), "{e}");
+        let e = write_atomic(&dir, b"x").unwrap_err().to_string();
+        assert!(e.contains("is a folder"), "{e}");
+        assert!(check_destination(&dir.join("fine.png")).is_ok());
+        assert!(!dir.join("no-such-folder").exists());
         std::fs::remove_dir_all(&dir).ok();
     }
 }
