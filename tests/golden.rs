@@ -197,12 +197,13 @@ fn conv2d(case: &mut Case) -> Result<(), String> {
     Ok(())
 }
 
-/// `gemm` and every tile this CPU runs (one printed line for each it lacks).
+/// `gemm` and every tile this CPU runs, direct and under Winograd (3x3 stride-1 cases of 16
+/// channels or more: `k_conv_40_to_72`) (one printed line for each tile it lacks).
 fn kernel_paths() -> Vec<ConvPath> {
     let mut paths = vec![ConvPath::Gemm];
     for kernel in [Kernel::AVX2, Kernel::AVX512] {
         if kernel.isa.supported() {
-            paths.push(ConvPath::Tile(kernel));
+            paths.extend([ConvPath::Tile(kernel), ConvPath::Winograd(kernel)]);
         } else {
             println!("golden conv cases: skipped {} (this CPU lacks {})", kernel.name(), kernel.isa.name());
         }

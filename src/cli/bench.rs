@@ -37,9 +37,11 @@ pub struct Args {
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
     /// Convolution kernels for `conv`: `auto` (what training uses), `tiled` (fovea's widest
-    /// tile), `tiled-avx512`, `tiled-avx2`, `gemm` (im2col + gemm); several to compare them side
-    /// by side. Each line names what ran (a tile the CPU lacks runs as `gemm`).
-    #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = ["auto", "tiled", "tiled-avx512", "tiled-avx2", "gemm"])]
+    /// tile, direct), `tiled-avx512`, `tiled-avx2`, `winograd-avx512`, `winograd-avx2`
+    /// (F(2x2, 3x3) on that tile, 3x3 stride-1 layers only), `gemm` (im2col + gemm); several to
+    /// compare them side by side. Each line names what ran (a tile the CPU lacks runs as
+    /// `gemm`, Winograd where it does not apply as the direct tile).
+    #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = ["auto", "tiled", "tiled-avx512", "tiled-avx2", "winograd-avx512", "winograd-avx2", "gemm"])]
     path: Vec<String>,
 }
 
@@ -78,6 +80,8 @@ fn conv_path(name: &str) -> ConvPath {
         "tiled" => ConvPath::Tiled,
         "tiled-avx512" => ConvPath::Tile(Kernel::AVX512),
         "tiled-avx2" => ConvPath::Tile(Kernel::AVX2),
+        "winograd-avx512" => ConvPath::Winograd(Kernel::AVX512),
+        "winograd-avx2" => ConvPath::Winograd(Kernel::AVX2),
         "gemm" => ConvPath::Gemm,
         _ => ConvPath::Auto,
     }

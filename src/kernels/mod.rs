@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod aligned;
 pub mod batchnorm;
+pub mod finite;
 pub mod conv;
 pub mod isa;
 pub mod linear;

@@ -11,6 +11,7 @@ pub use summary::{lecture_shape, thousands, Summary, SummaryRow};
 
 use crate::error::{Error, Result};
 use crate::layers::{BackwardCtx, ForwardCtx, Layer, Param};
+use crate::kernels::finite::all_finite;
 use crate::rng::{mix64, Rng};
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -401,18 +402,4 @@ impl std::fmt::Debug for Net {
         let nodes: Vec<String> = self.nodes.iter().map(|n| format!("{}: {}", n.name, n.layer.kind())).collect();
         f.debug_struct("Net").field("input", &self.input_shape).field("nodes", &nodes).finish()
     }
-}
-
-/// Whether no value is NaN or infinite: `v * 0` is 0 for every finite value and NaN otherwise,
-/// and a sum of those vectorises where `is_finite` in a short-circuiting loop does not.
-fn all_finite(v: &[f32]) -> bool {
-    let mut acc = [0.0f32; 8];
-    let chunks = v.chunks_exact(8);
-    let rest = chunks.remainder().iter().fold(0.0f32, |a, x| a + x * 0.0);
-    for c in chunks {
-        for (a, x) in acc.iter_mut().zip(c) {
-            *a += x * 0.0;
-        }
-    }
-    acc.iter().sum::<f32>() + rest == 0.0
 }

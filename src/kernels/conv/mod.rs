@@ -7,7 +7,9 @@
 //! - `gemm_path.rs`: im2col (`im2col.rs`) + a `gemm` product (CPUs without a tile, 1x1
 //!   stride-1 unpadded convolutions, the input gradient of strided, dilated or few-channel
 //!   convolutions);
-//! - `reference.rs`: the definition in f64, which tests hold both to.
+//! - `winograd/`: 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3), whose 16 products
+//!   run on the same tile (forward pass and input gradient; finite operands only);
+//! - `reference.rs`: the definition in f64, which tests hold all of them to.
 
 mod gemm_path;
 pub mod im2col;
@@ -15,15 +17,18 @@ pub mod padded;
 mod reference;
 pub mod tile;
 pub mod tiled;
+pub mod winograd;
 
 pub use reference::{conv2d_backward_ref, conv2d_forward_ref};
 pub use tile::Kernel;
 
 use crate::geometry::Geometry;
+use crate::kernels::finite::all_finite;
 use crate::kernels::matmul::Threads;
 use crate::kernels::parallel::{chunk_ranges, split_lengths, sum_partials_into};
 use rayon::prelude::*;
 use tiled::{ChannelPanels, ConvTileScratch};
+use winograd::{WinogradScratch, WinogradWeights};
 
 /// Sizes of one convolution call.
 #[derive(Clone, Copy, Debug)]
@@ -84,6 +89,9 @@ pub enum ConvPath {
     Tiled,
     /// This tile (tests and benchmarks); `Gemm` on a CPU that lacks it.
     Tile(Kernel),
+    /// Winograd's F(2x2, 3x3) on this tile where it applies (`winograd::applies`), else as
+    /// `Tile` (tests and benchmarks).
+    Winograd(Kernel),
 }
 
 impl ConvPath {
@@ -100,13 +108,29 @@ impl ConvPath {
             ConvPath::Gemm => None,
             ConvPath::Auto if d.is_pointwise() || channels < min_channels => None,
             ConvPath::Auto | ConvPath::Tiled => best(),
-            ConvPath::Tile(k) => Some(k).filter(|k| k.isa.supported()),
+            ConvPath::Tile(k) | ConvPath::Winograd(k) => Some(k).filter(|k| k.isa.supported()),
         }
     }
 
-    /// What the forward pass of `d` runs on: `tiled-avx512`, `tiled-avx2` or `gemm`.
+    /// The tile Winograd's products run on for `d`, where this path takes Winograd (`Auto`
+    /// always does where it applies: 3x3 stride-1 layers of 16 channels or more); `tile` is
+    /// what `kernel` chose.
+    fn winograd(self, d: &ConvDims, tile: Option<Kernel>) -> Option<Kernel> {
+        match self {
+            ConvPath::Auto | ConvPath::Winograd(_) => tile.filter(|_| winograd::applies(d)),
+            _ => None,
+        }
+    }
+
+    /// What the forward pass of `d` runs on: `winograd-avx512`, `tiled-avx512`,
+    /// `winograd-avx2`, `tiled-avx2` or `gemm`.
     pub fn forward_name(self, d: &ConvDims) -> &'static str {
-        self.kernel(d, d.og(), 1).map_or("gemm", |k| k.name())
+        let tile = self.kernel(d, d.og(), 1);
+        match (self.winograd(d, tile), tile) {
+            (Some(k), _) => winograd::name(k),
+            (None, Some(k)) => k.name(),
+            (None, None) => "gemm",
+        }
     }
 }
 
@@ -121,6 +145,8 @@ pub struct ConvScratch {
     /// The weights the tile reads in this call (the layer's, or `flipped`), packed once for
     /// the tile's width and shared by every chunk.
     panels: ChannelPanels,
+    /// The same weights transformed for Winograd, where it runs.
+    winograd: WinogradWeights,
 }
 
 /// One chunk's scratch: the column matrix (gemm path), partial parameter gradients, and the
@@ -133,6 +159,7 @@ pub(super) struct ChunkScratch {
     tiled: ConvTileScratch,
     /// For the transposed convolution of the input gradient (another geometry).
     tiled_transposed: ConvTileScratch,
+    winograd: WinogradScratch,
 }
 
 impl ConvScratch {
@@ -188,14 +215,22 @@ pub fn conv2d_forward_via(
     if let Some(k) = kernel {
         scratch.panels.pack(weight, d, k.width);
     }
-    let panels = &scratch.panels;
+    let wino = path.winograd(d, kernel);
+    if wino.is_some() {
+        scratch.winograd.prepare(weight, d.c_in, d.c_out);
+    }
+    let wino = wino.filter(|_| scratch.winograd.finite());
+    let (panels, transformed) = (&scratch.panels, &scratch.winograd);
     let out_chunks = split_by_ranges(out, &ranges, out_len);
     out_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |((out_chunk, s), range)| {
             for (i, sample) in range.clone().enumerate() {
                 let x = &input[sample * in_len..(sample + 1) * in_len];
                 let y = &mut out_chunk[i * out_len..(i + 1) * out_len];
-                if let Some(k) = kernel {
+                if let (Some(k), true) = (wino, all_finite(x)) {
+                    winograd::forward_sample(k, y, x, transformed, d, &mut s.winograd, false, threads);
+                    add_bias(y, bias, d.out_plane());
+                } else if let Some(k) = kernel {
                     tiled::forward_sample(k, y, x, panels, d, &mut s.tiled, false, threads);
                     add_bias(y, bias, d.out_plane());
                 } else {
@@ -266,6 +301,12 @@ pub fn conv2d_backward_via(
         tiled::flip_weights(&mut scratch.flipped, weight, d);
         scratch.panels.pack(&scratch.flipped, t, k.width);
     }
+    // Winograd for the transposed problem where it applies and the weights are finite.
+    let wino = transposed.as_ref().and_then(|(t, k)| path.winograd(t, Some(*k)).map(|_| t));
+    if let Some(t) = wino {
+        scratch.winograd.prepare(&scratch.flipped, t.c_in, t.c_out);
+    }
+    let wino = wino.is_some() && scratch.winograd.finite();
     let dx_on_gemm = d_input.is_some() && transposed.is_none();
     let needs_col = !d.is_pointwise() && ((want_w && w_kernel.is_none()) || dx_on_gemm);
     let col_len = if needs_col { d.kdim() * p } else { 0 };
@@ -275,7 +316,7 @@ pub fn conv2d_backward_via(
         if want_w { weight.len() } else { 0 },
         if want_b { d.c_out } else { 0 },
     );
-    let flipped = &scratch.panels;
+    let (flipped, transformed) = (&scratch.panels, &scratch.winograd);
     let dx_chunks: Vec<Option<&mut [f32]>> = match d_input {
         Some(dx) => split_by_ranges(dx, &ranges, in_len).into_iter().map(Some).collect(),
         None => ranges.iter().map(|_| None).collect(),
@@ -292,7 +333,11 @@ pub fn conv2d_backward_via(
                 }
                 match (dx, &transposed) {
                     (Some(dx), Some((t, k))) => {
-                        tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, true, threads);
+                        if wino && all_finite(dy) {
+                            winograd::forward_sample(*k, dx, dy, transformed, t, &mut s.winograd, true, threads);
+                        } else {
+                            tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, true, threads);
+                        }
                         if w_on_gemm {
                             gemm_path::backward_sample(None, s, dy, x, weight, d, threads, true);
                         }

@@ -16,10 +16,13 @@ fn close(a: &[f32], b: &[f32], what: &str) {
     }
 }
 
-/// `gemm`, and each tile this CPU has (one printed line for each it lacks).
+/// `gemm`, and each tile this CPU has, direct and under Winograd (one printed line for each
+/// tile it lacks).
 fn paths(test: &str) -> Vec<ConvPath> {
     let mut p = vec![ConvPath::Gemm];
-    p.extend(runnable_kernels(test).into_iter().map(ConvPath::Tile));
+    for k in runnable_kernels(test) {
+        p.extend([ConvPath::Tile(k), ConvPath::Winograd(k)]);
+    }
     p
 }
 
@@ -87,14 +90,24 @@ impl Case {
 /// channels split across the pool) or in a batch (samples split), the same bits.
 #[test]
 fn a_sample_gets_the_same_bits_alone_and_in_a_batch() {
-    let window = Window2d::square(5, 1, Padding::uniform(2));
+    // The direct tile (5x5), and Winograd both ways (3x3, 24 and 40 channels).
+    for (k, c_in, c_out) in [(5, 8, 72), (3, 24, 40)] {
+        same_bits_alone_and_in_a_batch(k, c_in, c_out);
+    }
+}
+
+fn same_bits_alone_and_in_a_batch(k: usize, c_in: usize, c_out: usize) {
+    let window = Window2d::square(k, 1, Padding::uniform(k / 2));
     let geom = window.resolve(9, 11).unwrap();
     let mut rng = Rng::new(4);
-    let (n, c_in, c_out) = (3, 8, 72);
+    let n = 3;
     let d = ConvDims { n, c_in, c_out, groups: 1, geom };
+    if k == 3 && Isa::active() != Isa::Scalar {
+        assert!(ConvPath::Auto.forward_name(&d).starts_with("winograd"), "{d:?} runs on Winograd");
+    }
     let (in_len, out_len) = (c_in * 99, c_out * 99);
     let x = rng.uniform_vec(n * in_len, -1.0, 1.0);
-    let wt = rng.uniform_vec(c_out * c_in * 25, -1.0, 1.0);
+    let wt = rng.uniform_vec(c_out * c_in * k * k, -1.0, 1.0);
     let dy = rng.uniform_vec(n * out_len, -1.0, 1.0);
     for threads in [2, 3] {
         in_pool(threads, || {
@@ -205,13 +218,18 @@ fn auto_takes_the_widest_allowed_tile() {
     let geom = Window2d::square(3, 1, Padding::uniform(1)).resolve(8, 8).unwrap();
     let wide = ConvDims { n: 2, c_in: 32, c_out: 64, groups: 1, geom };
     let narrow = ConvDims { c_out: 16, ..wide };
+    let strided = ConvDims { geom: Window2d::square(3, 2, Padding::uniform(1)).resolve(8, 8).unwrap(), ..wide };
     let want = match Isa::active() {
         Isa::Scalar => "gemm",
         Isa::Avx2 => "tiled-avx2",
         Isa::Avx512 => "tiled-avx512",
     };
-    assert_eq!(ConvPath::Auto.forward_name(&wide), want);
-    assert_eq!(ConvPath::Auto.forward_name(&narrow), if want == "gemm" { "gemm" } else { "tiled-avx2" });
+    let wino = |tile: &str| tile.replace("tiled", "winograd");
+    assert_eq!(ConvPath::Auto.forward_name(&strided), want);
+    assert_eq!(ConvPath::Auto.forward_name(&wide), wino(want));
+    assert_eq!(ConvPath::Auto.forward_name(&ConvDims { c_in: 15, ..wide }), want, "too few channels for Winograd");
+    assert_eq!(ConvPath::Auto.forward_name(&narrow), if want == "gemm" { "gemm" } else { "winograd-avx2" });
+    assert_eq!(ConvPath::Tiled.forward_name(&wide), want, "Tiled is the direct tile");
     let pointwise = ConvDims { geom: Window2d::square(1, 1, Padding::Valid).resolve(8, 8).unwrap(), ..wide };
     assert_eq!(ConvPath::Auto.forward_name(&pointwise), "gemm");
     assert_eq!(ConvPath::Gemm.forward_name(&wide), "gemm");
@@ -225,7 +243,8 @@ fn auto_takes_the_widest_allowed_tile() {
 fn every_path_propagates_nan_as_the_definition() {
     let mut rng = Rng::new(31);
     let nan_mask = |v: &[f32]| v.iter().map(|x| x.is_nan()).collect::<Vec<bool>>();
-    for &(c_in, c_out, k, stride, pad) in &[(8, 40, 3, 1, 1), (16, 33, 5, 1, 2), (4, 20, 3, 2, 1), (3, 10, 5, 1, 2)] {
+    // (24, 20, 3, 1, 1) takes Winograd both ways, (16, 8, ..) for the forward pass only.
+    for &(c_in, c_out, k, stride, pad) in &[(8, 40, 3, 1, 1), (16, 33, 5, 1, 2), (4, 20, 3, 2, 1), (3, 10, 5, 1, 2), (24, 20, 3, 1, 1), (16, 8, 3, 1, 1)] {
         let geom = Window2d::square(k, stride, Padding::uniform(pad)).resolve(9, 10).unwrap();
         let d = ConvDims { n: 2, c_in, c_out, groups: 1, geom };
         let case = Case::new(d, &mut rng);
@@ -253,6 +272,76 @@ fn every_path_propagates_nan_as_the_definition() {
             conv2d_backward_via(path, None, Some(&mut dw), None, &case.dy, &x, &case.wt, &d, &mut scratch);
             assert_eq!(nan_mask(&dw), nan_mask(&dw_x_ref), "{path:?} {d:?}: NaN weight gradients");
         }
+    }
+}
+
+/// Winograd's geometries: images of odd and even sides (a last tile half outside), one output
+/// pixel, padding 0, 1, 2 and lopsided (its transposed problem's too), images of several
+/// strips, channels at and above the threshold, batch 1 (products shared across the pool) and
+/// batch 5; both directions, in pools of 1, 2 and 3 threads.
+#[test]
+fn winograd_matches_the_reference_on_its_geometries() {
+    let mut rng = Rng::new(41);
+    // (n, c_in, c_out, padding [top, bottom, left, right], h, w)
+    let shapes: &[(usize, usize, usize, [usize; 4], usize, usize)] = &[
+        (2, 16, 16, [1, 1, 1, 1], 8, 8),
+        (5, 17, 20, [1, 1, 1, 1], 7, 9),
+        (1, 16, 33, [0, 0, 0, 0], 3, 3),   // one output pixel
+        (1, 20, 16, [0, 0, 0, 0], 4, 3),   // 2 x 1 outputs
+        (2, 24, 18, [2, 2, 2, 2], 5, 6),   // the transposed problem has no padding
+        (3, 16, 24, [0, 2, 1, 0], 6, 7),   // lopsided
+        (2, 64, 64, [1, 1, 1, 1], 20, 22), // several strips
+        (1, 64, 70, [1, 1, 1, 1], 19, 21), // several strips, batch 1
+        (1, 40, 16, [1, 1, 1, 1], 45, 3),  // a narrow, tall image: segments of one tile
+    ];
+    let cases: Vec<Case> = shapes
+        .iter()
+        .map(|&(n, c_in, c_out, pad, h, w)| {
+            let window = Window2d { padding: Padding::explicit(pad), ..Window2d::square(3, 1, Padding::Valid) };
+            let d = ConvDims { n, c_in, c_out, groups: 1, geom: window.resolve(h, w).unwrap() };
+            assert!(winograd::applies(&d), "{d:?}");
+            Case::new(d, &mut rng)
+        })
+        .collect();
+    let kernels = runnable_kernels("winograd geometries");
+    for threads in [1, 2, 3] {
+        in_pool(threads, || {
+            for (i, case) in cases.iter().enumerate() {
+                for &k in &kernels {
+                    case.check(ConvPath::Winograd(k), &format!("{threads} threads, shape {i}"));
+                }
+            }
+        });
+    }
+}
+
+/// Weights or a sample holding a NaN or an infinity leave Winograd for the direct tile: an
+/// infinity in a sample reaches exactly the outputs whose windows hold it (the transforms
+/// would spread it over the whole 4x4 block as inf - inf = NaN).
+#[test]
+fn winograd_leaves_non_finite_operands_to_the_direct_tile() {
+    let mut rng = Rng::new(42);
+    let geom = Window2d::square(3, 1, Padding::uniform(1)).resolve(8, 8).unwrap();
+    let d = ConvDims { n: 2, c_in: 16, c_out: 16, groups: 1, geom };
+    let case = Case::new(d, &mut rng);
+    for k in runnable_kernels("winograd and non-finite operands") {
+        let mut x = case.x.clone();
+        x[64 + 8 * 3 + 3] = f32::INFINITY; // sample 0, channel 1, (3, 3)
+        let mut y_ref = vec![0.0; case.y.len()];
+        conv2d_forward_ref(&mut y_ref, &x, &case.wt, None, &d);
+        let mut y = vec![0.0; case.y.len()];
+        conv2d_forward_via(ConvPath::Winograd(k), &mut y, &x, &case.wt, None, &d, &mut ConvScratch::default());
+        let finite = |v: &[f32]| v.iter().map(|x| x.is_finite()).collect::<Vec<_>>();
+        assert_eq!(finite(&y), finite(&y_ref), "{k:?}: an infinite input");
+        assert!(y_ref.iter().filter(|v| !v.is_finite()).count() >= 9 * 16);
+        // An infinite weight: as the direct tile (which, unlike the definition, also
+        // multiplies it by the zero padding: inf x 0 = NaN at the borders).
+        let mut wt = case.wt.clone();
+        wt[5] = f32::NEG_INFINITY;
+        let mut y_direct = vec![0.0; case.y.len()];
+        conv2d_forward_via(ConvPath::Tile(k), &mut y_direct, &case.x, &wt, None, &d, &mut ConvScratch::default());
+        conv2d_forward_via(ConvPath::Winograd(k), &mut y, &case.x, &wt, None, &d, &mut ConvScratch::default());
+        assert_eq!(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), y_direct.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{k:?}: an infinite weight");
     }
 }
 

@@ -14,7 +14,7 @@
 //! Shapes per sample: `x: [Cin, H, W]`, `y, dy: [Cout, Ho, Wo]`, `weight: [Cout, Cin/groups, kh, kw]`.
 
 use super::padded::Padded;
-use super::tile::{self, Kernel, Offsets, Tile};
+use super::tile::{self, CLayout, Kernel, Offsets, Tile};
 use super::ConvDims;
 use crate::kernels::aligned::AlignedVec;
 use crate::kernels::matmul::Threads;
@@ -136,7 +136,7 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
                             k_offsets,
                             b,
                             c: &mut yb[px0..],
-                            c_cs: p,
+                            c_layout: CLayout::Transposed { column_stride: p },
                             n: width.min(og - cb * width),
                             accumulate: accumulate || ci > 0,
                         });
@@ -192,7 +192,7 @@ pub fn weight_grad_sample(kernel: Kernel, dw: &mut [f32], dy: &[f32], x: &[f32],
                         k_offsets: pixels.from(0),
                         b,
                         c: &mut dwb[k0..],
-                        c_cs: kdim,
+                        c_layout: CLayout::Transposed { column_stride: kdim },
                         n: width.min(og - cb * width),
                         accumulate: true,
                     });

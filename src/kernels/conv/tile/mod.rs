@@ -15,7 +15,8 @@
 //! (its window's offset), k a tap (its offset) and j an output channel (weights packed
 //! `[k][width]`); in the weight gradient r is a tap, k a pixel and j an output channel (dY
 //! packed `[pixel][width]`). C is stored transposed (one output channel's `rows` values are
-//! contiguous), which is the NCHW layout of both results.
+//! contiguous), which is the NCHW layout of both results. The Winograd path (`winograd/`)
+//! turns the roles around (r an output channel, j a tile of the image) and stores C by rows.
 //!
 //! Why not `gemm`: a convolution's products are small (64 x 196 x 800 per sample for the MNIST
 //! net's conv2) and `gemm` must first copy im2col's column matrix (larger than L2) into its
@@ -98,6 +99,17 @@ pub struct OffsetsFrom<'a> {
     max: usize,
 }
 
+/// Where C's values go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CLayout {
+    /// `C(r, j)` at `c[r + j * column_stride]`: a column's `rows` values contiguous (a channel
+    /// of an NCHW result).
+    Transposed { column_stride: usize },
+    /// `C(r, j)` at `c[r * row_stride + j]`, plain vector stores; every row is the full
+    /// `width` (`n == width`).
+    Rows { row_stride: usize },
+}
+
 /// The operands of one tile; see the module comment for the formula.
 pub struct Tile<'a> {
     pub rows: usize,
@@ -109,8 +121,7 @@ pub struct Tile<'a> {
     /// `[k][width]`
     pub b: &'a [f32],
     pub c: &'a mut [f32],
-    /// Distance in C between columns j and j + 1.
-    pub c_cs: usize,
+    pub c_layout: CLayout,
     /// Valid columns of C, `1..=width`.
     pub n: usize,
     /// Add to C instead of overwriting it.
@@ -126,7 +137,7 @@ pub(crate) struct Operands {
     pub k_offsets: *const usize,
     pub b: *const f32,
     pub c: *mut f32,
-    pub c_cs: usize,
+    pub c_layout: CLayout,
     pub n: usize,
     pub accumulate: bool,
 }
@@ -144,7 +155,13 @@ pub fn run(kernel: Kernel, t: Tile) {
         assert!(last < t.data.len(), "tile: A has {} values, reads up to {last}", t.data.len());
         assert!(t.k * width <= t.b.len(), "tile: B has {} values, needs {}x{width}", t.b.len(), t.k);
     }
-    let last_c = (t.rows - 1) + (t.n - 1) * t.c_cs;
+    let last_c = match t.c_layout {
+        CLayout::Transposed { column_stride } => (t.rows - 1) + (t.n - 1) * column_stride,
+        CLayout::Rows { row_stride } => {
+            assert!(t.n == width, "tile: a row store needs all {width} columns, got {}", t.n);
+            (t.rows - 1) * row_stride + width - 1
+        }
+    };
     assert!(last_c < t.c.len(), "tile: C has {} values, writes up to {last_c}", t.c.len());
     assert!(isa != Isa::Scalar && isa.supported(), "tile: this CPU lacks {}", isa.name());
     let o = Operands {
@@ -154,7 +171,7 @@ pub fn run(kernel: Kernel, t: Tile) {
         k_offsets: t.k_offsets.offsets.as_ptr(),
         b: t.b.as_ptr(),
         c: t.c.as_mut_ptr(),
-        c_cs: t.c_cs,
+        c_layout: t.c_layout,
         n: t.n,
         accumulate: t.accumulate,
     };

@@ -8,7 +8,7 @@
 // Only the x86-64 ISA files use the loop.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
-use super::Operands;
+use super::{CLayout, Operands};
 
 /// The vector operations of one instruction set.
 ///
@@ -23,6 +23,8 @@ pub(super) unsafe trait Simd {
     unsafe fn store(p: *mut f32, v: Self::V);
     /// `*p` in every lane.
     unsafe fn splat(p: *const f32) -> Self::V;
+    /// `a + b`.
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     /// `a * b + c`, fused.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// Stores the `R x 2 LANES` block held as row vectors transposed: column j's R values go to
@@ -37,7 +39,7 @@ pub(super) unsafe trait Simd {
 /// rows, `o.k` steps and `o.n` columns (`super::run` checks).
 #[inline(always)]
 pub(super) unsafe fn tile<S: Simd, const R: usize>(o: Operands) {
-    let Operands { k, data, row_offsets, k_offsets, b, c, c_cs, n, accumulate } = o;
+    let Operands { k, data, row_offsets, k_offsets, b, c, c_layout, n, accumulate } = o;
     let mut acc = [[S::zero(); 2]; R];
     let mut rows = [data; R];
     for (r, p) in rows.iter_mut().enumerate() {
@@ -55,7 +57,22 @@ pub(super) unsafe fn tile<S: Simd, const R: usize>(o: Operands) {
         }
         bp = bp.add(2 * S::LANES);
     }
-    S::store_transposed::<R>(&acc, c, c_cs, n, accumulate);
+    match c_layout {
+        CLayout::Transposed { column_stride } => S::store_transposed::<R>(&acc, c, column_stride, n, accumulate),
+        CLayout::Rows { row_stride } => store_rows::<S, R>(&acc, c, row_stride, accumulate),
+    }
+}
+
+/// Each row's two vectors to `c[r * row_stride..][..2 * LANES]`.
+#[inline(always)]
+unsafe fn store_rows<S: Simd, const R: usize>(acc: &[[S::V; 2]; R], c: *mut f32, row_stride: usize, accumulate: bool) {
+    for (r, pair) in acc.iter().enumerate() {
+        let row = c.add(r * row_stride);
+        for (half, &v) in pair.iter().enumerate() {
+            let d = row.add(half * S::LANES);
+            S::store(d, if accumulate { S::add(v, S::load(d)) } else { v });
+        }
+    }
 }
 
 /// The plain transposed store through a stack copy, for any row count and width: used where

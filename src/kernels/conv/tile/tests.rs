@@ -59,7 +59,7 @@ fn tile_matches_the_definition_for_every_row_count_and_width() {
                 let c_cs = kernel.rows + 5;
                 let start = rng.uniform_vec(rows + (w - 1) * c_cs + 1, -1.0, 1.0);
                 let mut c = start.clone();
-                let t = Tile { rows, k, data: &data, row_offsets: row_offsets.from(0), k_offsets: k_offsets.from(0), b: &b, c: &mut c, c_cs, n, accumulate: acc };
+                let t = Tile { rows, k, data: &data, row_offsets: row_offsets.from(0), k_offsets: k_offsets.from(0), b: &b, c: &mut c, c_layout: CLayout::Transposed { column_stride: c_cs }, n, accumulate: acc };
                 run(kernel, t);
                 for (idx, (&got, &was)) in c.iter().zip(&start).enumerate() {
                     let (j, r) = (idx / c_cs, idx % c_cs);
@@ -76,6 +76,51 @@ fn tile_matches_the_definition_for_every_row_count_and_width() {
             }
         }
     }
+}
+
+/// The row store: `C(r, j)` at `c[r * row_stride + j]`, nothing else written.
+#[test]
+fn row_store_matches_the_definition_for_every_row_count() {
+    let mut rng = Rng::new(10);
+    for kernel in runnable_kernels("row_store_matches_the_definition") {
+        let w = kernel.width;
+        for rows in 1..=kernel.rows {
+            for &(k, acc) in &[(1, false), (64, true), (0, true), (130, false)] {
+                let data = rng.uniform_vec(500, -1.0, 1.0);
+                let mut row_offsets = Offsets::default();
+                row_offsets.set((0..rows).map(|r| 37 * r + rng.below(3)));
+                let mut k_offsets = Offsets::default();
+                k_offsets.set(0..k);
+                let b = rng.uniform_vec(k * w, -1.0, 1.0);
+                let row_stride = w + 3;
+                let start = rng.uniform_vec(rows * row_stride + 2, -1.0, 1.0);
+                let mut c = start.clone();
+                let layout = CLayout::Rows { row_stride };
+                run(kernel, Tile { rows, k, data: &data, row_offsets: row_offsets.from(0), k_offsets: k_offsets.from(0), b: &b, c: &mut c, c_layout: layout, n: w, accumulate: acc });
+                for (idx, (&got, &was)) in c.iter().zip(&start).enumerate() {
+                    let (r, j) = (idx / row_stride, idx % row_stride);
+                    if r >= rows || j >= w {
+                        assert_eq!(got, was, "{}: C[{idx}] outside the tile was written", kernel.name());
+                        continue;
+                    }
+                    let row = row_offsets.offsets[r];
+                    let dot: f64 = (0..k).map(|kk| data[row + kk] as f64 * b[kk * w + j] as f64).sum();
+                    let want = if acc { was as f64 + dot } else { dot };
+                    assert!((got as f64 - want).abs() < 1e-5 * (1.0 + k as f64), "{} rows {rows} k {k} [{r},{j}]: {got} vs {want}", kernel.name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "a row store needs all")]
+fn a_row_store_of_part_of_a_row_is_refused() {
+    let Some(kernel) = runnable_kernels("a partial row store").pop() else { panic!("a row store needs all (skipped: no tile)") };
+    let mut offsets = Offsets::default();
+    offsets.set(0..4);
+    let (data, b, mut c) = (vec![0.0; 8], vec![0.0; 4 * kernel.width], vec![0.0; 4 * kernel.width]);
+    run(kernel, Tile { rows: 4, k: 4, data: &data, row_offsets: offsets.from(0), k_offsets: offsets.from(0), b: &b, c: &mut c, c_layout: CLayout::Rows { row_stride: kernel.width }, n: kernel.width - 1, accumulate: false });
 }
 
 #[test]
@@ -95,7 +140,7 @@ fn short_operand(a_len: usize, b_len: usize, c_len: usize) {
     let mut offsets = Offsets::default();
     offsets.set(0..4);
     let (data, b, mut c) = (vec![0.0; a_len], vec![0.0; b_len], vec![0.0; c_len]);
-    run(kernel, Tile { rows: 4, k: 4, data: &data, row_offsets: offsets.from(0), k_offsets: offsets.from(0), b: &b, c: &mut c, c_cs: 4, n: 2, accumulate: false });
+    run(kernel, Tile { rows: 4, k: 4, data: &data, row_offsets: offsets.from(0), k_offsets: offsets.from(0), b: &b, c: &mut c, c_layout: CLayout::Transposed { column_stride: 4 }, n: 2, accumulate: false });
 }
 
 #[test]

@@ -1,0 +1,302 @@
+//! 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (`transform.rs`): 16 multiplies per 2x2
+//! block of outputs and input channel instead of 36. The products become 16 independent
+//! matrix products, one per point `xi` of the transform,
+//!
+//! `M[xi] [Cout, tiles] = U[xi] [Cout, Cin] x V[xi] [Cin, tiles]`,
+//!
+//! run on fovea's register tile (`tile/`) with the roles turned around from the direct path:
+//! a tile's rows are output channels (U read in place through offsets), its lanes are 2x2
+//! blocks of the image (V packed in panels by the input transform), and C is stored by rows, so
+//! every store is a plain vector store.
+//!
+//! One sample at a time, in strips of one panel of tiles (the tile's width: 32 on AVX-512,
+//! 16 on AVX2), so that V and M stay in L1 and L2 and the input transform writes B's panels
+//! directly: pad the sample (split by column parity, so the transforms read and write whole
+//! vectors of tiles) -> per strip: input transform -> 16 products -> output transform into
+//! NCHW.
+//!
+//! Used for the forward pass and for the input gradient (the forward pass of the transposed
+//! convolution, also 3x3 stride 1). Only where every operand is finite: the transforms mix a
+//! 4x4 block, so a NaN or an infinity would reach outputs whose windows do not hold it; a
+//! sample or weights holding one take the direct tile instead (`applies`, `all_finite`).
+//!
+//! Shapes per sample: `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, weights `[Cout, Cin, 3, 3]`.
+
+mod transform;
+
+use super::tile::{self, CLayout, Kernel, Offsets, Tile};
+use super::ConvDims;
+use crate::kernels::aligned::AlignedVec;
+use crate::kernels::matmul::Threads;
+use rayon::prelude::*;
+
+/// Points of the transform (4 x 4).
+const POINTS: usize = 16;
+
+/// Fewer channels than this on either side leave the products too small to pay for the
+/// transforms.
+pub const MIN_CHANNELS: usize = 16;
+
+/// The 16 points' blocks of V and M start this many values apart beyond their size: the
+/// transforms touch all 16 at once, and at a power-of-two distance (8 KB for 64 channels)
+/// they would all fall in the same cache sets.
+const POINT_GAP: usize = 16;
+
+/// Values past the end of each buffer the transforms read or write in whole vectors of 16
+/// tiles (`transform::input_row`, `output_row`): a strip's last vector may reach 15 lanes
+/// beyond its tiles.
+const SLACK: usize = 32;
+
+/// Distance between the 16 points' blocks of `rows x width` values.
+fn point_stride(rows: usize, width: usize) -> usize {
+    rows * width + POINT_GAP
+}
+
+/// Whether `d` can run here: a 3x3 filter, stride 1, no dilation, one group, at least
+/// `MIN_CHANNELS` input and output channels.
+pub fn applies(d: &ConvDims) -> bool {
+    let g = &d.geom;
+    let axis_ok = |a: &crate::geometry::Axis| a.kernel == 3 && a.stride == 1 && a.dilation == 1 && a.leftover == 0;
+    d.groups == 1 && axis_ok(&g.rows) && axis_ok(&g.cols) && d.c_in >= MIN_CHANNELS && d.c_out >= MIN_CHANNELS
+}
+
+/// How benchmarks name the path on `kernel`: `winograd-avx512`, `winograd-avx2`.
+pub fn name(kernel: Kernel) -> &'static str {
+    match kernel.isa {
+        crate::kernels::isa::Isa::Avx512 => "winograd-avx512",
+        _ => "winograd-avx2",
+    }
+}
+
+/// The weights transformed once per call, `U: [16][Cout][Cin]`, with the offsets a tile reads
+/// them through, and whether they are all finite.
+#[derive(Default)]
+pub struct WinogradWeights {
+    u: Vec<f32>,
+    c_in: usize,
+    c_out: usize,
+    /// `co * Cin`: the tile's rows.
+    rows: Offsets,
+    /// `0..Cin`: the tile's reduction.
+    reduction: Offsets,
+    finite: bool,
+}
+
+impl WinogradWeights {
+    /// Transforms `weight: [Cout, Cin, 3, 3]`.
+    pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize) {
+        assert_eq!(weight.len(), c_out * c_in * 9, "winograd: weights of {c_out}x{c_in}x3x3");
+        self.finite = crate::kernels::finite::all_finite(weight);
+        self.u.resize(POINTS * c_out * c_in, 0.0);
+        for co in 0..c_out {
+            for ci in 0..c_in {
+                let g = &weight[(co * c_in + ci) * 9..][..9];
+                let u = transform::g_g_gt(std::array::from_fn(|i| std::array::from_fn(|j| g[3 * i + j])));
+                for (xi, v) in u.into_iter().enumerate() {
+                    self.u[(xi * c_out + co) * c_in + ci] = v;
+                }
+            }
+        }
+        if (self.c_in, self.c_out) != (c_in, c_out) {
+            self.rows.set((0..c_out).map(|co| co * c_in));
+            self.reduction.set(0..c_in);
+            (self.c_in, self.c_out) = (c_in, c_out);
+        }
+    }
+
+    /// Whether these weights may go through the transforms at all.
+    pub fn finite(&self) -> bool {
+        self.finite
+    }
+}
+
+/// One thread's scratch, kept between calls.
+#[derive(Default)]
+pub struct WinogradScratch {
+    /// The zero-padded sample split by column parity: `[Cin][Hp][2][tw + 1]`.
+    planes: Vec<f32>,
+    /// A strip's transformed input: `[16][Cin][width]`, 16 panels (B of the products).
+    v: AlignedVec,
+    /// A strip's products: `[16][Cout][width]`.
+    m: AlignedVec,
+}
+
+/// The tile grid of a sample: `th x tw` blocks of 2x2 outputs.
+struct Grid {
+    ho: usize,
+    wo: usize,
+    th: usize,
+    tw: usize,
+    /// Padded plane: `hp` rows of `tw + 1` even and `tw + 1` odd columns.
+    hp: usize,
+}
+
+impl Grid {
+    fn of(d: &ConvDims) -> Grid {
+        let (ho, wo) = d.geom.out_hw();
+        let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
+        Grid { ho, wo, th, tw, hp: 2 * th + 2 }
+    }
+    fn tiles(&self) -> usize {
+        self.th * self.tw
+    }
+    /// Values per padded channel.
+    fn plane(&self) -> usize {
+        self.hp * 2 * (self.tw + 1)
+    }
+    /// The runs of tiles `[t0, t1)` that lie in one row: (tile row, first column, lane, count).
+    fn segments(&self, t0: usize, t1: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
+        let mut t = t0;
+        std::iter::from_fn(move || {
+            if t >= t1 {
+                return None;
+            }
+            let (ty, tx) = (t / self.tw, t % self.tw);
+            let len = (self.tw - tx).min(t1 - t);
+            let seg = (ty, tx, t - t0, len);
+            t += len;
+            Some(seg)
+        })
+    }
+}
+
+/// `y (+)= conv(x, weight)` for one sample, no bias, `weight` transformed by `prepare`. With
+/// `Threads::Pool` the 16 products are shared across the pool; every value is computed the
+/// same way either way.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &WinogradWeights, d: &ConvDims, s: &mut WinogradScratch, accumulate: bool, threads: Threads) {
+    let (c_in, c_out, width) = (d.c_in, d.c_out, kernel.width);
+    assert!(applies(d) && (w.c_in, w.c_out) == (c_in, c_out), "winograd: weights for {}x{}, a {c_out}x{c_in} problem", w.c_out, w.c_in);
+    let grid = Grid::of(d);
+    assert!(x.len() == c_in * d.in_plane() && y.len() == c_out * grid.ho * grid.wo, "winograd: sample of {} / {} values", x.len(), y.len());
+    pad_by_parity(&mut s.planes, x, d, &grid);
+    s.v.resize(POINTS * point_stride(c_in, width) + SLACK, 0.0);
+    s.m.resize(POINTS * point_stride(c_out, width) + SLACK, 0.0);
+    for t0 in (0..grid.tiles()).step_by(width) {
+        let t1 = (t0 + width).min(grid.tiles());
+        input_strip(kernel, s.v.as_mut_slice(), &s.planes, &grid, c_in, t0, t1);
+        products(kernel, s.m.as_mut_slice(), s.v.as_slice(), w, threads);
+        output_strip(kernel, y, s.m.as_slice(), &grid, c_out, t0, t1, width, accumulate);
+    }
+}
+
+/// `planes[c][r][parity][t] = x[c][r - pad_top][2 t + parity - pad_left]`, zero outside x.
+fn pad_by_parity(planes: &mut Vec<f32>, x: &[f32], d: &ConvDims, grid: &Grid) {
+    let (h, w) = d.geom.in_hw();
+    let (top, left) = (d.geom.rows.pad_lo, d.geom.cols.pad_lo);
+    let (half, plane) = (grid.tw + 1, grid.plane());
+    planes.clear();
+    // Slack past the last row: the input transform reads whole vectors of tiles.
+    planes.resize(d.c_in * plane + SLACK, 0.0);
+    // Column `col` of x lands at padded column `col + left`: the columns of x whose padded
+    // column is even start at `left % 2`, the odd ones at `1 - left % 2`.
+    let first = [left % 2, 1 - left % 2];
+    for (c, xc) in x.chunks_exact(h * w).enumerate() {
+        for (r, src) in xc.chunks_exact(w).enumerate() {
+            let row = &mut planes[c * plane + (r + top) * 2 * half..][..2 * half];
+            for (parity, part) in row.chunks_exact_mut(half).enumerate() {
+                let col0 = first[parity];
+                let Some(tail) = src.get(col0..) else { continue };
+                let at = (col0 + left) / 2;
+                for (dst, v) in part[at..].iter_mut().zip(tail.iter().step_by(2)) {
+                    *dst = *v;
+                }
+            }
+        }
+    }
+}
+
+/// Tiles `[t0, t1)` of every channel into `v: [16][Cin][width]` (blocks `point_stride`
+/// apart); lanes past `t1` hold finite values of no use.
+fn input_strip(kernel: Kernel, v: &mut [f32], planes: &[f32], grid: &Grid, c_in: usize, t0: usize, t1: usize) {
+    let width = kernel.width;
+    let half = grid.tw + 1;
+    for ci in 0..c_in {
+        // Whole vectors of tiles: a segment's last vector reads on into the next rows (or the
+        // slack) and writes lanes that the next segment, the next channel or the gap between
+        // points overwrite or nobody reads; lanes are independent columns of the products, so
+        // lanes past t1 only reach outputs that are never stored.
+        let plane = &planes[ci * grid.plane()..];
+        for (ty, tx, lane, len) in grid.segments(t0, t1) {
+            let at = |i: usize, parity: usize| &plane[((2 * ty + i) * 2 + parity) * half + tx..];
+            let even = std::array::from_fn(|i| at(i, 0));
+            let odd = std::array::from_fn(|i| at(i, 1));
+            // Point xi of channel ci at v[(xi * Cin + ci) * width + lane].
+            transform::input_row(kernel.isa, even, odd, &mut v[ci * width..], point_stride(c_in, width), lane, len);
+        }
+    }
+}
+
+/// `m[xi] [Cout, width] = U[xi] [Cout, Cin] x V[xi] [Cin, width]` for the 16 points.
+fn products(kernel: Kernel, m: &mut [f32], v: &[f32], w: &WinogradWeights, threads: Threads) {
+    let (c_in, c_out, width, rows) = (w.c_in, w.c_out, kernel.width, kernel.rows);
+    let one_point = |xi: usize, mx: &mut [f32]| {
+        let u = &w.u[xi * c_out * c_in..(xi + 1) * c_out * c_in];
+        let b = &v[xi * point_stride(c_in, width)..][..c_in * width];
+        for r0 in (0..c_out).step_by(rows) {
+            tile::run(kernel, Tile {
+                rows: rows.min(c_out - r0),
+                k: c_in,
+                data: u,
+                row_offsets: w.rows.from(r0),
+                k_offsets: w.reduction.from(0),
+                b,
+                c: &mut mx[r0 * width..],
+                c_layout: CLayout::Rows { row_stride: width },
+                n: width,
+                accumulate: false,
+            });
+        }
+    };
+    let per_point = m.chunks_mut(point_stride(c_out, width)).take(POINTS);
+    if threads == Threads::Pool && rayon::current_num_threads() > 1 {
+        per_point.collect::<Vec<_>>().into_par_iter().enumerate().for_each(|(xi, mx)| one_point(xi, mx));
+    } else {
+        per_point.enumerate().for_each(|(xi, mx)| one_point(xi, mx));
+    }
+}
+
+/// The strip's products `m: [16][Cout][strip]` back to outputs `y: [Cout, Ho, Wo]`.
+#[allow(clippy::too_many_arguments)]
+fn output_strip(kernel: Kernel, y: &mut [f32], m: &[f32], grid: &Grid, c_out: usize, t0: usize, t1: usize, strip: usize, accumulate: bool) {
+    let (ho, wo) = (grid.ho, grid.wo);
+    let point_stride = point_stride(c_out, strip);
+    for (co, yc) in y.chunks_exact_mut(ho * wo).enumerate() {
+        let mc = &m[co * strip..];
+        for (ty, tx, lane, len) in grid.segments(t0, t1) {
+            let (r0, c0) = (2 * ty, 2 * tx);
+            let cols = (wo - c0).min(2 * len);
+            let (above, below) = yc.split_at_mut((r0 + 1) * wo);
+            let top = &mut above[r0 * wo + c0..][..cols];
+            let bottom = (r0 + 1 < ho).then(|| &mut below[c0..c0 + cols]);
+            transform::output_row(kernel.isa, mc, point_stride, lane, len, top, bottom, accumulate);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::{Padding, Window2d};
+
+    #[test]
+    fn segments_cover_the_strip_row_by_row() {
+        let grid = Grid { ho: 9, wo: 7, th: 5, tw: 4, hp: 12 };
+        let segs: Vec<_> = grid.segments(3, 14).collect();
+        assert_eq!(segs, vec![(0, 3, 0, 1), (1, 0, 1, 4), (2, 0, 5, 4), (3, 0, 9, 2)]);
+        assert_eq!(grid.segments(5, 5).count(), 0);
+    }
+
+    #[test]
+    fn applies_only_to_3x3_stride_1_single_group_wide_layers() {
+        let dims = |k: usize, stride: usize, groups: usize, c: usize| {
+            let geom = Window2d::square(k, stride, Padding::uniform(1)).resolve(8, 8).unwrap();
+            ConvDims { n: 1, c_in: c, c_out: c, groups, geom }
+        };
+        assert!(applies(&dims(3, 1, 1, 16)));
+        assert!(!applies(&dims(3, 2, 1, 16)));
+        assert!(!applies(&dims(5, 1, 1, 16)));
+        assert!(!applies(&dims(3, 1, 2, 32)));
+        assert!(!applies(&dims(3, 1, 1, 15)));
+    }
+}
