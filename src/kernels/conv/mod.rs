@@ -113,11 +113,12 @@ impl ConvPath {
     }
 
     /// The tile Winograd's products run on for `d`, where this path takes Winograd (`Auto`
-    /// always does where it applies: 3x3 stride-1 layers of 16 channels or more); `tile` is
-    /// what `kernel` chose.
+    /// where it pays: 3x3 stride-1 layers of 16 to 128 channels on images of 24 or more 2x2
+    /// blocks; `Winograd` wherever it applies); `tile` is what `kernel` chose.
     fn winograd(self, d: &ConvDims, tile: Option<Kernel>) -> Option<Kernel> {
         match self {
-            ConvPath::Auto | ConvPath::Winograd(_) => tile.filter(|_| winograd::applies(d)),
+            ConvPath::Auto => tile.filter(|_| winograd::pays(d)),
+            ConvPath::Winograd(_) => tile.filter(|_| winograd::applies(d)),
             _ => None,
         }
     }
@@ -212,14 +213,16 @@ pub fn conv2d_forward_via(
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
     let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
     scratch.prepare(ranges.len(), col_len, 0, 0);
-    if let Some(k) = kernel {
-        scratch.panels.pack(weight, d, k.width);
-    }
     let wino = path.winograd(d, kernel);
     if wino.is_some() {
         scratch.winograd.prepare(weight, d.c_in, d.c_out);
     }
     let wino = wino.filter(|_| scratch.winograd.finite());
+    // The direct tile's panels, unless Winograd takes every sample (then they are not read).
+    let all_winograd = wino.is_some() && all_finite(input);
+    if let (Some(k), false) = (kernel, all_winograd) {
+        scratch.panels.pack(weight, d, k.width);
+    }
     let (panels, transformed) = (&scratch.panels, &scratch.winograd);
     let out_chunks = split_by_ranges(out, &ranges, out_len);
     out_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
@@ -227,7 +230,7 @@ pub fn conv2d_forward_via(
             for (i, sample) in range.clone().enumerate() {
                 let x = &input[sample * in_len..(sample + 1) * in_len];
                 let y = &mut out_chunk[i * out_len..(i + 1) * out_len];
-                if let (Some(k), true) = (wino, all_finite(x)) {
+                if let (Some(k), true) = (wino, all_winograd || all_finite(x)) {
                     winograd::forward_sample(k, y, x, transformed, d, &mut s.winograd, false, threads);
                     add_bias(y, bias, d.out_plane());
                 } else if let Some(k) = kernel {
@@ -297,16 +300,20 @@ pub fn conv2d_backward_via(
         (Some(_), Some(k)) => tiled::transposed_dims(d).map(|t| (t, k)),
         _ => None,
     };
-    if let Some((t, k)) = &transposed {
+    if transposed.is_some() {
         tiled::flip_weights(&mut scratch.flipped, weight, d);
-        scratch.panels.pack(&scratch.flipped, t, k.width);
     }
-    // Winograd for the transposed problem where it applies and the weights are finite.
+    // Winograd for the transposed problem where it pays and the weights are finite.
     let wino = transposed.as_ref().and_then(|(t, k)| path.winograd(t, Some(*k)).map(|_| t));
     if let Some(t) = wino {
         scratch.winograd.prepare(&scratch.flipped, t.c_in, t.c_out);
     }
     let wino = wino.is_some() && scratch.winograd.finite();
+    // The direct tile's panels, unless Winograd takes every sample.
+    let all_winograd = wino && all_finite(d_out);
+    if let (Some((t, k)), false) = (&transposed, all_winograd) {
+        scratch.panels.pack(&scratch.flipped, t, k.width);
+    }
     let dx_on_gemm = d_input.is_some() && transposed.is_none();
     let needs_col = !d.is_pointwise() && ((want_w && w_kernel.is_none()) || dx_on_gemm);
     let col_len = if needs_col { d.kdim() * p } else { 0 };
@@ -333,7 +340,7 @@ pub fn conv2d_backward_via(
                 }
                 match (dx, &transposed) {
                     (Some(dx), Some((t, k))) => {
-                        if wino && all_finite(dy) {
+                        if all_winograd || (wino && all_finite(dy)) {
                             winograd::forward_sample(*k, dx, dy, transformed, t, &mut s.winograd, true, threads);
                         } else {
                             tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, true, threads);

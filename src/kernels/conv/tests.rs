@@ -215,7 +215,7 @@ fn every_path_matches_the_reference_across_channel_blocks_and_long_reductions() 
 /// `Auto` runs what `FOVEA_ISA` and the CPU allow, and names it.
 #[test]
 fn auto_takes_the_widest_allowed_tile() {
-    let geom = Window2d::square(3, 1, Padding::uniform(1)).resolve(8, 8).unwrap();
+    let geom = Window2d::square(3, 1, Padding::uniform(1)).resolve(16, 16).unwrap();
     let wide = ConvDims { n: 2, c_in: 32, c_out: 64, groups: 1, geom };
     let narrow = ConvDims { c_out: 16, ..wide };
     let strided = ConvDims { geom: Window2d::square(3, 2, Padding::uniform(1)).resolve(8, 8).unwrap(), ..wide };
@@ -230,6 +230,10 @@ fn auto_takes_the_widest_allowed_tile() {
     assert_eq!(ConvPath::Auto.forward_name(&ConvDims { c_in: 15, ..wide }), want, "too few channels for Winograd");
     assert_eq!(ConvPath::Auto.forward_name(&narrow), if want == "gemm" { "gemm" } else { "winograd-avx2" });
     assert_eq!(ConvPath::Tiled.forward_name(&wide), want, "Tiled is the direct tile");
+    let small = ConvDims { geom: Window2d::square(3, 1, Padding::uniform(1)).resolve(8, 8).unwrap(), ..wide };
+    assert_eq!(ConvPath::Auto.forward_name(&small), want, "16 blocks of 2x2: too few for Winograd");
+    // A forced path runs wherever the CPU has its tile, whatever FOVEA_ISA says.
+    assert_eq!(ConvPath::Winograd(Kernel::AVX2).forward_name(&small), if Isa::Avx2.supported() { "winograd-avx2" } else { "gemm" });
     let pointwise = ConvDims { geom: Window2d::square(1, 1, Padding::Valid).resolve(8, 8).unwrap(), ..wide };
     assert_eq!(ConvPath::Auto.forward_name(&pointwise), "gemm");
     assert_eq!(ConvPath::Gemm.forward_name(&wide), "gemm");

@@ -52,12 +52,27 @@ fn point_stride(rows: usize, width: usize) -> usize {
     rows * width + POINT_GAP
 }
 
+/// At most this many `Cin x Cout` filters: `U` (16 floats per filter, 1 MB here) is read
+/// once per strip of 32 tiles and must stay in L2. ResNet-18's 256- and 512-channel layers
+/// read 4 and 16 MB per strip from memory: 34 ms against 7 for the direct tile (layer4).
+const MAX_FILTERS: usize = 128 * 128;
+
+/// At least this many 2x2 blocks per sample: fewer leave most of a 32-lane strip empty (a 7x7
+/// image has 16).
+const MIN_TILES: usize = 24;
+
 /// Whether `d` can run here: a 3x3 filter, stride 1, no dilation, one group, at least
 /// `MIN_CHANNELS` input and output channels.
 pub fn applies(d: &ConvDims) -> bool {
     let g = &d.geom;
     let axis_ok = |a: &crate::geometry::Axis| a.kernel == 3 && a.stride == 1 && a.dilation == 1 && a.leftover == 0;
     d.groups == 1 && axis_ok(&g.rows) && axis_ok(&g.cols) && d.c_in >= MIN_CHANNELS && d.c_out >= MIN_CHANNELS
+}
+
+/// Whether `ConvPath::Auto` takes Winograd for `d`: it applies, its transformed weights stay
+/// in L2 (`MAX_FILTERS`) and the image fills its strips (`MIN_TILES`).
+pub fn pays(d: &ConvDims) -> bool {
+    applies(d) && d.c_in * d.c_out <= MAX_FILTERS && Grid::of(d).tiles() >= MIN_TILES
 }
 
 /// How benchmarks name the path on `kernel`: `winograd-avx512`, `winograd-avx2`.
@@ -73,6 +88,8 @@ pub fn name(kernel: Kernel) -> &'static str {
 #[derive(Default)]
 pub struct WinogradWeights {
     u: Vec<f32>,
+    /// The weights by tap, `[9][Cout * Cin]`.
+    taps: Vec<f32>,
     c_in: usize,
     c_out: usize,
     /// `co * Cin`: the tile's rows.
@@ -83,20 +100,33 @@ pub struct WinogradWeights {
 }
 
 impl WinogradWeights {
-    /// Transforms `weight: [Cout, Cin, 3, 3]`.
+    /// Transforms `weight: [Cout, Cin, 3, 3]`: each point's block `U[xi]` is a linear
+    /// combination of the 9 tap planes (`transform::weight_coefficients`), written block by
+    /// block across the pool.
     pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize) {
-        assert_eq!(weight.len(), c_out * c_in * 9, "winograd: weights of {c_out}x{c_in}x3x3");
+        let n = c_out * c_in;
+        assert_eq!(weight.len(), n * 9, "winograd: weights of {c_out}x{c_in}x3x3");
         self.finite = crate::kernels::finite::all_finite(weight);
-        self.u.resize(POINTS * c_out * c_in, 0.0);
-        for co in 0..c_out {
-            for ci in 0..c_in {
-                let g = &weight[(co * c_in + ci) * 9..][..9];
-                let u = transform::g_g_gt(std::array::from_fn(|i| std::array::from_fn(|j| g[3 * i + j])));
-                for (xi, v) in u.into_iter().enumerate() {
-                    self.u[(xi * c_out + co) * c_in + ci] = v;
-                }
+        // [9][Cout * Cin]: tap t of every filter, contiguous.
+        self.taps.resize(9 * n, 0.0);
+        for (f, g) in weight.chunks_exact(9).enumerate() {
+            for (t, v) in g.iter().enumerate() {
+                self.taps[t * n + f] = *v;
             }
         }
+        let coefficients = transform::weight_coefficients();
+        self.u.resize(POINTS * n, 0.0);
+        let taps = &self.taps;
+        self.u.par_chunks_mut(n).zip(coefficients.par_iter()).for_each(|(block, coef)| {
+            block.fill(0.0);
+            for (t, &c) in coef.iter().enumerate() {
+                if c != 0.0 {
+                    for (u, w) in block.iter_mut().zip(&taps[t * n..(t + 1) * n]) {
+                        *u += c * w;
+                    }
+                }
+            }
+        });
         if (self.c_in, self.c_out) != (c_in, c_out) {
             self.rows.set((0..c_out).map(|co| co * c_in));
             self.reduction.set(0..c_in);
@@ -298,5 +328,36 @@ mod tests {
         assert!(!applies(&dims(5, 1, 1, 16)));
         assert!(!applies(&dims(3, 1, 2, 32)));
         assert!(!applies(&dims(3, 1, 1, 15)));
+    }
+
+    #[test]
+    fn auto_takes_it_only_where_it_pays() {
+        let dims = |side: usize, c: usize| {
+            let geom = Window2d::square(3, 1, Padding::uniform(1)).resolve(side, side).unwrap();
+            ConvDims { n: 1, c_in: c, c_out: c, groups: 1, geom }
+        };
+        assert!(pays(&dims(56, 64)) && pays(&dims(28, 128)) && pays(&dims(10, 64)));
+        assert!(applies(&dims(14, 256)) && !pays(&dims(14, 256)), "U of 4 MB");
+        assert!(applies(&dims(8, 64)) && !pays(&dims(8, 64)), "16 tiles");
+    }
+
+    /// Each point of `U` is `G g G^T` of its filter.
+    #[test]
+    fn transformed_weights_are_g_g_gt() {
+        let mut rng = crate::rng::Rng::new(5);
+        let (c_in, c_out) = (3, 5);
+        let weight = rng.uniform_vec(c_out * c_in * 9, -1.0, 1.0);
+        let mut w = WinogradWeights::default();
+        w.prepare(&weight, c_in, c_out);
+        for co in 0..c_out {
+            for ci in 0..c_in {
+                let g = &weight[(co * c_in + ci) * 9..][..9];
+                let want = transform::g_g_gt(std::array::from_fn(|i| std::array::from_fn(|j| g[3 * i + j])));
+                for (xi, v) in want.iter().enumerate() {
+                    let got = w.u[(xi * c_out + co) * c_in + ci];
+                    assert!((got - v).abs() < 1e-6, "filter ({co}, {ci}) point {xi}: {got} vs {v}");
+                }
+            }
+        }
     }
 }

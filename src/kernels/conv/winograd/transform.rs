@@ -95,8 +95,28 @@ fn at_m_a<T: Copy + Default + Add<Output = T> + Sub<Output = T>>(m: [T; 16]) -> 
     ]
 }
 
+/// G's rows.
+const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
+
+/// `G g G^T` as 16 linear combinations of the 9 taps: point `xi = 4 a + b` is
+/// `sum_t coefficients[xi][t] g[t]`, `t = 3 i + j`, with coefficient `G[a][i] G[b][j]`.
+pub fn weight_coefficients() -> [[f32; 9]; 16] {
+    let mut c = [[0.0f32; 9]; 16];
+    for a in 0..4 {
+        for b in 0..4 {
+            for i in 0..3 {
+                for j in 0..3 {
+                    c[4 * a + b][3 * i + j] = G[a][i] * G[b][j];
+                }
+            }
+        }
+    }
+    c
+}
+
 /// `G g G^T` of a 3x3 filter `g[i][j]`, as 16 values `xi = 4 a + b`.
-pub fn g_g_gt(g: [[f32; 3]; 3]) -> [f32; 16] {
+#[cfg(test)]
+pub(super) fn g_g_gt(g: [[f32; 3]; 3]) -> [f32; 16] {
     let rows = |v: [f32; 3]| [v[0], 0.5 * (v[0] + v[1] + v[2]), 0.5 * (v[0] - v[1] + v[2]), v[2]];
     // G g: 4 rows of 3, column by column.
     let mut gg = [[0.0f32; 3]; 4];
