@@ -15,6 +15,8 @@ mod op;
 mod pool;
 mod relu;
 mod softmax;
+#[cfg(test)]
+mod tests;
 
 pub use add::Add;
 pub use affine::ChannelAffine;
