@@ -62,7 +62,7 @@ fn perturb_batchnorms(net: &mut Net, x: &Tensor, seed: u64) {
     let mut state: BTreeMap<String, Tensor> = net.state().into_iter().map(|(k, t)| (k, t.clone())).collect();
     for (name, t) in state.iter_mut() {
         let (layer, key) = name.rsplit_once('.').unwrap();
-        if !net.layer(layer).is_some_and(|l| l.kind() == "BatchNorm2d") {
+        if net.layer(layer).is_none_or(|l| l.kind() != "BatchNorm2d") {
             continue;
         }
         for v in t.data_mut() {

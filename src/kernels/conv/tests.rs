@@ -287,7 +287,8 @@ fn every_path_propagates_nan_as_the_definition() {
 fn winograd_matches_the_reference_on_its_geometries() {
     let mut rng = Rng::new(41);
     // (n, c_in, c_out, padding [top, bottom, left, right], h, w)
-    let shapes: &[(usize, usize, usize, [usize; 4], usize, usize)] = &[
+    type Shape = (usize, usize, usize, [usize; 4], usize, usize);
+    let shapes: &[Shape] = &[
         (2, 16, 16, [1, 1, 1, 1], 8, 8),
         (5, 17, 20, [1, 1, 1, 1], 7, 9),
         (1, 16, 33, [0, 0, 0, 0], 3, 3),   // one output pixel

@@ -29,6 +29,7 @@ impl Lanes {
     // No `array::from_fn`, `try_into` or closures here: they are not inlined into the
     // `#[target_feature]` callers, and every call then copies its arrays through memory.
     #[inline(always)]
+    #[allow(clippy::manual_memcpy)]
     fn load(s: &[f32]) -> Lanes {
         let s = &s[..LANES];
         let mut v = [0.0f32; LANES];
@@ -282,8 +283,8 @@ mod tests {
     fn row_transforms_are_the_tile_transforms_lane_by_lane() {
         let mut rng = Rng::new(22);
         for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
-            for &(len, lane, stride, width) in &[(1, 0, 1, 1), (1, 0, 1, 2), (5, 3, 9, 10), (33, 0, 40, 65), (17, 15, 32, 34), (16, 0, 16, 32), (40, 4, 48, 79), (37, 2, 40, 74)] {
-                let whole = (len as usize).div_ceil(LANES) * LANES;
+            for &(len, lane, stride, width) in &[(1usize, 0, 1, 1), (1, 0, 1, 2), (5, 3, 9, 10), (33, 0, 40, 65), (17, 15, 32, 34), (16, 0, 16, 32), (40, 4, 48, 79), (37, 2, 40, 74)] {
+                let whole = len.div_ceil(LANES) * LANES;
                 let even: Vec<Vec<f32>> = (0..4).map(|_| rng.uniform_vec(whole + 1, -1.0, 1.0)).collect();
                 let odd: Vec<Vec<f32>> = (0..4).map(|_| rng.uniform_vec(whole + 1, -1.0, 1.0)).collect();
                 let mut v = vec![7.0; 16 * stride + whole];
