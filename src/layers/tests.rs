@@ -18,7 +18,7 @@ fn eval() -> ForwardCtx {
 }
 
 /// The parameter or buffer `name` of a layer, by its PyTorch name.
-fn param(layer: &mut dyn Layer, name: &str) -> Tensor {
+fn param(layer: &dyn Layer, name: &str) -> Tensor {
     let p = layer.params().into_iter().find(|(n, _)| *n == name).map(|(_, p)| p.value.clone());
     p.or_else(|| layer.buffers().into_iter().find(|(n, _)| *n == name).map(|(_, t)| t.clone())).expect(name)
 }
@@ -98,9 +98,9 @@ fn batch_norm_is_its_definition_with_a_large_eps() {
     let at = |s: usize, ch: usize, p: usize| (s * c + ch) * plane + p;
     for mode in [Mode::Train, Mode::Eval] {
         let mut y = Tensor::zeros(&shape);
-        let (rm0, rv0) = (param(&mut bn, "running_mean"), param(&mut bn, "running_var"));
+        let (rm0, rv0) = (param(&bn, "running_mean"), param(&bn, "running_var"));
         let (rm0, rv0) = (rm0.data(), rv0.data());
-        let (weight, bias) = (param(&mut bn, "weight"), param(&mut bn, "bias"));
+        let (weight, bias) = (param(&bn, "weight"), param(&bn, "bias"));
         bn.forward(&[&x], &mut y, &ForwardCtx { mode, seed: 0 }).unwrap();
         let mut dx = Tensor::full(&shape, 0.25);
         bn.backward(&[&x], &y, &dy, &mut [Some(&mut dx)], &BackwardCtx::default()).unwrap();
@@ -125,8 +125,8 @@ fn batch_norm_is_its_definition_with_a_large_eps() {
                 close(dx.data()[at(s, ch, p)], 0.25 + want_dx, &format!("{mode:?} dx ch {ch} [{k}]"));
             }
             if mode == Mode::Train {
-                close(param(&mut bn, "running_mean").data()[ch], (1.0 - mom) * rm0[ch] as f64 + mom * mean, "running mean");
-                close(param(&mut bn, "running_var").data()[ch], (1.0 - mom) * rv0[ch] as f64 + mom * var * m / (m - 1.0), "running var");
+                close(param(&bn, "running_mean").data()[ch], (1.0 - mom) * rm0[ch] as f64 + mom * mean, "running mean");
+                close(param(&bn, "running_var").data()[ch], (1.0 - mom) * rv0[ch] as f64 + mom * var * m / (m - 1.0), "running var");
             }
         }
     }
@@ -156,7 +156,7 @@ fn batch_norm_init_and_macs() {
     }
     bn.init(&mut Rng::new(0));
     for (name, want) in names.into_iter().zip([1.0, 0.0, 0.0, 1.0]) {
-        assert_eq!(param(&mut bn, name).data(), &[want; 3], "{name} after init");
+        assert_eq!(param(&bn, name).data(), &[want; 3], "{name} after init");
     }
     assert_eq!(bn.macs(&[&[1, 3, 4, 5]]), 60);
     assert_eq!(bn.kind(), "BatchNorm2d");

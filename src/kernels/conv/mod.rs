@@ -163,7 +163,38 @@ pub(super) struct ChunkScratch {
     winograd: WinogradScratch,
 }
 
+/// Where Winograd runs in one call.
+#[derive(Clone, Copy, Default)]
+struct WinogradPlan {
+    /// Chosen for the call, and the weights are finite.
+    usable: bool,
+    /// Usable, and every sample of the call is finite too.
+    every: bool,
+}
+
+impl WinogradPlan {
+    /// Whether `sample` goes through Winograd (the others take the direct tile).
+    fn takes(self, sample: &[f32]) -> bool {
+        self.every || (self.usable && all_finite(sample))
+    }
+}
+
 impl ConvScratch {
+    /// Readies `weight: [Cout, Cin/groups, kh, kw]` of the problem `d` for the kernels that
+    /// will read it: transformed for Winograd when `winograd`, packed into panels for the
+    /// direct `tile` unless Winograd takes every sample of `samples` (then nothing reads them).
+    fn ready_weights(&mut self, weight: &[f32], d: &ConvDims, tile: Option<Kernel>, winograd: bool, samples: &[f32]) -> WinogradPlan {
+        if winograd {
+            self.winograd.prepare(weight, d.c_in, d.c_out);
+        }
+        let usable = winograd && self.winograd.finite();
+        let plan = WinogradPlan { usable, every: usable && all_finite(samples) };
+        if let (Some(k), false) = (tile, plan.every) {
+            self.panels.pack(weight, d, k.width);
+        }
+        plan
+    }
+
     fn prepare(&mut self, chunks: usize, col_len: usize, w_len: usize, b_len: usize) {
         self.chunks.resize_with(chunks, ChunkScratch::default);
         for c in &mut self.chunks {
@@ -213,16 +244,7 @@ pub fn conv2d_forward_via(
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
     let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
     scratch.prepare(ranges.len(), col_len, 0, 0);
-    let wino = path.winograd(d, kernel);
-    if wino.is_some() {
-        scratch.winograd.prepare(weight, d.c_in, d.c_out);
-    }
-    let wino = wino.filter(|_| scratch.winograd.finite());
-    // The direct tile's panels, unless Winograd takes every sample (then they are not read).
-    let all_winograd = wino.is_some() && all_finite(input);
-    if let (Some(k), false) = (kernel, all_winograd) {
-        scratch.panels.pack(weight, d, k.width);
-    }
+    let plan = scratch.ready_weights(weight, d, kernel, path.winograd(d, kernel).is_some(), input);
     let (panels, transformed) = (&scratch.panels, &scratch.winograd);
     let out_chunks = split_by_ranges(out, &ranges, out_len);
     out_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
@@ -230,7 +252,7 @@ pub fn conv2d_forward_via(
             for (i, sample) in range.clone().enumerate() {
                 let x = &input[sample * in_len..(sample + 1) * in_len];
                 let y = &mut out_chunk[i * out_len..(i + 1) * out_len];
-                if let (Some(k), true) = (wino, all_winograd || all_finite(x)) {
+                if let (Some(k), true) = (kernel, plan.takes(x)) {
                     winograd::forward_sample(k, y, x, transformed, d, &mut s.winograd, false, threads);
                     add_bias(y, bias, d.out_plane());
                 } else if let Some(k) = kernel {
@@ -300,20 +322,16 @@ pub fn conv2d_backward_via(
         (Some(_), Some(k)) => tiled::transposed_dims(d).map(|t| (t, k)),
         _ => None,
     };
-    if transposed.is_some() {
-        tiled::flip_weights(&mut scratch.flipped, weight, d);
-    }
-    // Winograd for the transposed problem where it pays and the weights are finite.
-    let wino = transposed.as_ref().and_then(|(t, k)| path.winograd(t, Some(*k)).map(|_| t));
-    if let Some(t) = wino {
-        scratch.winograd.prepare(&scratch.flipped, t.c_in, t.c_out);
-    }
-    let wino = wino.is_some() && scratch.winograd.finite();
-    // The direct tile's panels, unless Winograd takes every sample.
-    let all_winograd = wino && all_finite(d_out);
-    if let (Some((t, k)), false) = (&transposed, all_winograd) {
-        scratch.panels.pack(&scratch.flipped, t, k.width);
-    }
+    let plan = match &transposed {
+        Some((t, k)) => {
+            tiled::flip_weights(&mut scratch.flipped, weight, d);
+            let flipped = std::mem::take(&mut scratch.flipped);
+            let plan = scratch.ready_weights(&flipped, t, Some(*k), path.winograd(t, Some(*k)).is_some(), d_out);
+            scratch.flipped = flipped;
+            plan
+        }
+        None => WinogradPlan::default(),
+    };
     let dx_on_gemm = d_input.is_some() && transposed.is_none();
     let needs_col = !d.is_pointwise() && ((want_w && w_kernel.is_none()) || dx_on_gemm);
     let col_len = if needs_col { d.kdim() * p } else { 0 };
@@ -340,7 +358,7 @@ pub fn conv2d_backward_via(
                 }
                 match (dx, &transposed) {
                     (Some(dx), Some((t, k))) => {
-                        if all_winograd || (wino && all_finite(dy)) {
+                        if plan.takes(dy) {
                             winograd::forward_sample(*k, dx, dy, transformed, t, &mut s.winograd, true, threads);
                         } else {
                             tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, true, threads);

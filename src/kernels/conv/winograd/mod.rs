@@ -35,7 +35,7 @@ const POINTS: usize = 16;
 
 /// Fewer channels than this on either side leave the products too small to pay for the
 /// transforms.
-pub const MIN_CHANNELS: usize = 16;
+const MIN_CHANNELS: usize = 16;
 
 /// The 16 points' blocks of V and M start this many values apart beyond their size: the
 /// transforms touch all 16 at once, and at a power-of-two distance (8 KB for 64 channels)
@@ -251,7 +251,7 @@ fn input_strip(kernel: Kernel, v: &mut [f32], planes: &[f32], grid: &Grid, c_in:
             let at = |i: usize, parity: usize| &plane[((2 * ty + i) * 2 + parity) * half + tx..];
             let even = std::array::from_fn(|i| at(i, 0));
             let odd = std::array::from_fn(|i| at(i, 1));
-            // Point xi of channel ci at v[(xi * Cin + ci) * width + lane].
+            // Point xi of channel ci at v[xi * point_stride + ci * width + lane].
             transform::input_row(kernel.isa, even, odd, &mut v[ci * width..], point_stride(c_in, width), lane, len);
         }
     }
