@@ -40,6 +40,8 @@ enum Command {
     Summary(cli::summary::Args),
     /// Write trained weights as a standard ONNX model (input `input`, output `logits`).
     Export(cli::export::Args),
+    /// The deep visualization toolbox in the browser: live maps, units, top patches, ascents.
+    Serve(cli::serve::Args),
     /// Measure speed: convolution, gemm and pooling kernels, training steps, epochs, inference.
     Bench(cli::bench::Args),
 }
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Summary(a) => cli::summary::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Export(a) => cli::export::run(a),
+        Command::Serve(a) => cli::serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

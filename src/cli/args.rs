@@ -10,11 +10,7 @@ pub fn parse_input(s: &str) -> Result<[usize; 3], String> {
     }
 }
 
-/// An f32 as JSON by its shortest decimal form (`0.9674`, not `0.9674000144004822`, the
-/// nearest f64); `null` for NaN and infinities, which JSON cannot hold.
-pub fn json_f32(v: f32) -> serde_json::Value {
-    v.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(serde_json::Value::Null, serde_json::Value::Number)
-}
+pub use fovea::predict::json_f32;
 
 /// The `--data` path, or the MNIST bundled in the binary when none was given (said on standard
 /// error, so that a user who meant other data notices; standard output stays clean for --json).

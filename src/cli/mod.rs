@@ -7,6 +7,7 @@ pub mod dream;
 pub mod eval;
 pub mod export;
 pub mod predict;
+pub mod serve;
 pub mod style;
 pub mod summary;
 pub mod train;

@@ -1,7 +1,5 @@
 //! `fovea predict`: the top classes of each image, with probabilities.
 
-use super::args::json_f32;
-use fovea::kernels::softmax::softmax_rows;
 use fovea::{ForwardCtx, Result};
 use std::path::PathBuf;
 
@@ -35,20 +33,11 @@ pub fn run(a: Args) -> Result<()> {
             let form = if a.json { " (written as null)" } else { "" };
             eprintln!("warning: {}: {nonfinite} of the {} logits are not numbers{form}; they first appear at {at}", path.display(), logits.len());
         }
-        let mut probs = vec![0.0; logits.len()];
-        softmax_rows(&mut probs, logits.data(), logits.len());
-        let mut order: Vec<usize> = (0..probs.len()).collect();
-        order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]));
-        order.truncate(a.top.max(1));
         if a.json {
-            let top: Vec<_> = order
-                .iter()
-                .map(|&c| serde_json::json!({"class": c, "label": classes.get(c).cloned().unwrap_or_default(), "prob": json_f32(probs[c])}))
-                .collect();
-            let logits: Vec<serde_json::Value> = logits.data().iter().map(|&v| json_f32(v)).collect();
-            println!("{}", serde_json::json!({"file": path.display().to_string(), "logits": logits, "top": top}));
+            println!("{}", fovea::predict::prediction_json(&path.display().to_string(), logits.data(), &classes, a.top));
         } else {
             println!("{}:", path.display());
+            let (probs, order) = fovea::predict::top_classes(logits.data(), a.top);
             for &c in &order {
                 // `7`, not `7 (7)`, when the label is the index itself.
                 let name = classes.get(c).map_or("?".to_string(), |s| if *s == c.to_string() { s.clone() } else { format!("{s} ({c})") });

@@ -56,11 +56,17 @@ pub fn open_image(path: &Path) -> Result<image::DynamicImage> {
 /// Decodes image bytes (the format guessed from them) within the limits above; the message
 /// says what is wrong.
 pub fn decode_image(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
+    decode_image_within(bytes, MAX_SIDE, MAX_DECODED_BYTES)
+}
+
+/// `decode_image` with tighter limits (a server decoding many requests at once): sides up to
+/// `max_side` pixels and `max_bytes` of decoded pixels, checked from the header before decoding.
+pub fn decode_image_within(bytes: &[u8], max_side: u32, max_bytes: u64) -> std::result::Result<image::DynamicImage, String> {
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| format!("cannot read the image: {e}"))?;
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    limits.max_image_width = Some(max_side);
+    limits.max_image_height = Some(max_side);
+    limits.max_alloc = Some(max_bytes);
     reader.limits(limits);
     reader.decode().map_err(|e| format!("cannot read the image: {e}"))
 }

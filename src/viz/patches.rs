@@ -30,6 +30,12 @@ pub struct Patch {
 /// The `top` strongest responses of each of `channels` of node `layer` over the first `limit`
 /// images of `ds` (one scan for all channels). One patch per image and channel: its maximal cell.
 pub fn top_patches(net: &mut Net, ds: &Dataset, norm: &Normalize, layer: &str, channels: &[usize], top: usize, limit: usize) -> Result<Vec<Vec<Patch>>> {
+    top_patches_with_progress(net, ds, norm, layer, channels, top, limit, |_| ())
+}
+
+/// `top_patches`, calling `progress` with the number of images scanned after each batch.
+#[allow(clippy::too_many_arguments)]
+pub fn top_patches_with_progress(net: &mut Net, ds: &Dataset, norm: &Normalize, layer: &str, channels: &[usize], top: usize, limit: usize, mut progress: impl FnMut(usize)) -> Result<Vec<Vec<Patch>>> {
     let n = ds.len().min(limit);
     let mut best: Vec<Vec<Patch>> = vec![Vec::new(); channels.len()];
     let (mut x, mut labels) = (Tensor::default(), Vec::new());
@@ -54,6 +60,7 @@ pub fn top_patches(net: &mut Net, ds: &Dataset, norm: &Normalize, layer: &str, c
             best[k].sort_by(|a, b| b.value.total_cmp(&a.value));
             best[k].truncate(top);
         }
+        progress(chunk[chunk.len() - 1] + 1);
     }
     for list in best.iter_mut() {
         for p in list.iter_mut() {

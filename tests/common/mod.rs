@@ -66,3 +66,45 @@ pub fn save_weights(dir: &Path, model: &str, name: &str) -> String {
     fovea::train::checkpoint::save(&path, &net, None, &info, None).unwrap();
     path.to_string_lossy().into_owned()
 }
+
+/// A `fovea serve` process on a free port of 127.0.0.1, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT/`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `fovea serve --port 0` with `args` and waits for the address it prints.
+    pub fn start(args: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fovea"))
+            .arg("serve")
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("fovea serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            panic!("fovea serve printed {line:?}, not its address; standard error: {err}")
+        });
+        Server { url: url.to_string(), child }
+    }
+
+    /// `url` + `path` (without its leading slash).
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path.trim_start_matches('/'))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
