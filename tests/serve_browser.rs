@@ -1,4 +1,5 @@
 //! `fovea serve` in a real browser: Debian's chromium driven over WebDriver by chromedriver
+//! (the page, layers, a unit, an upload, the webcam through Chromium's synthetic camera)
 //! (`.ci/run` installs both). Without them the test says so in one line and passes.
 //! `FOVEA_SCREENSHOT_DIR=dir` keeps screenshots of the page (the README's come from here, with
 //! trained weights: `FOVEA_SERVE_WEIGHTS=best.safetensors`).
@@ -54,6 +55,9 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
         "--disable-component-update",
         "--disable-sync",
         "--window-size=1400,1100",
+        // A synthetic camera, allowed without asking: the webcam path runs for real.
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
         &format!("--user-data-dir={}", profile.display()),
     ];
     caps.insert("goog:chromeOptions".into(), serde_json::json!({"binary": CHROMIUM, "args": args}));
@@ -136,6 +140,15 @@ fn the_page_shows_layers_units_and_uploads() {
         until(&c, "the upload", "document.getElementById('source-line').textContent === 'your image'").await;
         until(&c, "new predictions", &format!("document.getElementById('top').innerText !== {}", serde_json::to_string(&first_top).unwrap())).await;
         assert_eq!(c.execute("return document.getElementById('invert').checked;", vec![]).await.unwrap(), serde_json::json!(true), "a dark digit on light paper is inverted");
+
+        // The webcam (Chromium's synthetic camera): frames flow through the live maps and
+        // their rate is shown.
+        c.find(Locator::Id("webcam")).await.unwrap().click().await.unwrap();
+        until(&c, "webcam frames", "document.getElementById('fps').textContent.includes('frames/s') && document.getElementById('source-line').textContent === 'webcam'").await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!("webcam in headless chromium: {} ({})", text(&c, "#fps").await, text(&c, "#timing").await);
+        c.find(Locator::Id("webcam")).await.unwrap().click().await.unwrap();
+        until(&c, "the webcam stopped", "document.getElementById('fps').textContent === ''").await;
 
         let errors = c.execute("return window.foveaErrors;", vec![]).await.unwrap();
         assert_eq!(errors, serde_json::json!([]), "the page's errors");

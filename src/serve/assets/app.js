@@ -366,6 +366,7 @@ async function startWebcam() {
     state.source = { kind: 'upload', blob };
     $('source-line').textContent = 'webcam';
     await update();
+    if (!state.webcam) return;  // stopped while this frame was in flight
     const now = performance.now();
     frames.push(now);
     frames = frames.filter(t => now - t < 2000);
