@@ -54,7 +54,7 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=1400,1100",
+        "--window-size=1400,1400",
         // A synthetic camera, allowed without asking: the webcam path runs for real.
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
