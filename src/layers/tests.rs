@@ -3,6 +3,7 @@
 //! docs/TESTING.md).
 
 use super::*;
+use crate::geometry::Window2d;
 use crate::rng::Rng;
 
 fn tensor(shape: &[usize], rng: &mut Rng) -> Tensor {
@@ -173,4 +174,111 @@ fn concat_takes_two_or_more_inputs() {
     assert!(c.output_shape(&[&[1, 2, 3, 3], &[1, 5, 3, 4]]).is_err());
     assert_eq!(c.kind(), "Concat");
     assert_eq!(Add.kind(), "Add");
+}
+
+/// What summaries and error messages call each layer: its kind and its settings in a few words.
+#[test]
+fn every_layer_names_its_kind_and_settings() {
+    let conv = Conv2d::new(Conv2dConfig::new(6, 4, 3).stride(2).groups(2).bias(false)).unwrap();
+    let rows: Vec<(Box<dyn Layer>, &str, &str)> = vec![
+        (Box::new(Conv2d::new(Conv2dConfig::new(1, 32, 5).padding(crate::geometry::Padding::Same)).unwrap()), "Conv2d", "32 5x5 s1 SAME"),
+        (Box::new(conv), "Conv2d", "4 3x3 s2 VALID groups 2 no bias"),
+        (Box::new(Dropout::new(0.25).unwrap()), "Dropout", "p 0.25"),
+        (Box::new(Flatten), "Flatten", ""),
+        (Box::new(Linear::new(3136, 1024)), "Linear", "3136 -> 1024"),
+        (Box::new(Lrn::alexnet()), "LRN", "size 5 alpha 0.0001 beta 0.75 k 2"),
+        (Box::new(MaxPool2d::square(3, 2)), "MaxPool2d", "3x3 s2 VALID"),
+        (Box::new(AvgPool2d::square(2, 2)), "AvgPool2d", "2x2 s2 VALID"),
+        (Box::new(AdaptiveAvgPool2d::new(6, 6).unwrap()), "AdaptiveAvgPool2d", "to 6x6"),
+        (Box::new(Relu), "ReLU", ""),
+        (Box::new(Softmax), "Softmax", ""),
+    ];
+    let wrong: Vec<String> = rows
+        .iter()
+        .filter(|(layer, kind, describe)| (layer.kind(), layer.describe().as_str()) != (*kind, *describe))
+        .map(|(layer, kind, describe)| format!("{:?} {:?}, not {kind:?} {describe:?}", layer.kind(), layer.describe()))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// The lecture's rule for pooling: `(N - F) % S` rows and columns a window leaves over; windows
+/// without dilation, of at least one cell and stride one.
+#[test]
+fn pooling_windows_are_checked_and_report_their_leftovers() {
+    let input: &[usize] = &[1, 2, 8, 7];
+    let max = MaxPool2d::square(3, 2);
+    let avg = AvgPool2d::square(3, 2);
+    // Rows: (8 - 3) % 2 = 1; columns: (7 - 3) % 2 = 0.
+    assert_eq!(max.leftover(&[input]), (1, 0));
+    assert_eq!(avg.leftover(&[input]), (1, 0));
+    assert_eq!(MaxPool2d::square(2, 2).leftover(&[&[1, 1, 5, 6]]), (1, 0));
+    let window = |k: [usize; 2], s: [usize; 2], d: [usize; 2]| Window2d { kernel: k, stride: s, dilation: d, ..*max.window() };
+    for (k, s, d) in [([0, 2], [1, 1], [1, 1]), ([2, 2], [1, 0], [1, 1]), ([2, 2], [2, 2], [2, 1])] {
+        assert!(MaxPool2d::new(window(k, s, d)).is_err(), "max pool kernel {k:?} stride {s:?} dilation {d:?}");
+        assert!(AvgPool2d::new(window(k, s, d)).is_err(), "avg pool kernel {k:?} stride {s:?} dilation {d:?}");
+    }
+    assert!(MaxPool2d::new(window([2, 3], [1, 2], [1, 1])).is_ok());
+    // Style transfer swaps max pools for average pools through this.
+    assert_eq!(max.max_pool_window(), Some(*max.window()));
+    assert_eq!(avg.max_pool_window(), None);
+}
+
+/// Receptive fields through adaptive pooling (PyTorch's bins: `floor(i N / n)` to
+/// `ceil((i + 1) N / n)`) and through flattening (every cell of the map).
+#[test]
+fn adaptive_pooling_and_flatten_pass_receptive_fields_back() {
+    let pool = AdaptiveAvgPool2d::new(3, 2).unwrap();
+    // Rows 7 -> 3 bins [0, 3), [2, 5), [4, 7); columns 5 -> 2 bins [0, 3), [2, 5).
+    let r = pool.input_region(0, &[1, 4, 7, 5], Region { y0: 1, y1: 1, x0: 1, x1: 1 });
+    assert_eq!(r, Region { y0: 2, y1: 4, x0: 2, x1: 4 });
+    let r = pool.input_region(0, &[1, 4, 7, 5], Region { y0: 0, y1: 2, x0: 0, x1: 0 });
+    assert_eq!(r, Region { y0: 0, y1: 6, x0: 0, x1: 2 });
+    assert_eq!(Flatten.input_region(0, &[1, 3, 5, 6], Region::cell(0, 7)), Region::full(5, 6));
+}
+
+/// PyTorch's initialisation: uniform in `±1 / sqrt(fan_in)`, fan_in counting the input
+/// channels of one group and the kernel's cells (2,880 and 400 draws reach close to the bound).
+#[test]
+fn conv_and_linear_initialise_as_pytorch() {
+    let mut rng = Rng::new(7);
+    let mut conv = Conv2d::new(Conv2dConfig { kernel: [3, 5], ..Conv2dConfig::new(6, 64, 3).groups(2) }).unwrap();
+    let mut linear = Linear::new(50, 8);
+    conv.init(&mut rng);
+    linear.init(&mut rng);
+    for (layer, fan_in) in [(&conv as &dyn Layer, 3.0 * 15.0), (&linear as &dyn Layer, 50.0)] {
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        for name in ["weight", "bias"] {
+            let t = param(layer, name);
+            let top = t.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let want_near = if name == "weight" { 0.95 } else { 0.5 };
+            assert!(top <= bound && top >= want_near * bound, "{} {name}: largest |value| {top}, bound {bound}", layer.kind());
+        }
+    }
+    assert_eq!(linear.macs(&[&[1, 50]]), 400);
+}
+
+#[test]
+fn linear_refuses_another_feature_count() {
+    let linear = Linear::new(6, 3);
+    assert_eq!(linear.output_shape(&[&[2, 6]]).unwrap(), vec![2, 3]);
+    assert!(linear.output_shape(&[&[2, 7]]).is_err());
+    assert!(linear.output_shape(&[&[2, 6, 1]]).is_err());
+}
+
+/// Softmax over each row of `[N, K]`, against its definition.
+#[test]
+fn softmax_is_its_definition() {
+    let mut rng = Rng::new(3);
+    let x = tensor(&[2, 5], &mut rng);
+    let mut layer = Softmax;
+    assert_eq!(layer.output_shape(&[&[2, 5]]).unwrap(), vec![2, 5]);
+    assert!(layer.output_shape(&[&[2, 0]]).is_err());
+    let mut y = Tensor::zeros(&[2, 5]);
+    layer.forward(&[&x], &mut y, &eval()).unwrap();
+    for (row, out) in x.data().chunks(5).zip(y.data().chunks(5)) {
+        let total: f64 = row.iter().map(|&v| (v as f64).exp()).sum();
+        for (&v, &p) in row.iter().zip(out) {
+            close(p, (v as f64).exp() / total, "softmax");
+        }
+    }
 }
