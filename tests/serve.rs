@@ -132,7 +132,11 @@ fn every_route_answers_with_foveas_numbers() {
     assert_eq!(status, 200);
     assert_eq!(served, cli_line, "the same object as `fovea predict --json`");
 
-    // A data image as a PNG, with its label.
+    // The data set, and one of its images as a PNG, with its label.
+    let (status, d) = get_json(&server.at("api/data"));
+    assert_eq!(status, 200);
+    assert_eq!((d["name"].as_str().unwrap(), d["count"].as_u64().unwrap()), (f.dir.to_str().unwrap(), 40));
+    assert_eq!(d["classes"], m["classes"]);
     let mut r = agent().get(&server.at("api/data/3")).call().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-fovea-label"].to_str().unwrap(), f.test.labels[3].to_string());
@@ -386,4 +390,29 @@ fn ctrl_c_stops_the_server_cleanly() {
     let mut err = String::new();
     server.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(err.contains("fovea serve: stopped"), "{err}");
+}
+
+#[test]
+fn without_a_data_set_uploads_still_work() {
+    let dir = temp_dir("serve-no-data");
+    // A ResNet-18 for 32x32 colour images: no data set is taken for it unless --data names one.
+    let net = models::build_for("resnet18", 10, Some([3, 32, 32]), 1).unwrap();
+    let info = fovea::train::checkpoint::WeightsInfo { model: "resnet18".into(), classes: (0..10).map(|c| c.to_string()).collect(), input: vec![3, 32, 32] };
+    let weights = dir.join("resnet.safetensors");
+    fovea::train::checkpoint::save(&weights, &net, None, &info, None).unwrap();
+    let weights = weights.to_str().unwrap().to_string();
+    let server = Server::start(&["--model", "resnet18", "--weights", &weights]);
+    let (status, m) = get_json(&server.at("api/model"));
+    assert_eq!((status, &m["data"], &m["input"]), (200, &Value::Null, &serde_json::json!([3, 32, 32])));
+    let png = dir.join("photo.png");
+    image::GrayImage::from_fn(40, 30, |x, y| image::Luma([((x * 7 + y * 3) % 256) as u8])).save(&png).unwrap();
+    let (status, p) = post_json(&server.at("api/predict"), &std::fs::read(&png).unwrap());
+    assert_eq!((status, p["file"].as_str()), (200, Some("upload")));
+    for path in ["api/data", "api/data/0", "api/patches?layer=layer1.0.conv1&channel=0"] {
+        let (status, e) = get_json(&server.at(path));
+        assert_eq!(status, 404, "{path}: {e}");
+        assert!(e["error"].as_str().unwrap().contains("--data"), "{path}: says how to give one: {e}");
+    }
+    let (status, _) = post_json(&server.at("api/activations?layer=conv1&data=0"), b"");
+    assert_eq!(status, 404);
 }
