@@ -317,9 +317,10 @@ function refreshDetails() {
   loadUnit();
   loadClass();
   const k = $('class-select').value;
-  if (classShown !== k) {
-    classShown = k;
-    loadAscent($('class-ascent'), $('class-ascent-status'), { class: k });
+  const want = `${k}/${$('preset').value}`;
+  if (classShown !== want) {
+    classShown = want;
+    loadAscent($('class-ascent'), $('class-ascent-status'), { class: k, preset: $('preset').value });
   }
 }
 
@@ -405,9 +406,11 @@ function wire() {
     else startWebcam().catch(e => showError(new Error(`webcam: ${e.message}`)));
   });
   $('class-select').addEventListener('change', () => { state.classChosen = true; refreshDetails(); });
+  // One preset for every ascent image of the page: the unit's and the class's.
   $('preset').addEventListener('change', () => {
     const u = state.unit;
     if (u) loadAscent($('unit-ascent'), $('unit-ascent-status'), { layer: u.layer, channel: u.channel, preset: $('preset').value });
+    refreshDetails();
   });
 }
 
