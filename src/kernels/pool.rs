@@ -31,12 +31,13 @@ pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &
         .zip(argmax.par_chunks_mut(out_len * per))
         .zip(input.par_chunks(in_len * per))
         .for_each(|((out, arg), x)| {
+            let mut halves = Vec::new();
             for ((y, a), x) in out.chunks_mut(out_len).zip(arg.chunks_mut(out_len)).zip(x.chunks(in_len)) {
                 if is_plain_2x2(g) {
                     max_pool_2x2_plane(y, a, x, w, ho, wo);
                     continue;
                 }
-                max_pool_plane_general(y, a, x, g, &plan);
+                max_pool_plane_general(y, a, x, g, &plan, &mut halves);
             }
         });
 }
@@ -59,20 +60,67 @@ impl ColumnPlan {
     }
 }
 
-/// Max pooling of one plane over any window: `y`, `a: [Ho, Wo]`, `x: [H, W]`.
-fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan) {
-    let (_, w) = g.in_hw();
+/// The plane `x: [H, W]` split by column parity into `halves`: `[H][ceil(W / 2)]` of the even
+/// columns, then the same of the odd ones, so that a stride-2 row of windows reads each of its
+/// cells as a contiguous run (`x[iy][c + 2 l]` is `halves[parity][iy][c / 2 + l]`).
+fn split_columns(x: &[f32], h: usize, w: usize, halves: &mut Vec<f32>) -> usize {
+    let half = w.div_ceil(2);
+    halves.clear();
+    halves.resize(2 * h * half, f32::NEG_INFINITY);
+    let (even, odd) = halves.split_at_mut(h * half);
+    for ((row, e), o) in x.chunks(w).zip(even.chunks_mut(half)).zip(odd.chunks_mut(half)) {
+        for (c, &v) in row.iter().enumerate() {
+            if c % 2 == 0 { e[c / 2] = v } else { o[c / 2] = v }
+        }
+    }
+    half
+}
+
+/// Max pooling of one plane over any window: `y`, `a: [Ho, Wo]`, `x: [H, W]`; `halves` is
+/// scratch for stride-2 windows (`split_columns`).
+fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan, halves: &mut Vec<f32>) {
+    let (h, w) = g.in_hw();
     let (ho, wo) = g.out_hw();
     const L: usize = 8;
     let (span, stride) = (g.cols.span(), g.cols.stride);
     let ColumnPlan { inner_lo, inner_hi, cols } = plan;
     let (inner_lo, inner_hi) = (*inner_lo, *inner_hi);
+    // Stride 2 (ResNet's, AlexNet's and GoogLeNet's 3x3 pools): the lanes below would gather
+    // every other cell; read the parity halves instead, whole runs of lanes at a time.
+    let half = if stride == 2 && g.cols.dilation == 1 && inner_lo + L <= inner_hi { split_columns(x, h, w, halves) } else { 0 };
     for oy in 0..ho {
         let (y0, y1) = window(&g.rows, oy);
         let (y_row, a_row) = (&mut y[oy * wo..(oy + 1) * wo], &mut a[oy * wo..(oy + 1) * wo]);
+        let mut ox0 = inner_lo;
+        if half > 0 {
+            let (even, odd) = halves.split_at(h * half);
+            while ox0 + L <= inner_hi {
+                let first = cols[ox0].0;
+                let (mut best, mut best_i) = ([f32::NEG_INFINITY; L], [0u32; L]);
+                for (l, b) in best_i.iter_mut().enumerate() {
+                    *b = (y0 * w + first + 2 * l) as u32;
+                }
+                for iy in y0..y1 {
+                    for dx in 0..span {
+                        let c = first + dx;
+                        let from = if c % 2 == 0 { even } else { odd };
+                        let run = &from[iy * half + c / 2..iy * half + c / 2 + L];
+                        let at = (iy * w + c) as u32;
+                        for l in 0..L {
+                            let v = run[l];
+                            let take = (v > best[l]) | v.is_nan();
+                            best[l] = if take { v } else { best[l] };
+                            best_i[l] = if take { at + 2 * l as u32 } else { best_i[l] };
+                        }
+                    }
+                }
+                y_row[ox0..ox0 + L].copy_from_slice(&best);
+                a_row[ox0..ox0 + L].copy_from_slice(&best_i);
+                ox0 += L;
+            }
+        }
         // Eight interior outputs at a time: eight independent running maxima instead of one
         // dependent chain, each still visiting its window in row-major order.
-        let mut ox0 = inner_lo;
         while ox0 + L <= inner_hi {
             let first = cols[ox0].0;
             let (mut best, mut best_i) = ([f32::NEG_INFINITY; L], [0usize; L]);
@@ -310,7 +358,7 @@ mod tests {
         max_pool_forward(&mut y1, &mut a1, &x, &g);
         for p in 0..3 {
             let r = p * ho * wo..(p + 1) * ho * wo;
-            max_pool_plane_general(&mut y2[r.clone()], &mut a2[r], &x[p * h * w..(p + 1) * h * w], &g, &ColumnPlan::new(&g));
+            max_pool_plane_general(&mut y2[r.clone()], &mut a2[r], &x[p * h * w..(p + 1) * h * w], &g, &ColumnPlan::new(&g), &mut Vec::new());
         }
         assert_eq!(a1, a2);
         assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
@@ -355,7 +403,7 @@ mod tests {
             let (ho, wo) = g.out_hw();
             let (mut y1, mut a1) = (vec![0.0; ho * wo], vec![0u32; ho * wo]);
             let (mut y2, mut a2) = (y1.clone(), a1.clone());
-            max_pool_plane_general(&mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g));
+            max_pool_plane_general(&mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g), &mut Vec::new());
             max_pool_plane_ref(&mut y2, &mut a2, &x, &g);
             assert_eq!(a1, a2, "{k}x{k} stride {s} pad {p}");
             assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
