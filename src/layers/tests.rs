@@ -212,6 +212,9 @@ fn pooling_windows_are_checked_and_report_their_leftovers() {
     assert_eq!(max.leftover(&[input]), (1, 0));
     assert_eq!(avg.leftover(&[input]), (1, 0));
     assert_eq!(MaxPool2d::square(2, 2).leftover(&[&[1, 1, 5, 6]]), (1, 0));
+    // And the other way round: rows (7 - 3) % 2 = 0, columns (8 - 3) % 2 = 1.
+    assert_eq!(max.leftover(&[&[1, 2, 7, 8]]), (0, 1));
+    assert_eq!(avg.leftover(&[&[1, 2, 7, 8]]), (0, 1));
     let window = |k: [usize; 2], s: [usize; 2], d: [usize; 2]| Window2d { kernel: k, stride: s, dilation: d, ..*max.window() };
     for (k, s, d) in [([0, 2], [1, 1], [1, 1]), ([2, 2], [1, 0], [1, 1]), ([2, 2], [2, 2], [2, 1])] {
         assert!(MaxPool2d::new(window(k, s, d)).is_err(), "max pool kernel {k:?} stride {s:?} dilation {d:?}");
