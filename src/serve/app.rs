@@ -113,7 +113,7 @@ impl App {
 
     /// A class index, or 404.
     pub fn class(&self, class: usize) -> ApiResult<&str> {
-        self.classes.get(class).map(String::as_str).ok_or_else(|| ApiError::not_found(format!("the model has {} classes (0 to {}), not class {class}", self.classes.len(), self.classes.len() - 1)))
+        self.classes.get(class).map(String::as_str).ok_or_else(|| ApiError::not_found(format!("the model has {} classes (0 to {}), not class {class}", self.classes.len(), self.classes.len().saturating_sub(1))))
     }
 
     /// The label of the data set's image `index` (empty without a data set).

@@ -125,7 +125,12 @@ pub async fn route(State(app): State<Arc<App>>, QueryParams(q): QueryParams<Quer
         match jobs.get(&layer) {
             Some(Job::Ready(p)) => p.clone(),
             Some(Job::Running { done, total }) => return Ok(running(done.load(Ordering::Relaxed), *total)),
-            Some(Job::Failed(m)) => return Err(ApiError::internal(format!("the scan of {layer} failed: {m}"))),
+            Some(Job::Failed(m)) => {
+                // Said once; the next request scans again.
+                let message = format!("the scan of {layer} failed: {m}");
+                jobs.remove(&layer);
+                return Err(ApiError::internal(message));
+            }
             None => match load_cached(&app, &layer, channels) {
                 Some(p) => {
                     let p = Arc::new(p);
