@@ -95,12 +95,6 @@ pub fn image_input_inverted(net: &Net, model: &str, path: &Path, invert: bool) -
     let s = net.input_shape();
     let shape = [s[0], s[1], s[2]];
     let fit = if shape[0] == 3 { Fit::ResizeCrop } else { Fit::Stretch };
-    let mut pixels = load_image_fit(path, shape, fit)?;
-    if invert {
-        pixels.iter_mut().for_each(|p| *p = 255 - *p);
-    }
-    let ds = fovea::data::Dataset { shape, pixels, labels: vec![0], classes: vec![] };
-    let (mut x, mut labels) = (fovea::Tensor::default(), Vec::new());
-    fovea::data::fill_batch(&ds, &[0], &models::normalization(model), None, &mut x, &mut labels);
-    Ok(x)
+    let pixels = load_image_fit(path, shape, fit)?;
+    Ok(fovea::data::single_input(shape, pixels, &models::normalization(model), invert))
 }

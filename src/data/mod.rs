@@ -110,6 +110,19 @@ pub struct Shift {
     pub seed: u64,
 }
 
+/// One image's bytes (`[C, H, W]` of `shape`) as a batch of one, `[1, C, H, W]`, normalised by
+/// `norm` as training normalises; inverted first (`255 - v`) when `invert` (the MNIST nets
+/// learned white digits on black; a digit on paper is black on white).
+pub fn single_input(shape: [usize; 3], mut pixels: Vec<u8>, norm: &Normalize, invert: bool) -> Tensor {
+    if invert {
+        pixels.iter_mut().for_each(|p| *p = 255 - *p);
+    }
+    let one = Dataset { shape, pixels, labels: vec![0], classes: vec![] };
+    let (mut x, mut labels) = (Tensor::default(), Vec::new());
+    fill_batch(&one, &[0], norm, None, &mut x, &mut labels);
+    x
+}
+
 /// Fills `out` (`[B, C, H, W]`) and `labels` with the images at `indices`, normalised, and
 /// shifted when `shift` is given.
 pub fn fill_batch(ds: &Dataset, indices: &[usize], norm: &Normalize, shift: Option<Shift>, out: &mut Tensor, labels: &mut Vec<usize>) {

@@ -111,6 +111,15 @@ impl App {
         self.data.as_ref().ok_or_else(|| ApiError::not_found("the server has no data set: start it with --data"))
     }
 
+    /// The data set holding image `index`, or 404 (no data set, or no such image).
+    pub fn data_with(&self, index: usize) -> ApiResult<&ServedData> {
+        let d = self.data()?;
+        if index >= d.set.len() {
+            return Err(ApiError::not_found(format!("the data set has {} images (0 to {}), not image {index}", d.set.len(), d.set.len().saturating_sub(1))));
+        }
+        Ok(d)
+    }
+
     /// A class index, or 404.
     pub fn class(&self, class: usize) -> ApiResult<&str> {
         self.classes.get(class).map(String::as_str).ok_or_else(|| ApiError::not_found(format!("the model has {} classes (0 to {}), not class {class}", self.classes.len(), self.classes.len().saturating_sub(1))))

@@ -4,9 +4,9 @@
 use super::app::App;
 use super::error::{ApiError, ApiResult};
 use super::input::{number, Query};
-use super::routes::{at_least, png_response};
+use super::routes::png_response;
 use crate::viz::ascent::{ascend, AscentConfig};
-use crate::viz::render::png_bytes;
+use crate::viz::render::{enlarge_to_at_least, png_bytes};
 use crate::viz::target::Target;
 use crate::viz::input_image;
 use axum::extract::{Query as QueryParams, State};
@@ -73,7 +73,7 @@ pub async fn route(State(app): State<Arc<App>>, QueryParams(q): QueryParams<Quer
         .with_slow_net(move |app, net| {
             let (x, _) = ascend(net, &target, &cfg, None, |_, _, _| ())?;
             let img = input_image(&x, &app.norm);
-            png_bytes(&at_least(&img, 192)).map_err(|e| ApiError::internal(e.to_string()))
+            png_bytes(&enlarge_to_at_least(&img, 192)).map_err(|e| ApiError::internal(e.to_string()))
         })
         .await?;
     let mut done = app.ascents.done.lock().unwrap_or_else(|p| p.into_inner());

@@ -4,7 +4,7 @@
 use super::app::App;
 use super::error::{ApiError, ApiResult};
 use crate::data::folder::{decode_image_within, fit_image};
-use crate::data::{fill_batch, Dataset};
+use crate::data::{fill_batch, single_input};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 
@@ -42,24 +42,16 @@ pub enum Source {
 /// The request's image as the net's input `[1, C, H, W]`, normalised; `?invert=1` inverts an
 /// upload first (the MNIST nets learned white digits on black).
 pub fn input(app: &App, q: &Query, body: &[u8]) -> ApiResult<(Tensor, Source)> {
-    let (mut x, mut labels) = (Tensor::default(), Vec::new());
     if !body.is_empty() {
         let img = decode_image_within(body, MAX_SIDE, MAX_DECODED_BYTES).map_err(|m| ApiError::bad_request(format!("the request's body: {m}")))?;
-        let mut pixels = fit_image(img, app.input, app.fit).map_err(|m| ApiError::bad_request(format!("the request's image {m}")))?;
-        if flag(q, "invert") {
-            pixels.iter_mut().for_each(|p| *p = 255 - *p);
-        }
-        let one = Dataset { shape: app.input, pixels, labels: vec![0], classes: vec![] };
-        fill_batch(&one, &[0], &app.norm, None, &mut x, &mut labels);
-        return Ok((x, Source::Upload));
+        let pixels = fit_image(img, app.input, app.fit).map_err(|m| ApiError::bad_request(format!("the request's image {m}")))?;
+        return Ok((single_input(app.input, pixels, &app.norm, flag(q, "invert")), Source::Upload));
     }
     let Some(index) = number(q, "data")? else {
         return Err(ApiError::bad_request("give an image (PNG or JPEG) as the request's body, or ?data=N for the data set's image N"));
     };
-    let data = app.data()?;
-    if index >= data.set.len() {
-        return Err(ApiError::not_found(format!("the data set has {} images (0 to {}), not image {index}", data.set.len(), data.set.len().saturating_sub(1))));
-    }
+    let data = app.data_with(index)?;
+    let (mut x, mut labels) = (Tensor::default(), Vec::new());
     fill_batch(&data.set, &[index], &app.norm, None, &mut x, &mut labels);
     Ok((x, Source::Data(index)))
 }

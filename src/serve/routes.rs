@@ -6,7 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::input::{input, number, required, Query, Source};
 use crate::layers::{ForwardCtx, Mode};
 use crate::predict::{json_f32, prediction_json};
-use crate::viz::render::{enlarge, hot, overlay, png_bytes, range_tile};
+use crate::viz::render::{enlarge_to_at_least, hot, overlay, png_bytes, range_tile};
 use crate::viz::target::{input_gradient, Target};
 use crate::viz::{cam, gradient_image, input_image};
 use crate::ReluRule;
@@ -30,12 +30,6 @@ const TOP: usize = 5;
 pub fn png_data_url(img: &RgbImage) -> ApiResult<String> {
     let bytes = png_bytes(img).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
-}
-
-/// `img` enlarged by a whole factor to at least `side` pixels on its longer side (pixels stay
-/// sharp squares).
-pub fn at_least(img: &RgbImage, side: u32) -> RgbImage {
-    enlarge(img, side.div_ceil(img.width().max(img.height()).max(1)))
 }
 
 /// A PNG response.
@@ -84,11 +78,9 @@ pub async fn data_info(State(app): AppState) -> ApiResult<Json<Value>> {
 /// `GET /api/data/{index}`: the data set's image as a PNG at the model's input size, its label
 /// in the `x-fovea-label` header.
 pub async fn data_image(State(app): AppState, Path(index): Path<String>) -> ApiResult<Response> {
-    let d = app.data()?;
+    app.data()?;
     let i: usize = index.parse().map_err(|_| ApiError::bad_request(format!("{index:?} is not an image number")))?;
-    if i >= d.set.len() {
-        return Err(ApiError::not_found(format!("the data set has {} images (0 to {}), not image {i}", d.set.len(), d.set.len().saturating_sub(1))));
-    }
+    let d = app.data_with(i)?;
     let [c, h, w] = d.set.shape;
     let px = d.set.image(i);
     let plane = h * w;
@@ -164,7 +156,7 @@ fn data_label(app: &App, source: &Source) -> Value {
 /// A gradient at the image as a picture at least 192 pixels wide.
 fn gradient_picture(grad: &crate::Tensor, saliency: bool) -> ApiResult<String> {
     let img = gradient_image(grad, saliency, 99.0);
-    png_data_url(&at_least(&img, 192))
+    png_data_url(&enlarge_to_at_least(&img, 192))
 }
 
 /// `POST /api/unit?layer=L&channel=C[&y=Y&x=X]` (body: an image, or `?data=N`): one unit of a
@@ -198,7 +190,7 @@ pub async fn unit(State(app): AppState, QueryParams(q): QueryParams<Query>, body
                         }
                     };
                     let tile = range_tile(map, h, w);
-                    let picture = png_data_url(&at_least(&tile, 192))?;
+                    let picture = png_data_url(&enlarge_to_at_least(&tile, 192))?;
                     (Some((y, x)), map[y * w + x], Value::String(picture))
                 }
                 _ => (None, v.data()[channel], Value::Null),
@@ -243,7 +235,7 @@ pub async fn class(State(app): AppState, QueryParams(q): QueryParams<Query>, bod
                     let map = cam::grad_cam(net, &x, class, &layer)?;
                     let s = x.shape();
                     let img = overlay(&input_image(&x, &app.norm), &hot(&map, s[2], s[3], 100.0), 0.6);
-                    (Value::String(png_data_url(&at_least(&img, 192))?), Value::String(layer))
+                    (Value::String(png_data_url(&enlarge_to_at_least(&img, 192))?), Value::String(layer))
                 }
                 Err(_) => (Value::Null, Value::Null),
             };

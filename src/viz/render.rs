@@ -99,6 +99,12 @@ pub fn grid(tiles: &[RgbImage], cols: usize, pad: u32) -> RgbImage {
     out
 }
 
+/// `img` enlarged by a whole factor to at least `side` pixels on its longer side (pixels stay
+/// sharp squares); `factor_for` rounds down instead.
+pub fn enlarge_to_at_least(img: &RgbImage, side: u32) -> RgbImage {
+    enlarge(img, side.div_ceil(img.width().max(img.height()).max(1)))
+}
+
 /// A factor that brings a `size`-pixel image to about `target` pixels.
 pub fn factor_for(size: u32, target: u32) -> u32 {
     (target / size.max(1)).max(1)
