@@ -5,6 +5,7 @@
 //! `tensor`, `geometry` -> `kernels` -> `layers` -> `net` -> `models`, `loss`, `io`.
 
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod export;
 #[doc(hidden)]

@@ -56,7 +56,7 @@ fn perturb_batchnorms(net: &mut Net, x: &Tensor, seed: u64) {
         return;
     }
     for _ in 0..30 {
-        net.forward(x, &ForwardCtx { mode: Mode::Train, seed: 1 }).unwrap();
+        net.forward(x, &ForwardCtx { mode: Mode::Train, seed: 1, ..Default::default() }).unwrap();
     }
     let mut rng = Rng::new(seed);
     let mut state: BTreeMap<String, Tensor> = net.state().into_iter().map(|(k, t)| (k, t.clone())).collect();

@@ -119,7 +119,7 @@ fn check_resolved(case: &mut Case, window: &Window2d, input: &Tensor) -> Result<
 fn run_layer(layer: &mut dyn Layer, input: &Tensor, grad_output: &Tensor, mode: Mode) -> Result<(Tensor, Tensor), String> {
     let shape = layer.output_shape(&[input.shape()]).map_err(|e| e.to_string())?;
     let mut out = Tensor::zeros(&shape);
-    layer.forward(&[input], &mut out, &ForwardCtx { mode, seed: 0 }).map_err(|e| e.to_string())?;
+    layer.forward(&[input], &mut out, &ForwardCtx { mode, seed: 0, ..Default::default() }).map_err(|e| e.to_string())?;
     let mut d_input = Tensor::zeros(input.shape());
     layer
         .backward(&[input], &out, grad_output, &mut [Some(&mut d_input)], &BackwardCtx::default())
@@ -311,7 +311,7 @@ fn case_net(case: &Case, logits_name: &str) -> Result<fovea::Net, String> {
 
 fn net(case: &mut Case) -> Result<(), String> {
     let mut net = case_net(case, "logits")?;
-    let logits = net.forward(case.t("input")?, &ForwardCtx { mode: Mode::Train, seed: 0 }).map_err(|e| e.to_string())?.clone();
+    let logits = net.forward(case.t("input")?, &ForwardCtx { mode: Mode::Train, seed: 0, ..Default::default() }).map_err(|e| e.to_string())?.clone();
     case.check("logits", &logits, "logits", NET_TOL)?;
     let r = softmax_cross_entropy(&logits, &case.labels()?).map_err(|e| e.to_string())?;
     case.check("loss", &Tensor::from_vec(&[1], vec![r.loss]).unwrap(), "loss", NET_TOL)?;

@@ -19,7 +19,7 @@ fn objective(layer: &mut dyn Layer, inputs: &[Tensor], r: &Tensor, mode: Mode) -
     let refs: Vec<&Tensor> = inputs.iter().collect();
     let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
     let mut out = Tensor::zeros(&layer.output_shape(&shapes).unwrap());
-    layer.forward(&refs, &mut out, &ForwardCtx { mode, seed: 9 }).unwrap();
+    layer.forward(&refs, &mut out, &ForwardCtx { mode, seed: 9, ..Default::default() }).unwrap();
     out.data().iter().zip(r.data()).map(|(a, b)| *a as f64 * *b as f64).sum()
 }
 
@@ -68,7 +68,7 @@ fn check(name: &str, layer: &mut dyn Layer, mut inputs: Vec<Tensor>, mode: Mode)
     }
     let refs: Vec<&Tensor> = inputs.iter().collect();
     let mut out = Tensor::zeros(&out_shape);
-    layer.forward(&refs, &mut out, &ForwardCtx { mode, seed: 9 }).unwrap();
+    layer.forward(&refs, &mut out, &ForwardCtx { mode, seed: 9, ..Default::default() }).unwrap();
     let mut d_inputs: Vec<Tensor> = inputs.iter().map(|t| Tensor::zeros(t.shape())).collect();
     {
         let mut slots: Vec<Option<&mut Tensor>> = d_inputs.iter_mut().map(Some).collect();
@@ -254,7 +254,7 @@ fn net_gradients_through_branches_and_merges() {
     let mut net = branching_net();
     let x = random(&[3, 2, 8, 8], 20);
     let labels = [0, 2, 1];
-    let ctx = ForwardCtx { mode: Mode::Train, seed: 0 };
+    let ctx = ForwardCtx { mode: Mode::Train, seed: 0, ..Default::default() };
     let loss_at = |net: &mut Net, x: &Tensor| -> f64 {
         let logits = net.forward(x, &ctx).unwrap().clone();
         xent_f64(&logits, &labels)

@@ -155,7 +155,7 @@ fn same_seed_and_threads_give_the_same_bits() {
     let run = || {
         let mut net = models::build("mnist-cnn", 10, 7).unwrap();
         let x = Tensor::from_vec(&[16, 1, 28, 28], (0..16 * 784).map(|i| ((i * 13) % 29) as f32 / 29.0).collect()).unwrap();
-        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: 11 }).unwrap().clone();
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: 11, ..Default::default() }).unwrap().clone();
         let r = fovea::loss::softmax_cross_entropy(&logits, &[3; 16]).unwrap();
         net.backward("fc2", &r.d_logits, &BackwardCtx::default()).unwrap();
         let grads: Vec<Tensor> = net.params().into_iter().map(|(_, p)| p.grad.clone()).collect();
@@ -169,8 +169,8 @@ fn same_seed_and_threads_give_the_same_bits() {
     let x = Tensor::full(&[1, 64], 1.0);
     let mut y1 = Tensor::zeros(&[1, 64]);
     let mut y2 = Tensor::zeros(&[1, 64]);
-    d.forward(&[&x], &mut y1, &ForwardCtx { mode: Mode::Train, seed: 1 }).unwrap();
-    d.forward(&[&x], &mut y2, &ForwardCtx { mode: Mode::Train, seed: 2 }).unwrap();
+    d.forward(&[&x], &mut y1, &ForwardCtx { mode: Mode::Train, seed: 1, ..Default::default() }).unwrap();
+    d.forward(&[&x], &mut y2, &ForwardCtx { mode: Mode::Train, seed: 2, ..Default::default() }).unwrap();
     assert_ne!(y1, y2);
     let kept = y1.data().iter().filter(|&&v| v == 2.0).count();
     assert!((16..=48).contains(&kept), "kept {kept} of 64 at p = 0.5");
@@ -204,7 +204,7 @@ fn the_readme_example_runs() -> fovea::Result<()> {
     use fovea::{loss, models, BackwardCtx, ForwardCtx, Mode, ReluRule, Tensor};
     let mut net = models::build("lenet5", 10, 42)?;
     let x = Tensor::zeros(&[8, 1, 28, 28]);
-    let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: 1 })?.clone();
+    let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: 1, ..Default::default() })?.clone();
     let xent = loss::softmax_cross_entropy(&logits, &[0; 8])?;
     net.backward("fc3", &xent.d_logits, &BackwardCtx::default())?;
     let mut seed = Tensor::zeros(net.value("conv2").unwrap().shape());

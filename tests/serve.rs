@@ -114,7 +114,7 @@ fn every_route_answers_with_foveas_numbers() {
     // Predictions: a data image against the net here; an upload against `fovea predict --json`.
     let (status, p) = post_json(&server.at("api/predict?data=3"), b"");
     assert_eq!(status, 200);
-    let want = net.forward(&f.input(3), &ForwardCtx { mode: Mode::Eval, seed: 0 }).unwrap().data().to_vec();
+    let want = net.forward(&f.input(3), &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() }).unwrap().data().to_vec();
     let got = f32s(&p["logits"]);
     assert!(got.iter().zip(&want).all(|(a, b)| close(*a, *b)) && got.len() == 10, "{got:?} against {want:?}");
     assert_eq!(p["file"], "data:3");
@@ -151,7 +151,7 @@ fn every_route_answers_with_foveas_numbers() {
     assert_eq!(a["top"], p["top"]);
     use base64::Engine;
     let maps = base64::engine::general_purpose::STANDARD.decode(a["maps"].as_str().unwrap()).unwrap();
-    net.forward(&f.input(3), &ForwardCtx { mode: Mode::Eval, seed: 0 }).unwrap();
+    net.forward(&f.input(3), &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() }).unwrap();
     let conv2 = net.value("conv2").unwrap().data().to_vec();
     assert_eq!(maps.len(), conv2.len());
     for (k, (map, bytes)) in conv2.chunks(196).zip(maps.chunks(196)).enumerate() {
@@ -326,7 +326,7 @@ fn a_hundred_concurrent_predictions_all_answer_right() {
     let f = fixture("serve-concurrent");
     let server = f.start();
     let mut net = f.net();
-    let want: Vec<Vec<f32>> = (0..40).map(|i| net.forward(&f.input(i), &ForwardCtx { mode: Mode::Eval, seed: 0 }).unwrap().data().to_vec()).collect();
+    let want: Vec<Vec<f32>> = (0..40).map(|i| net.forward(&f.input(i), &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() }).unwrap().data().to_vec()).collect();
     let answers: Vec<(usize, u16, Value)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..100)
             .map(|k| {

@@ -19,7 +19,7 @@ fn seeds_at_several_layers_are_the_sum_of_separate_passes() {
     let mut net = models::build("vgg11", 10, 3).unwrap();
     let x = image(1, 40, 40);
     let ctx = BackwardCtx { rule: ReluRule::Plain, param_grads: false, input_grad: true };
-    net.forward_to(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 }, "features.9").unwrap();
+    net.forward_to(&x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() }, "features.9").unwrap();
     let mut rng = Rng::new(2);
     let mut seed = |layer: &str| {
         let s = net.value(layer).unwrap().shape().to_vec();

@@ -141,7 +141,7 @@ fn torchvision_named_weights_give_pytorchs_logits_and_gradients() {
         load_weights(&path, &mut net).unwrap();
 
         let want = &reference["models"][model];
-        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 }).unwrap().clone();
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() }).unwrap().clone();
         for row in 0..2 {
             let got = &logits.data()[row * 1000..(row + 1) * 1000];
             assert_sampled(&format!("{model} image {row}: logits"), got, &want["logits"][row], 1, 1e-4, 1e-3);
@@ -181,7 +181,7 @@ fn learns(model: &str, input: [usize; 3], batch: usize, optimizer: &str, lr: f32
     let out = net.output_name().to_string();
     let mut losses = Vec::new();
     for step in 0..8 {
-        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: step }).unwrap();
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: step, ..Default::default() }).unwrap();
         let r = softmax_cross_entropy(logits, &labels).unwrap();
         losses.push(r.loss);
         net.zero_grads();

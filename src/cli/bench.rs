@@ -170,7 +170,7 @@ fn run_step(a: &Args) -> Result<()> {
     let labels: Vec<usize> = (0..a.batch_size).map(|i| i % 10).collect();
     // Inference alone first: evaluation mode, no backward pass.
     let infer = median_ms(a.reps, || {
-        let _ = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 });
+        let _ = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() });
     });
     let mut opt = optim::build("adam", 0.9, false, 0.0)?;
     let out = net.output_name().to_string();
@@ -179,7 +179,7 @@ fn run_step(a: &Args) -> Result<()> {
     // the gradients for non-finite values.
     let mut outside = [0.0f64; 4];
     let mut step = |net: &mut fovea::Net, s: u64, outside: &mut [f64; 4]| -> Result<()> {
-        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: s })?;
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: s, ..Default::default() })?;
         let t = Instant::now();
         let r = softmax_cross_entropy(logits, &labels)?;
         outside[0] += t.elapsed().as_secs_f64();
@@ -251,7 +251,7 @@ fn run_train(a: &Args) -> Result<()> {
     (cfg.optimizer, cfg.lr, cfg.schedule) = ("adam".into(), 1e-3, "constant".into());
     (cfg.checkpoint_every, cfg.log_every, cfg.threads) = (0, 1_000_000, threads);
     let dir = std::env::temp_dir().join(format!("fovea-bench-train-{}", std::process::id()));
-    let outcome = train(&cfg, &dir, false, &RunOptions { stop: None, verbose: false, progress: true });
+    let outcome = train(&cfg, &dir, false, &RunOptions { progress: true, ..RunOptions::default() });
     let _ = std::fs::remove_dir_all(&dir);
     let outcome = outcome?;
     let test = outcome.test_accuracy.map_or("-".to_string(), |t| format!("{t:.4}"));
@@ -271,7 +271,7 @@ fn run_infer(a: &Args) -> Result<()> {
     let mut shape = vec![256];
     shape.extend_from_slice(net.input_shape());
     let x = Tensor::from_vec(&shape, Rng::new(5).uniform_vec(shape.iter().product(), -1.0, 1.0))?;
-    let ctx = ForwardCtx { mode: Mode::Eval, seed: 0 };
+    let ctx = ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() };
     net.forward(&x, &ctx)?;
     let (mut times, start) = (Vec::new(), Instant::now());
     while times.len() < 20 || start.elapsed().as_secs_f64() < 2.0 {

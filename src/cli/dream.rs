@@ -79,7 +79,7 @@ pub fn run(a: Args) -> Result<()> {
         (Some(c), _) => Objective::Channel(*c),
         (None, Some(g)) => {
             let gx = image_tensor(&load(g, a.size)?, channels, &norm);
-            let act = net.forward_to(&gx, &ForwardCtx { mode: Mode::Eval, seed: 0 }, &layer).map_err(|e| Error::file(g, format!("as a guide: {e}")))?;
+            let act = net.forward_to(&gx, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() }, &layer).map_err(|e| Error::file(g, format!("as a guide: {e}")))?;
             Objective::Guide(act.clone())
         }
         (None, None) => Objective::Squares,

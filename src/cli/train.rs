@@ -1,7 +1,7 @@
 //! `fovea train`: the main job. With no arguments, trains the lecture's MNIST convnet on the
 //! bundled data and leaves a run directory behind.
 
-use fovea::train::{read_config, train, RunOptions, TrainConfig};
+use fovea::train::{parse_config, read_config, train, RunOptions, TrainConfig};
 use fovea::{models, Error, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +70,16 @@ pub struct Args {
     /// model is never overwritten by accident).
     #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// Train data-parallel over MPI, one process per rank: `mpirun -np N fovea train
+    /// --distributed ...`. Each rank computes its share of every batch (--batch-size stays the
+    /// whole batch); rank 0 prints and writes the run directory. Needs fovea built with
+    /// `--features mpi`.
+    #[arg(long)]
+    distributed: bool,
+    /// With --distributed: how long a rank waits for the others in one operation before it
+    /// stops the whole run, in seconds [default: 300].
+    #[arg(long, requires = "distributed", default_value_t = 300)]
+    mpi_timeout: u64,
 }
 
 /// The files a run directory holds; their presence means a run is there.
@@ -136,10 +146,62 @@ fn apply(a: &Args, cfg: &mut TrainConfig) {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if !a.distributed {
+        return run_with(a, None);
+    }
+    distributed(a)
+}
+
+#[cfg(not(feature = "mpi"))]
+fn distributed(_: Args) -> Result<()> {
+    Err(Error::Invalid(
+        "this fovea was built without MPI: --distributed needs `cargo build --release --features mpi` (with Open MPI's or MPICH's development files installed)".into(),
+    ))
+}
+
+/// One rank of `mpirun -np N fovea train --distributed`: MPI is started, the run trained, and
+/// MPI shut down; an error on one rank ends every rank (so none waits for it in vain).
+#[cfg(feature = "mpi")]
+fn distributed(a: Args) -> Result<()> {
+    use fovea::distributed::Collective;
+    // Ranks on one machine share its cores: unless --threads says otherwise, each takes its
+    // part (the launcher says how many ranks run here).
+    let local_ranks = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Fails harmlessly when --threads already built the pool.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads((cores / local_ranks.max(1)).max(1)).build_global();
+    let world = fovea::distributed::mpi::init(std::time::Duration::from_secs(a.mpi_timeout.max(1)))?;
+    let group = world.group.clone();
+    match run_with(a, Some(group.clone())) {
+        Ok(()) => Ok(()),
+        // Every rank agreed to stop at the same step, and rank 0 saved it: a clean end.
+        Err(e @ Error::Interrupted(_)) => Err(e),
+        Err(e) => {
+            let rank = group.rank();
+            eprintln!("error: {}{e}", if rank == 0 { String::new() } else { format!("rank {rank}: ") });
+            group.abort(1)
+        }
+    }
+}
+
+fn run_with(a: Args, group: Option<Arc<dyn fovea::distributed::Collective>>) -> Result<()> {
     let threads = rayon::current_num_threads();
+    let (rank, ranks) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
+    let lead = rank == 0;
     let (cfg, dir, resume) = match &a.resume {
         Some(dir) => {
-            let mut cfg = read_config(dir)?;
+            let mut cfg = match &group {
+                // Rank 0's run directory may be on its machine alone: it hands out the settings.
+                Some(g) => {
+                    let mut bytes = if lead { std::fs::read(dir.join("config.json")).unwrap_or_default() } else { Vec::new() };
+                    g.broadcast("the run's configuration", &mut bytes)?;
+                    if bytes.is_empty() { read_config(dir)? } else { parse_config(&bytes).map_err(|m| Error::file(dir.join("config.json"), m))? }
+                }
+                None => read_config(dir)?,
+            };
             if let Some(m) = &a.model {
                 if *m != cfg.model {
                     return Err(Error::Invalid(format!("{} was trained as model {}; --model {m} does not match", dir.display(), cfg.model)));
@@ -156,7 +218,7 @@ pub fn run(a: Args) -> Result<()> {
                     dir.display()
                 )));
             }
-            if threads != cfg.threads {
+            if threads != cfg.threads && lead {
                 eprintln!(
                     "warning: the run used {} thread(s), this one {threads}: it continues, but not bit for bit as the original would",
                     cfg.threads
@@ -170,7 +232,9 @@ pub fn run(a: Args) -> Result<()> {
             apply(&a, &mut cfg);
             cfg.threads = threads;
             let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{model}-{}", timestamp())));
-            claim_run_dir(&dir, a.force)?;
+            if lead {
+                claim_run_dir(&dir, a.force)?;
+            }
             (cfg, dir, false)
         }
     };
@@ -188,18 +252,27 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         std::path::absolute(&cfg.data).unwrap_or_else(|_| cfg.data.clone()).display().to_string()
     };
-    println!(
-        "training {} on {data} for {} epoch{}: batch {}, {} lr {} ({}), seed {}, {threads} thread(s) -> {}",
-        cfg.model, cfg.epochs, if cfg.epochs == 1 { "" } else { "s" }, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.schedule, cfg.seed, dir.display()
-    );
-    let outcome = match train(&cfg, &dir, resume, &RunOptions { stop: Some(&stop), verbose: true, progress: true }) {
+    let ranks_note = if ranks > 1 { format!(" on each of {ranks} ranks (MPI)") } else { String::new() };
+    if lead {
+        println!(
+            "training {} on {data} for {} epoch{}: batch {}, {} lr {} ({}), seed {}, {threads} thread(s){ranks_note} -> {}",
+            cfg.model, cfg.epochs, if cfg.epochs == 1 { "" } else { "s" }, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.schedule, cfg.seed, dir.display()
+        );
+    }
+    let options = RunOptions { stop: Some(&stop), verbose: true, progress: true, group };
+    let outcome = match train(&cfg, &dir, resume, &options) {
         Ok(o) => o,
         Err(e) => {
             // A run that failed before writing anything (bad data, say) leaves no empty folder.
-            let _ = std::fs::remove_dir(&dir);
+            if lead {
+                let _ = std::fs::remove_dir(&dir);
+            }
             return Err(e);
         }
     };
+    if !lead {
+        return Ok(());
+    }
     if outcome.seconds_per_epoch.is_empty() {
         println!(
             "nothing to do: {} already finished its {} epoch(s) ({} steps); give --epochs N to train it further",

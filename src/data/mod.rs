@@ -108,6 +108,9 @@ impl Normalize {
 pub struct Shift {
     pub max: usize,
     pub seed: u64,
+    /// The place of the first image given in the step's whole batch (0 but for one rank's share
+    /// of a distributed step): an image's shift is drawn for its place in the whole batch.
+    pub first_image: usize,
 }
 
 /// One image's bytes (`[C, H, W]` of `shape`) as a batch of one, `[1, C, H, W]`, normalised by
@@ -142,7 +145,7 @@ pub fn fill_batch(ds: &Dataset, indices: &[usize], norm: &Normalize, shift: Opti
         let src = ds.image(i);
         let (dy, dx) = match shift {
             Some(s) if s.max > 0 => {
-                let r = mix64(s.seed ^ mix64(b as u64 + 1));
+                let r = mix64(s.seed ^ mix64((s.first_image + b) as u64 + 1));
                 let span = 2 * s.max as u64 + 1;
                 ((r % span) as isize - s.max as isize, ((r / span) % span) as isize - s.max as isize)
             }
@@ -232,7 +235,7 @@ mod tests {
         let black = (0.0 - 0.5) / 0.25;
         let mut shifted_any = false;
         for seed in 0..20 {
-            fill_batch(&ds, &[0], &norm, Some(Shift { max: 1, seed }), &mut out, &mut labels);
+            fill_batch(&ds, &[0], &norm, Some(Shift { max: 1, seed, first_image: 0 }), &mut out, &mut labels);
             let sum: f32 = out.data().iter().sum();
             let plain: f32 = (0..9).map(|v| (v as f32 * 10.0 / 255.0 - 0.5) / 0.25).sum();
             if (sum - plain).abs() > 1e-4 {
@@ -241,6 +244,23 @@ mod tests {
             }
         }
         assert!(shifted_any);
+    }
+
+    /// One rank's share of a batch, told where it starts, gets the shifts the whole batch gives
+    /// those images.
+    #[test]
+    fn a_share_of_a_batch_is_shifted_as_in_the_whole_batch() {
+        let ds = Dataset { shape: [1, 5, 5], pixels: (0..5 * 25).map(|v| (v * 7 % 256) as u8).collect(), labels: vec![0, 1, 2, 3, 4], classes: vec![] };
+        let norm = Normalize { mean: vec![0.0], std: vec![1.0] };
+        let (mut whole, mut share, mut labels) = (Tensor::default(), Tensor::default(), Vec::new());
+        let order = [3, 0, 4, 1, 2];
+        fill_batch(&ds, &order, &norm, Some(Shift { max: 2, seed: 77, first_image: 0 }), &mut whole, &mut labels);
+        fill_batch(&ds, &order[2..], &norm, Some(Shift { max: 2, seed: 77, first_image: 2 }), &mut share, &mut labels);
+        assert_eq!(share.data(), &whole.data()[2 * 25..]);
+        assert_eq!(labels, vec![4, 1, 2]);
+        // Told nothing, the share would be shifted as the batch's first images are.
+        fill_batch(&ds, &order[2..], &norm, Some(Shift { max: 2, seed: 77, first_image: 0 }), &mut share, &mut labels);
+        assert_ne!(share.data(), &whole.data()[2 * 25..]);
     }
 
     #[test]

@@ -46,13 +46,14 @@ pub fn relu_backward(dx: &mut [f32], dy: &[f32], x: &[f32], rule: ReluRule) {
 
 /// Inverted dropout: each element is kept with probability `1 - p` and scaled by `1 / (1 - p)`.
 /// Writes the scale of every element (0 or `1 / (1 - p)`) into `mask` and applies it. The mask
-/// is a pure function of `(seed, index)`.
-pub fn dropout_forward(out: &mut [f32], mask: &mut [f32], x: &[f32], p: f32, seed: u64) {
+/// is a pure function of `(seed, first + index)`: `first` is the index of `x[0]` in the whole
+/// batch when `x` is one rank's share of it.
+pub fn dropout_forward(out: &mut [f32], mask: &mut [f32], x: &[f32], p: f32, seed: u64, first: u64) {
     let keep = 1.0 / (1.0 - p);
     out.par_chunks_mut(CHUNK).zip(mask.par_chunks_mut(CHUNK)).zip(x.par_chunks(CHUNK)).enumerate().for_each(
         |(c, ((y, m), x))| {
             for (k, ((y, m), &x)) in y.iter_mut().zip(m.iter_mut()).zip(x).enumerate() {
-                let u = hash_uniform(seed, (c * CHUNK + k) as u64);
+                let u = hash_uniform(seed, first + (c * CHUNK + k) as u64);
                 *m = if u < p { 0.0 } else { keep };
                 *y = x * *m;
             }
@@ -80,6 +81,21 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
 mod tests {
     use super::*;
 
+    /// A share of a batch, given where it starts, draws exactly the masks of those elements in
+    /// the whole batch (the distributed trainer relies on it).
+    #[test]
+    fn a_share_of_the_batch_draws_the_whole_batchs_masks() {
+        let n = 2 * CHUNK + 77;
+        let x: Vec<f32> = (0..n).map(|i| 1.0 + (i % 5) as f32).collect();
+        let (mut y, mut mask) = (vec![0.0; n], vec![0.0; n]);
+        dropout_forward(&mut y, &mut mask, &x, 0.5, 42, 0);
+        let from = CHUNK + 300;
+        let (mut ys, mut ms) = (vec![0.0; n - from], vec![0.0; n - from]);
+        dropout_forward(&mut ys, &mut ms, &x[from..], 0.5, 42, from as u64);
+        assert_eq!(ms, mask[from..]);
+        assert_eq!(ys, y[from..]);
+    }
+
     /// Inverted dropout against its definition: element i is dropped exactly when
     /// `hash_uniform(seed, i) < p`, kept ones are scaled by `1 / (1 - p)`, about `p` of a large
     /// tensor is dropped, and the backward pass adds `dy * mask`.
@@ -89,7 +105,7 @@ mod tests {
         let x: Vec<f32> = (0..n).map(|i| 1.0 + (i % 7) as f32).collect();
         for (p, seed) in [(0.5f32, 9u64), (0.2, 1234)] {
             let (mut y, mut mask) = (vec![f32::NAN; n], vec![f32::NAN; n]);
-            dropout_forward(&mut y, &mut mask, &x, p, seed);
+            dropout_forward(&mut y, &mut mask, &x, p, seed, 0);
             let keep = 1.0 / (1.0 - p);
             let mut dropped = 0;
             for i in 0..n {

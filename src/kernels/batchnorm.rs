@@ -5,22 +5,29 @@ use rayon::prelude::*;
 
 /// Per-channel mean and biased variance of `x: [N, C, H, W]`, in f64.
 pub fn channel_stats(x: &[f32], n: usize, c: usize, plane: usize) -> Vec<(f64, f64)> {
+    let m = (n * plane) as f64;
+    let mean: Vec<f64> = channel_sums(x, n, c, plane).iter().map(|s| s / m).collect();
+    let sq = channel_square_deviations(x, n, c, plane, &mean);
+    mean.into_iter().zip(sq).map(|(mean, sq)| (mean, sq / m)).collect()
+}
+
+/// Per-channel sum of `x: [N, C, H, W]`, in f64. Split from the squares so that ranks sharing a
+/// batch can add their sums before the deviations are taken from the whole batch's mean.
+pub fn channel_sums(x: &[f32], n: usize, c: usize, plane: usize) -> Vec<f64> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| (0..n).map(|i| x[(i * c + ch) * plane..(i * c + ch + 1) * plane].iter().map(|&v| v as f64).sum::<f64>()).sum())
+        .collect()
+}
+
+/// Per-channel `sum (x - mean[c])^2` over `x: [N, C, H, W]`, in f64.
+pub fn channel_square_deviations(x: &[f32], n: usize, c: usize, plane: usize, mean: &[f64]) -> Vec<f64> {
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let (mut s, mut sq) = (0.0f64, 0.0f64);
-            for i in 0..n {
-                let p = &x[(i * c + ch) * plane..(i * c + ch + 1) * plane];
-                let ps: f64 = p.iter().map(|&v| v as f64).sum();
-                s += ps;
-            }
-            let m = (n * plane) as f64;
-            let mean = s / m;
-            for i in 0..n {
-                let p = &x[(i * c + ch) * plane..(i * c + ch + 1) * plane];
-                sq += p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>();
-            }
-            (mean, sq / m)
+            (0..n)
+                .map(|i| x[(i * c + ch) * plane..(i * c + ch + 1) * plane].iter().map(|&v| (v as f64 - mean[ch]).powi(2)).sum::<f64>())
+                .sum()
         })
         .collect()
 }

@@ -4,8 +4,10 @@
 
 use super::{expect_inputs, expect_nchw, BackwardCtx, ForwardCtx, Layer, Mode, Param};
 use crate::error::{Error, Result};
-use crate::kernels::batchnorm::{affine_channels, batchnorm_train_backward, channel_stats, grad_sums};
+use crate::distributed::Collective;
+use crate::kernels::batchnorm::{affine_channels, batchnorm_train_backward, channel_square_deviations, channel_stats, channel_sums, grad_sums};
 use crate::tensor::Tensor;
+use std::sync::Arc;
 
 pub struct BatchNorm2d {
     channels: usize,
@@ -21,6 +23,12 @@ pub struct BatchNorm2d {
     last_mode: Mode,
     mean: Vec<f32>,
     invstd: Vec<f32>,
+    /// Values per channel the last training pass normalised over (all ranks' when synced).
+    count: usize,
+    /// The ranks whose shares make up the batch, when training is distributed: the statistics
+    /// are then the whole batch's (synchronised batch norm), so the run is the single
+    /// process's run.
+    group: Option<Arc<dyn Collective>>,
 }
 
 impl BatchNorm2d {
@@ -39,6 +47,8 @@ impl BatchNorm2d {
             last_mode: Mode::Eval,
             mean: Vec::new(),
             invstd: Vec::new(),
+            count: 0,
+            group: None,
         }
     }
 
@@ -50,6 +60,35 @@ impl BatchNorm2d {
     pub fn with_momentum(mut self, momentum: f32) -> Self {
         self.momentum = momentum;
         self
+    }
+}
+
+impl BatchNorm2d {
+    /// Per-channel (mean, biased variance) of the batch, and the values per channel they are
+    /// over: of `x` alone, or of every rank's share when synced (sums first, then the squared
+    /// deviations from the whole batch's mean, as one process computes them).
+    fn batch_stats(&self, x: &[f32], n: usize, c: usize, plane: usize) -> Result<(Vec<(f64, f64)>, usize)> {
+        let Some(group) = &self.group else {
+            return Ok((channel_stats(x, n, c, plane), n * plane));
+        };
+        let mut sums = channel_sums(x, n, c, plane);
+        sums.push((n * plane) as f64);
+        group.sum_f64("the batch norm sums", &mut sums)?;
+        let m = sums.pop().unwrap_or(0.0);
+        let mean: Vec<f64> = sums.iter().map(|s| s / m.max(1.0)).collect();
+        let mut sq = channel_square_deviations(x, n, c, plane, &mean);
+        group.sum_f64("the batch norm variances", &mut sq)?;
+        Ok((mean.into_iter().zip(sq).map(|(mean, sq)| (mean, sq / m.max(1.0))).collect(), m as usize))
+    }
+
+    /// The whole batch's `(sum dy, sum dy * xhat)` per channel from this rank's.
+    fn batch_grad_sums(&self, local: &[(f64, f64)]) -> Result<Vec<(f64, f64)>> {
+        let Some(group) = &self.group else {
+            return Ok(local.to_vec());
+        };
+        let mut flat: Vec<f64> = local.iter().flat_map(|&(s, sx)| [s, sx]).collect();
+        group.sum_f64("the batch norm gradient sums", &mut flat)?;
+        Ok(flat.chunks_exact(2).map(|p| (p[0], p[1])).collect())
     }
 }
 
@@ -75,14 +114,14 @@ impl Layer for BatchNorm2d {
         self.last_mode = ctx.mode;
         match ctx.mode {
             Mode::Train => {
-                let m = n * plane;
+                let (stats, m) = self.batch_stats(x.data(), n, c, plane)?;
                 if m < 2 {
                     return Err(Error::shape(format!(
                         "batch norm in training mode needs more than one value per channel, got input {:?}",
                         x.shape()
                     )));
                 }
-                let stats = channel_stats(x.data(), n, c, plane);
+                self.count = m;
                 self.mean = stats.iter().map(|s| s.0 as f32).collect();
                 self.invstd = stats.iter().map(|s| 1.0 / (s.1 as f32 + self.eps).sqrt()).collect();
                 let mom = self.momentum;
@@ -121,9 +160,12 @@ impl Layer for BatchNorm2d {
         if let Some(dx) = d_inputs[0].as_deref_mut() {
             let gamma = self.weight.value.data();
             match self.last_mode {
-                Mode::Train => batchnorm_train_backward(
-                    dx.data_mut(), d_out.data(), x.data(), &self.mean, &self.invstd, gamma, &sums, c, plane, n * plane,
-                ),
+                Mode::Train => {
+                    // The parameters' gradients take this rank's sums (the trainer adds the
+                    // ranks' gradients); the input's gradient needs the whole batch's.
+                    let sums = self.batch_grad_sums(&sums)?;
+                    batchnorm_train_backward(dx.data_mut(), d_out.data(), x.data(), &self.mean, &self.invstd, gamma, &sums, c, plane, self.count)
+                }
                 Mode::Eval => {
                     // The statistics are constants: dx = dy * gamma * invstd.
                     let a: Vec<f32> = (0..c).map(|i| gamma[i] * self.invstd[i]).collect();
@@ -136,6 +178,9 @@ impl Layer for BatchNorm2d {
             }
         }
         Ok(())
+    }
+    fn sync_batch_statistics(&mut self, group: Option<Arc<dyn Collective>>) {
+        self.group = group;
     }
     fn params(&self) -> Vec<(&'static str, &Param)> {
         vec![("weight", &self.weight), ("bias", &self.bias)]

@@ -41,7 +41,10 @@ impl Layer for Dropout {
         match ctx.mode {
             Mode::Train if self.p > 0.0 => {
                 self.mask.resize(out.len(), 0.0);
-                dropout_forward(out.data_mut(), &mut self.mask, inputs[0].data(), self.p, ctx.seed);
+                // Element indices count from the whole batch's start (see `first_image`).
+                let per_image = out.len() / out.shape().first().copied().unwrap_or(1).max(1);
+                let first = (ctx.first_image * per_image) as u64;
+                dropout_forward(out.data_mut(), &mut self.mask, inputs[0].data(), self.p, ctx.seed, first);
             }
             _ => {
                 self.last_mode = Mode::Eval;

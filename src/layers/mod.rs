@@ -65,6 +65,11 @@ pub struct ForwardCtx {
     pub mode: Mode,
     /// Seed of this step's randomness (dropout masks); a layer mixes in its own position.
     pub seed: u64,
+    /// Where this batch's first image stands in the step's whole batch: 0, unless the batch is
+    /// one rank's share of a distributed step. Randomness drawn per image (dropout masks) is
+    /// drawn for the image's place in the whole batch, so a share gets the masks the single
+    /// process would give those images.
+    pub first_image: usize,
 }
 
 /// What a backward pass needs besides its inputs.
@@ -149,6 +154,10 @@ pub trait Layer: Send {
 
     /// Fresh parameters, as PyTorch initialises this layer.
     fn init(&mut self, _rng: &mut Rng) {}
+
+    /// For layers whose training pass depends on the whole batch (batch norm): the ranks whose
+    /// shares make up each batch, or `None` for a batch held whole.
+    fn sync_batch_statistics(&mut self, _group: Option<std::sync::Arc<dyn crate::distributed::Collective>>) {}
 
     /// Multiply-adds of one forward pass for one image (batch dimension 1).
     fn macs(&self, _inputs: &[&[usize]]) -> u64 {

@@ -11,11 +11,11 @@ fn tensor(shape: &[usize], rng: &mut Rng) -> Tensor {
 }
 
 fn train() -> ForwardCtx {
-    ForwardCtx { mode: Mode::Train, seed: 0 }
+    ForwardCtx { mode: Mode::Train, seed: 0, ..Default::default() }
 }
 
 fn eval() -> ForwardCtx {
-    ForwardCtx { mode: Mode::Eval, seed: 0 }
+    ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() }
 }
 
 /// The parameter or buffer `name` of a layer, by its PyTorch name.
@@ -102,7 +102,7 @@ fn batch_norm_is_its_definition_with_a_large_eps() {
         let (rm0, rv0) = (param(&bn, "running_mean"), param(&bn, "running_var"));
         let (rm0, rv0) = (rm0.data(), rv0.data());
         let (weight, bias) = (param(&bn, "weight"), param(&bn, "bias"));
-        bn.forward(&[&x], &mut y, &ForwardCtx { mode, seed: 0 }).unwrap();
+        bn.forward(&[&x], &mut y, &ForwardCtx { mode, seed: 0, ..Default::default() }).unwrap();
         let mut dx = Tensor::full(&shape, 0.25);
         bn.backward(&[&x], &y, &dy, &mut [Some(&mut dx)], &BackwardCtx::default()).unwrap();
         for ch in 0..c {

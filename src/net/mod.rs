@@ -209,7 +209,7 @@ impl Net {
             out.set_shape(&shapes[i + 1]);
             let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &before[v]).collect();
             // Each node draws its own randomness: the step's seed mixed with the node's position.
-            let node_ctx = ForwardCtx { mode: ctx.mode, seed: mix64(ctx.seed ^ mix64(i as u64 + 1)) };
+            let node_ctx = ForwardCtx { seed: mix64(ctx.seed ^ mix64(i as u64 + 1)), ..*ctx };
             let start = self.timings.is_some().then(std::time::Instant::now);
             node.layer.forward(&ins, out, &node_ctx).map_err(|e| e.in_layer(&node.name))?;
             if let (Some(t), Some(start)) = (self.timings.as_mut(), start) {
@@ -372,6 +372,14 @@ impl Net {
     pub fn zero_grads(&mut self) {
         for (_, p) in self.params_mut() {
             p.grad.fill(0.0);
+        }
+    }
+
+    /// Makes every layer that computes statistics of the batch (batch norm) compute them over
+    /// all of `group`'s shares of it, or over its own input again with `None`.
+    pub fn sync_batch_statistics(&mut self, group: Option<std::sync::Arc<dyn crate::distributed::Collective>>) {
+        for n in &mut self.nodes {
+            n.layer.sync_batch_statistics(group.clone());
         }
     }
 

@@ -38,7 +38,7 @@ pub fn png_response(bytes: Vec<u8>) -> Response {
 }
 
 fn eval() -> ForwardCtx {
-    ForwardCtx { mode: Mode::Eval, seed: 0 }
+    ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() }
 }
 
 /// `GET /api/model`: `{"model", "input": [C, H, W], "classes", "params", "layers": [{"name",

@@ -47,7 +47,7 @@ pub fn default_layer(net: &Net) -> Result<String> {
 /// Grad-CAM of `class` at node `layer` for image `x` (`[1, C, H, W]`): the layer's maps
 /// weighted by their mean gradient, summed, ReLU'd, resized to `[H, W]`.
 pub fn grad_cam(net: &mut Net, x: &Tensor, class: usize, layer: &str) -> Result<Vec<f32>> {
-    net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
+    net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
     let (node, seed) = Target::Class(class).seed(net)?;
     net.backward(&node, &seed, &BackwardCtx { rule: ReluRule::Plain, param_grads: false, input_grad: false })?;
     let a = net.value(layer).ok_or_else(|| crate::viz::no_node(net, layer))?;
@@ -90,7 +90,7 @@ pub fn occlusion(net: &mut Net, x: &Tensor, class: usize, size: usize, stride: u
         return Err(Error::Invalid(format!("occlusion square {size} at stride {stride} does not fit a {h}x{w} image")));
     }
     let score = |logits: &Tensor, row: usize| logits.data()[row * logits.shape()[1] + class];
-    let base = score(net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?, 0);
+    let base = score(net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?, 0);
     let grey: Vec<f32> = (0..c).map(|ch| {
         let (mean, std) = norm.channel(ch);
         (0.5 - mean) / std
@@ -109,7 +109,7 @@ pub fn occlusion(net: &mut Net, x: &Tensor, class: usize, size: usize, stride: u
             data.extend(img);
         }
         let xb = Tensor::from_vec(&[batch.len(), c, h, w], data)?;
-        let logits = net.forward(&xb, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
+        let logits = net.forward(&xb, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
         for (r, &(y0, x0)) in batch.iter().enumerate() {
             let drop = base - score(logits, r);
             for y in y0..y0 + size {

@@ -143,7 +143,7 @@ pub fn dream(
         return Err(Error::shape(format!("a dream takes one image [1, C, H, W], not {s:?}")));
     };
     let sizes = octave_sizes(h, w, cfg);
-    let eval = ForwardCtx { mode: Mode::Eval, seed: 0 };
+    let eval = ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() };
     // A layer past the flattening has no maps to raise, whatever the size.
     let mut own = vec![1];
     own.extend_from_slice(net.input_shape());

@@ -62,7 +62,7 @@ pub fn facet_starts(net: &mut Net, ds: &Dataset, norm: &Normalize, class: usize,
     let idx: Vec<usize> = (0..ds.len()).collect();
     for chunk in idx.chunks(256) {
         fill_batch(ds, chunk, norm, None, &mut x, &mut labels);
-        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
+        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
         let kc = logits.shape()[1];
         if class >= kc {
             return Err(Error::Invalid(format!("class {class} is not one of the net's classes 0-{}", kc.saturating_sub(1))));
@@ -73,7 +73,7 @@ pub fn facet_starts(net: &mut Net, ds: &Dataset, norm: &Normalize, class: usize,
     scored.truncate(top.max(k));
     let chosen: Vec<usize> = scored.iter().map(|s| s.1).collect();
     fill_batch(ds, &chosen, norm, None, &mut x, &mut labels);
-    net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
+    net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
     let codes = net.value(layer).ok_or_else(|| crate::viz::no_node(net, layer))?;
     let dim = codes.len() / chosen.len().max(1);
     let points: Vec<Vec<f32>> = codes.data().chunks(dim).map(|c| c.to_vec()).collect();

@@ -106,7 +106,7 @@ pub fn input_image(x: &Tensor, norm: &Normalize) -> RgbImage {
 /// Every channel's map of node `layer` for the image `x` (`[1, C, H, W]`), each scaled from its
 /// own minimum to maximum, in a grid; the input image first.
 pub fn activations_image(net: &mut Net, x: &Tensor, layer: &str, norm: &Normalize) -> Result<RgbImage> {
-    net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
+    net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
     let v = net.value(layer).ok_or_else(|| no_node(net, layer))?;
     let (c, h, w) = match *v.shape() {
         [_, c, h, w] => (c, h, w),

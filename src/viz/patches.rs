@@ -42,7 +42,7 @@ pub fn top_patches_with_progress(net: &mut Net, ds: &Dataset, norm: &Normalize, 
     let idx: Vec<usize> = (0..n).collect();
     for chunk in idx.chunks(128) {
         fill_batch(ds, chunk, norm, None, &mut x, &mut labels);
-        net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
+        net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
         let v = net.value(layer).ok_or_else(|| crate::viz::no_node(net, layer))?;
         let (c, h, w) = match *v.shape() {
             [_, c, h, w] => (c, h, w),

@@ -154,7 +154,7 @@ pub fn write_report(net: &mut Net, input: &ReportInput, out: &Path) -> Result<()
         let mut preds = Vec::with_capacity(n);
         for chunk in idx.chunks(250) {
             fill_batch(ds, chunk, input.norm, None, &mut x, &mut labels);
-            let logits = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
+            let logits = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
             preds.extend(logits.argmax_rows());
         }
         let right: Vec<usize> = (0..n).filter(|&i| preds[i] == ds.labels[i] as usize).take(4).collect();

@@ -134,7 +134,7 @@ fn features<'a>(net: &'a Net, layer: &str) -> Result<(&'a [f32], usize, usize)> 
 fn forward(net: &mut Net, x: &Tensor, layers: &StyleLayers, what: &str) -> Result<()> {
     let last = deepest(net, layers)?;
     let s = x.shape();
-    net.forward_to(x, &ForwardCtx { mode: Mode::Eval, seed: 0 }, &last).map_err(|e| {
+    net.forward_to(x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() }, &last).map_err(|e| {
         Error::Invalid(format!("the {what} at {}x{} pixels is too small for the layers up to {last} ({e}); give a larger --size", s[3], s[2]))
     })?;
     Ok(())

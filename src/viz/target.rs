@@ -191,7 +191,7 @@ pub fn class_index(s: &str, labels: &[String]) -> Result<usize> {
 /// under `rule`, and the target's value summed over the batch. Evaluation mode: batch norm
 /// uses its running statistics and dropout is off, so images do not affect one another.
 pub fn input_gradient(net: &mut Net, x: &Tensor, target: &Target, rule: ReluRule) -> Result<(Tensor, f32)> {
-    net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0 })?;
+    net.forward(x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
     let seeds = target.seeds(net)?;
     // Every objective is linear in its node's output, so its value is the seed's dot product.
     let value = seeds.iter().map(|(node, seed)| net.value(node).map_or(0.0, |t| t.data().iter().zip(seed.data()).map(|(a, b)| a * b).sum::<f32>())).sum();

@@ -72,7 +72,7 @@ pub fn render_fourier_batch(
     // One Adam per image and part of its spectrum (Adam works coordinate by coordinate).
     let mut adams: Vec<(VecAdam, VecAdam)> = (0..batch).map(|_| (VecAdam::new(n), VecAdam::new(n))).collect();
     let mut values = Vec::with_capacity(cfg.steps);
-    let eval = ForwardCtx { mode: Mode::Eval, seed: 0 };
+    let eval = ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() };
     let back = BackwardCtx { rule: ReluRule::Plain, param_grads: false, input_grad: true };
     for step in 1..=cfg.steps {
         // The batch as the net sees it: each image through the same random view, normalised.
