@@ -20,7 +20,7 @@ fn config(model: &str, data: &Path) -> TrainConfig {
     c
 }
 
-const QUIET: RunOptions = RunOptions { stop: None, verbose: false, progress: false };
+const QUIET: RunOptions = RunOptions { stop: None, verbose: false, progress: false, group: None };
 
 fn step_losses(run: &Path) -> Vec<f32> {
     metrics::read(&run.join("metrics.jsonl"))

@@ -273,6 +273,9 @@ fn run_with(a: Args, group: Option<Arc<dyn fovea::distributed::Collective>>) -> 
     if !lead {
         return Ok(());
     }
+    if ranks > 1 && !outcome.seconds_per_epoch.is_empty() {
+        println!("weights identical on all {ranks} ranks (digest {:016x})", outcome.weights_digest);
+    }
     if outcome.seconds_per_epoch.is_empty() {
         println!(
             "nothing to do: {} already finished its {} epoch(s) ({} steps); give --epochs N to train it further",

@@ -96,6 +96,9 @@ pub struct Outcome {
     pub seconds_per_epoch: Vec<f32>,
     /// The mean training loss of each epoch this call ran.
     pub train_loss_per_epoch: Vec<f32>,
+    /// A digest of the final weights and buffers' bits ([`crate::distributed::digest_f32`]);
+    /// the ranks of a distributed run have checked that theirs are the same.
+    pub weights_digest: u64,
 }
 
 /// Options that do not change the numbers.
@@ -310,7 +313,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
     let mut epoch_start = Instant::now();
     let mut epoch_images = 0usize;
     let mut log_start = (Instant::now(), 0usize);
-    let mut outcome = Outcome { steps: progress.step, best_val_accuracy: progress.best_val_accuracy, test_accuracy: None, seconds_per_epoch: Vec::new(), train_loss_per_epoch: Vec::new() };
+    let mut outcome = Outcome { steps: progress.step, best_val_accuracy: progress.best_val_accuracy, test_accuracy: None, seconds_per_epoch: Vec::new(), train_loss_per_epoch: Vec::new(), weights_digest: 0 };
     let out_name = net.output_name().to_string();
     let back = BackwardCtx { param_grads: true, input_grad: false, ..BackwardCtx::default() };
     let mut summed = Vec::new();
@@ -442,7 +445,13 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
     }
     outcome.steps = progress.step;
     outcome.best_val_accuracy = progress.best_val_accuracy;
+    outcome.weights_digest = weights_digest(&net);
     Ok(outcome)
+}
+
+fn weights_digest(net: &crate::net::Net) -> u64 {
+    // Parameters and buffers (batch norm's running statistics) alike.
+    dist::digest_f32(net.state().iter().flat_map(|(_, t)| t.data()))
 }
 
 /// Sums every parameter gradient of `net` over the ranks of `group` (one allreduce of the
@@ -487,8 +496,7 @@ impl Run<'_> {
     /// they first check that they hold the same weights, bit for bit, then rank 0 writes.
     fn save_last(&self, net: &crate::net::Net, optimizer: &dyn optim::Optimizer, progress: &Progress) -> Result<()> {
         if let Some(g) = self.group {
-            // Parameters and buffers (batch norm's running statistics) alike.
-            let d = dist::digest_f32(net.state().iter().flat_map(|(_, t)| t.data()));
+            let d = weights_digest(net);
             dist::agree(g, &format!("weights after step {}", progress.step), &d.to_le_bytes())?;
         }
         if !self.lead() {

@@ -1,0 +1,244 @@
+//! Data-parallel training held to the single process, with ranks played by threads of this
+//! process (`distributed::threads`), so the default build checks the trainer's distributed
+//! logic without MPI: shares of each batch, whole-batch shifts and dropout masks, synchronised
+//! batch norm, the gradient sum, the shared evaluation, rank 0 alone writing. `tests/mpi.rs`
+//! runs the same over real MPI processes.
+
+use fovea::distributed::threads::{ThreadGroup, ThreadRank};
+use fovea::distributed::Collective;
+use fovea::layers::BatchNorm2d;
+use fovea::train::{checkpoint, train, Outcome, RunOptions, TrainConfig};
+use fovea::{ForwardCtx, Layer, Mode, Tensor};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+mod common;
+use common::{temp_dir, write_toy_mnist};
+
+/// Trains `cfg` on `ranks` threads; rank 0 writes to `dir`, the others are given `elsewhere`
+/// (which must stay absent: only rank 0 writes).
+fn train_on_ranks(cfg: &TrainConfig, dir: &Path, elsewhere: &Path, ranks: usize) -> Vec<fovea::Result<Outcome>> {
+    train_ranks_with(ThreadGroup::ranks(ranks, Duration::from_secs(300)), |rank| (cfg.clone(), if rank == 0 { dir.to_path_buf() } else { elsewhere.to_path_buf() }))
+}
+
+fn train_ranks_with(ranks: Vec<ThreadRank>, setup: impl Fn(usize) -> (TrainConfig, PathBuf) + Sync) -> Vec<fovea::Result<Outcome>> {
+    let setup = &setup;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ranks
+            .into_iter()
+            .map(|r| {
+                s.spawn(move || {
+                    let (cfg, dir) = setup(r.rank());
+                    let group: Arc<dyn Collective> = Arc::new(r);
+                    train(&cfg, &dir, false, &RunOptions { group: Some(group), ..RunOptions::default() })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// The largest relative difference (norm of the difference over norm of `a`) between two
+/// state dicts' tensors, with the tensor's name.
+fn worst_difference(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> (f64, String) {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    a.iter()
+        .map(|(k, ta)| {
+            let tb = &b[k];
+            let diff: f64 = ta.data().iter().zip(tb.data()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt();
+            let norm: f64 = ta.data().iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+            (diff / norm.max(1e-30), k.clone())
+        })
+        .fold((0.0, String::new()), |w, d| if d.0 > w.0 { d } else { w })
+}
+
+fn mnist_config(data: &Path) -> TrainConfig {
+    let mut cfg = TrainConfig::defaults("mnist-cnn", data);
+    // 300 - 40 held out = 260 training images: 8 batches of 32 and a tail of 4, so every rank
+    // count tried here meets uneven shares.
+    (cfg.epochs, cfg.batch_size, cfg.val_size, cfg.checkpoint_every, cfg.log_every) = (1, 32, 40, 3, 1);
+    cfg
+}
+
+#[test]
+fn ranks_train_the_single_process_run() {
+    let root = temp_dir("dist-mnist");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 300, 60);
+    // mnist-cnn has dropout and the run shifts its images: both drawn per image, so the shares
+    // must draw them for their place in the whole batch. Adam would hide a gradient off by a
+    // constant factor (its step divides by the gradient's size); SGD would not.
+    let base = mnist_config(&data);
+    let mut want_adam = None;
+    for optimizer in ["adam", "sgd"] {
+        let mut cfg = base.clone();
+        cfg.optimizer = optimizer.into();
+        let single_dir = root.join(format!("single-{optimizer}"));
+        let single = train(&cfg, &single_dir, false, &RunOptions::default()).unwrap();
+        let want = checkpoint::load(&single_dir.join("last.safetensors")).unwrap();
+        for ranks in [2, 3] {
+            let dir = root.join(format!("{optimizer}-ranks{ranks}"));
+            let elsewhere = root.join(format!("not-written-{optimizer}-{ranks}"));
+            let outcomes: Vec<Outcome> = train_on_ranks(&cfg, &dir, &elsewhere, ranks).into_iter().map(|o| o.unwrap()).collect();
+            assert!(!elsewhere.exists(), "a rank other than 0 wrote {}", elsewhere.display());
+            let got = checkpoint::load(&dir.join("last.safetensors")).unwrap();
+            let (worst, name) = worst_difference(&want.model, &got.model);
+            assert!(worst < 1e-5, "{optimizer}, {ranks} ranks: {name} differs from the single process's by {worst:e}");
+            let (worst, name) = worst_difference(&want.optimizer, &got.optimizer);
+            assert!(worst < 1e-5, "{optimizer}, {ranks} ranks: optimizer state {name} differs by {worst:e}");
+            // Every rank holds rank 0's weights, bit for bit, and the shared evaluation gives
+            // every rank the whole test set's accuracy.
+            for o in &outcomes {
+                assert_eq!(o.weights_digest, outcomes[0].weights_digest);
+                assert_eq!(o.test_accuracy, single.test_accuracy);
+                assert_eq!(o.steps, single.steps);
+            }
+            let p = got.progress.unwrap();
+            assert!((p.best_val_accuracy - single.best_val_accuracy).abs() < 1e-6);
+            assert!((outcomes[0].train_loss_per_epoch[0] - single.train_loss_per_epoch[0]).abs() < 1e-5 * single.train_loss_per_epoch[0]);
+        }
+        want_adam.get_or_insert(want);
+    }
+    let want = want_adam.unwrap();
+    let cfg = base;
+    // The bound means something: another seed's run is far off.
+    let mut other = cfg.clone();
+    other.seed = 2;
+    train(&other, &root.join("other"), false, &RunOptions::default()).unwrap();
+    let far = checkpoint::load(&root.join("other/last.safetensors")).unwrap();
+    assert!(worst_difference(&want.model, &far.model).0 > 1e-2);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// A net with batch norm: each rank normalises its share with the whole batch's statistics, so
+/// the run (running statistics included) is the single process's.
+#[test]
+fn batch_norm_nets_train_the_single_process_run() {
+    let root = temp_dir("dist-bn");
+    let data = root.join("cifar");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut rng = fovea::rng::Rng::new(5);
+    let records: Vec<u8> = (0..8).flat_map(|i| std::iter::once((i % 10) as u8).chain((0..3072).map(|_| rng.below(256) as u8)).collect::<Vec<_>>()).collect();
+    std::fs::write(data.join("data_batch_1.bin"), &records).unwrap();
+    std::fs::write(data.join("test_batch.bin"), &records[..4 * 3073]).unwrap();
+    // One step of a batch of 8. ResNet-18 on 32x32 images ends in 1x1 maps, so its last batch
+    // norms see 8 values per channel: so ill-conditioned that a second step magnifies rounding
+    // a hundred thousand times (two thread counts of one process already differ by 7e-3 after
+    // it). The step holds everything synchronised batch norm does; the runs of several steps
+    // are compared on mnist-cnn above.
+    let mut cfg = TrainConfig::defaults("resnet18", &data);
+    cfg.input = Some([3, 32, 32]);
+    (cfg.epochs, cfg.batch_size, cfg.val_size, cfg.checkpoint_every, cfg.shift) = (1, 8, 0, 0, 1);
+    // SGD: its step is linear in the gradient, so a rounding difference in a gradient that
+    // nearly cancels (a batch norm bias) stays as small in the weights; Adam's first steps
+    // divide it by the gradient's own size.
+    (cfg.optimizer, cfg.lr) = ("sgd".into(), 0.01);
+    train(&cfg, &root.join("single"), false, &RunOptions::default()).unwrap();
+    let want = checkpoint::load(&root.join("single/last.safetensors")).unwrap();
+    let outcomes = train_on_ranks(&cfg, &root.join("two"), &root.join("unused"), 2);
+    let outcomes: Vec<Outcome> = outcomes.into_iter().map(|o| o.unwrap()).collect();
+    assert_eq!(outcomes[0].weights_digest, outcomes[1].weights_digest);
+    let got = checkpoint::load(&root.join("two/last.safetensors")).unwrap();
+    assert_eq!(got.progress.unwrap().step, 1);
+    // Weights, running statistics and the momentum buffers (the step's summed gradient).
+    let (worst, name) = worst_difference(&want.model, &got.model);
+    assert!(worst < 1e-6, "{name} differs from the single process's by {worst:e}");
+    let (worst, name) = worst_difference(&want.optimizer, &got.optimizer);
+    assert!(worst < 1e-6, "optimizer state {name} differs from the single process's by {worst:e}");
+    assert!(want.model.contains_key("layer4.1.bn2.running_var") && want.optimizer.keys().any(|k| k.contains("bn2.bias")));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// Synchronised batch norm, layer by layer: two ranks' halves of a batch give the halves of
+/// the whole batch's output and input gradient, the same running statistics, and parameter
+/// gradients that add up to the whole batch's.
+#[test]
+fn synchronised_batch_norm_is_batch_norm_of_the_whole_batch() {
+    let (n, c, h, w) = (6, 3, 4, 5);
+    let mut rng = fovea::rng::Rng::new(3);
+    let x = Tensor::from_vec(&[n, c, h, w], (0..n * c * h * w).map(|_| rng.normal() * 2.0 + 0.7).collect()).unwrap();
+    let dy = Tensor::from_vec(&[n, c, h, w], (0..n * c * h * w).map(|_| rng.normal()).collect()).unwrap();
+    let train = ForwardCtx { mode: Mode::Train, ..Default::default() };
+    let run = |bn: &mut BatchNorm2d, x: &Tensor, dy: &Tensor| {
+        let mut y = Tensor::zeros(x.shape());
+        bn.forward(&[x], &mut y, &train).unwrap();
+        let mut dx = Tensor::zeros(x.shape());
+        bn.backward(&[x], &y, dy, &mut [Some(&mut dx)], &fovea::BackwardCtx::default()).unwrap();
+        let grads: Vec<Vec<f32>> = bn.params().iter().map(|(_, p)| p.grad.data().to_vec()).collect();
+        let stats: Vec<Vec<f32>> = bn.buffers().iter().map(|(_, b)| b.data().to_vec()).collect();
+        (y, dx, grads, stats)
+    };
+    let (y, dx, grads, stats) = run(&mut BatchNorm2d::new(c), &x, &dy);
+    let half = |t: &Tensor, r: usize| {
+        let per = t.len() / n;
+        let rows = if r == 0 { 0..n / 2 } else { n / 2..n };
+        Tensor::from_vec(&[rows.len(), c, h, w], t.data()[rows.start * per..rows.end * per].to_vec()).unwrap()
+    };
+    let ranks = ThreadGroup::ranks(2, Duration::from_secs(60));
+    let parts: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = ranks
+            .into_iter()
+            .map(|r| {
+                let (xr, dyr) = (half(&x, r.rank()), half(&dy, r.rank()));
+                s.spawn(move || {
+                    let mut bn = BatchNorm2d::new(c);
+                    bn.sync_batch_statistics(Some(Arc::new(r)));
+                    run(&mut bn, &xr, &dyr)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        for (i, (p, q)) in a.iter().zip(b).enumerate() {
+            assert!((p - q).abs() <= 1e-5 * (1.0 + q.abs()), "{what}[{i}]: {p} vs {q}");
+        }
+    };
+    let per = x.len() / 2;
+    for (r, (yr, dxr, _, statsr)) in parts.iter().enumerate() {
+        close(yr.data(), &y.data()[r * per..(r + 1) * per], "output");
+        close(dxr.data(), &dx.data()[r * per..(r + 1) * per], "input gradient");
+        for (got, want) in statsr.iter().zip(&stats) {
+            close(got, want, "running statistics");
+        }
+    }
+    for (k, want) in grads.iter().enumerate() {
+        let summed: Vec<f32> = (0..want.len()).map(|i| parts[0].2[k][i] + parts[1].2[k][i]).collect();
+        close(&summed, want, "parameter gradient");
+    }
+    // Unsynchronised, a half's own statistics give another output: the check above can fail.
+    let (y0, ..) = run(&mut BatchNorm2d::new(c), &half(&x, 0), &half(&dy, 0));
+    assert!(y0.data().iter().zip(&y.data()[..per]).any(|(a, b)| (a - b).abs() > 1e-2));
+}
+
+#[test]
+fn ranks_that_disagree_or_cannot_share_stop_with_a_reason() {
+    let root = temp_dir("dist-bad");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 100, 20);
+    let cfg = mnist_config(&data);
+    // A rank started with other settings would train another model in lockstep.
+    let outcomes = train_ranks_with(ThreadGroup::ranks(2, Duration::from_secs(60)), |rank| {
+        let mut c = cfg.clone();
+        if rank == 1 {
+            c.lr = 0.01;
+        }
+        (c, root.join(format!("r{rank}")))
+    });
+    let e1 = outcomes[1].as_ref().err().unwrap().to_string();
+    assert!(e1.contains("rank 1") && e1.contains("training configuration differs"), "{e1}");
+    let e0 = outcomes[0].as_ref().err().unwrap().to_string();
+    assert!(e0.contains("training configuration") && e0.contains("1 of 2 ranks"), "{e0}");
+    // More ranks than images in a batch.
+    let mut small = cfg.clone();
+    small.batch_size = 2;
+    let outcomes = train_on_ranks(&small, &root.join("small"), &root.join("small1"), 3);
+    let e = outcomes[0].as_ref().err().unwrap().to_string();
+    assert!(e.contains("batch of 2") && e.contains("3 ranks"), "{e}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
