@@ -20,10 +20,12 @@ use common::{temp_dir, write_toy_mnist};
 /// Trains `cfg` on `ranks` threads; rank 0 writes to `dir`, the others are given `elsewhere`
 /// (which must stay absent: only rank 0 writes).
 fn train_on_ranks(cfg: &TrainConfig, dir: &Path, elsewhere: &Path, ranks: usize) -> Vec<fovea::Result<Outcome>> {
-    train_ranks_with(ThreadGroup::ranks(ranks, Duration::from_secs(300)), |rank| (cfg.clone(), if rank == 0 { dir.to_path_buf() } else { elsewhere.to_path_buf() }))
+    train_ranks_with(ThreadGroup::ranks(ranks, Duration::from_secs(300)), false, |rank| (cfg.clone(), if rank == 0 { dir.to_path_buf() } else { elsewhere.to_path_buf() }))
 }
 
-fn train_ranks_with(ranks: Vec<ThreadRank>, setup: impl Fn(usize) -> (TrainConfig, PathBuf) + Sync) -> Vec<fovea::Result<Outcome>> {
+/// Trains on `ranks`, rank r with the configuration and directory `setup(r)` gives; `resume`
+/// continues the run in rank 0's directory.
+fn train_ranks_with(ranks: Vec<ThreadRank>, resume: bool, setup: impl Fn(usize) -> (TrainConfig, PathBuf) + Sync) -> Vec<fovea::Result<Outcome>> {
     let setup = &setup;
     std::thread::scope(|s| {
         let handles: Vec<_> = ranks
@@ -32,7 +34,7 @@ fn train_ranks_with(ranks: Vec<ThreadRank>, setup: impl Fn(usize) -> (TrainConfi
                 s.spawn(move || {
                     let (cfg, dir) = setup(r.rank());
                     let group: Arc<dyn Collective> = Arc::new(r);
-                    train(&cfg, &dir, false, &RunOptions { group: Some(group), ..RunOptions::default() })
+                    train(&cfg, &dir, resume, &RunOptions { group: Some(group), ..RunOptions::default() })
                 })
             })
             .collect();
@@ -222,7 +224,7 @@ fn ranks_that_disagree_or_cannot_share_stop_with_a_reason() {
     write_toy_mnist(&data, 100, 20);
     let cfg = mnist_config(&data);
     // A rank started with other settings would train another model in lockstep.
-    let outcomes = train_ranks_with(ThreadGroup::ranks(2, Duration::from_secs(60)), |rank| {
+    let outcomes = train_ranks_with(ThreadGroup::ranks(2, Duration::from_secs(60)), false, |rank| {
         let mut c = cfg.clone();
         if rank == 1 {
             c.lr = 0.01;
@@ -242,3 +244,34 @@ fn ranks_that_disagree_or_cannot_share_stop_with_a_reason() {
     std::fs::remove_dir_all(&root).ok();
 }
 
+
+/// A distributed run resumed (rank 0 reads the checkpoint and hands it to the others, whose
+/// machines need not see the run directory) continues as the single process's run.
+#[test]
+fn a_resumed_distributed_run_continues_the_run() {
+    let root = temp_dir("dist-resume");
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, 300, 60);
+    let mut cfg = mnist_config(&data);
+    // A constant rate: a cosine schedule is laid over the run's length, which --epochs changes
+    // on resume.
+    (cfg.epochs, cfg.schedule) = (2, "constant".into());
+    train(&cfg, &root.join("single"), false, &RunOptions::default()).unwrap();
+    let want = checkpoint::load(&root.join("single/last.safetensors")).unwrap();
+    let mut first = cfg.clone();
+    first.epochs = 1;
+    let dir = root.join("ranks");
+    let elsewhere = root.join("not-written");
+    for o in train_on_ranks(&first, &dir, &elsewhere, 2) {
+        assert_eq!(o.unwrap().steps, 9);
+    }
+    let resumed = train_ranks_with(ThreadGroup::ranks(2, Duration::from_secs(300)), true, |rank| (cfg.clone(), if rank == 0 { dir.clone() } else { elsewhere.clone() }));
+    let resumed: Vec<Outcome> = resumed.into_iter().collect::<fovea::Result<_>>().unwrap();
+    assert!(resumed.iter().all(|o| o.steps == 18 && o.seconds_per_epoch.len() == 1));
+    assert!(!elsewhere.exists());
+    let got = checkpoint::load(&dir.join("last.safetensors")).unwrap();
+    let (worst, name) = worst_difference(&want.model, &got.model);
+    assert!(worst < 1e-5, "{name} differs from the single process's by {worst:e}");
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -76,10 +76,10 @@ fn a_resumed_run_matches_an_uninterrupted_one_bit_for_bit() {
 
     // Stopped (as by Ctrl-C) after its first step, then twice more after a few steps.
     let stop = AtomicBool::new(true);
-    let err = train(&cfg, &b, false, &RunOptions { stop: Some(&stop), verbose: false, progress: false }).unwrap_err();
+    let err = train(&cfg, &b, false, &RunOptions { stop: Some(&stop), ..RunOptions::default() }).unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
     for _ in 0..2 {
-        assert!(train(&cfg, &b, true, &RunOptions { stop: Some(&stop), verbose: false, progress: false }).is_err());
+        assert!(train(&cfg, &b, true, &RunOptions { stop: Some(&stop), ..RunOptions::default() }).is_err());
     }
     train(&cfg, &b, true, &QUIET).unwrap();
 
@@ -336,7 +336,7 @@ fn a_run_that_diverges_stops_with_the_step_and_the_layer() {
     (cfg.epochs, cfg.batch_size, cfg.val_size, cfg.checkpoint_every) = (5, 10, 0, 1);
     (cfg.optimizer, cfg.lr, cfg.schedule) = ("sgd".into(), 1e19, "constant".into());
     let run = root.join("run");
-    let err = train(&cfg, &run, false, &RunOptions { stop: None, verbose: false, progress: false }).map(|_| ()).expect_err("the run must stop").to_string();
+    let err = train(&cfg, &run, false, &RunOptions::default()).map(|_| ()).expect_err("the run must stop").to_string();
     println!("{err}");
     assert!(err.contains("step ") && (err.contains("holds the last good weights") || err.contains("no checkpoint had been written")), "{err}");
     assert!(err.contains("first non-finite at") || err.contains("the gradient of"), "{err}");

@@ -36,6 +36,10 @@ pub struct Args {
     /// Batch size for `step`.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Input size CxHxW for `step`, for models that take other sizes (3x32x32: VGG-16 on
+    /// CIFAR-10) [default: the model's].
+    #[arg(long, value_parser = super::args::parse_input)]
+    input: Option<[usize; 3]>,
     /// Convolution kernels for `conv`: `auto` (what training uses), `tiled` (fovea's widest
     /// tile, direct), `tiled-avx512`, `tiled-avx2`, `winograd-avx512`, `winograd-avx2`
     /// (F(2x2, 3x3) on that tile, 3x3 stride-1 layers only), `gemm` (im2col + gemm); several to
@@ -162,7 +166,7 @@ fn run_gemm(a: &Args) -> Result<()> {
 /// every node.
 fn run_step(a: &Args) -> Result<()> {
     use fovea::{loss::softmax_cross_entropy, optim, BackwardCtx, ForwardCtx, Mode, Tensor};
-    let mut net = fovea::models::build(&a.model, fovea::models::default_classes(&a.model), 1)?;
+    let mut net = fovea::models::build_for(&a.model, fovea::models::default_classes(&a.model), a.input, 1)?;
     let mut shape = vec![a.batch_size];
     shape.extend_from_slice(net.input_shape());
     let mut rng = Rng::new(3);

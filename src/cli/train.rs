@@ -181,6 +181,11 @@ fn distributed(a: Args) -> Result<()> {
         Err(e @ Error::Interrupted(_)) => Err(e),
         Err(e) => {
             let rank = group.rank();
+            if rank != 0 {
+                // Most errors (bad data, a bad setting) strike every rank alike: rank 0 then
+                // ends the job with its message while this one waits, so it is said once.
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
             eprintln!("error: {}{e}", if rank == 0 { String::new() } else { format!("rank {rank}: ") });
             group.abort(1)
         }

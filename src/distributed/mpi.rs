@@ -62,7 +62,6 @@ impl MpiGroup {
     /// pending MPI operation cannot be cancelled, so nothing could be done after it anyway).
     fn wait<'a, D: ?Sized, S: Scope<'a>>(&self, world: &SimpleCommunicator, what: &str, mut request: Request<'a, D, S>) {
         let start = Instant::now();
-        let mut polls = 0u32;
         loop {
             match request.test() {
                 Ok(_) => return,
@@ -77,13 +76,13 @@ impl MpiGroup {
                 );
                 world.abort(TIMEOUT_EXIT);
             }
-            // Spin briefly (a step's collectives usually complete within microseconds of the
-            // last rank's arrival), then sleep so a waiting rank leaves its core to the others.
-            polls += 1;
-            if polls < 1000 {
-                std::hint::spin_loop();
+            // MPI moves a large message only while it is polled, so poll without pause: as
+            // MPI_Wait does. Only a long wait (a rank slower by a second) sleeps between polls,
+            // to leave the core to the others.
+            if start.elapsed() < Duration::from_secs(1) {
+                std::thread::yield_now();
             } else {
-                std::thread::sleep(Duration::from_micros(200));
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
     }
