@@ -320,7 +320,8 @@ fn winograd_matches_the_reference_on_its_geometries() {
     }
 }
 
-/// Weights or a sample holding a NaN or an infinity leave Winograd for the direct tile: an
+/// Weights or a sample holding a NaN or an infinity leave Winograd for the direct tile (and
+/// finite ones do not): an
 /// infinity in a sample reaches exactly the outputs whose windows hold it (the transforms
 /// would spread it over the whole 4x4 block as inf - inf = NaN).
 #[test]
@@ -347,6 +348,13 @@ fn winograd_leaves_non_finite_operands_to_the_direct_tile() {
         conv2d_forward_via(ConvPath::Tile(k), &mut y_direct, &case.x, &wt, None, &d, &mut ConvScratch::default());
         conv2d_forward_via(ConvPath::Winograd(k), &mut y, &case.x, &wt, None, &d, &mut ConvScratch::default());
         assert_eq!(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), y_direct.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{k:?}: an infinite weight");
+        // Finite operands do go through Winograd: its transforms round otherwise than the
+        // direct tile, so the two cannot agree to the bit everywhere (a path that quietly fell
+        // back to the direct tile would).
+        conv2d_forward_via(ConvPath::Tile(k), &mut y_direct, &case.x, &case.wt, None, &d, &mut ConvScratch::default());
+        conv2d_forward_via(ConvPath::Winograd(k), &mut y, &case.x, &case.wt, None, &d, &mut ConvScratch::default());
+        let differing = y.iter().zip(&y_direct).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert!(differing > y.len() / 10, "{k:?}: Winograd gave the direct tile's bits at {} of {} outputs", y.len() - differing, y.len());
     }
 }
 
