@@ -2,7 +2,8 @@
 //! images, and look inside them.
 //!
 //! Layers of the code, each depending only on those above it:
-//! `tensor`, `geometry` -> `kernels` -> `layers` -> `net` -> `models`, `loss`, `io`.
+//! `tensor`, `geometry`, `distributed` (the ranks' collective operations) -> `kernels` ->
+//! `layers` -> `net` -> `models`, `loss`, `io` -> `train`.
 
 pub mod data;
 pub mod distributed;
