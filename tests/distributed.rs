@@ -9,13 +9,12 @@ use fovea::distributed::Collective;
 use fovea::layers::BatchNorm2d;
 use fovea::train::{checkpoint, train, Outcome, RunOptions, TrainConfig};
 use fovea::{ForwardCtx, Layer, Mode, Tensor};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
-use common::{temp_dir, write_toy_mnist};
+use common::{temp_dir, toy_mnist_dir, worst_difference};
 
 /// Trains `cfg` on `ranks` threads; rank 0 writes to `dir`, the others are given `elsewhere`
 /// (which must stay absent: only rank 0 writes).
@@ -42,20 +41,6 @@ fn train_ranks_with(ranks: Vec<ThreadRank>, resume: bool, setup: impl Fn(usize) 
     })
 }
 
-/// The largest relative difference (norm of the difference over norm of `a`) between two
-/// state dicts' tensors, with the tensor's name.
-fn worst_difference(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> (f64, String) {
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    a.iter()
-        .map(|(k, ta)| {
-            let tb = &b[k];
-            let diff: f64 = ta.data().iter().zip(tb.data()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt();
-            let norm: f64 = ta.data().iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-            (diff / norm.max(1e-30), k.clone())
-        })
-        .fold((0.0, String::new()), |w, d| if d.0 > w.0 { d } else { w })
-}
-
 fn mnist_config(data: &Path) -> TrainConfig {
     let mut cfg = TrainConfig::defaults("mnist-cnn", data);
     // 300 - 40 held out = 260 training images: 8 batches of 32 and a tail of 4, so every rank
@@ -66,10 +51,7 @@ fn mnist_config(data: &Path) -> TrainConfig {
 
 #[test]
 fn ranks_train_the_single_process_run() {
-    let root = temp_dir("dist-mnist");
-    let data = root.join("mnist");
-    std::fs::create_dir_all(&data).unwrap();
-    write_toy_mnist(&data, 300, 60);
+    let (root, data) = toy_mnist_dir("dist-mnist", 300, 60);
     // mnist-cnn has dropout and the run shifts its images: both drawn per image, so the shares
     // must draw them for their place in the whole batch. Adam would hide a gradient off by a
     // constant factor (its step divides by the gradient's size); SGD would not.
@@ -218,10 +200,7 @@ fn synchronised_batch_norm_is_batch_norm_of_the_whole_batch() {
 
 #[test]
 fn ranks_that_disagree_or_cannot_share_stop_with_a_reason() {
-    let root = temp_dir("dist-bad");
-    let data = root.join("mnist");
-    std::fs::create_dir_all(&data).unwrap();
-    write_toy_mnist(&data, 100, 20);
+    let (root, data) = toy_mnist_dir("dist-bad", 100, 20);
     let cfg = mnist_config(&data);
     // A rank started with other settings would train another model in lockstep.
     let outcomes = train_ranks_with(ThreadGroup::ranks(2, Duration::from_secs(60)), false, |rank| {
@@ -249,10 +228,7 @@ fn ranks_that_disagree_or_cannot_share_stop_with_a_reason() {
 /// machines need not see the run directory) continues as the single process's run.
 #[test]
 fn a_resumed_distributed_run_continues_the_run() {
-    let root = temp_dir("dist-resume");
-    let data = root.join("mnist");
-    std::fs::create_dir_all(&data).unwrap();
-    write_toy_mnist(&data, 300, 60);
+    let (root, data) = toy_mnist_dir("dist-resume", 300, 60);
     let mut cfg = mnist_config(&data);
     // A constant rate: a cosine schedule is laid over the run's length, which --epochs changes
     // on resume.

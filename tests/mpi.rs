@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{temp_dir, write_toy_mnist};
+use common::{toy_mnist_dir, worst_difference};
 
 const FOVEA: &str = env!("CARGO_BIN_EXE_fovea");
 
@@ -40,19 +40,10 @@ fn text(o: &[u8]) -> String {
     String::from_utf8_lossy(o).into_owned()
 }
 
-/// The state dict of a checkpoint, weights and optimizer state under one name space.
-fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
-    let c = fovea::train::checkpoint::load(path).unwrap();
-    c.model.into_iter().chain(c.optimizer.into_iter().map(|(k, v)| (format!("optimizer.{k}"), v))).map(|(k, v)| (k, v.data().to_vec())).collect()
-}
-
 #[test]
 fn two_processes_train_the_single_process_run() {
     let Some(mpirun) = mpirun("two_processes_train_the_single_process_run") else { return };
-    let root = temp_dir("mpi-run");
-    let data = root.join("mnist");
-    std::fs::create_dir_all(&data).unwrap();
-    write_toy_mnist(&data, 300, 60);
+    let (root, data) = toy_mnist_dir("mpi-run", 300, 60);
     let d = data.to_str().unwrap();
     // 260 training images in batches of 32 and a tail of 4; SGD, whose step is linear in the
     // gradient; dropout and shifts drawn per image.
@@ -68,12 +59,11 @@ fn two_processes_train_the_single_process_run() {
     assert!(stdout.contains("1 thread(s) on each of 2 ranks (MPI)"), "{stdout}");
     assert_eq!(stdout.matches("epoch 1/2:").count(), 1, "{stdout}");
     assert!(stdout.contains("weights identical on all 2 ranks"), "{stdout}");
-    let (want, got) = (tensors(&single.join("last.safetensors")), tensors(&two.join("last.safetensors")));
-    assert_eq!(want.len(), got.len());
-    for ((name, a), (_, b)) in want.iter().zip(&got) {
-        let diff: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt();
-        let norm: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-        assert!(diff <= 1e-5 * norm, "{name}: relative difference {:e} from the single process", diff / norm);
+    let load = |dir: &Path| fovea::train::checkpoint::load(&dir.join("last.safetensors")).unwrap();
+    let (want, got) = (load(&single), load(&two));
+    for (what, a, b) in [("weights", &want.model, &got.model), ("optimizer state", &want.optimizer, &got.optimizer)] {
+        let (worst, name) = worst_difference(a, b);
+        assert!(worst <= 1e-5, "{what} {name}: relative difference {worst:e} from the single process");
     }
     // The run directory is rank 0's: one of each file, a report at the end.
     assert!(two.join("report.html").is_file() && two.join("best.safetensors").is_file());
@@ -134,9 +124,7 @@ fn start_and_disturb(mpirun: &Path, root: &Path, name: &str, signal: i32) -> Out
 #[test]
 fn a_rank_that_hangs_or_dies_stops_the_others() {
     let Some(mpirun) = mpirun("a_rank_that_hangs_or_dies_stops_the_others") else { return };
-    let root = temp_dir("mpi-fail");
-    std::fs::create_dir_all(root.join("mnist")).unwrap();
-    write_toy_mnist(&root.join("mnist"), 300, 60);
+    let (root, _) = toy_mnist_dir("mpi-fail", 300, 60);
     // Rank 1 stops answering (SIGSTOP): rank 0's next sum waits 5 s (--mpi-timeout), then
     // says so and ends the job.
     let out = start_and_disturb(&mpirun, &root, "hang", libc::SIGSTOP);

@@ -56,6 +56,27 @@ pub fn write_toy_mnist(dir: &Path, n_train: usize, n_test: usize) {
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_bytes(&[n_test as u32], &lab)).unwrap();
 }
 
+/// A fresh temporary directory `name` holding a toy MNIST in its `mnist` folder: (root, data).
+pub fn toy_mnist_dir(name: &str, n_train: usize, n_test: usize) -> (PathBuf, PathBuf) {
+    let root = temp_dir(name);
+    let data = root.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    write_toy_mnist(&data, n_train, n_test);
+    (root, data)
+}
+
+/// The largest relative difference (norm of the difference over norm of `a`) between two
+/// state dicts' tensors of the same names, with the tensor's name.
+pub fn worst_difference(a: &std::collections::BTreeMap<String, fovea::Tensor>, b: &std::collections::BTreeMap<String, fovea::Tensor>) -> (f64, String) {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    a.iter()
+        .map(|(k, ta)| {
+            let diff: f64 = ta.data().iter().zip(b[k].data()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt();
+            let norm: f64 = ta.data().iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+            (diff / norm.max(1e-30), k.clone())
+        })
+        .fold((0.0, String::new()), |w, d| if d.0 > w.0 { d } else { w })
+}
 
 /// Weights of `model` (seeded initialisation, 10 classes labelled by their index) saved in
 /// `dir` as training would save them; returns the file's path as text.
