@@ -5,7 +5,7 @@
 
 use fovea::io::safetensors::{read, TensorFile};
 use fovea::kernels::conv::{conv2d_backward_via, conv2d_forward_via, ConvDims, ConvPath, ConvScratch, Kernel};
-use fovea::layers::{AvgPool2d, BatchNorm2d, Conv2d, Conv2dConfig, Linear, Lrn, MaxPool2d};
+use fovea::layers::{AvgPool2d, BatchNorm2d, Conv2d, Conv2dConfig, InstanceNorm2d, Linear, Lrn, MaxPool2d, ReflectionPad2d, UpsampleNearest2d};
 use fovea::loss::softmax_cross_entropy;
 use fovea::{models, BackwardCtx, ForwardCtx, Layer, Mode, Padding, Param, ReluRule, Tensor, Window2d};
 use serde_json::Value;
@@ -292,6 +292,91 @@ fn batch_norm(case: &mut Case) -> Result<(), String> {
     case.check("output_eval", &out, "output_eval", TOL)
 }
 
+fn instance_norm(case: &mut Case) -> Result<(), String> {
+    let eps = case.params["eps"].as_f64().ok_or("params.eps is not a number")? as f32;
+    let input = case.t("input")?.clone();
+    // Training and evaluation normalise alike (no running statistics).
+    for mode in [Mode::Train, Mode::Eval] {
+        let mut layer = InstanceNorm2d::new(input.shape()[1]).with_eps(eps);
+        set_param(&mut layer, "weight", case.t("weight")?)?;
+        set_param(&mut layer, "bias", case.t("bias")?)?;
+        let (out, d_input) = run_layer(&mut layer, &input, &case.t("grad_output")?.clone(), mode)?;
+        case.check(&format!("output ({mode:?})"), &out, "output", TOL)?;
+        case.check(&format!("grad_input ({mode:?})"), &d_input, "grad_input", TOL)?;
+        case.check("grad_weight", &grad_of(&layer, "weight"), "grad_weight", TOL)?;
+        case.check("grad_bias", &grad_of(&layer, "bias"), "grad_bias", TOL)?;
+    }
+    Ok(())
+}
+
+/// A layer without parameters: output and input gradient.
+fn plain_layer(case: &mut Case, layer: &mut dyn Layer) -> Result<(), String> {
+    let (out, d_input) = run_layer(layer, &case.t("input")?.clone(), &case.t("grad_output")?.clone(), Mode::Train)?;
+    case.check("output", &out, "output", TOL)?;
+    case.check("grad_input", &d_input, "grad_input", TOL)
+}
+
+fn reflection_pad(case: &mut Case) -> Result<(), String> {
+    let pad: Vec<usize> = case.params["padding"].as_array().ok_or("params.padding is not a list")?.iter().filter_map(|v| v.as_u64().map(|v| v as usize)).collect();
+    let pad: [usize; 4] = pad.try_into().map_err(|_| "params.padding is not [top, bottom, left, right]")?;
+    plain_layer(case, &mut ReflectionPad2d::new(pad))
+}
+
+fn upsample(case: &mut Case) -> Result<(), String> {
+    let scale = case.params["scale"].as_u64().ok_or("params.scale is not a whole number")? as usize;
+    plain_layer(case, &mut UpsampleNearest2d::new(scale).map_err(|e| e.to_string())?)
+}
+
+/// Johnson et al.'s network (pytorch/examples' names) at the case's width: output, input
+/// gradient and every parameter's gradient.
+fn transformer_net(case: &mut Case) -> Result<(), String> {
+    let width = case.params["width"].as_u64().ok_or("params.width is not a whole number")? as usize;
+    let input = case.t("input")?.clone();
+    let s = input.shape();
+    let mut net = models::transformer_net(width, [s[1], s[2], s[3]]).map_err(|e| e.to_string())?;
+    let names: Vec<String> = net.params().into_iter().map(|(n, _)| n).collect();
+    for name in &names {
+        let value = case.t(name)?.clone();
+        let mut params = net.params_mut();
+        let p = &mut params.iter_mut().find(|(n, _)| n == name).expect("a parameter of the net").1;
+        if p.value.shape() != value.shape() {
+            return Err(format!("{name}: case has shape {:?}, fovea {:?}", value.shape(), p.value.shape()));
+        }
+        p.value = value;
+    }
+    // Every parameter of PyTorch's network has its fovea namesake.
+    let reserved = ["input", "output", "grad_output", "grad_input"];
+    let extra: Vec<&String> = case.file.floats.keys().filter(|k| !k.starts_with("grad.") && !reserved.contains(&k.as_str()) && !names.contains(k)).collect();
+    if !extra.is_empty() {
+        return Err(format!("PyTorch's network has parameters fovea's lacks: {extra:?}"));
+    }
+    let out = net.forward(&input, &ForwardCtx { mode: Mode::Train, seed: 0, ..Default::default() }).map_err(|e| e.to_string())?.clone();
+    case.check("output", &out, "output", NET_TOL)?;
+    let last = net.output_name().to_string();
+    net.backward(&last, &case.t("grad_output")?.clone(), &BackwardCtx::default()).map_err(|e| e.to_string())?;
+    case.check("grad_input", &net.input_grad().clone(), "grad_input", NET_TOL)?;
+    let grads: Vec<(String, Tensor)> = net.params().into_iter().map(|(n, p)| (n, p.grad.clone())).collect();
+    let largest = |t: &Tensor| t.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let mut overall = 0.0f32;
+    for (name, _) in &grads {
+        overall = overall.max(largest(case.t(&format!("grad.{name}"))?));
+    }
+    for (name, g) in grads {
+        let key = format!("grad.{name}");
+        if largest(case.t(&key)?) > 1e-6 * overall {
+            case.check_scaled(&key, &g, &key)?;
+        } else {
+            // A convolution's bias before instance norm: the norm takes the mean away, so the
+            // gradient is zero up to rounding; it must stay so next to the net's gradients.
+            let worst = largest(&g);
+            if worst > NET_TOL * overall {
+                case.errors.push(format!("{key}: should be zero, fovea has {worst:e} against gradients up to {overall:e}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The net named by a case's `architecture` text, with the case's parameters loaded.
 fn case_net(case: &Case, logits_name: &str) -> Result<fovea::Net, String> {
     let arch = case.params["architecture"].as_str().unwrap_or("");
@@ -409,6 +494,10 @@ fn run_case(path: &Path) -> Result<Case, String> {
         "softmax_cross_entropy" => xent(&mut case)?,
         "lrn" => lrn(&mut case)?,
         "batch_norm" => batch_norm(&mut case)?,
+        "instance_norm" => instance_norm(&mut case)?,
+        "reflection_pad2d" => reflection_pad(&mut case)?,
+        "upsample_nearest2d" => upsample(&mut case)?,
+        "transformer_net" => transformer_net(&mut case)?,
         "net" => net(&mut case)?,
         "viz" => viz(&mut case)?,
         "optimizer" => optimizer(&mut case)?,

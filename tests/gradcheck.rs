@@ -189,6 +189,20 @@ fn normalisation_gradients() {
     }
     check("batchnorm train", &mut bn, vec![random(&[4, 3, 3, 3], 13)], Mode::Train);
     check("batchnorm eval", &mut bn, vec![random(&[4, 3, 3, 3], 14)], Mode::Eval);
+    let mut inorm = InstanceNorm2d::new(3);
+    for (_, p) in inorm.params_mut() {
+        p.value = random(&[3], 15);
+    }
+    check("instance norm", &mut inorm, vec![random(&[2, 3, 3, 4], 16)], Mode::Train);
+    check("instance norm eval", &mut inorm, vec![random(&[2, 3, 3, 4], 17)], Mode::Eval);
+}
+
+#[test]
+fn resampling_gradients() {
+    check("reflection pad 2", &mut ReflectionPad2d::uniform(2), vec![random(&[2, 2, 3, 4], 18)], Mode::Train);
+    check("reflection pad [1, 2, 3, 0]", &mut ReflectionPad2d::new([1, 2, 3, 0]), vec![random(&[1, 2, 4, 5], 19)], Mode::Train);
+    check("upsample x2", &mut UpsampleNearest2d::new(2).unwrap(), vec![random(&[2, 2, 3, 2], 20)], Mode::Train);
+    check("upsample x3", &mut UpsampleNearest2d::new(3).unwrap(), vec![random(&[1, 2, 2, 3], 21)], Mode::Train);
 }
 
 #[test]

@@ -269,7 +269,7 @@ impl<'n> Graph<'n> {
                     return Ok(());
                 }
             }
-            Op::Opaque => {
+            Op::Opaque | Op::InstanceNorm { .. } | Op::ReflectPad { .. } | Op::UpsampleNearest { .. } => {
                 return Err(Error::Graph(format!("node {name}: a {} layer has no ONNX equivalent in fovea's exporter", layer.kind())));
             }
         }

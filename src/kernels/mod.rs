@@ -15,6 +15,7 @@ pub mod lrn;
 pub mod matmul;
 pub mod parallel;
 pub mod pool;
+pub mod resample;
 pub mod softmax;
 
 pub use activation::ReluRule;

@@ -9,12 +9,15 @@ mod concat;
 mod conv2d;
 mod dropout;
 mod flatten;
+mod instance_norm;
 mod linear;
 mod lrn;
 mod op;
 mod pool;
+mod reflection_pad;
 mod relu;
 mod softmax;
+mod upsample;
 #[cfg(test)]
 mod tests;
 
@@ -25,12 +28,15 @@ pub use concat::Concat;
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use flatten::Flatten;
+pub use instance_norm::InstanceNorm2d;
 pub use linear::Linear;
 pub use lrn::Lrn;
 pub use op::Op;
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use reflection_pad::ReflectionPad2d;
 pub use relu::Relu;
 pub use softmax::Softmax;
+pub use upsample::UpsampleNearest2d;
 
 use crate::error::{Error, Result};
 use crate::geometry::Region;

@@ -20,6 +20,12 @@ pub enum Op<'a> {
     AdaptiveAvgPool { output: [usize; 2] },
     /// `weight`, `bias`, `running_mean`, `running_var`; evaluation-mode batch norm.
     BatchNorm { eps: f32 },
+    /// `weight`, `bias`: each image's channel normalised over its own cells.
+    InstanceNorm { eps: f32 },
+    /// Reflection padding `[top, bottom, left, right]` (the edge is not repeated).
+    ReflectPad { pad: [usize; 4] },
+    /// Nearest-neighbour upsampling by an integer factor.
+    UpsampleNearest { scale: usize },
     /// `x / (k + alpha / size * sum of squares over `size` neighbouring channels)^beta`.
     Lrn { size: usize, alpha: f32, beta: f32, k: f32 },
     /// `y[c] = x[c] * scale[c] + shift[c]`.

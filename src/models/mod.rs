@@ -6,12 +6,14 @@ mod googlenet;
 pub mod init;
 mod lenet;
 mod resnet;
+pub mod transformer;
 mod vgg;
 
 pub use alexnet::{alexnet, alexnet_1012};
 pub use googlenet::googlenet;
 pub use lenet::{lenet5, mnist_cnn};
 pub use resnet::resnet;
+pub use transformer::transformer_net;
 pub use vgg::vgg;
 
 use crate::data::Normalize;
