@@ -9,6 +9,7 @@ pub mod export;
 pub mod predict;
 pub mod serve;
 pub mod style;
+pub mod style_realtime;
 pub mod summary;
 pub mod train;
 pub mod viz;

@@ -83,18 +83,18 @@ pub struct Args {
 }
 
 /// The files a run directory holds; their presence means a run is there.
-const RUN_FILES: &[&str] = &["config.json", "metrics.jsonl", "last.safetensors", "best.safetensors", "loss.png", "accuracy.png", "report.html"];
+const RUN_FILES: &[&str] = &["config.json", "metrics.jsonl", "last.safetensors", "best.safetensors", "loss.png", "accuracy.png", "report.html", "preview.png"];
 
 /// Refuses a directory that already holds a run, unless `force` (then its run files are
 /// removed first, so the new run's files are not mixed with the old one's).
-fn claim_run_dir(dir: &std::path::Path, force: bool) -> Result<()> {
+pub(super) fn claim_run_dir(dir: &std::path::Path, force: bool, command: &str) -> Result<()> {
     let present: Vec<&str> = RUN_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
     if present.is_empty() {
         return check_writable(dir);
     }
     if !force {
         return Err(Error::file(dir, format!(
-            "already holds a run ({}): `fovea train --resume {}` continues it, --force replaces it",
+            "already holds a run ({}): `{command} --resume {}` continues it, --force replaces it",
             present.join(", "),
             dir.display()
         )));
@@ -116,7 +116,7 @@ fn check_writable(dir: &std::path::Path) -> Result<()> {
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, for run directory names.
-fn timestamp() -> String {
+pub(super) fn timestamp() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -238,7 +238,7 @@ fn run_with(a: Args, group: Option<Arc<dyn fovea::distributed::Collective>>) -> 
             cfg.threads = threads;
             let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{model}-{}", timestamp())));
             if lead {
-                claim_run_dir(&dir, a.force)?;
+                claim_run_dir(&dir, a.force, "fovea train")?;
             }
             (cfg, dir, false)
         }

@@ -84,7 +84,7 @@ mod tests {
         reflect_pad_forward(&mut out, &x, 2, 3, [1, 1, 1, 1]);
         assert_eq!(out, [5., 4., 5., 6., 5., 2., 1., 2., 3., 2., 5., 4., 5., 6., 5., 2., 1., 2., 3., 2.]);
         let mut dx = vec![0.5; 6];
-        reflect_pad_backward(&mut dx, &vec![1.0; 20], 2, 3, [1, 1, 1, 1]);
+        reflect_pad_backward(&mut dx, &[1.0; 20], 2, 3, [1, 1, 1, 1]);
         // Each input cell's count of copies in the output (rows map to [1 0 1 0], columns to
         // [1 0 1 2 1]), on top of 0.5.
         assert_eq!(dx, [2.5, 6.5, 2.5, 2.5, 6.5, 2.5]);

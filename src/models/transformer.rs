@@ -26,7 +26,7 @@ pub const MIN_SIDE: usize = 5;
 
 /// `{prefix}.reflection_pad` then `{prefix}.conv2d` (pytorch/examples' `ConvLayer`), with an
 /// `{prefix}.upsample` first when `upsample` (its `UpsampleConvLayer`); returns the last node.
-fn conv_layer(net: &mut Net, prefix: &str, input: &str, cin: usize, cout: usize, k: usize, stride: usize, upsample: bool) -> Result<String> {
+fn conv_layer(net: &mut Net, prefix: &str, input: &str, [cin, cout]: [usize; 2], k: usize, stride: usize, upsample: bool) -> Result<String> {
     let mut last = input.to_string();
     if upsample {
         net.add(&format!("{prefix}.upsample"), UpsampleNearest2d::new(2)?, &[&last])?;
@@ -49,25 +49,25 @@ fn norm_relu(net: &mut Net, norm: &str, relu: &str, input: &str, channels: usize
 pub fn transformer_net(width: usize, input: [usize; 3]) -> Result<Net> {
     let w = width;
     let mut net = Net::new(&input);
-    let x = conv_layer(&mut net, "conv1", "input", input[0], w, 9, 1, false)?;
+    let x = conv_layer(&mut net, "conv1", "input", [input[0], w], 9, 1, false)?;
     let x = norm_relu(&mut net, "in1", "relu1", &x, w)?;
-    let x = conv_layer(&mut net, "conv2", &x, w, 2 * w, 3, 2, false)?;
+    let x = conv_layer(&mut net, "conv2", &x, [w, 2 * w], 3, 2, false)?;
     let x = norm_relu(&mut net, "in2", "relu2", &x, 2 * w)?;
-    let x = conv_layer(&mut net, "conv3", &x, 2 * w, 4 * w, 3, 2, false)?;
+    let x = conv_layer(&mut net, "conv3", &x, [2 * w, 4 * w], 3, 2, false)?;
     let mut x = norm_relu(&mut net, "in3", "relu3", &x, 4 * w)?;
     for i in 1..=5 {
         let p = format!("res{i}");
-        let a = conv_layer(&mut net, &format!("{p}.conv1"), &x, 4 * w, 4 * w, 3, 1, false)?;
+        let a = conv_layer(&mut net, &format!("{p}.conv1"), &x, [4 * w, 4 * w], 3, 1, false)?;
         let a = norm_relu(&mut net, &format!("{p}.in1"), &format!("{p}.relu"), &a, 4 * w)?;
-        let b = conv_layer(&mut net, &format!("{p}.conv2"), &a, 4 * w, 4 * w, 3, 1, false)?;
+        let b = conv_layer(&mut net, &format!("{p}.conv2"), &a, [4 * w, 4 * w], 3, 1, false)?;
         net.add(&format!("{p}.in2"), InstanceNorm2d::new(4 * w), &[&b])?;
         net.add(&format!("{p}.add"), Add, &[&format!("{p}.in2"), &x])?;
         x = format!("{p}.add");
     }
-    let x = conv_layer(&mut net, "deconv1", &x, 4 * w, 2 * w, 3, 1, true)?;
+    let x = conv_layer(&mut net, "deconv1", &x, [4 * w, 2 * w], 3, 1, true)?;
     let x = norm_relu(&mut net, "in4", "relu4", &x, 2 * w)?;
-    let x = conv_layer(&mut net, "deconv2", &x, 2 * w, w, 3, 1, true)?;
+    let x = conv_layer(&mut net, "deconv2", &x, [2 * w, w], 3, 1, true)?;
     let x = norm_relu(&mut net, "in5", "relu5", &x, w)?;
-    conv_layer(&mut net, "deconv3", &x, w, input[0], 9, 1, false)?;
+    conv_layer(&mut net, "deconv3", &x, [w, input[0]], 9, 1, false)?;
     Ok(net)
 }

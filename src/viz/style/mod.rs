@@ -8,6 +8,9 @@
 //! - tv = sum of squared differences between neighbouring pixels (normalised input);
 //! - total = alpha content + beta style + gamma tv.
 
+pub mod photos;
+pub mod realtime;
+
 use crate::error::{Error, Result};
 use crate::kernels::matmul::{matmul, Mat, Threads};
 use crate::layers::{AvgPool2d, BackwardCtx, ForwardCtx, Mode};
@@ -111,7 +114,7 @@ pub struct Targets {
 }
 
 /// The deepest of `layers`' nodes, which a forward pass must reach.
-fn deepest(net: &Net, layers: &StyleLayers) -> Result<String> {
+pub(crate) fn deepest(net: &Net, layers: &StyleLayers) -> Result<String> {
     let names: Vec<&str> = net.node_names().collect();
     let mut best = 0;
     for l in layers.style.iter().chain(std::iter::once(&layers.content)) {
