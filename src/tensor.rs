@@ -58,6 +58,21 @@ impl Tensor {
         self.data
     }
 
+    /// Takes the buffer out, leaving an empty tensor (shape `[0]`), so another can reuse it.
+    pub fn take_buffer(&mut self) -> Vec<f32> {
+        self.shape.clear();
+        self.shape.push(0);
+        self.data.clear();
+        std::mem::take(&mut self.data)
+    }
+
+    /// A tensor of `shape` over a reused buffer (its allocation kept when large enough). Values
+    /// are unspecified, as after `set_shape`.
+    pub fn reuse(mut buffer: Vec<f32>, shape: &[usize]) -> Self {
+        buffer.resize(numel(shape), 0.0);
+        Tensor { shape: shape.to_vec(), data: buffer }
+    }
+
     pub fn len(&self) -> usize {
         self.data.len()
     }

@@ -214,3 +214,25 @@ fn the_readme_example_runs() -> fovea::Result<()> {
     assert!(net.params().iter().any(|(_, p)| p.grad.data().iter().any(|&g| g != 0.0)));
     Ok(())
 }
+
+/// The lean forward pass (buffers handed on once no node needs them) gives the full pass's
+/// output bit for bit, on nets with branches (GoogLeNet's concatenations, ResNet's residual
+/// additions, the style network's), and the net runs normally afterwards.
+#[test]
+fn the_lean_forward_pass_gives_the_full_passes_output() {
+    let ctx = ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() };
+    let mut rng = fovea::rng::Rng::new(5);
+    let mut style = fovea::models::transformer_net(4, [3, 20, 24]).unwrap();
+    style.init(3);
+    let nets = [("resnet18", fovea::models::build("resnet18", 10, 1).unwrap(), [2, 3, 64, 64]), ("googlenet", fovea::models::build("googlenet", 10, 1).unwrap(), [1, 3, 64, 64]), ("style", style, [2, 3, 20, 24])];
+    for (name, mut net, shape) in nets {
+        let x = Tensor::from_vec(&shape, rng.uniform_vec(shape.iter().product(), -1.0, 1.0)).unwrap();
+        let full = net.forward(&x, &ctx).unwrap().clone();
+        let lean = net.forward_lean(&x, &ctx).unwrap();
+        assert_eq!(lean.shape(), full.shape(), "{name}");
+        assert!(lean.data() == full.data(), "{name}: the lean pass differs");
+        // Twice in a row (the pool now holds the last pass's buffers), then a full pass again.
+        assert!(net.forward_lean(&x, &ctx).unwrap().data() == full.data(), "{name}: a second lean pass differs");
+        assert!(net.forward(&x, &ctx).unwrap().data() == full.data(), "{name}: a full pass after the lean one differs");
+    }
+}

@@ -127,7 +127,7 @@ fn bad_settings_and_data_are_named() {
     let (dir, cfg) = setup("realtime-bad");
     let norm = models::normalization("vgg19");
     let opts = RunOptions::default();
-    let err = |c: &RealtimeConfig| realtime::train(c, &mut vgg19(), &norm, &dir.join("run"), false, &opts).err().expect("an error").to_string();
+    let err = |c: &RealtimeConfig| realtime::train(c, &mut vgg19(), &norm, &dir.join("run"), false, &opts).expect_err("an error").to_string();
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let e = err(&RealtimeConfig { data: empty.clone(), ..cfg.clone() });

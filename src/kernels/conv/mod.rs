@@ -11,6 +11,7 @@
 //!   run on the same tile (forward pass and input gradient; finite operands only);
 //! - `reference.rs`: the definition in f64, which tests hold all of them to.
 
+mod bands;
 mod gemm_path;
 pub mod im2col;
 pub mod padded;
@@ -241,6 +242,15 @@ pub fn conv2d_forward_via(
 ) {
     let (ranges, threads) = plan(d.n);
     let kernel = path.kernel(d, d.og(), 1);
+    if let (Some(k), Some(rows)) = (kernel, bands::row_bands(d, threads)) {
+        scratch.prepare(rows.len(), 0, 0, 0);
+        let plan = scratch.ready_weights(weight, d, kernel, path.winograd(d, kernel).is_some(), input);
+        // The whole sample decides, as it would in a batch.
+        let transformed = plan.takes(input).then_some(&scratch.winograd);
+        bands::forward(k, out, input, d, &rows, &mut scratch.chunks, &scratch.panels, transformed);
+        add_bias(out, bias, d.out_plane());
+        return;
+    }
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
     let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
     scratch.prepare(ranges.len(), col_len, 0, 0);

@@ -127,6 +127,65 @@ fn same_bits_alone_and_in_a_batch(k: usize, c_in: usize, c_out: usize) {
     }
 }
 
+/// A large sample alone on a pool is cut into bands of output rows (`bands.rs`): the same bits
+/// as in a batch, on the direct tile and under Winograd, with strides, dilation, uneven
+/// padding, odd row counts, few output channels, and a NaN (which sends the whole sample to the
+/// direct tile, as in a batch).
+#[test]
+fn a_sample_cut_into_bands_gets_the_same_bits_as_in_a_batch() {
+    // (Cin, Cout, kernel, stride, dilation, padding, input H x W)
+    type Band = (usize, usize, [usize; 2], [usize; 2], [usize; 2], Padding, [usize; 2]);
+    let cases: [Band; 6] = [
+        // Johnson et al.'s last layer: 32 -> 3 channels, 9x9, padding 4.
+        (32, 3, [9, 9], [1, 1], [1, 1], Padding::uniform(4), [61, 53]),
+        // Winograd's 3x3, an odd number of rows.
+        (24, 40, [3, 3], [1, 1], [1, 1], Padding::uniform(1), [57, 64]),
+        (16, 16, [3, 3], [1, 1], [1, 1], Padding::explicit([0, 2, 1, 0]), [60, 50]),
+        // ResNet's first layer; a strided 5x5 with uneven padding; a dilated 3x3.
+        (3, 64, [7, 7], [2, 2], [1, 1], Padding::uniform(3), [112, 100]),
+        (8, 24, [5, 5], [2, 3], [1, 1], Padding::explicit([2, 1, 0, 2]), [130, 150]),
+        (8, 20, [3, 3], [1, 1], [2, 2], Padding::Same, [55, 52]),
+    ];
+    let mut rng = Rng::new(21);
+    for (c_in, c_out, kernel, stride, dilation, padding, [h, w]) in cases {
+        let window = Window2d { kernel, stride, dilation, padding, ceil_mode: false };
+        let geom = window.resolve(h, w).unwrap();
+        let d = ConvDims { n: 2, c_in, c_out, groups: 1, geom };
+        let one = ConvDims { n: 1, ..d };
+        let (in_len, out_len) = (c_in * d.in_plane(), c_out * d.out_plane());
+        let mut x = rng.uniform_vec(2 * in_len, -1.0, 1.0);
+        let wt = rng.uniform_vec(c_out * c_in * kernel[0] * kernel[1], -1.0, 1.0);
+        let b = rng.uniform_vec(c_out, -1.0, 1.0);
+        for nan in [false, true] {
+            if nan {
+                x[in_len / 2 + 7] = f32::NAN;
+            }
+            let mut want = vec![0.0; out_len];
+            conv2d_forward_ref(&mut want, &x[..in_len], &wt, Some(&b), &one);
+            for path in paths("a_sample_cut_into_bands_gets_the_same_bits_as_in_a_batch") {
+                let mut batch = vec![0.0; 2 * out_len];
+                in_pool(2, || conv2d_forward_via(path, &mut batch, &x, &wt, Some(&b), &d, &mut ConvScratch::default()));
+                for threads in [2, 3] {
+                    let mut alone = vec![0.0; out_len];
+                    in_pool(threads, || {
+                        assert!(bands::row_bands(&one, Threads::Pool).is_some(), "{one:?} is cut into bands");
+                        conv2d_forward_via(path, &mut alone, &x[..in_len], &wt, Some(&b), &one, &mut ConvScratch::default())
+                    });
+                    let what = format!("{path:?} {threads} threads, NaN {nan}, {one:?}");
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert!(bits(&alone) == bits(&batch[..out_len]), "{what}: other bits than in a batch");
+                    if !nan {
+                        close(&alone, &want, &what);
+                    } else {
+                        let pattern = |v: &[f32]| v.iter().map(|f| f.is_nan()).collect::<Vec<_>>();
+                        assert!(pattern(&alone) == pattern(&want), "{what}: NaN where the definition has none, or none where it has");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Small random geometries: every stride, dilation, padding and group count, 1-3 channels
 /// per group.
 #[test]

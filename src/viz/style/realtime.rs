@@ -529,7 +529,8 @@ pub fn apply(net: &mut Net, x: &Tensor) -> Result<Tensor> {
         crate::kernels::resample::reflect_pad_forward(p.data_mut(), x.data(), h, w, [0, ph - h, 0, pw - w]);
         p
     };
-    let y = net.forward(&padded, &ForwardCtx { mode: Mode::Eval, ..Default::default() })?;
+    // Only the output is wanted: the lean pass holds a fraction of the values.
+    let y = net.forward_lean(&padded, &ForwardCtx { mode: Mode::Eval, ..Default::default() })?;
     let mut out = Tensor::zeros(&s);
     let plane_in = ph * pw;
     for (o, p) in out.data_mut().chunks_mut(h * w).zip(y.data().chunks(plane_in)) {
