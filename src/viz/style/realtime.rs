@@ -203,13 +203,19 @@ pub struct Perceptual<'a> {
     /// The painting's Gram matrix at each style layer.
     grams: Vec<Vec<f32>>,
     deepest: String,
+    /// Kept from step to step (tens of megabytes each at 256 pixels, which the allocator would
+    /// otherwise map, fault in and zero again every step): the photos' content features, and
+    /// the seed gradient at the content layer and at each style layer.
+    content_targets: Tensor,
+    seeds: Vec<(String, Tensor)>,
 }
 
 impl<'a> Perceptual<'a> {
     /// The losses for painting `style` (`[1, 3, S, S]`, 0-255) read by `net`.
     pub fn new(net: &'a mut Net, norm: &'a Normalize, layers: StyleLayers, weights: LossWeights, style: &Tensor) -> Result<Self> {
         let deepest = super::deepest(net, &layers)?;
-        let mut p = Perceptual { net, norm, layers, weights, grams: Vec::new(), deepest };
+        let seeds = std::iter::once(&layers.content).chain(&layers.style).map(|l| (l.clone(), Tensor::default())).collect();
+        let mut p = Perceptual { net, norm, layers, weights, grams: Vec::new(), deepest, content_targets: Tensor::default(), seeds };
         p.run(style, "painting")?;
         for l in &p.layers.style {
             let (f, n, m) = features(p.net, l)?;
@@ -231,36 +237,36 @@ impl<'a> Perceptual<'a> {
     /// shape), and the gradient of the mean weighted total with respect to `y`.
     pub fn losses_and_gradient(&mut self, x: &Tensor, y: &Tensor) -> Result<(Losses, Tensor)> {
         let b = x.shape()[0];
-        let content_layer = self.layers.content.clone();
         // The photos' own features at the content layer are the content targets.
         let ctx = ForwardCtx { mode: Mode::Eval, ..Default::default() };
-        let targets = self.net.forward_to(&normalise(x, self.norm), &ctx, &content_layer)?.clone();
+        let targets = self.net.forward_to(&normalise(x, self.norm), &ctx, &self.layers.content)?;
+        self.content_targets.set_shape(targets.shape());
+        self.content_targets.data_mut().copy_from_slice(targets.data());
         self.run(y, "stylised picture")?;
         let per_image = 1.0 / b as f64;
         let mut sum = Losses::default();
-        let mut seeds: Vec<(String, Tensor)> = Vec::new();
-        let (f, ..) = features(self.net, &content_layer)?;
-        let mut seed = Tensor::zeros(f.shape());
-        for ((fi, pi), si) in f.data().chunks(f.len() / b).zip(targets.data().chunks(f.len() / b)).zip(seed.data_mut().chunks_mut(f.len() / b)) {
+        let (f, ..) = features(self.net, &self.layers.content)?;
+        let seed = &mut self.seeds[0].1;
+        seed.set_shape(f.shape());
+        let each = f.len() / b;
+        for ((fi, pi), si) in f.data().chunks(each).zip(self.content_targets.data().chunks(each)).zip(seed.data_mut().chunks_mut(each)) {
             let (c, g) = content_loss(fi, pi);
             sum.content += c * per_image;
             let k = (self.weights.alpha as f64 * per_image) as f32;
             si.iter_mut().zip(&g).for_each(|(s, g)| *s = g * k);
         }
-        seeds.push((content_layer, seed));
         let w_l = 1.0 / self.layers.style.len() as f64;
-        for (l, a) in self.layers.style.iter().zip(&self.grams) {
+        for ((l, a), (_, seed)) in self.layers.style.iter().zip(&self.grams).zip(&mut self.seeds[1..]) {
             let (f, n, m) = features(self.net, l)?;
-            let mut seed = Tensor::zeros(f.shape());
+            seed.set_shape(f.shape());
             for (fi, si) in f.data().chunks(n * m).zip(seed.data_mut().chunks_mut(n * m)) {
                 let (e, g) = style_layer_loss(fi, a, n, m);
                 sum.style += w_l * e * per_image;
                 let k = (self.weights.beta as f64 * w_l * per_image) as f32;
                 si.iter_mut().zip(&g).for_each(|(s, g)| *s = g * k);
             }
-            seeds.push((l.clone(), seed));
         }
-        let refs: Vec<(&str, &Tensor)> = seeds.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let refs: Vec<(&str, &Tensor)> = self.seeds.iter().map(|(n, t)| (n.as_str(), t)).collect();
         self.net.backward_seeds(&refs, &BackwardCtx { rule: ReluRule::Plain, param_grads: false, input_grad: true })?;
         let mut grad = self.net.input_grad().clone();
         // Total variation of the loss network's input, as `fovea style`.
