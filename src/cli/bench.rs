@@ -17,7 +17,8 @@ pub struct Args {
     /// in evaluation mode: INFER lines with images/s) print in the baseline's format.
     #[arg(default_value = "conv", value_parser = ["conv", "gemm", "step", "pool", "train", "infer"])]
     what: String,
-    /// Shapes by letter (a-f, as in the PyTorch baseline); default all.
+    /// Shapes by letter (a-f, as in the PyTorch baseline; default all six), or `r3`, `r4`:
+    /// ResNet-18's 3x3 layers of 256 channels on 14x14 and 512 on 7x7, batch 8.
     #[arg(long, value_delimiter = ',')]
     shapes: Vec<String>,
     /// Repetitions per measurement; the median is reported.
@@ -58,6 +59,10 @@ const SHAPES: &[ConvShape] = &[
     ("d", 8, 64, 56, 56, 64, 3, 1, 1),
     ("e", 8, 3, 227, 227, 96, 11, 4, 0),
     ("f", 32, 256, 28, 28, 64, 1, 1, 0),
+    // fovea's own, not in the baseline's list: ResNet-18's 3x3 layers of its last two stages
+    // at batch 8 (large weights, small maps: the weights, not the image, stream through cache).
+    ("r3", 8, 256, 14, 14, 256, 3, 1, 1),
+    ("r4", 8, 512, 7, 7, 512, 3, 1, 1),
 ];
 
 fn median_ms(reps: usize, f: impl FnMut()) -> f64 {
@@ -111,7 +116,8 @@ pub fn run(a: Args) -> Result<()> {
     println!("shape\top\tframework\tthreads\treps\tmedian_ms\tGFLOP/s\tmin_ms");
     let mut rng = Rng::new(1);
     for &(letter, n, ci, h, w, co, k, s, p) in SHAPES {
-        if !a.shapes.is_empty() && !a.shapes.iter().any(|x| x == letter) {
+        let asked = if a.shapes.is_empty() { letter.len() == 1 } else { a.shapes.iter().any(|x| x == letter) };
+        if !asked {
             continue;
         }
         let geom = Window2d::square(k, s, Padding::uniform(p)).resolve(h, w)?;

@@ -196,6 +196,22 @@ impl ConvScratch {
         plan
     }
 
+    /// As `ready_weights`, for the transposed convolution `t = tiled::transposed_dims(d)` whose
+    /// forward pass is the input gradient of `d`: the direct tile's panels are packed straight
+    /// from `weight`; the flipped weights are only written out for Winograd's transform.
+    fn ready_transposed_weights(&mut self, weight: &[f32], d: &ConvDims, t: &ConvDims, tile: Kernel, winograd: bool, samples: &[f32]) -> WinogradPlan {
+        if winograd {
+            tiled::flip_weights(&mut self.flipped, weight, d);
+            self.winograd.prepare(&self.flipped, t.c_in, t.c_out);
+        }
+        let usable = winograd && self.winograd.finite();
+        let plan = WinogradPlan { usable, every: usable && all_finite(samples) };
+        if !plan.every {
+            self.panels.pack_transposed(weight, d, tile.width);
+        }
+        plan
+    }
+
     fn prepare(&mut self, chunks: usize, col_len: usize, w_len: usize, b_len: usize) {
         self.chunks.resize_with(chunks, ChunkScratch::default);
         for c in &mut self.chunks {
@@ -333,13 +349,7 @@ pub fn conv2d_backward_via(
         _ => None,
     };
     let plan = match &transposed {
-        Some((t, k)) => {
-            tiled::flip_weights(&mut scratch.flipped, weight, d);
-            let flipped = std::mem::take(&mut scratch.flipped);
-            let plan = scratch.ready_weights(&flipped, t, Some(*k), path.winograd(t, Some(*k)).is_some(), d_out);
-            scratch.flipped = flipped;
-            plan
-        }
+        Some((t, k)) => scratch.ready_transposed_weights(weight, d, t, *k, path.winograd(t, Some(*k)).is_some(), d_out),
         None => WinogradPlan::default(),
     };
     let dx_on_gemm = d_input.is_some() && transposed.is_none();
