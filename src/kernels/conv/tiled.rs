@@ -53,7 +53,7 @@ impl ChannelPanels {
         let blocks = channels.div_ceil(width);
         (self.kdim, self.blocks, self.width) = (kdim, blocks, width);
         self.data.resize(groups * blocks * kdim * width, 0.0);
-        if channels % width != 0 {
+        if !channels.is_multiple_of(width) {
             let data = self.data.as_mut_slice();
             for grp in 0..groups {
                 let panel = (grp * blocks + blocks - 1) * kdim * width;
