@@ -12,6 +12,7 @@
 //! - `reference.rs`: the definition in f64, which tests hold all of them to.
 
 mod bands;
+mod batched;
 mod gemm_path;
 pub mod im2col;
 pub mod padded;
@@ -149,6 +150,8 @@ pub struct ConvScratch {
     panels: ChannelPanels,
     /// The same weights transformed for Winograd, where it runs.
     winograd: WinogradWeights,
+    /// The padded batch where the whole batch runs at once (`batched.rs`).
+    batch: batched::BatchScratch,
 }
 
 /// One chunk's scratch: the column matrix (gemm path), partial parameter gradients, and the
@@ -268,6 +271,14 @@ pub fn conv2d_forward_via(
         return;
     }
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
+    if let (Some(k), None) = (kernel, path.winograd(d, kernel)) {
+        if batched::takes_forward(d) {
+            scratch.panels.pack(weight, d, k.width);
+            batched::forward(k, out, input, &scratch.panels, d, &mut scratch.batch, false);
+            out.chunks_exact_mut(out_len).for_each(|y| add_bias(y, bias, d.out_plane()));
+            return;
+        }
+    }
     let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
     scratch.prepare(ranges.len(), col_len, 0, 0);
     let plan = scratch.ready_weights(weight, d, kernel, path.winograd(d, kernel).is_some(), input);
@@ -339,7 +350,7 @@ pub fn conv2d_backward_via(
 ) {
     let (ranges, threads) = plan(d.n);
     let (in_len, out_len, p) = (d.c_in * d.in_plane(), d.c_out * d.out_plane(), d.out_plane());
-    let want_w = d_weight.is_some();
+    let (mut d_input, mut d_weight) = (d_input, d_weight);
     let want_b = d_bias.is_some();
     // The weight gradient's tile (over output channels), and the transposed convolution with
     // its tile (over input channels) for the input gradient, where there is one.
@@ -352,6 +363,18 @@ pub fn conv2d_backward_via(
         Some((t, k)) => scratch.ready_transposed_weights(weight, d, t, *k, path.winograd(t, Some(*k)).is_some(), d_out),
         None => WinogradPlan::default(),
     };
+    // Layers whose weights outweigh a sample run each gradient over the whole batch at once.
+    if let (Some(k), Some(dw)) = (w_kernel.filter(|_| batched::takes_weight_grad(d)), d_weight.as_deref_mut()) {
+        batched::weight_grad(k, dw, d_out, input, d, &mut scratch.batch);
+        d_weight = None;
+    }
+    if let (Some((t, k)), false, Some(dx)) = (&transposed, plan.usable, d_input.as_deref_mut()) {
+        if batched::takes_forward(t) {
+            batched::forward(*k, dx, d_out, &scratch.panels, t, &mut scratch.batch, true);
+            d_input = None;
+        }
+    }
+    let want_w = d_weight.is_some();
     let dx_on_gemm = d_input.is_some() && transposed.is_none();
     let needs_col = !d.is_pointwise() && ((want_w && w_kernel.is_none()) || dx_on_gemm);
     let col_len = if needs_col { d.kdim() * p } else { 0 };

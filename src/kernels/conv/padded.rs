@@ -3,7 +3,8 @@
 
 use crate::geometry::Geometry;
 
-/// A sample `[C, H, W]` zero-padded by a geometry's padding: `[C, Hp, Wp]`.
+/// A sample `[C, H, W]` zero-padded by a geometry's padding: `[C, Hp, Wp]`; or several, one
+/// after the other: `[N, C, Hp, Wp]`.
 #[derive(Default)]
 pub struct Padded {
     data: Vec<f32>,
@@ -14,12 +15,17 @@ pub struct Padded {
 impl Padded {
     /// Fills from `x: [C, H, W]`.
     pub fn fill(&mut self, x: &[f32], channels: usize, g: &Geometry) {
+        self.fill_samples(x, 1, channels, g)
+    }
+
+    /// Fills from `x: [N, C, H, W]` (`samples = N`): sample `i` starts at `i * sample_len()`.
+    pub fn fill_samples(&mut self, x: &[f32], samples: usize, channels: usize, g: &Geometry) {
         let (h, w) = g.in_hw();
         self.hp = g.rows.pad_lo + h + g.rows.pad_hi;
         self.wp = g.cols.pad_lo + w + g.cols.pad_hi;
         self.data.clear();
-        self.data.resize(channels * self.hp * self.wp, 0.0);
-        for c in 0..channels {
+        self.data.resize(samples * channels * self.hp * self.wp, 0.0);
+        for c in 0..samples * channels {
             let plane = &x[c * h * w..(c + 1) * h * w];
             for (y, src) in plane.chunks_exact(w).enumerate() {
                 let at = (c * self.hp + y + g.rows.pad_lo) * self.wp + g.cols.pad_lo;
@@ -28,9 +34,14 @@ impl Padded {
         }
     }
 
-    /// `[C, Hp, Wp]`.
+    /// `[C, Hp, Wp]` (or `[N, C, Hp, Wp]`).
     pub fn data(&self) -> &[f32] {
         &self.data
+    }
+
+    /// Values of one padded sample of `channels` channels.
+    pub fn sample_len(&self, channels: usize) -> usize {
+        channels * self.hp * self.wp
     }
 
     /// Offset of tap `row = (c * kh + i) * kw + j` (a row of the column matrix) for window (0, 0).

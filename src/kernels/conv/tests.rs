@@ -271,6 +271,44 @@ fn every_path_matches_the_reference_across_channel_blocks_and_long_reductions() 
     }
 }
 
+/// Layers whose weights outweigh a sample run the whole batch at once (`batched.rs`): held
+/// to the reference through the forward pass, the input gradient (transposed, or on `gemm`
+/// when strided) and the weight gradient, across channel blocks, cut reductions, and pools
+/// that split the blocks unevenly; each shape is checked to take the path it is here for.
+#[test]
+fn the_whole_batch_path_matches_the_reference() {
+    let mut rng = Rng::new(33);
+    // (n, c_in, c_out, kernel, stride, padding, h, w, forward here, weight gradient here)
+    type Shape = (usize, usize, usize, usize, usize, usize, usize, usize, bool, bool);
+    let shapes: &[Shape] = &[
+        (3, 64, 80, 3, 1, 1, 3, 3, true, true),   // 3 blocks of 32 (or 5 of 16), both gradients here
+        (2, 128, 40, 3, 1, 1, 2, 2, true, true),  // 1,152 taps: the forward reduction is cut
+        (4, 40, 70, 3, 1, 1, 5, 4, false, true),  // the weight gradient alone
+        (5, 64, 48, 3, 2, 1, 5, 5, false, true),  // strided: input gradient on gemm
+        (2, 96, 33, 5, 1, 2, 2, 3, true, true),   // 5x5, odd channel counts
+    ];
+    let cases: Vec<Case> = shapes
+        .iter()
+        .map(|&(n, c_in, c_out, k, s, p, h, w, fwd, wgrad)| {
+            let geom = Window2d::square(k, s, Padding::uniform(p)).resolve(h, w).unwrap();
+            let d = ConvDims { n, c_in, c_out, groups: 1, geom };
+            assert_eq!((batched::takes_forward(&d), batched::takes_weight_grad(&d)), (fwd, wgrad), "{d:?}");
+            Case::new(d, &mut rng)
+        })
+        .collect();
+    let mut paths: Vec<ConvPath> = runnable_kernels("the whole batch").into_iter().map(ConvPath::Tile).collect();
+    paths.push(ConvPath::Auto);
+    for threads in [1, 2, 3] {
+        in_pool(threads, || {
+            for (i, case) in cases.iter().enumerate() {
+                for &path in &paths {
+                    case.check(path, &format!("{threads} threads, shape {i}"));
+                }
+            }
+        });
+    }
+}
+
 /// `Auto` runs what `FOVEA_ISA` and the CPU allow, and names it.
 #[test]
 fn auto_takes_the_widest_allowed_tile() {
