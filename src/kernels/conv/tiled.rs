@@ -38,12 +38,6 @@ pub struct ChannelPanels {
     width: usize,
 }
 
-/// Taps copied per lane in one pass of `ChannelPanels::pack`: a block of `PACK_TAPS x width`
-/// values (8 KB at width 32) stays in L1 while the block's lanes fill it. Writing each
-/// channel's whole panel column at once strode over the panel 32 times (ResNet-18's 512-channel
-/// layers: 13% of a forward + backward pass went to packing).
-const PACK_TAPS: usize = 64;
-
 impl ChannelPanels {
     /// Sizes the panels for `groups` groups of `channels` output channels over `kdim` taps
     /// and zeroes the lanes past `channels` in each group's last block (the tile computes them
@@ -72,17 +66,10 @@ impl ChannelPanels {
         self.shape(d.groups, og, kdim, width);
         let blocks = og.div_ceil(width);
         self.by_panel(|grp, cb, panel| {
+            // The block's `lanes` filters `[lanes][K]` transposed into `[K][width]` (8 x 8 blocks
+            // in registers where the CPU has AVX2).
             let lanes = width.min(og - cb * width);
-            for k0 in (0..kdim).step_by(PACK_TAPS) {
-                let k1 = (k0 + PACK_TAPS).min(kdim);
-                for lane in 0..lanes {
-                    let co = grp * og + cb * width + lane;
-                    let src = &weight[co * kdim + k0..co * kdim + k1];
-                    for (k, v) in (k0..k1).zip(src) {
-                        panel[k * width + lane] = *v;
-                    }
-                }
-            }
+            tile::pack_panels(panel, &weight[(grp * og + cb * width) * kdim..][..lanes * kdim], lanes, kdim, width);
         }, blocks);
     }
 
@@ -113,14 +100,15 @@ impl ChannelPanels {
         self.by_panel(|grp, cb, panel| {
             let lanes = width.min(cg - cb * width);
             // One output channel of `d` at a time: its `lanes x taps` weights are contiguous
-            // in `weight` and land in `taps` rows of the panel.
+            // in `weight`; transposed (as `pack` does) into `[taps][width]`, then copied into
+            // the panel's `taps` rows in reverse order.
+            let mut block = vec![0.0; taps * width];
             for co in 0..og {
                 let src = &weight[((grp * og + co) * cg + cb * width) * taps..][..lanes * taps];
+                tile::pack_panels(&mut block, src, lanes, taps, width);
                 let rows = &mut panel[co * taps * width..(co + 1) * taps * width];
-                for (lane, filter) in src.chunks_exact(taps).enumerate() {
-                    for (t, v) in filter.iter().enumerate() {
-                        rows[(taps - 1 - t) * width + lane] = *v;
-                    }
+                for (t, row) in block.chunks_exact(width).enumerate() {
+                    rows[(taps - 1 - t) * width..][..lanes].copy_from_slice(&row[..lanes]);
                 }
             }
         }, cg.div_ceil(width));
