@@ -7,7 +7,8 @@ use common::{save_weights, temp_dir};
 use fovea::export::{self, proto, Batch, ModelInfo, OnnxOptions};
 use fovea::geometry::{Padding, Window2d};
 use fovea::layers::{
-    Add, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, ChannelAffine, Concat, Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, Lrn, MaxPool2d, Relu, Softmax,
+    Add, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, ChannelAffine, Concat, Conv2d, Conv2dConfig, Dropout, Flatten, InstanceNorm2d, Layer, Linear, Lrn, MaxPool2d,
+    ReflectionPad2d, Relu, Softmax, UpsampleNearest2d,
 };
 use fovea::BackwardCtx;
 use fovea::rng::Rng;
@@ -156,6 +157,37 @@ fn folded_batch_norms_give_the_same_logits_with_fewer_nodes() {
     }
 }
 
+/// Johnson et al.'s style network (`fovea style --train`): instance norm, reflection padding and
+/// nearest upsampling become `InstanceNormalization`, `Pad` (reflect) and `Resize` (nearest,
+/// asymmetric, floor), and tract paints what fovea paints, at opsets 13 and 17 and 22.
+#[test]
+fn the_style_network_exports_exactly() {
+    let mut net = models::transformer::transformer_net(4, [3, 20, 28]).unwrap();
+    // Weights that are not an initialisation's (instance norms start at 1 and 0).
+    let mut rng = Rng::new(17);
+    for (_, p) in net.params_mut() {
+        let v = rng.uniform_vec(p.value.len(), -0.5, 0.5);
+        p.value.data_mut().copy_from_slice(&v);
+    }
+    let x = Tensor::from_vec(&[2, 3, 20, 28], rng.uniform_vec(2 * 3 * 20 * 28, 0.0, 255.0)).unwrap();
+    // Its pads are the same on every side and its upsampling doubles: uneven pads and a scale
+    // of 3 as well, each side telling apart (rows and columns of different sizes).
+    let mut odd = Net::new(&[2, 5, 7]);
+    odd.push("pad", ReflectionPad2d::new([1, 3, 0, 2])).unwrap();
+    odd.push("up", UpsampleNearest2d::new(3).unwrap()).unwrap();
+    odd.push("norm", InstanceNorm2d::new(2)).unwrap();
+    odd.push("conv", Conv2d::new(Conv2dConfig::new(2, 3, 3).stride(2)).unwrap()).unwrap();
+    let y = Tensor::from_vec(&[1, 2, 5, 7], rng.uniform_vec(70, -1.0, 1.0)).unwrap();
+    check(&mut odd, &y, &OnnxOptions::default(), "uneven reflection pads, upsampling by 3");
+    for opset in [13, 17, 22] {
+        let model = check(&mut net, &x, &OnnxOptions { opset, ..Default::default() }, &format!("transformer-net, opset {opset}"));
+        let ops: Vec<&str> = model.graph.as_ref().unwrap().node.iter().filter_map(|n| n.op_type.as_deref()).collect();
+        for op in ["InstanceNormalization", "Pad", "Resize"] {
+            assert!(ops.contains(&op), "no {op} among {ops:?}");
+        }
+    }
+}
+
 /// A custom layer fovea cannot describe to an exporter.
 struct Mystery;
 impl Layer for Mystery {
@@ -206,7 +238,7 @@ fn every_window_and_operator_exports_exactly() {
     perturb_batchnorms(&mut net, &x, 12);
     for batch in [Batch::Dynamic, Batch::Fixed(3)] {
         for opset in [13, 17, 22] {
-            let model = check(&mut net, &x, &OnnxOptions { batch, opset, fold_batchnorm: false }, &format!("windows, {batch:?} batch, opset {opset}"));
+            let model = check(&mut net, &x, &OnnxOptions { batch, opset, ..Default::default() }, &format!("windows, {batch:?} batch, opset {opset}"));
             assert_eq!(model.opset_import[0].version, Some(opset));
             let dim = &model.graph.unwrap().input[0].r#type.clone().unwrap();
             let text = format!("{dim:?}");

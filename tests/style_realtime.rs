@@ -10,7 +10,9 @@ use fovea::train::RunOptions;
 use fovea::viz::style::realtime::{self, johnson_layers, Perceptual, RealtimeConfig};
 use fovea::viz::style::LossWeights;
 use fovea::{models, Tensor};
+use prost::Message;
 use std::path::{Path, PathBuf};
+use tract_onnx::prelude::*;
 
 /// Smooth random pictures (a few sine waves per channel), 0-255, as PNG files in `dir`.
 fn write_photos(dir: &Path, n: usize, w: u32, h: u32) {
@@ -232,6 +234,28 @@ fn the_commands_train_resume_and_apply() {
     assert!(o.status.success(), "{}", text(&o));
     let img = image::open(dir.join("photos/p0-styled.png")).unwrap();
     assert_eq!((img.width(), img.height()), (16, 12), "the shorter side scaled to --size");
+    // The network as ONNX, for other runtimes: pictures in, pictures out, as fovea paints them
+    // (tract runs the file on fovea's own test data).
+    std::fs::create_dir_all(dir.join("td")).unwrap();
+    let o = run(&["export", "--model", "transformer-net", "--weights", "painter.safetensors", "--input", "3x24x32", "-o", "painter.onnx", "--test-data", "td"]);
+    assert!(o.status.success() && text(&o).contains("output `image` [N, 3, 24, 32]"), "{}", text(&o));
+    let pb = |f: &str| fovea::export::proto::TensorProto::decode(&std::fs::read(dir.join("td/test_data_set_0").join(f)).unwrap()[..]).unwrap();
+    let floats = |t: &fovea::export::proto::TensorProto| t.raw_data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect::<Vec<f32>>();
+    let (x, want) = (pb("input_0.pb"), pb("output_0.pb"));
+    let shape: Vec<usize> = x.dims.iter().map(|&d| d as usize).collect();
+    let model = tract_onnx::onnx().model_for_path(dir.join("painter.onnx")).unwrap();
+    let model = model.with_input_fact(0, f32::fact(&shape).into()).unwrap().into_optimized().unwrap().into_runnable().unwrap();
+    let input = tract_ndarray::ArrayD::from_shape_vec(shape, floats(&x)).unwrap();
+    let got = model.run(tvec!(tract_onnx::prelude::Tensor::from(input).into())).unwrap();
+    let got = got[0].to_plain_array_view::<f32>().unwrap();
+    let want = floats(&want);
+    let top = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4 * top, "tract {g} against fovea {w}");
+    }
+    let o = run(&["export", "--model", "transformer-net", "--weights", "painter.safetensors", "--input", "3x25x32", "-o", "odd.onnx"]);
+    assert!(!o.status.success() && text(&o).contains("multiples of 4") && !dir.join("odd.onnx").exists(), "{}", text(&o));
     // Bad input: a picture name for the network, a classifier as the network, a tiny photo.
     let o = run(&[&train[..], &["--epochs", "1", "--run", "run2", "-o", "painter.png"]].concat());
     assert!(!o.status.success() && text(&o).contains("ending in .safetensors"), "{}", text(&o));

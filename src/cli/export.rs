@@ -5,19 +5,22 @@
 
 use fovea::export::{self, Batch, ModelInfo, OnnxOptions};
 use fovea::io::atomic::{check_destination, write_atomic};
+use fovea::models::transformer;
 use fovea::{models, Error, ForwardCtx, Result, Tensor};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model to export (`fovea summary MODEL` shows its layers).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES))]
+    /// The model to export (`fovea summary MODEL` shows its layers), or `transformer-net`: a
+    /// style network from `fovea style --train` (input and output `image`, RGB 0-255).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(models::NAMES.iter().copied().chain([transformer::NAME])))]
     model: String,
     /// fovea weights, or a torchvision state_dict saved with safetensors. Without: the model as
     /// PyTorch initialises it (seeded by --seed), to look at the graph or test a runtime.
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// Input size CxHxW when the model was trained at another size than its default.
+    /// Input size CxHxW when the model was trained at another size than its default (a style
+    /// network: the picture size to export for, default 3x256x256, sides a multiple of 4).
     #[arg(long, value_parser = super::args::parse_input)]
     input: Option<[usize; 3]>,
     /// Load weights even if some are NaN or infinite (refused otherwise).
@@ -60,6 +63,9 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(dir) = &a.test_data {
         check_destination(&dir.join("test_data_set_0"))?;
     }
+    if a.model == transformer::NAME {
+        return run_style_network(&a);
+    }
     let (mut net, classes) = match &a.weights {
         Some(w) => {
             let l = super::weights::load(&a.model, w, a.input, a.allow_nonfinite)?;
@@ -80,7 +86,7 @@ pub fn run(a: Args) -> Result<()> {
             ("fovea.normalize".into(), serde_json::json!({"mean": norm.mean, "std": norm.std}).to_string()),
         ],
     };
-    let opts = OnnxOptions { batch: a.batch, opset: a.opset, fold_batchnorm: a.fold_batchnorm };
+    let opts = OnnxOptions { batch: a.batch, opset: a.opset, fold_batchnorm: a.fold_batchnorm, output: export::OUTPUT };
     let model = export::to_model(&net, &info, &opts)?;
     let bytes = prost::Message::encode_to_vec(&model);
     write_atomic(&a.out, &bytes)?;
@@ -114,6 +120,60 @@ pub fn run(a: Args) -> Result<()> {
         write_tensor(&set.join("input_0.pb"), "input", &x)?;
         write_tensor(&set.join("output_0.pb"), export::OUTPUT, &logits)?;
         println!("wrote {}: a random input of {n} and fovea's logits for it", set.display());
+    }
+    Ok(())
+}
+
+/// A style network trained by `fovea style --train` (or pytorch/examples'): pictures in, pictures
+/// out, both `[N, 3, H, W]` RGB in 0-255 (no normalisation: the network takes raw pixels), at
+/// the size of `--input` (default 3x256x256; sides a multiple of 4, which the network's two
+/// strided convolutions and two upsamplings give back whole).
+fn run_style_network(a: &Args) -> Result<()> {
+    let weights = a.weights.as_deref().ok_or_else(|| {
+        Error::Invalid(format!("--model {} needs --weights: a network trained by fovea style --train", transformer::NAME))
+    })?;
+    let input = a.input.unwrap_or([3, 256, 256]);
+    let [c, h, w] = input;
+    if c != 3 || h % 4 != 0 || w % 4 != 0 || h.min(w) < transformer::MIN_SIDE {
+        return Err(Error::Invalid(format!(
+            "--input {c}x{h}x{w}: a style network takes RGB pictures (3 channels) whose sides are multiples of 4, at least {}",
+            transformer::MIN_SIDE.next_multiple_of(4)
+        )));
+    }
+    let mut net = fovea::viz::style::realtime::load_for(weights, input)?;
+    let info = ModelInfo {
+        name: transformer::NAME.into(),
+        metadata: vec![("fovea.model".into(), transformer::NAME.into()), ("fovea.pixels".into(), "RGB 0-255 in and out".into())],
+    };
+    let opts = OnnxOptions { batch: a.batch, opset: a.opset, fold_batchnorm: false, output: "image" };
+    let model = export::to_model(&net, &info, &opts)?;
+    let bytes = prost::Message::encode_to_vec(&model);
+    write_atomic(&a.out, &bytes)?;
+    let batch = match a.batch {
+        Batch::Dynamic => "N".to_string(),
+        Batch::Fixed(n) => n.to_string(),
+    };
+    println!(
+        "wrote {} ({:.1} MB): {} nodes, {} parameters, opset {}; input `input` [{batch}, 3, {h}, {w}] RGB 0-255, output `image` [{batch}, 3, {h}, {w}] RGB 0-255",
+        a.out.display(),
+        bytes.len() as f64 / 1e6,
+        model.graph.as_ref().map_or(0, |g| g.node.len()),
+        net.param_count(),
+        a.opset,
+    );
+    if let Some(dir) = &a.test_data {
+        let n = match a.batch {
+            Batch::Fixed(n) => n,
+            Batch::Dynamic => 2,
+        };
+        let mut x = random_input(net.input_shape(), n, a.seed);
+        x.data_mut().iter_mut().for_each(|v| *v = (*v + 2.0) * 63.75);
+        let y = net.forward(&x, &ForwardCtx::default())?.clone();
+        let set = dir.join("test_data_set_0");
+        std::fs::create_dir_all(&set).map_err(|e| Error::file(&set, format!("cannot create: {e}")))?;
+        write_tensor(&set.join("input_0.pb"), "input", &x)?;
+        write_tensor(&set.join("output_0.pb"), "image", &y)?;
+        println!("wrote {}: a random picture of {n} and fovea's stylisation of it", set.display());
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use crate::tensor::{fmt_shape, Tensor};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
 
-/// The name of the graph's output.
+/// The name of a classifier's output (`OnnxOptions::output`'s default).
 pub const OUTPUT: &str = "logits";
 
 /// The opsets fovea writes; every operator it uses has the same meaning across them.
@@ -41,11 +41,13 @@ pub struct OnnxOptions {
     /// Fold each batch norm into the convolution before it (when that convolution feeds
     /// nothing else) instead of writing a `BatchNormalization` node.
     pub fold_batchnorm: bool,
+    /// The graph output's name: `logits` for a classifier, `image` for a style network.
+    pub output: &'static str,
 }
 
 impl Default for OnnxOptions {
     fn default() -> Self {
-        OnnxOptions { batch: Batch::Dynamic, opset: 17, fold_batchnorm: false }
+        OnnxOptions { batch: Batch::Dynamic, opset: 17, fold_batchnorm: false, output: OUTPUT }
     }
 }
 
@@ -107,6 +109,8 @@ fn entry(key: &str, value: &str) -> StringStringEntryProto {
 /// tensor of the node before it).
 struct Graph<'n> {
     net: &'n Net,
+    /// The graph output's name.
+    output: &'static str,
     /// The shape of each value for a batch of one.
     shapes: HashMap<&'n str, Vec<usize>>,
     tensor_of: HashMap<&'n str, String>,
@@ -120,11 +124,12 @@ impl<'n> Graph<'n> {
         input.extend_from_slice(net.input_shape());
         let shapes = net.shapes_for(&input)?;
         let names: Vec<&str> = std::iter::once(INPUT).chain(net.node_names()).collect();
-        if let Some(clash) = names.iter().find(|n| **n == OUTPUT && **n != net.output_name()) {
+        if let Some(clash) = names.iter().find(|n| **n == opts.output && **n != net.output_name()) {
             return Err(Error::Graph(format!("node {clash}: the name is the exported output's; rename the node")));
         }
         let mut g = Graph {
             net,
+            output: opts.output,
             shapes: names.iter().copied().zip(shapes).collect(),
             tensor_of: HashMap::from([(INPUT, INPUT.to_string())]),
             nodes: Vec::new(),
@@ -157,8 +162,8 @@ impl<'n> Graph<'n> {
 
     fn into_proto(self, net: &Net, info: &ModelInfo, opts: &OnnxOptions) -> Result<GraphProto> {
         let output = net.output_name();
-        if self.tensor_of.get(output).map(String::as_str) != Some(OUTPUT) {
-            return Err(Error::Graph(format!("node {output}: the net's output was not written as {OUTPUT}")));
+        if self.tensor_of.get(output).map(String::as_str) != Some(self.output) {
+            return Err(Error::Graph(format!("node {output}: the net's output was not written as {}", self.output)));
         }
         let value_info = |name: &str, shape: &[usize]| ValueInfoProto {
             name: Some(name.into()),
@@ -168,7 +173,7 @@ impl<'n> Graph<'n> {
         Ok(GraphProto {
             name: Some(info.name.clone()),
             input: vec![value_info(INPUT, &self.shapes[INPUT])],
-            output: vec![value_info(OUTPUT, &self.shapes[output])],
+            output: vec![value_info(self.output, &self.shapes[output])],
             node: self.nodes,
             initializer: self.initializers,
             ..Default::default()
@@ -177,7 +182,7 @@ impl<'n> Graph<'n> {
 
     /// The ONNX tensor name for fovea node `name`'s output.
     fn out_name(&self, name: &str) -> String {
-        if name == self.net.output_name() { OUTPUT.to_string() } else { name.to_string() }
+        if name == self.net.output_name() { self.output.to_string() } else { name.to_string() }
     }
 
     fn inputs_of(&self, name: &str) -> Vec<String> {
@@ -262,14 +267,33 @@ impl<'n> Graph<'n> {
             Op::Softmax => self.emit("Softmax", name, vec![x], &out, vec![int("axis", -1)]),
             Op::Dropout => {
                 // The identity at inference: readers take the input's tensor directly.
-                if out == OUTPUT {
+                if out == self.output {
                     self.emit("Identity", name, vec![x], &out, vec![]);
                 } else {
                     self.tensor_of.insert(name, x);
                     return Ok(());
                 }
             }
-            Op::Opaque | Op::InstanceNorm { .. } | Op::ReflectPad { .. } | Op::UpsampleNearest { .. } => {
+            Op::InstanceNorm { eps } => {
+                let ins = ["weight", "bias"].iter().map(|k| self.param(name, layer, k)).collect::<Result<Vec<_>>>()?;
+                self.emit("InstanceNormalization", name, [vec![x], ins].concat(), &out, vec![float("epsilon", eps)]);
+            }
+            Op::ReflectPad { pad: [top, bottom, left, right] } => {
+                // `pads` as an input (opset 11 on): every axis's start, then every axis's end.
+                let pads = [0, 0, top, left, 0, 0, bottom, right].map(|p| p as i64);
+                let pads = self.int64_constant(&format!("{name}.pads"), &pads);
+                self.emit("Pad", name, vec![x, pads], &out, vec![string("mode", "reflect")]);
+            }
+            Op::UpsampleNearest { scale } => {
+                // Output cell (y, x) reads input cell (floor(y / s), floor(x / s)): ONNX's
+                // `asymmetric` coordinates with `floor` rounding. The region of interest is
+                // unused (left empty).
+                let s = scale as f32;
+                let scales = self.constant(&format!("{name}.scales"), &[4], &[1.0, 1.0, s, s]);
+                let attrs = vec![string("mode", "nearest"), string("coordinate_transformation_mode", "asymmetric"), string("nearest_mode", "floor")];
+                self.emit("Resize", name, vec![x, String::new(), scales], &out, attrs);
+            }
+            Op::Opaque => {
                 return Err(Error::Graph(format!("node {name}: a {} layer has no ONNX equivalent in fovea's exporter", layer.kind())));
             }
         }
@@ -321,6 +345,18 @@ impl<'n> Graph<'n> {
 
     fn optional_param(&mut self, node: &str, layer: &dyn Layer, key: &str) -> Option<String> {
         self.param(node, layer, key).ok()
+    }
+
+    /// Adds a 1-d int64 initializer and returns its name.
+    fn int64_constant(&mut self, name: &str, data: &[i64]) -> String {
+        self.initializers.push(TensorProto {
+            name: Some(name.into()),
+            dims: vec![data.len() as i64],
+            data_type: Some(DataType::Int64 as i32),
+            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..Default::default()
+        });
+        name.to_string()
     }
 
     /// Adds a float initializer and returns its name.
@@ -467,4 +503,8 @@ fn ints(name: &str, v: &[i64]) -> AttributeProto {
 
 fn float(name: &str, v: f32) -> AttributeProto {
     AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Float as i32), f: Some(v), ..Default::default() }
+}
+
+fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::String as i32), s: Some(v.as_bytes().to_vec()), ..Default::default() }
 }

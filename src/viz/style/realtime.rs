@@ -552,6 +552,11 @@ pub fn apply(net: &mut Net, x: &Tensor) -> Result<Tensor> {
 /// norm statistics that PyTorch before 0.4 saved (`in1.running_mean` ...) are ignored, as that
 /// example's `stylize` does.
 pub fn load(path: &Path) -> Result<Net> {
+    load_for(path, [3, 256, 256])
+}
+
+/// As `load`, the network built for pictures of `input` (`[3, H, W]`; what an export writes).
+pub fn load_for(path: &Path, input: [usize; 3]) -> Result<Net> {
     let loaded = checkpoint::load(path)?;
     if let Some(i) = &loaded.info {
         if i.model != transformer::NAME {
@@ -569,7 +574,7 @@ pub fn load(path: &Path) -> Result<Net> {
     if !bad.is_empty() {
         return Err(Error::file(path, format!("holds values that are not numbers ({})", bad.join("; "))));
     }
-    let mut net = transformer_net(width, [3, 256, 256]).map_err(|e| Error::file(path, e.to_string()))?;
+    let mut net = transformer_net(width, input).map_err(|e| Error::file(path, e.to_string()))?;
     let tensors: std::collections::BTreeMap<String, Tensor> =
         loaded.model.into_iter().filter(|(k, _)| !(k.ends_with(".running_mean") || k.ends_with(".running_var"))).collect();
     net.load_state(&tensors).map_err(|e| Error::file(path, e.to_string()))?;
