@@ -224,7 +224,7 @@ fn every_path_matches_the_reference_on_small_random_shapes() {
 
 /// The sizes that exercise a tile's blocking: 1, 2 and partial blocks of 16 and 32 channels
 /// (on both sides, so the transposed input gradient has them too), reductions shorter and
-/// longer than 1,024 taps, batch 1 (channel blocks shared across the pool) and batch 5 (more
+/// longer than 2,048 taps, batch 1 (channel blocks shared across the pool) and batch 5 (more
 /// samples than threads), stride, dilation and groups.
 #[test]
 fn every_path_matches_the_reference_across_channel_blocks_and_long_reductions() {
@@ -236,8 +236,8 @@ fn every_path_matches_the_reference_across_channel_blocks_and_long_reductions() 
         (5, 17, 33, 1, 3, 1, 1, 1, 6, 5),
         (1, 40, 72, 1, 3, 1, 1, 1, 8, 7),
         (3, 72, 40, 1, 3, 1, 1, 0, 7, 8),
-        (2, 48, 20, 1, 5, 1, 1, 2, 6, 6),  // 1,200 taps: the forward reduction is cut
-        (1, 64, 70, 1, 5, 1, 1, 2, 5, 5),  // 1,600 taps, batch 1
+        (2, 96, 20, 1, 5, 1, 1, 2, 6, 6),  // 2,400 taps: the forward reduction is cut
+        (1, 96, 70, 1, 5, 1, 1, 2, 5, 5),  // 2,400 taps, batch 1
         (4, 24, 40, 1, 3, 2, 1, 1, 9, 9),  // strided: input gradient on gemm
         (2, 32, 48, 1, 3, 1, 2, 2, 9, 8),  // dilated
         (2, 64, 64, 2, 3, 1, 1, 1, 6, 6),  // 2 groups of 32
@@ -282,7 +282,7 @@ fn the_whole_batch_path_matches_the_reference() {
     type Shape = (usize, usize, usize, usize, usize, usize, usize, usize, bool, bool);
     let shapes: &[Shape] = &[
         (3, 64, 80, 3, 1, 1, 3, 3, true, true),   // 3 blocks of 32 (or 5 of 16), both gradients here
-        (2, 128, 40, 3, 1, 1, 2, 2, true, true),  // 1,152 taps: the forward reduction is cut
+        (2, 256, 40, 3, 1, 1, 2, 2, true, true),  // 2,304 taps: the forward reduction is cut
         (4, 40, 70, 3, 1, 1, 5, 4, false, true),  // the weight gradient alone
         (5, 64, 48, 3, 2, 1, 5, 5, false, true),  // strided: input gradient on gemm
         (2, 96, 33, 5, 1, 2, 2, 3, true, true),   // 5x5, odd channel counts
