@@ -86,22 +86,11 @@ pub fn run(a: Args) -> Result<()> {
             ("fovea.normalize".into(), serde_json::json!({"mean": norm.mean, "std": norm.std}).to_string()),
         ],
     };
-    let opts = OnnxOptions { batch: a.batch, opset: a.opset, fold_batchnorm: a.fold_batchnorm, output: export::OUTPUT };
-    let model = export::to_model(&net, &info, &opts)?;
-    let bytes = prost::Message::encode_to_vec(&model);
-    write_atomic(&a.out, &bytes)?;
-    let batch = match a.batch {
-        Batch::Dynamic => "N".to_string(),
-        Batch::Fixed(n) => n.to_string(),
-    };
+    let written = write_model(&a, &net, &info, a.fold_batchnorm, export::OUTPUT)?;
+    let batch = batch_label(a.batch);
     let input: Vec<String> = net.input_shape().iter().map(|d| d.to_string()).collect();
     println!(
-        "wrote {} ({:.1} MB): {} nodes, {} parameters, opset {}; input `input` [{batch}, {}] normalised with mean {:?} std {:?}, output `{}` [{batch}, {}]",
-        a.out.display(),
-        bytes.len() as f64 / 1e6,
-        model.graph.as_ref().map_or(0, |g| g.node.len()),
-        net.param_count(),
-        a.opset,
+        "{written}; input `input` [{batch}, {}] normalised with mean {:?} std {:?}, output `{}` [{batch}, {}]",
         input.join(", "),
         norm.mean,
         norm.std,
@@ -109,19 +98,55 @@ pub fn run(a: Args) -> Result<()> {
         classes.len()
     );
     if let Some(dir) = &a.test_data {
-        let n = match a.batch {
-            Batch::Fixed(n) => n,
-            Batch::Dynamic => 2,
-        };
-        let x = random_input(net.input_shape(), n, a.seed);
-        let logits = net.forward(&x, &ForwardCtx::default())?.clone();
-        let set = dir.join("test_data_set_0");
-        std::fs::create_dir_all(&set).map_err(|e| Error::file(&set, format!("cannot create: {e}")))?;
-        write_tensor(&set.join("input_0.pb"), "input", &x)?;
-        write_tensor(&set.join("output_0.pb"), export::OUTPUT, &logits)?;
-        println!("wrote {}: a random input of {n} and fovea's logits for it", set.display());
+        let x = random_input(net.input_shape(), test_batch(a.batch), a.seed);
+        let set = write_test_data(dir, &mut net, &x, export::OUTPUT)?;
+        println!("wrote {}: a random input of {} and fovea's logits for it", set.display(), x.shape()[0]);
     }
     Ok(())
+}
+
+/// Writes `net` as ONNX to `--out` (atomically) and says what was written:
+/// `wrote F (S MB): N nodes, P parameters, opset O`.
+fn write_model(a: &Args, net: &fovea::Net, info: &ModelInfo, fold_batchnorm: bool, output: &'static str) -> Result<String> {
+    let opts = OnnxOptions { batch: a.batch, opset: a.opset, fold_batchnorm, output };
+    let model = export::to_model(net, info, &opts)?;
+    let bytes = prost::Message::encode_to_vec(&model);
+    write_atomic(&a.out, &bytes)?;
+    Ok(format!(
+        "wrote {} ({:.1} MB): {} nodes, {} parameters, opset {}",
+        a.out.display(),
+        bytes.len() as f64 / 1e6,
+        model.graph.as_ref().map_or(0, |g| g.node.len()),
+        net.param_count(),
+        a.opset
+    ))
+}
+
+/// The batch dimension as the summary line prints it.
+fn batch_label(batch: Batch) -> String {
+    match batch {
+        Batch::Dynamic => "N".to_string(),
+        Batch::Fixed(n) => n.to_string(),
+    }
+}
+
+/// Images in the `--test-data` batch: the fixed batch, or 2 for a dynamic one.
+fn test_batch(batch: Batch) -> usize {
+    match batch {
+        Batch::Fixed(n) => n,
+        Batch::Dynamic => 2,
+    }
+}
+
+/// `x` and `net`'s output for it (named `output`) in ONNX's test layout,
+/// `DIR/test_data_set_0/{input_0,output_0}.pb`; returns the set's folder.
+fn write_test_data(dir: &Path, net: &mut fovea::Net, x: &Tensor, output: &str) -> Result<PathBuf> {
+    let y = net.forward(x, &ForwardCtx::default())?.clone();
+    let set = dir.join("test_data_set_0");
+    std::fs::create_dir_all(&set).map_err(|e| Error::file(&set, format!("cannot create: {e}")))?;
+    write_tensor(&set.join("input_0.pb"), "input", x)?;
+    write_tensor(&set.join("output_0.pb"), output, &y)?;
+    Ok(set)
 }
 
 /// A style network trained by `fovea style --train` (or pytorch/examples'): pictures in, pictures
@@ -145,35 +170,15 @@ fn run_style_network(a: &Args) -> Result<()> {
         name: transformer::NAME.into(),
         metadata: vec![("fovea.model".into(), transformer::NAME.into()), ("fovea.pixels".into(), "RGB 0-255 in and out".into())],
     };
-    let opts = OnnxOptions { batch: a.batch, opset: a.opset, fold_batchnorm: false, output: "image" };
-    let model = export::to_model(&net, &info, &opts)?;
-    let bytes = prost::Message::encode_to_vec(&model);
-    write_atomic(&a.out, &bytes)?;
-    let batch = match a.batch {
-        Batch::Dynamic => "N".to_string(),
-        Batch::Fixed(n) => n.to_string(),
-    };
-    println!(
-        "wrote {} ({:.1} MB): {} nodes, {} parameters, opset {}; input `input` [{batch}, 3, {h}, {w}] RGB 0-255, output `image` [{batch}, 3, {h}, {w}] RGB 0-255",
-        a.out.display(),
-        bytes.len() as f64 / 1e6,
-        model.graph.as_ref().map_or(0, |g| g.node.len()),
-        net.param_count(),
-        a.opset,
-    );
+    let written = write_model(a, &net, &info, false, "image")?;
+    let batch = batch_label(a.batch);
+    println!("{written}; input `input` [{batch}, 3, {h}, {w}] RGB 0-255, output `image` [{batch}, 3, {h}, {w}] RGB 0-255");
     if let Some(dir) = &a.test_data {
-        let n = match a.batch {
-            Batch::Fixed(n) => n,
-            Batch::Dynamic => 2,
-        };
-        let mut x = random_input(net.input_shape(), n, a.seed);
+        // Pixels in 0-255, as the network takes them.
+        let mut x = random_input(net.input_shape(), test_batch(a.batch), a.seed);
         x.data_mut().iter_mut().for_each(|v| *v = (*v + 2.0) * 63.75);
-        let y = net.forward(&x, &ForwardCtx::default())?.clone();
-        let set = dir.join("test_data_set_0");
-        std::fs::create_dir_all(&set).map_err(|e| Error::file(&set, format!("cannot create: {e}")))?;
-        write_tensor(&set.join("input_0.pb"), "input", &x)?;
-        write_tensor(&set.join("output_0.pb"), "image", &y)?;
-        println!("wrote {}: a random picture of {n} and fovea's stylisation of it", set.display());
+        let set = write_test_data(dir, &mut net, &x, "image")?;
+        println!("wrote {}: a random picture of {} and fovea's stylisation of it", set.display(), x.shape()[0]);
     }
     Ok(())
 }

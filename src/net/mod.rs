@@ -224,8 +224,7 @@ impl Net {
             let node = &mut self.nodes[i];
             let (before, after) = self.values.split_at_mut(i + 1);
             let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &before[v]).collect();
-            let node_ctx = ForwardCtx { seed: mix64(ctx.seed ^ mix64(i as u64 + 1)), ..*ctx };
-            node.layer.forward(&ins, &mut after[0], &node_ctx).map_err(|e| e.in_layer(&node.name))?;
+            node.layer.forward(&ins, &mut after[0], &node_ctx(ctx, i)).map_err(|e| e.in_layer(&node.name))?;
             for &v in &node.inputs {
                 if last_reader[v] == i {
                     pool.push(self.values[v].take_buffer());
@@ -251,10 +250,8 @@ impl Net {
             let out = &mut after[0];
             out.set_shape(&shapes[i + 1]);
             let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &before[v]).collect();
-            // Each node draws its own randomness: the step's seed mixed with the node's position.
-            let node_ctx = ForwardCtx { seed: mix64(ctx.seed ^ mix64(i as u64 + 1)), ..*ctx };
             let start = self.timings.is_some().then(std::time::Instant::now);
-            node.layer.forward(&ins, out, &node_ctx).map_err(|e| e.in_layer(&node.name))?;
+            node.layer.forward(&ins, out, &node_ctx(ctx, i)).map_err(|e| e.in_layer(&node.name))?;
             if let (Some(t), Some(start)) = (self.timings.as_mut(), start) {
                 t[i][0] += start.elapsed().as_secs_f64();
             }
@@ -453,4 +450,10 @@ impl std::fmt::Debug for Net {
         let nodes: Vec<String> = self.nodes.iter().map(|n| format!("{}: {}", n.name, n.layer.kind())).collect();
         f.debug_struct("Net").field("input", &self.input_shape).field("nodes", &nodes).finish()
     }
+}
+
+/// The context node `i` runs in: each node draws its own randomness, the step's seed mixed
+/// with the node's position (the same in `forward` and `forward_lean`).
+fn node_ctx(ctx: &ForwardCtx, i: usize) -> ForwardCtx {
+    ForwardCtx { seed: mix64(ctx.seed ^ mix64(i as u64 + 1)), ..*ctx }
 }

@@ -30,6 +30,19 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool").install(f)
 }
 
+/// Every case on every path, in pools of 1, 2 and 3 threads.
+fn check_all(cases: &[Case], paths: &[ConvPath]) {
+    for threads in [1, 2, 3] {
+        in_pool(threads, || {
+            for (i, case) in cases.iter().enumerate() {
+                for &path in paths {
+                    case.check(path, &format!("{threads} threads, case {i}"));
+                }
+            }
+        });
+    }
+}
+
 /// One convolution's data and the reference's results.
 struct Case {
     d: ConvDims,
@@ -211,15 +224,7 @@ fn every_path_matches_the_reference_on_small_random_shapes() {
         cases.push(Case::new(ConvDims { n: 1 + rng.below(5), c_in, c_out, groups, geom }, &mut rng));
     }
     let paths = paths("small random shapes");
-    for threads in [1, 2, 3] {
-        in_pool(threads, || {
-            for (i, case) in cases.iter().enumerate() {
-                for &path in &paths {
-                    case.check(path, &format!("{threads} threads, case {i}"));
-                }
-            }
-        });
-    }
+    check_all(&cases, &paths);
 }
 
 /// The sizes that exercise a tile's blocking: 1, 2 and partial blocks of 16 and 32 channels
@@ -260,15 +265,7 @@ fn every_path_matches_the_reference_across_channel_blocks_and_long_reductions() 
     cases.push(Case::new(ConvDims { n: 2, c_in: 8, c_out: 20, groups: 1, geom: lopsided.resolve(5, 6).unwrap() }, &mut rng));
     let mut paths = paths("channel blocks");
     paths.push(ConvPath::Auto);
-    for threads in [1, 2, 3] {
-        in_pool(threads, || {
-            for (i, case) in cases.iter().enumerate() {
-                for &path in &paths {
-                    case.check(path, &format!("{threads} threads, shape {i}"));
-                }
-            }
-        });
-    }
+    check_all(&cases, &paths);
 }
 
 /// Layers whose weights outweigh a sample run the whole batch at once (`batched.rs`): held
@@ -298,15 +295,7 @@ fn the_whole_batch_path_matches_the_reference() {
         .collect();
     let mut paths: Vec<ConvPath> = runnable_kernels("the whole batch").into_iter().map(ConvPath::Tile).collect();
     paths.push(ConvPath::Auto);
-    for threads in [1, 2, 3] {
-        in_pool(threads, || {
-            for (i, case) in cases.iter().enumerate() {
-                for &path in &paths {
-                    case.check(path, &format!("{threads} threads, shape {i}"));
-                }
-            }
-        });
-    }
+    check_all(&cases, &paths);
 }
 
 /// `Auto` runs what `FOVEA_ISA` and the CPU allow, and names it.
@@ -405,16 +394,8 @@ fn winograd_matches_the_reference_on_its_geometries() {
             Case::new(d, &mut rng)
         })
         .collect();
-    let kernels = runnable_kernels("winograd geometries");
-    for threads in [1, 2, 3] {
-        in_pool(threads, || {
-            for (i, case) in cases.iter().enumerate() {
-                for &k in &kernels {
-                    case.check(ConvPath::Winograd(k), &format!("{threads} threads, shape {i}"));
-                }
-            }
-        });
-    }
+    let paths: Vec<ConvPath> = runnable_kernels("winograd geometries").into_iter().map(ConvPath::Winograd).collect();
+    check_all(&cases, &paths);
 }
 
 /// Weights or a sample holding a NaN or an infinity leave Winograd for the direct tile (and
