@@ -14,7 +14,7 @@
 
 use super::padded::Padded;
 use super::tile::{self, CLayout, Kernel, Offsets, Tile};
-use super::tiled::{ChannelPanels, FORWARD_KC};
+use super::tiled::{ChannelPanels, PixelTiles, FORWARD_KC};
 use super::ConvDims;
 use crate::geometry::Geometry;
 use crate::kernels::aligned::AlignedVec;
@@ -98,7 +98,7 @@ fn share_len(r: &Range<usize>, channels: usize, width: usize, plane: usize) -> u
 /// `y (+)= conv(x, weight)` for the whole batch, no bias; `weight` packed for `kernel`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &ChannelPanels, d: &ConvDims, s: &mut BatchScratch, accumulate: bool) {
-    let (rows, width) = (kernel.rows, kernel.width);
+    let width = kernel.width;
     let (p, og, kdim) = (d.out_plane(), d.c_out, d.kdim());
     s.prepare(x, d);
     let shares = shares(og, width);
@@ -114,23 +114,9 @@ pub(super) fn forward(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
     shares.into_par_iter().zip(pieces).for_each(|(cbs, mut outs)| {
         for (ci, ks) in chunks.iter().enumerate() {
             for cb in cbs.clone() {
-                let b = weight.panel(0, cb, ks);
+                let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(0, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0 };
                 for (i, out) in outs.iter_mut().enumerate() {
-                    let yb = &mut out[(cb - cbs.start) * width * p..];
-                    for px0 in (0..p).step_by(rows) {
-                        tile::run(kernel, Tile {
-                            rows: rows.min(p - px0),
-                            k: ks.len(),
-                            data,
-                            row_offsets: pixels.from(i * p + px0),
-                            k_offsets: taps.from(ks.start),
-                            b,
-                            c: &mut yb[px0..],
-                            c_layout: CLayout::Transposed { column_stride: p },
-                            n: width.min(og - cb * width),
-                            accumulate: accumulate || ci > 0,
-                        });
-                    }
+                    block.run(&mut out[(cb - cbs.start) * width * p..], pixels, i * p, p);
                 }
             }
         }

@@ -164,44 +164,62 @@ impl ConvTileScratch {
 #[allow(clippy::too_many_arguments)]
 pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &ChannelPanels, d: &ConvDims, s: &mut ConvTileScratch, accumulate: bool, threads: Threads) {
     assert_eq!(weight.width, kernel.width, "forward_sample: weights packed for another tile");
-    let (rows, width) = (kernel.rows, kernel.width);
+    let width = kernel.width;
     let g = &d.geom;
     let (h, w) = g.in_hw();
     let (p, cg, og, kdim) = (d.out_plane(), d.cg(), d.og(), d.kdim());
     let chunks = chunk_ranges(kdim, kdim.div_ceil(FORWARD_KC));
-    let mut taps = Offsets::default();
     for grp in 0..d.groups {
         s.prepare(&x[grp * cg * h * w..(grp + 1) * cg * h * w], cg, g);
         let yg = &mut y[grp * og * p..(grp + 1) * og * p];
         for (ci, ks) in chunks.iter().enumerate() {
-            let k_offsets = if chunks.len() == 1 {
-                s.taps.from(0)
-            } else {
-                taps.set(ks.clone().map(|row| s.padded.tap(row, g)));
-                taps.from(0)
-            };
-            let (data, pixels) = (s.padded.data(), &s.pixels);
+            let (data, pixels, taps) = (s.padded.data(), &s.pixels, &s.taps);
             let blocks = |cbs: Range<usize>, part: &mut [f32]| {
                 for cb in cbs.clone() {
-                    let b = weight.panel(grp, cb, ks);
                     let yb = &mut part[(cb - cbs.start) * width * p..];
-                    for px0 in (0..p).step_by(rows) {
-                        tile::run(kernel, Tile {
-                            rows: rows.min(p - px0),
-                            k: ks.len(),
-                            data,
-                            row_offsets: pixels.from(px0),
-                            k_offsets,
-                            b,
-                            c: &mut yb[px0..],
-                            c_layout: CLayout::Transposed { column_stride: p },
-                            n: width.min(og - cb * width),
-                            accumulate: accumulate || ci > 0,
-                        });
-                    }
+                    let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(grp, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0 };
+                    block.run(yb, pixels, 0, p);
                 }
             };
             by_channel_blocks(yg, og, p, width, threads, blocks);
+        }
+    }
+}
+
+/// One block of output channels over the taps `ks`, for the forward pass: the tiles of one
+/// sample's output pixels (`forward_sample` and the whole-batch path both run it).
+pub(super) struct PixelTiles<'a> {
+    pub kernel: Kernel,
+    /// The padded sample (or batch) the tiles read.
+    pub data: &'a [f32],
+    /// Offset of every tap in a padded sample.
+    pub taps: &'a Offsets,
+    pub ks: &'a Range<usize>,
+    /// The block's weights over `ks`: `[ks][width]`.
+    pub b: &'a [f32],
+    /// Channels of the block that exist.
+    pub n: usize,
+    pub accumulate: bool,
+}
+
+impl PixelTiles<'_> {
+    /// `yb: [width][p]` (the block's rows of one sample's output) from the pixels whose window
+    /// offsets start at `pixels[first]`.
+    pub fn run(&self, yb: &mut [f32], pixels: &Offsets, first: usize, p: usize) {
+        let rows = self.kernel.rows;
+        for px0 in (0..p).step_by(rows) {
+            tile::run(self.kernel, Tile {
+                rows: rows.min(p - px0),
+                k: self.ks.len(),
+                data: self.data,
+                row_offsets: pixels.from(first + px0),
+                k_offsets: self.taps.from(self.ks.start),
+                b: self.b,
+                c: &mut yb[px0..],
+                c_layout: CLayout::Transposed { column_stride: p },
+                n: self.n,
+                accumulate: self.accumulate,
+            });
         }
     }
 }
