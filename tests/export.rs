@@ -3,7 +3,7 @@
 //! get clear words and leave no file.
 
 mod common;
-use common::{save_weights, temp_dir};
+use common::{run_tract, save_weights, temp_dir};
 use fovea::export::{self, proto, Batch, ModelInfo, OnnxOptions};
 use fovea::geometry::{Padding, Window2d};
 use fovea::layers::{
@@ -16,22 +16,7 @@ use fovea::{models, ForwardCtx, Mode, Net, Tensor};
 use prost::Message;
 use std::collections::BTreeMap;
 use std::process::Command;
-use tract_onnx::prelude::*;
 
-/// Runs an ONNX model with tract on `x` (`[N, C, H, W]`) and returns the first output.
-fn run_tract(bytes: &[u8], x: &Tensor) -> Vec<f32> {
-    let model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).expect("tract reads the file");
-    let model = model
-        .with_input_fact(0, f32::fact(x.shape()).into())
-        .unwrap()
-        .into_optimized()
-        .expect("tract optimizes the graph")
-        .into_runnable()
-        .unwrap();
-    let input = tract_ndarray::ArrayD::from_shape_vec(x.shape(), x.data().to_vec()).unwrap();
-    let out = model.run(tvec!(tract_onnx::prelude::Tensor::from(input).into())).expect("tract runs the graph");
-    out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
-}
 
 /// A random batch of `n` images for `net`.
 fn random_input(net: &Net, n: usize, seed: u64) -> Tensor {

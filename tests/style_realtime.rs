@@ -12,7 +12,6 @@ use fovea::viz::style::LossWeights;
 use fovea::{models, Tensor};
 use prost::Message;
 use std::path::{Path, PathBuf};
-use tract_onnx::prelude::*;
 
 /// Smooth random pictures (a few sine waves per channel), 0-255, as PNG files in `dir`.
 fn write_photos(dir: &Path, n: usize, w: u32, h: u32) {
@@ -243,11 +242,7 @@ fn the_commands_train_resume_and_apply() {
     let floats = |t: &fovea::export::proto::TensorProto| t.raw_data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect::<Vec<f32>>();
     let (x, want) = (pb("input_0.pb"), pb("output_0.pb"));
     let shape: Vec<usize> = x.dims.iter().map(|&d| d as usize).collect();
-    let model = tract_onnx::onnx().model_for_path(dir.join("painter.onnx")).unwrap();
-    let model = model.with_input_fact(0, f32::fact(&shape).into()).unwrap().into_optimized().unwrap().into_runnable().unwrap();
-    let input = tract_ndarray::ArrayD::from_shape_vec(shape, floats(&x)).unwrap();
-    let got = model.run(tvec!(tract_onnx::prelude::Tensor::from(input).into())).unwrap();
-    let got = got[0].to_plain_array_view::<f32>().unwrap();
+    let got = common::run_tract(&std::fs::read(dir.join("painter.onnx")).unwrap(), &Tensor::from_vec(&shape, floats(&x)).unwrap());
     let want = floats(&want);
     let top = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     assert_eq!(got.len(), want.len());

@@ -1,5 +1,5 @@
-//! What several test files share: temporary directories and a learnable toy MNIST written as
-//! IDX files.
+//! What several test files share: temporary directories, a learnable toy MNIST written as
+//! IDX files, and an ONNX file run by tract.
 #![allow(dead_code)] // each test file uses its own part
 
 use std::io::Write;
@@ -128,4 +128,20 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs an ONNX model with tract on `x` (`[N, C, H, W]`) and returns the first output.
+pub fn run_tract(bytes: &[u8], x: &fovea::Tensor) -> Vec<f32> {
+    use tract_onnx::prelude::*;
+    let model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).expect("tract reads the file");
+    let model = model
+        .with_input_fact(0, f32::fact(x.shape()).into())
+        .unwrap()
+        .into_optimized()
+        .expect("tract optimizes the graph")
+        .into_runnable()
+        .unwrap();
+    let input = tract_ndarray::ArrayD::from_shape_vec(x.shape(), x.data().to_vec()).unwrap();
+    let out = model.run(tvec!(tract_onnx::prelude::Tensor::from(input).into())).expect("tract runs the graph");
+    out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
 }
