@@ -43,11 +43,14 @@ pub struct Args {
     input: Option<[usize; 3]>,
     /// Convolution kernels for `conv`: `auto` (what training uses), `tiled` (fovea's widest
     /// tile, direct), `tiled-avx512`, `tiled-avx2`, `winograd-avx512`, `winograd-avx2`
-    /// (F(2x2, 3x3) on that tile, 3x3 stride-1 layers only), `gemm` (im2col + gemm); several to
+    /// (F(2x2, 3x3) or F(2x2, 5x5) on that tile, stride-1 layers of those filters only), `gemm` (im2col + gemm); several to
     /// compare them side by side. Each line names what ran (a tile the CPU lacks runs as
     /// `gemm`, Winograd where it does not apply as the direct tile).
     #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = ["auto", "tiled", "tiled-avx512", "tiled-avx2", "winograd-avx512", "winograd-avx2", "gemm"])]
     path: Vec<String>,
+    /// Operations for `conv` (a profile of one of them, say).
+    #[arg(long, value_delimiter = ',', default_value = "fwd,bwd_input,bwd_weight", value_parser = ["fwd", "bwd_input", "bwd_weight"])]
+    ops: Vec<String>,
 }
 
 /// (letter, N, Cin, H, W, Cout, k, stride, pad), as the baseline's `common.py`.
@@ -142,7 +145,7 @@ pub fn run(a: Args) -> Result<()> {
             println!("{letter}\t{op}\t{name}\t{threads}\t{}\t{ms:.3}\t{:.1}\t{min:.3}", a.reps, gflop / (ms / 1e3));
         };
         // Each operation on every path in turn, so the paths are compared side by side.
-        for op in ["fwd", "bwd_input", "bwd_weight"] {
+        for op in ["fwd", "bwd_input", "bwd_weight"].into_iter().filter(|op| a.ops.iter().any(|o| o == op)) {
             for (path, name) in &paths {
                 let path = *path;
                 let t = median_and_min_ms(a.reps, || match op {

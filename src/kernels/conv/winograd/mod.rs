@@ -1,6 +1,7 @@
-//! 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (`transform.rs`): 16 multiplies per 2x2
-//! block of outputs and input channel instead of 36. The products become 16 independent
-//! matrix products, one per point `xi` of the transform,
+//! 3x3 and 5x5 stride-1 convolutions by Winograd's F(2x2, 3x3) and F(2x2, 5x5)
+//! (`transform.rs`): 16 multiplies per 2x2 block of outputs and input channel instead of 36,
+//! or 36 instead of 100. The products become `P = (r + 1)^2` independent matrix products,
+//! one per point `xi` of the transform,
 //!
 //! `M[xi] [Cout, tiles] = U[xi] [Cout, Cin] x V[xi] [Cin, tiles]`,
 //!
@@ -12,15 +13,16 @@
 //! One sample at a time, in strips of one panel of tiles (the tile's width: 32 on AVX-512,
 //! 16 on AVX2), so that V and M stay in L1 and L2 and the input transform writes B's panels
 //! directly: pad the sample (split by column parity, so the transforms read and write whole
-//! vectors of tiles) -> per strip: input transform -> 16 products -> output transform into
+//! vectors of tiles) -> per strip: input transform -> P products -> output transform into
 //! NCHW.
 //!
 //! Used for the forward pass and for the input gradient (the forward pass of the transposed
-//! convolution, also 3x3 stride 1). Only where every operand is finite: the transforms mix a
-//! 4x4 block, so a NaN or an infinity would reach outputs whose windows do not hold it; a
-//! sample or weights holding one take the direct tile instead (`applies`, `all_finite`).
+//! convolution, also stride 1 with the same filter size). Only where every operand is finite:
+//! the transforms mix a whole block, so a NaN or an infinity would reach outputs whose windows
+//! do not hold it; a sample or weights holding one take the direct tile instead (`applies`,
+//! `all_finite`).
 //!
-//! Shapes per sample: `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, weights `[Cout, Cin, 3, 3]`.
+//! Shapes per sample: `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, weights `[Cout, Cin, r, r]`.
 
 mod transform;
 
@@ -30,15 +32,12 @@ use crate::kernels::aligned::AlignedVec;
 use crate::kernels::matmul::Threads;
 use rayon::prelude::*;
 
-/// Points of the transform (4 x 4).
-const POINTS: usize = 16;
-
 /// Fewer channels than this on either side leave the products too small to pay for the
 /// transforms.
 const MIN_CHANNELS: usize = 16;
 
-/// The 16 points' blocks of V and M start this many values apart beyond their size: the
-/// transforms touch all 16 at once, and at a power-of-two distance (8 KB for 64 channels)
+/// The points' blocks of V and M start this many values apart beyond their size: the
+/// transforms touch them all at once, and at a power-of-two distance (8 KB for 64 channels)
 /// they would all fall in the same cache sets.
 const POINT_GAP: usize = 16;
 
@@ -47,32 +46,47 @@ const POINT_GAP: usize = 16;
 /// beyond its tiles.
 const SLACK: usize = 32;
 
-/// Distance between the 16 points' blocks of `rows x width` values.
+/// Distance between the points' blocks of `rows x width` values.
 fn point_stride(rows: usize, width: usize) -> usize {
     rows * width + POINT_GAP
 }
 
-/// At most this many `Cin x Cout` filters: `U` (16 floats per filter, 1 MB here) is read
-/// once per strip of 32 tiles and must stay in L2. ResNet-18's 256- and 512-channel layers
-/// read 4 and 16 MB per strip from memory: 34 ms against 7 for the direct tile (layer4).
-const MAX_FILTERS: usize = 128 * 128;
+/// At most this many bytes of transformed weights `U` (16 floats per 3x3 filter, 36 per 5x5):
+/// U is read once per strip of 32 tiles and must stay in L2. ResNet-18's 256- and 512-channel
+/// layers read 4 and 16 MB per strip from memory: 34 ms against 7 for the direct tile
+/// (layer4). 1 MB: 128 x 128 3x3 filters, 85 x 85 5x5 ones.
+const MAX_U_BYTES: usize = 1 << 20;
 
 /// At least this many 2x2 blocks per sample: fewer leave most of a 32-lane strip empty (a 7x7
 /// image has 16).
 const MIN_TILES: usize = 24;
 
-/// Whether `d` can run here: a 3x3 filter, stride 1, no dilation, one group, at least
-/// `MIN_CHANNELS` input and output channels.
+/// Whether `d` can run here: a square filter with a transform (3x3 or 5x5), stride 1, no
+/// dilation, one group, at least `MIN_CHANNELS` input and output channels.
 pub fn applies(d: &ConvDims) -> bool {
     let g = &d.geom;
-    let axis_ok = |a: &crate::geometry::Axis| a.kernel == 3 && a.stride == 1 && a.dilation == 1 && a.leftover == 0;
-    d.groups == 1 && axis_ok(&g.rows) && axis_ok(&g.cols) && d.c_in >= MIN_CHANNELS && d.c_out >= MIN_CHANNELS
+    let r = g.rows.kernel;
+    let axis_ok = |a: &crate::geometry::Axis| a.kernel == r && a.stride == 1 && a.dilation == 1 && a.leftover == 0;
+    transform::FILTERS.contains(&r) && d.groups == 1 && axis_ok(&g.rows) && axis_ok(&g.cols) && d.c_in >= MIN_CHANNELS && d.c_out >= MIN_CHANNELS
 }
 
-/// Whether `ConvPath::Auto` takes Winograd for `d`: it applies, its transformed weights stay
-/// in L2 (`MAX_FILTERS`) and the image fills its strips (`MIN_TILES`).
+/// Whether `ConvPath::Auto` takes Winograd for `d`: a 3x3 filter where it applies, its
+/// transformed weights stay in L2 (`MAX_U_BYTES`) and the image fills its strips
+/// (`MIN_TILES`).
+///
+/// Not 5x5: F(2x2, 5x5) was slower than the direct tile on every 5x5 layer measured (Xeon,
+/// AVX-512, one thread, forward): the MNIST net's conv2 10.8 against 7.4 ms, AlexNet's conv2
+/// (64 -> 192 on 27x27) 22.4 against 22.0, GoogLeNet's 16 -> 32 on 28x28 1.7 against 0.9.
+/// Its products run at 110-130 GFLOP/s on 32 to 64 input channels, and the transforms of 36
+/// points cost as much again; `--path winograd-*` still runs it.
 pub fn pays(d: &ConvDims) -> bool {
-    applies(d) && d.c_in * d.c_out <= MAX_FILTERS && Grid::of(d).tiles() >= MIN_TILES
+    let r = d.geom.rows.kernel;
+    r == 3 && applies(d) && points(r) * d.c_in * d.c_out * 4 <= MAX_U_BYTES && Grid::of(d).tiles() >= MIN_TILES
+}
+
+/// Points of the transform for filters of side `r`: `(r + 1)^2`.
+fn points(r: usize) -> usize {
+    transform::side(r) * transform::side(r)
 }
 
 /// How benchmarks name the path on `kernel`: `winograd-avx512`, `winograd-avx2`.
@@ -83,15 +97,17 @@ pub fn name(kernel: Kernel) -> &'static str {
     }
 }
 
-/// The weights transformed once per call, `U: [16][Cout][Cin]`, with the offsets a tile reads
+/// The weights transformed once per call, `U: [P][Cout][Cin]`, with the offsets a tile reads
 /// them through, and whether they are all finite.
 #[derive(Default)]
 pub struct WinogradWeights {
     u: Vec<f32>,
-    /// The weights by tap, `[9][Cout * Cin]`.
+    /// The weights by tap, `[r * r][Cout * Cin]`.
     taps: Vec<f32>,
     c_in: usize,
     c_out: usize,
+    /// The filters' side.
+    r: usize,
     /// `co * Cin`: the tile's rows.
     rows: Offsets,
     /// `0..Cin`: the tile's reduction.
@@ -100,22 +116,22 @@ pub struct WinogradWeights {
 }
 
 impl WinogradWeights {
-    /// Transforms `weight: [Cout, Cin, 3, 3]`: each point's block `U[xi]` is a linear
-    /// combination of the 9 tap planes (`transform::weight_coefficients`), written block by
-    /// block across the pool.
-    pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize) {
-        let n = c_out * c_in;
-        assert_eq!(weight.len(), n * 9, "winograd: weights of {c_out}x{c_in}x3x3");
+    /// Transforms `weight: [Cout, Cin, r, r]`: each point's block `U[xi]` is a linear
+    /// combination of the `r * r` tap planes (`transform::weight_coefficients`), written block
+    /// by block across the pool.
+    pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize, r: usize) {
+        let (n, taps) = (c_out * c_in, r * r);
+        assert_eq!(weight.len(), n * taps, "winograd: weights of {c_out}x{c_in}x{r}x{r}");
         self.finite = crate::kernels::finite::all_finite(weight);
-        // [9][Cout * Cin]: tap t of every filter, contiguous.
-        self.taps.resize(9 * n, 0.0);
-        for (f, g) in weight.chunks_exact(9).enumerate() {
+        // [r * r][Cout * Cin]: tap t of every filter, contiguous.
+        self.taps.resize(taps * n, 0.0);
+        for (f, g) in weight.chunks_exact(taps).enumerate() {
             for (t, v) in g.iter().enumerate() {
                 self.taps[t * n + f] = *v;
             }
         }
-        let coefficients = transform::weight_coefficients();
-        self.u.resize(POINTS * n, 0.0);
+        let coefficients = transform::weight_coefficients(r);
+        self.u.resize(points(r) * n, 0.0);
         let taps = &self.taps;
         self.u.par_chunks_mut(n).zip(coefficients.par_iter()).for_each(|(block, coef)| {
             block.fill(0.0);
@@ -132,6 +148,7 @@ impl WinogradWeights {
             self.reduction.set(0..c_in);
             (self.c_in, self.c_out) = (c_in, c_out);
         }
+        self.r = r;
     }
 
     /// Whether these weights may go through the transforms at all.
@@ -143,21 +160,24 @@ impl WinogradWeights {
 /// One thread's scratch, kept between calls.
 #[derive(Default)]
 pub struct WinogradScratch {
-    /// The zero-padded sample split by column parity: `[Cin][Hp][2][tw + 1]`.
+    /// The zero-padded sample split by column parity: `[Cin][Hp][2][half]`.
     planes: Vec<f32>,
-    /// A strip's transformed input: `[16][Cin][width]`, 16 panels (B of the products).
+    /// A strip's transformed input: `[P][Cin][width]`, P panels (B of the products).
     v: AlignedVec,
-    /// A strip's products: `[16][Cout][width]`.
+    /// A strip's products: `[P][Cout][width]`.
     m: AlignedVec,
 }
 
-/// The tile grid of a sample: `th x tw` blocks of 2x2 outputs.
+/// The tile grid of a sample: `th x tw` blocks of 2x2 outputs, each reading an `r + 1`
+/// square of the padded input.
 struct Grid {
     ho: usize,
     wo: usize,
     th: usize,
     tw: usize,
-    /// Padded plane: `hp` rows of `tw + 1` even and `tw + 1` odd columns.
+    /// The filters' side.
+    r: usize,
+    /// Padded plane: `hp` rows of `half` even and `half` odd columns.
     hp: usize,
 }
 
@@ -165,14 +185,19 @@ impl Grid {
     fn of(d: &ConvDims) -> Grid {
         let (ho, wo) = d.geom.out_hw();
         let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
-        Grid { ho, wo, th, tw, hp: 2 * th + 2 }
+        let r = d.geom.rows.kernel;
+        Grid { ho, wo, th, tw, r, hp: 2 * th + r - 1 }
     }
     fn tiles(&self) -> usize {
         self.th * self.tw
     }
+    /// Columns of each parity in a padded row: tile `t` reads `t ..= t + (r - 1) / 2` of both.
+    fn half(&self) -> usize {
+        self.tw + (self.r - 1) / 2
+    }
     /// Values per padded channel.
     fn plane(&self) -> usize {
-        self.hp * 2 * (self.tw + 1)
+        self.hp * 2 * self.half()
     }
     /// The runs of tiles `[t0, t1)` that lie in one row: (tile row, first column, lane, count).
     fn segments(&self, t0: usize, t1: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
@@ -196,12 +221,13 @@ impl Grid {
 #[allow(clippy::too_many_arguments)]
 pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &WinogradWeights, d: &ConvDims, s: &mut WinogradScratch, accumulate: bool, threads: Threads) {
     let (c_in, c_out, width) = (d.c_in, d.c_out, kernel.width);
-    assert!(applies(d) && (w.c_in, w.c_out) == (c_in, c_out), "winograd: weights for {}x{}, a {c_out}x{c_in} problem", w.c_out, w.c_in);
+    assert!(applies(d) && (w.c_in, w.c_out, w.r) == (c_in, c_out, d.geom.rows.kernel), "winograd: weights for {}x{}x{r}x{r}, a {c_out}x{c_in} problem", w.c_out, w.c_in, r = w.r);
     let grid = Grid::of(d);
+    let points = points(grid.r);
     assert!(x.len() == c_in * d.in_plane() && y.len() == c_out * grid.ho * grid.wo, "winograd: sample of {} / {} values", x.len(), y.len());
     pad_by_parity(&mut s.planes, x, d, &grid);
-    s.v.resize(POINTS * point_stride(c_in, width) + SLACK, 0.0);
-    s.m.resize(POINTS * point_stride(c_out, width) + SLACK, 0.0);
+    s.v.resize(points * point_stride(c_in, width) + SLACK, 0.0);
+    s.m.resize(points * point_stride(c_out, width) + SLACK, 0.0);
     for t0 in (0..grid.tiles()).step_by(width) {
         let t1 = (t0 + width).min(grid.tiles());
         input_strip(kernel, s.v.as_mut_slice(), &s.planes, &grid, c_in, t0, t1);
@@ -214,7 +240,7 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &WinogradWeig
 fn pad_by_parity(planes: &mut Vec<f32>, x: &[f32], d: &ConvDims, grid: &Grid) {
     let (h, w) = d.geom.in_hw();
     let (top, left) = (d.geom.rows.pad_lo, d.geom.cols.pad_lo);
-    let (half, plane) = (grid.tw + 1, grid.plane());
+    let (half, plane) = (grid.half(), grid.plane());
     planes.clear();
     // Slack past the last row: the input transform reads whole vectors of tiles.
     planes.resize(d.c_in * plane + SLACK, 0.0);
@@ -236,11 +262,11 @@ fn pad_by_parity(planes: &mut Vec<f32>, x: &[f32], d: &ConvDims, grid: &Grid) {
     }
 }
 
-/// Tiles `[t0, t1)` of every channel into `v: [16][Cin][width]` (blocks `point_stride`
+/// Tiles `[t0, t1)` of every channel into `v: [P][Cin][width]` (blocks `point_stride`
 /// apart); lanes past `t1` hold finite values of no use.
 fn input_strip(kernel: Kernel, v: &mut [f32], planes: &[f32], grid: &Grid, c_in: usize, t0: usize, t1: usize) {
     let width = kernel.width;
-    let half = grid.tw + 1;
+    let (half, side) = (grid.half(), transform::side(grid.r));
     for ci in 0..c_in {
         // Whole vectors of tiles: a segment's last vector reads on into the next rows (or the
         // slack) and writes lanes that the next segment, the next channel or the gap between
@@ -249,15 +275,15 @@ fn input_strip(kernel: Kernel, v: &mut [f32], planes: &[f32], grid: &Grid, c_in:
         let plane = &planes[ci * grid.plane()..];
         for (ty, tx, lane, len) in grid.segments(t0, t1) {
             let at = |i: usize, parity: usize| &plane[((2 * ty + i) * 2 + parity) * half + tx..];
-            let even = std::array::from_fn(|i| at(i, 0));
-            let odd = std::array::from_fn(|i| at(i, 1));
+            let even: [&[f32]; 6] = std::array::from_fn(|i| if i < side { at(i, 0) } else { &[] });
+            let odd: [&[f32]; 6] = std::array::from_fn(|i| if i < side { at(i, 1) } else { &[] });
             // Point xi of channel ci at v[xi * point_stride + ci * width + lane].
-            transform::input_row(kernel.isa, even, odd, &mut v[ci * width..], point_stride(c_in, width), lane, len);
+            transform::input_row(kernel.isa, grid.r, &even[..side], &odd[..side], &mut v[ci * width..], point_stride(c_in, width), lane, len);
         }
     }
 }
 
-/// `m[xi] [Cout, width] = U[xi] [Cout, Cin] x V[xi] [Cin, width]` for the 16 points.
+/// `m[xi] [Cout, width] = U[xi] [Cout, Cin] x V[xi] [Cin, width]` for the P points.
 fn products(kernel: Kernel, m: &mut [f32], v: &[f32], w: &WinogradWeights, threads: Threads) {
     let (c_in, c_out, width, rows) = (w.c_in, w.c_out, kernel.width, kernel.rows);
     let one_point = |xi: usize, mx: &mut [f32]| {
@@ -278,7 +304,7 @@ fn products(kernel: Kernel, m: &mut [f32], v: &[f32], w: &WinogradWeights, threa
             });
         }
     };
-    let per_point = m.chunks_mut(point_stride(c_out, width)).take(POINTS);
+    let per_point = m.chunks_mut(point_stride(c_out, width)).take(points(w.r));
     if threads == Threads::Pool && rayon::current_num_threads() > 1 {
         per_point.collect::<Vec<_>>().into_par_iter().enumerate().for_each(|(xi, mx)| one_point(xi, mx));
     } else {
@@ -286,7 +312,7 @@ fn products(kernel: Kernel, m: &mut [f32], v: &[f32], w: &WinogradWeights, threa
     }
 }
 
-/// The strip's products `m: [16][Cout][strip]` back to outputs `y: [Cout, Ho, Wo]`.
+/// The strip's products `m: [P][Cout][strip]` back to outputs `y: [Cout, Ho, Wo]`.
 #[allow(clippy::too_many_arguments)]
 fn output_strip(kernel: Kernel, y: &mut [f32], m: &[f32], grid: &Grid, c_out: usize, t0: usize, t1: usize, strip: usize, accumulate: bool) {
     let (ho, wo) = (grid.ho, grid.wo);
@@ -299,7 +325,7 @@ fn output_strip(kernel: Kernel, y: &mut [f32], m: &[f32], grid: &Grid, c_out: us
             let (above, below) = yc.split_at_mut((r0 + 1) * wo);
             let top = &mut above[r0 * wo + c0..][..cols];
             let bottom = (r0 + 1 < ho).then(|| &mut below[c0..c0 + cols]);
-            transform::output_row(kernel.isa, mc, point_stride, lane, len, top, bottom, accumulate);
+            transform::output_row(kernel.isa, grid.r, mc, point_stride, lane, len, top, bottom, accumulate);
         }
     }
 }
@@ -311,23 +337,27 @@ mod tests {
 
     #[test]
     fn segments_cover_the_strip_row_by_row() {
-        let grid = Grid { ho: 9, wo: 7, th: 5, tw: 4, hp: 12 };
+        let grid = Grid { ho: 9, wo: 7, th: 5, tw: 4, r: 3, hp: 12 };
         let segs: Vec<_> = grid.segments(3, 14).collect();
         assert_eq!(segs, vec![(0, 3, 0, 1), (1, 0, 1, 4), (2, 0, 5, 4), (3, 0, 9, 2)]);
         assert_eq!(grid.segments(5, 5).count(), 0);
     }
 
     #[test]
-    fn applies_only_to_3x3_stride_1_single_group_wide_layers() {
+    fn applies_only_to_3x3_and_5x5_stride_1_single_group_wide_layers() {
         let dims = |k: usize, stride: usize, groups: usize, c: usize| {
             let geom = Window2d::square(k, stride, Padding::uniform(1)).resolve(8, 8).unwrap();
             ConvDims { n: 1, c_in: c, c_out: c, groups, geom }
         };
         assert!(applies(&dims(3, 1, 1, 16)));
+        assert!(applies(&dims(5, 1, 1, 16)));
         assert!(!applies(&dims(3, 2, 1, 16)));
-        assert!(!applies(&dims(5, 1, 1, 16)));
+        assert!(!applies(&dims(5, 2, 1, 16)));
+        assert!(!applies(&dims(7, 1, 1, 16)));
         assert!(!applies(&dims(3, 1, 2, 32)));
         assert!(!applies(&dims(3, 1, 1, 15)));
+        let wide = Window2d { kernel: [3, 5], ..Window2d::square(3, 1, Padding::uniform(1)) };
+        assert!(!applies(&ConvDims { geom: wide.resolve(8, 8).unwrap(), ..dims(3, 1, 1, 16) }), "3x5 filters");
     }
 
     #[test]
@@ -339,23 +369,33 @@ mod tests {
         assert!(pays(&dims(56, 64)) && pays(&dims(28, 128)) && pays(&dims(10, 64)));
         assert!(applies(&dims(14, 256)) && !pays(&dims(14, 256)), "U of 4 MB");
         assert!(applies(&dims(8, 64)) && !pays(&dims(8, 64)), "16 tiles");
+        // 5x5 applies (the MNIST net's conv2, 32 -> 64 on 14x14) but is left to the direct tile.
+        let geom = Window2d::square(5, 1, Padding::uniform(2)).resolve(14, 14).unwrap();
+        let conv2 = ConvDims { n: 1, c_in: 32, c_out: 64, groups: 1, geom };
+        assert!(applies(&conv2) && !pays(&conv2));
     }
 
-    /// Each point of `U` is `G g G^T` of its filter.
+    /// Point `xi` of filter `(co, ci)` sits at `U[xi][co][ci]` and is the coefficients'
+    /// combination of that filter's taps (`transform`'s tests hold the coefficients to
+    /// `G g G^T`).
     #[test]
-    fn transformed_weights_are_g_g_gt() {
+    fn transformed_weights_are_each_filters_points() {
         let mut rng = crate::rng::Rng::new(5);
         let (c_in, c_out) = (3, 5);
-        let weight = rng.uniform_vec(c_out * c_in * 9, -1.0, 1.0);
-        let mut w = WinogradWeights::default();
-        w.prepare(&weight, c_in, c_out);
-        for co in 0..c_out {
-            for ci in 0..c_in {
-                let g = &weight[(co * c_in + ci) * 9..][..9];
-                let want = transform::g_g_gt(std::array::from_fn(|i| std::array::from_fn(|j| g[3 * i + j])));
-                for (xi, v) in want.iter().enumerate() {
-                    let got = w.u[(xi * c_out + co) * c_in + ci];
-                    assert!((got - v).abs() < 1e-6, "filter ({co}, {ci}) point {xi}: {got} vs {v}");
+        for r in transform::FILTERS {
+            let weight = rng.uniform_vec(c_out * c_in * r * r, -1.0, 1.0);
+            let mut w = WinogradWeights::default();
+            w.prepare(&weight, c_in, c_out, r);
+            let coefficients = transform::weight_coefficients(r);
+            assert_eq!(w.u.len(), points(r) * c_out * c_in);
+            for co in 0..c_out {
+                for ci in 0..c_in {
+                    let g = &weight[(co * c_in + ci) * r * r..][..r * r];
+                    for (xi, c) in coefficients.iter().enumerate() {
+                        let want: f32 = c.iter().zip(g).map(|(c, g)| c * g).sum();
+                        let got = w.u[(xi * c_out + co) * c_in + ci];
+                        assert!((got - want).abs() < 1e-6, "{r}x{r} filter ({co}, {ci}) point {xi}: {got} vs {want}");
+                    }
                 }
             }
         }

@@ -1,23 +1,104 @@
-//! The three transforms of Winograd's F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
-//! Convolutional Neural Networks", 2016): a 2x2 block of outputs of a 3x3 filter from a 4x4
-//! block of input, in 16 products instead of 36.
+//! The three transforms of Winograd's F(2x2, 3x3) and F(2x2, 5x5) (Lavin and Gray, "Fast
+//! Algorithms for Convolutional Neural Networks", 2016): a 2x2 block of outputs of an r x r
+//! filter from an `a x a` block of input (`a = r + 1`), in `a^2` products instead of `4 r^2`
+//! (16 instead of 36 for 3x3, 36 instead of 100 for 5x5).
 //!
-//! `Y = A^T [ (G g G^T) . (B^T d B) ] A`, with
+//! `Y = A^T [ (G g G^T) . (B^T d B) ] A`, with the matrices of the Toom-Cook construction on
+//! the points 0, 1, -1 (, 2, -2) and infinity (`scripts/winograd_matrices.py` derives them;
+//! B^T's rows are scaled to small integers and G takes the scale):
 //!
 //! ```text
+//! F(2x2, 3x3)
 //! B^T = | 1  0 -1  0 |     G = | 1    0    0  |     A^T = | 1  1  1  0 |
-//!       | 0  1  1  0 |         | 1/2  1/2  1/2|           | 0  1 -1 -1 |
+//!       | 0  1  1  0 |         | 1/2  1/2  1/2|           | 0  1 -1  1 |
 //!       | 0 -1  1  0 |         | 1/2 -1/2  1/2|
-//!       | 0  1  0 -1 |         | 0    0    1  |
+//!       | 0 -1  0  1 |         | 0    0    1  |
+//!
+//! F(2x2, 5x5)
+//! B^T = | 4  0 -5  0  1  0 |   G = | 1/4   0     0    0    0   |   A^T = | 1  1  1  1  1  0 |
+//!       | 0  4  4 -1 -1  0 |       | 1/6   1/6   1/6  1/6  1/6 |         | 0  1 -1  2 -2  1 |
+//!       | 0 -4  4  1 -1  0 |       | 1/6  -1/6   1/6 -1/6  1/6 |
+//!       | 0 -2 -1  2  1  0 |       | 1/24  1/12  1/6  1/3  2/3 |
+//!       | 0  2 -1 -2  1  0 |       | 1/24 -1/12  1/6 -1/3  2/3 |
+//!       | 0  4  0 -5  0  1 |       | 0     0     0    0    1   |
 //! ```
 //!
-//! Index `xi = 4 a + b` names one of the 16 points. The input and output transforms run over a
-//! row of tiles at a time, one tile per lane: the loops are plain Rust over contiguous slices,
-//! compiled inside a `#[target_feature]` wrapper per instruction set (`input_row`,
-//! `output_row`) so they vectorise at the tile's width.
+//! Index `xi = A p + q` names one of the `A^2` points. The input and output transforms run
+//! over a row of tiles at a time, one tile per lane: plain Rust over contiguous slices, the
+//! 1-d transforms written out per variant (`Variant::bt`, `at`) and the 2-d ones shared
+//! (`input_block`, `output_block`), compiled inside a `#[target_feature]` wrapper per
+//! instruction set (`input_row`, `output_row`) so they vectorise at the tile's width.
 
 use crate::kernels::isa::Isa;
-use std::ops::{Add, Sub};
+use std::ops::{Add, Mul, Sub};
+
+/// One transform: `A = R + 1` points per side for `R x R` filters. `bt` and `at` are written
+/// out by hand (the matrices above, their zeros and ones dropped): a loop over constant
+/// coefficients is not unrolled inside the `#[target_feature]` wrappers and tests every
+/// coefficient at run time.
+trait Variant<const A: usize, const R: usize> {
+    /// In f64: the weights' coefficients are products of two entries, rounded once.
+    const G: [[f64; R]; A];
+    /// `B^T x` of one column of `A` values.
+    fn bt<T: Value>(x: [T; A]) -> [T; A];
+    /// `A^T x`: the two outputs of one column of `A` products.
+    fn at<T: Value>(x: [T; A]) -> [T; 2];
+}
+
+/// F(2x2, 3x3).
+struct F2x3;
+
+impl Variant<4, 3> for F2x3 {
+    const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
+    #[inline(always)]
+    fn bt<T: Value>(x: [T; 4]) -> [T; 4] {
+        [x[0] - x[2], x[1] + x[2], x[2] - x[1], x[3] - x[1]]
+    }
+    #[inline(always)]
+    fn at<T: Value>(m: [T; 4]) -> [T; 2] {
+        [m[0] + m[1] + m[2], m[1] - m[2] + m[3]]
+    }
+}
+
+/// F(2x2, 5x5).
+struct F2x5;
+
+impl Variant<6, 5> for F2x5 {
+    const G: [[f64; 5]; 6] = [
+        [1.0 / 4.0, 0.0, 0.0, 0.0, 0.0],
+        [1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0],
+        [1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0],
+        [0.0, 0.0, 0.0, 0.0, 1.0],
+    ];
+    #[inline(always)]
+    fn bt<T: Value>(x: [T; 6]) -> [T; 6] {
+        // Rows 1-4 share 4 x1, 4 x2, 2 x1 and 2 x3.
+        let (x1_4, x1_2) = (x[1] * 4.0, x[1] * 2.0);
+        let (x2_4, x3_2) = (x[2] * 4.0, x[3] * 2.0);
+        [
+            x[0] * 4.0 - x[2] * 5.0 + x[4],
+            x1_4 + x2_4 - x[3] - x[4],
+            x2_4 - x1_4 + x[3] - x[4],
+            x3_2 - x1_2 - x[2] + x[4],
+            x1_2 - x3_2 - x[2] + x[4],
+            x1_4 - x[3] * 5.0 + x[5],
+        ]
+    }
+    #[inline(always)]
+    fn at<T: Value>(m: [T; 6]) -> [T; 2] {
+        [m[0] + m[1] + m[2] + m[3] + m[4], m[1] - m[2] + (m[3] - m[4]) * 2.0 + m[5]]
+    }
+}
+
+/// Filter sides with a transform.
+pub const FILTERS: [usize; 2] = [3, 5];
+
+/// Points per side for filters of side `r` (`r + 1`).
+pub fn side(r: usize) -> usize {
+    r + 1
+}
 
 /// 16 tiles' values side by side: the row transforms run on these (whole vectors of tiles);
 /// the transforms are generic so the tests also run them on plain `f32`, one tile at a time.
@@ -26,7 +107,7 @@ struct Lanes([f32; LANES]);
 const LANES: usize = 16;
 
 impl Lanes {
-    // No `array::from_fn`, `try_into` or closures here: they are not inlined into the
+    // No `array::from_fn` or `try_into` here: they are not inlined into the
     // `#[target_feature]` callers, and every call then copies its arrays through memory.
     #[inline(always)]
     #[allow(clippy::manual_memcpy)]
@@ -37,6 +118,15 @@ impl Lanes {
             v[i] = s[i];
         }
         Lanes(v)
+    }
+
+    #[inline(always)]
+    #[allow(clippy::manual_memcpy)]
+    fn store(self, d: &mut [f32]) {
+        let d = &mut d[..LANES];
+        for i in 0..LANES {
+            d[i] = self.0[i];
+        }
     }
 }
 
@@ -62,52 +152,70 @@ impl Sub for Lanes {
     }
 }
 
-/// `B^T d B` of one 4x4 block `d[row][column]`, as 16 values `xi = 4 a + b`.
-#[inline(always)]
-fn bt_d_b<T: Copy + Default + Add<Output = T> + Sub<Output = T>>(d: [[T; 4]; 4]) -> [T; 16] {
-    let mut t = [[T::default(); 4]; 4];
-    for c in 0..4 {
-        t[0][c] = d[0][c] - d[2][c];
-        t[1][c] = d[1][c] + d[2][c];
-        t[2][c] = d[2][c] - d[1][c];
-        t[3][c] = d[1][c] - d[3][c];
+impl Mul<f32> for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn mul(mut self, c: f32) -> Lanes {
+        for i in 0..LANES {
+            self.0[i] *= c;
+        }
+        self
     }
-    let mut v = [T::default(); 16];
-    for a in 0..4 {
-        v[4 * a] = t[a][0] - t[a][2];
-        v[4 * a + 1] = t[a][1] + t[a][2];
-        v[4 * a + 2] = t[a][2] - t[a][1];
-        v[4 * a + 3] = t[a][1] - t[a][3];
-    }
-    v
 }
 
-/// `A^T m A` of 16 values `m[4 a + b]`: the 2x2 outputs `[row][column]`.
+/// What the transforms compute on: a lane vector of tiles, or one tile's `f32`.
+trait Value: Copy + Default + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Output = Self> {}
+impl<T: Copy + Default + Add<Output = T> + Sub<Output = T> + Mul<f32, Output = T>> Value for T {}
+
+/// `B^T d B` of one block, `d(i, j)` its value at row i, column j; `out(xi, v)` receives point
+/// `xi = A p + q`.
 #[inline(always)]
-fn at_m_a<T: Copy + Default + Add<Output = T> + Sub<Output = T>>(m: [T; 16]) -> [[T; 2]; 2] {
-    let mut s = [[T::default(); 2]; 4];
-    for a in 0..4 {
-        s[a][0] = m[4 * a] + m[4 * a + 1] + m[4 * a + 2];
-        s[a][1] = m[4 * a + 1] - m[4 * a + 2] - m[4 * a + 3];
+fn input_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(d: impl Fn(usize, usize) -> T, mut out: impl FnMut(usize, T)) {
+    // t = B^T d, column by column.
+    let mut t = [[T::default(); A]; A];
+    for c in 0..A {
+        let mut column = [T::default(); A];
+        for (i, x) in column.iter_mut().enumerate() {
+            *x = d(i, c);
+        }
+        for (p, v) in V::bt(column).into_iter().enumerate() {
+            t[p][c] = v;
+        }
     }
-    [
-        [s[0][0] + s[1][0] + s[2][0], s[0][1] + s[1][1] + s[2][1]],
-        [s[1][0] - s[2][0] - s[3][0], s[1][1] - s[2][1] - s[3][1]],
-    ]
+    // (B^T d) B: B^T applied to each row.
+    for (p, row) in t.into_iter().enumerate() {
+        for (q, v) in V::bt(row).into_iter().enumerate() {
+            out(A * p + q, v);
+        }
+    }
 }
 
-/// G's rows.
-const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
+/// `A^T m A` of one block's products `m(xi)`: the 2x2 outputs `[row][column]`.
+#[inline(always)]
+fn output_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(m: impl Fn(usize) -> T) -> [[T; 2]; 2] {
+    // s = m A: A^T applied to each row, then to the two columns of s.
+    let mut s = [[T::default(); A]; 2];
+    for p in 0..A {
+        let mut row = [T::default(); A];
+        for (q, x) in row.iter_mut().enumerate() {
+            *x = m(A * p + q);
+        }
+        let [s0, s1] = V::at(row);
+        (s[0][p], s[1][p]) = (s0, s1);
+    }
+    let ([y00, y10], [y01, y11]) = (V::at(s[0]), V::at(s[1]));
+    [[y00, y01], [y10, y11]]
+}
 
-/// `G g G^T` as 16 linear combinations of the 9 taps: point `xi = 4 a + b` is
-/// `sum_t coefficients[xi][t] g[t]`, `t = 3 i + j`, with coefficient `G[a][i] G[b][j]`.
-pub fn weight_coefficients() -> [[f32; 9]; 16] {
-    let mut c = [[0.0f32; 9]; 16];
-    for a in 0..4 {
-        for b in 0..4 {
-            for i in 0..3 {
-                for j in 0..3 {
-                    c[4 * a + b][3 * i + j] = G[a][i] * G[b][j];
+/// `G g G^T` as linear combinations of the `R^2` taps: point `xi = A p + q` is
+/// `sum_t c[xi][t] g[t]`, `t = R i + j`, with coefficient `G[p][i] G[q][j]`.
+fn coefficients_of<V: Variant<A, R>, const A: usize, const R: usize>() -> Vec<Vec<f32>> {
+    let mut c = vec![vec![0.0f32; R * R]; A * A];
+    for p in 0..A {
+        for q in 0..A {
+            for i in 0..R {
+                for j in 0..R {
+                    c[A * p + q][R * i + j] = (V::G[p][i] * V::G[q][j]) as f32;
                 }
             }
         }
@@ -115,48 +223,31 @@ pub fn weight_coefficients() -> [[f32; 9]; 16] {
     c
 }
 
-/// `G g G^T` of a 3x3 filter `g[i][j]`, as 16 values `xi = 4 a + b`.
-#[cfg(test)]
-pub(super) fn g_g_gt(g: [[f32; 3]; 3]) -> [f32; 16] {
-    let rows = |v: [f32; 3]| [v[0], 0.5 * (v[0] + v[1] + v[2]), 0.5 * (v[0] - v[1] + v[2]), v[2]];
-    // G g: 4 rows of 3, column by column.
-    let mut gg = [[0.0f32; 3]; 4];
-    for j in 0..3 {
-        let col = rows([g[0][j], g[1][j], g[2][j]]);
-        for a in 0..4 {
-            gg[a][j] = col[a];
-        }
+/// The weights' coefficients for filters of side `r` (`FILTERS`): `[points][r * r]`.
+pub fn weight_coefficients(r: usize) -> Vec<Vec<f32>> {
+    match r {
+        3 => coefficients_of::<F2x3, 4, 3>(),
+        5 => coefficients_of::<F2x5, 6, 5>(),
+        _ => panic!("winograd: no transform for {r}x{r} filters"),
     }
-    let mut u = [0.0f32; 16];
-    for a in 0..4 {
-        let r = rows(gg[a]);
-        u[4 * a..4 * a + 4].copy_from_slice(&r);
-    }
-    u
 }
 
-/// One row of tiles of one channel, into lanes `lane..lane + len` of `v: [16][stride]`, in
+/// One row of tiles of one channel, into lanes `lane..lane + len` of `v: [A^2][stride]`, in
 /// whole vectors of 16 tiles: lanes up to `lane + round_up(len, 16)` are written, those past
 /// `len` with values of no use (callers leave room, and write the next tiles after).
-/// `even[i]` and `odd[i]` are padded row `i` of the tiles' four rows split by column parity
+/// `even[i]` and `odd[i]` are padded row `i` of the tiles' `A` rows split by column parity
 /// (`even[i][t] = row[2 t]`, `odd[i][t] = row[2 t + 1]`), from the row's first tile on, each
-/// at least `round_up(len, 16) + 1` long: tile `l` reads columns `2 l .. 2 l + 4`.
+/// at least `round_up(len, 16) + A / 2 - 1` long: tile `l` reads columns `2 l .. 2 l + A`.
 #[inline(always)]
-fn input_row_body(even: [&[f32]; 4], odd: [&[f32]; 4], v: &mut [f32], stride: usize, lane: usize, len: usize) {
+fn input_row_body<V: Variant<A, R>, const A: usize, const R: usize>(even: [&[f32]; A], odd: [&[f32]; A], v: &mut [f32], stride: usize, lane: usize, len: usize) {
     let whole = len.div_ceil(LANES) * LANES;
-    assert!(v.len() >= 15 * stride + lane + whole, "input_row: {} values for lanes {lane}+{whole} of 16 x {stride}", v.len());
-    assert!(even.iter().chain(&odd).all(|r| r.len() > whole), "input_row: rows shorter than {whole} + 1 tiles");
+    assert!(v.len() >= (A * A - 1) * stride + lane + whole, "input_row: {} values for lanes {lane}+{whole} of {} x {stride}", v.len(), A * A);
+    assert!(even.iter().chain(&odd).all(|r| r.len() >= whole + A / 2 - 1), "input_row: rows shorter than {whole} + {} tiles", A / 2 - 1);
     for l in (0..whole).step_by(LANES) {
-        let mut d = [[Lanes::default(); 4]; 4];
-        for i in 0..4 {
-            d[i] = [Lanes::load(&even[i][l..]), Lanes::load(&odd[i][l..]), Lanes::load(&even[i][l + 1..]), Lanes::load(&odd[i][l + 1..])];
-        }
-        for (xi, x) in bt_d_b(d).into_iter().enumerate() {
-            let dst = &mut v[xi * stride + lane + l..][..LANES];
-            for (d, v) in dst.iter_mut().zip(&x.0) {
-                *d = *v;
-            }
-        }
+        input_block::<V, Lanes, A, R>(
+            |i, c| Lanes::load(&(if c % 2 == 0 { even[i] } else { odd[i] })[l + c / 2..]),
+            |xi, x| x.store(&mut v[xi * stride + lane + l..]),
+        );
     }
 }
 
@@ -166,19 +257,15 @@ fn input_row_body(even: [&[f32]; 4], odd: [&[f32]; 4], v: &mut [f32], stride: us
 /// Added to what is there when `accumulate`. Reads whole vectors: `m` holds lanes up to
 /// `lane + round_up(len, 16)` of every point.
 #[inline(always)]
-fn output_row_body(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
+fn output_row_body<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
     let whole = len.div_ceil(LANES) * LANES;
-    assert!(m.len() >= 15 * stride + lane + whole, "output_row: {} values for lanes {lane}+{whole}", m.len());
+    assert!(m.len() >= (A * A - 1) * stride + lane + whole, "output_row: {} values for lanes {lane}+{whole}", m.len());
     assert!(top.len() >= 2 * len - 1 && top.len() <= 2 * len, "output_row: a row of {} for {len} tiles", top.len());
     let width = top.len();
     let mut bottom = bottom;
     for l in (0..len).step_by(LANES) {
         let n = (len - l).min(LANES);
-        let mut mm = [Lanes::default(); 16];
-        for (xi, x) in mm.iter_mut().enumerate() {
-            *x = Lanes::load(&m[xi * stride + lane + l..]);
-        }
-        let y = at_m_a(mm);
+        let y = output_block::<V, Lanes, A, R>(|xi| Lanes::load(&m[xi * stride + lane + l..]));
         // Columns 2 l .. of this stretch: 2 n, or one fewer at the end of an odd row.
         let cols = (width - 2 * l).min(2 * n);
         for (a, pair) in y.iter().enumerate() {
@@ -207,49 +294,86 @@ fn output_row_body(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut 
     }
 }
 
-/// `input_row_body` compiled for `isa`.
-pub fn input_row(isa: Isa, even: [&[f32]; 4], odd: [&[f32]; 4], v: &mut [f32], stride: usize, lane: usize, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        fn wide(even: [&[f32]; 4], odd: [&[f32]; 4], v: &mut [f32], stride: usize, lane: usize, len: usize) {
-            input_row_body(even, odd, v, stride, lane, len)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn narrow(even: [&[f32]; 4], odd: [&[f32]; 4], v: &mut [f32], stride: usize, lane: usize, len: usize) {
-            input_row_body(even, odd, v, stride, lane, len)
-        }
-        // SAFETY: the CPU has the instruction set (checked by `supported`).
-        match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { wide(even, odd, v, stride, lane, len) },
-            Isa::Avx2 if isa.supported() => return unsafe { narrow(even, odd, v, stride, lane, len) },
-            _ => {}
-        }
-    }
-    input_row_body(even, odd, v, stride, lane, len)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn input_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(even: [&[f32]; A], odd: [&[f32]; A], v: &mut [f32], stride: usize, lane: usize, len: usize) {
+    input_row_body::<V, A, R>(even, odd, v, stride, lane, len)
 }
 
-/// `output_row_body` compiled for `isa`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn input_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(even: [&[f32]; A], odd: [&[f32]; A], v: &mut [f32], stride: usize, lane: usize, len: usize) {
+    input_row_body::<V, A, R>(even, odd, v, stride, lane, len)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub fn output_row(isa: Isa, m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
+fn output_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
+    output_row_body::<V, A, R>(m, stride, lane, len, top, bottom, accumulate)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn output_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
+    output_row_body::<V, A, R>(m, stride, lane, len, top, bottom, accumulate)
+}
+
+/// `input_row_body` of variant `V` compiled for `isa`.
+fn input_row_of<'a, V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, even: &[&'a [f32]], odd: &[&'a [f32]], v: &mut [f32], stride: usize, lane: usize, len: usize) {
+    fn rows<'a, const A: usize>(r: &[&'a [f32]]) -> [&'a [f32]; A] {
+        r.try_into().unwrap_or_else(|_| panic!("input_row: {} rows for {A}", r.len()))
+    }
+    let (even, odd) = (rows::<A>(even), rows::<A>(odd));
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        fn wide(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
-            output_row_body(m, stride, lane, len, top, bottom, accumulate)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn narrow(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
-            output_row_body(m, stride, lane, len, top, bottom, accumulate)
-        }
         // SAFETY: the CPU has the instruction set (checked by `supported`).
         match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { wide(m, stride, lane, len, top, bottom, accumulate) },
-            Isa::Avx2 if isa.supported() => return unsafe { narrow(m, stride, lane, len, top, bottom, accumulate) },
+            Isa::Avx512 if isa.supported() => return unsafe { input_row_avx512::<V, A, R>(even, odd, v, stride, lane, len) },
+            Isa::Avx2 if isa.supported() => return unsafe { input_row_avx2::<V, A, R>(even, odd, v, stride, lane, len) },
             _ => {}
         }
     }
-    output_row_body(m, stride, lane, len, top, bottom, accumulate)
+    let _ = isa;
+    input_row_body::<V, A, R>(even, odd, v, stride, lane, len)
+}
+
+/// `output_row_body` of variant `V` compiled for `isa`.
+#[allow(clippy::too_many_arguments)]
+fn output_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the CPU has the instruction set (checked by `supported`).
+        match isa {
+            Isa::Avx512 if isa.supported() => return unsafe { output_row_avx512::<V, A, R>(m, stride, lane, len, top, bottom, accumulate) },
+            Isa::Avx2 if isa.supported() => return unsafe { output_row_avx2::<V, A, R>(m, stride, lane, len, top, bottom, accumulate) },
+            _ => {}
+        }
+    }
+    let _ = isa;
+    output_row_body::<V, A, R>(m, stride, lane, len, top, bottom, accumulate)
+}
+
+/// The input transform of filters of side `r` over one row of tiles (`input_row_body`), with
+/// the `r + 1` rows of each parity.
+#[allow(clippy::too_many_arguments)]
+pub fn input_row(isa: Isa, r: usize, even: &[&[f32]], odd: &[&[f32]], v: &mut [f32], stride: usize, lane: usize, len: usize) {
+    match r {
+        3 => input_row_of::<F2x3, 4, 3>(isa, even, odd, v, stride, lane, len),
+        5 => input_row_of::<F2x5, 6, 5>(isa, even, odd, v, stride, lane, len),
+        _ => panic!("winograd: no transform for {r}x{r} filters"),
+    }
+}
+
+/// The output transform of filters of side `r` over one row of tiles (`output_row_body`).
+#[allow(clippy::too_many_arguments)]
+pub fn output_row(isa: Isa, r: usize, m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
+    match r {
+        3 => output_row_of::<F2x3, 4, 3>(isa, m, stride, lane, len, top, bottom, accumulate),
+        5 => output_row_of::<F2x5, 6, 5>(isa, m, stride, lane, len, top, bottom, accumulate),
+        _ => panic!("winograd: no transform for {r}x{r} filters"),
+    }
 }
 
 #[cfg(test)]
@@ -257,71 +381,113 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
 
-    /// The three transforms compose to the 3x3 correlation of the 4x4 block, for every point.
-    #[test]
-    fn transforms_compose_to_the_correlation() {
-        let mut rng = Rng::new(21);
+    /// One tile's `B^T d B`, `d` row-major `A x A`.
+    fn tile_input<V: Variant<A, R>, const A: usize, const R: usize>(d: &[f32]) -> Vec<f32> {
+        let mut v = vec![0.0; A * A];
+        input_block::<V, f32, A, R>(|i, j| d[A * i + j], |xi, x| v[xi] = x);
+        v
+    }
+
+    /// The three transforms compose to the `R x R` correlation of the `A x A` block, for
+    /// every point, within a rounding error relative to the sum of the terms' sizes.
+    fn transforms_compose<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
+        let coefficients = coefficients_of::<V, A, R>();
         for _ in 0..50 {
-            let d: Vec<f32> = rng.uniform_vec(16, -2.0, 2.0);
-            let g: Vec<f32> = rng.uniform_vec(9, -2.0, 2.0);
-            let dd: [[f32; 4]; 4] = std::array::from_fn(|i| std::array::from_fn(|j| d[4 * i + j]));
-            let gg: [[f32; 3]; 3] = std::array::from_fn(|i| std::array::from_fn(|j| g[3 * i + j]));
-            let (v, u) = (bt_d_b(dd), g_g_gt(gg));
-            let y = at_m_a(std::array::from_fn(|xi| v[xi] * u[xi]));
+            let d = rng.uniform_vec(A * A, -2.0, 2.0);
+            let g = rng.uniform_vec(R * R, -2.0, 2.0);
+            let v = tile_input::<V, A, R>(&d);
+            let u: Vec<f32> = coefficients.iter().map(|c| c.iter().zip(&g).map(|(c, g)| c * g).sum()).collect();
+            let y = output_block::<V, f32, A, R>(|xi| v[xi] * u[xi]);
             for (oy, row) in y.iter().enumerate() {
                 for (ox, got) in row.iter().enumerate() {
-                    let want: f64 = (0..3).flat_map(|i| (0..3).map(move |j| (i, j))).map(|(i, j)| dd[oy + i][ox + j] as f64 * gg[i][j] as f64).sum();
-                    assert!((*got as f64 - want).abs() < 1e-5 * (1.0 + want.abs()), "({oy}, {ox}): {got} vs {want}");
+                    let terms = (0..R).flat_map(|i| (0..R).map(move |j| (i, j))).map(|(i, j)| d[A * (oy + i) + ox + j] as f64 * g[R * i + j] as f64);
+                    let (want, size) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
+                    assert!((*got as f64 - want).abs() < 2e-6 * size, "F(2x2, {R}x{R}) ({oy}, {ox}): {got} vs {want} (terms of size {size})");
                 }
             }
         }
     }
 
+    #[test]
+    fn transforms_compose_to_the_correlation() {
+        let mut rng = Rng::new(21);
+        transforms_compose::<F2x3, 4, 3>(&mut rng);
+        transforms_compose::<F2x5, 6, 5>(&mut rng);
+    }
+
+    /// The weights' coefficients are `G g G^T`, computed here as two matrix products in f64.
+    fn coefficients_are_g_g_gt<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
+        let g = rng.uniform_vec(R * R, -1.0, 1.0);
+        let coefficients = weight_coefficients(R);
+        for p in 0..A {
+            for q in 0..A {
+                let want: f64 = (0..R).flat_map(|i| (0..R).map(move |j| (i, j))).map(|(i, j)| V::G[p][i] * g[R * i + j] as f64 * V::G[q][j]).sum();
+                let got: f32 = coefficients[A * p + q].iter().zip(&g).map(|(c, g)| c * g).sum();
+                assert!((got as f64 - want).abs() < 1e-6, "F(2x2, {R}x{R}) point ({p}, {q}): {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn weight_coefficients_are_g_g_gt() {
+        let mut rng = Rng::new(23);
+        coefficients_are_g_g_gt::<F2x3, 4, 3>(&mut rng);
+        coefficients_are_g_g_gt::<F2x5, 6, 5>(&mut rng);
+    }
+
     /// The row transforms are the single-tile ones, lane by lane, on every ISA this CPU has
     /// (and write nothing outside their lanes and columns).
-    #[test]
-    fn row_transforms_are_the_tile_transforms_lane_by_lane() {
-        let mut rng = Rng::new(22);
+    fn rows_are_tiles<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
+        let points = A * A;
+        let reach = A / 2 - 1;
         for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
             for &(len, lane, stride, width) in &[(1usize, 0, 1, 1), (1, 0, 1, 2), (5, 3, 9, 10), (33, 0, 40, 65), (17, 15, 32, 34), (16, 0, 16, 32), (40, 4, 48, 79), (37, 2, 40, 74)] {
                 let whole = len.div_ceil(LANES) * LANES;
-                let even: Vec<Vec<f32>> = (0..4).map(|_| rng.uniform_vec(whole + 1, -1.0, 1.0)).collect();
-                let odd: Vec<Vec<f32>> = (0..4).map(|_| rng.uniform_vec(whole + 1, -1.0, 1.0)).collect();
-                let mut v = vec![7.0; 16 * stride + whole];
-                input_row(isa, std::array::from_fn(|i| &even[i][..]), std::array::from_fn(|i| &odd[i][..]), &mut v, stride, lane, len);
+                let even: Vec<Vec<f32>> = (0..A).map(|_| rng.uniform_vec(whole + reach, -1.0, 1.0)).collect();
+                let odd: Vec<Vec<f32>> = (0..A).map(|_| rng.uniform_vec(whole + reach, -1.0, 1.0)).collect();
+                let (even_rows, odd_rows): (Vec<&[f32]>, Vec<&[f32]>) = (even.iter().map(|r| &r[..]).collect(), odd.iter().map(|r| &r[..]).collect());
+                let mut v = vec![7.0; points * stride + whole];
+                input_row(isa, R, &even_rows, &odd_rows, &mut v, stride, lane, len);
                 // Lanes past len up to a whole vector are the callers' slack; nothing else moves.
-                let slack = |idx: usize| (lane + len..lane + whole).any(|s| (0..16).any(|xi| xi * stride + s == idx));
+                let slack = |idx: usize| (lane + len..lane + whole).any(|s| (0..points).any(|xi| xi * stride + s == idx));
                 for (idx, x) in v.iter().enumerate() {
                     let (xi, s) = (idx / stride, idx % stride);
                     if slack(idx) {
                         continue;
                     }
-                    if xi >= 16 || s < lane || s >= lane + len {
-                        assert_eq!(*x, 7.0, "{isa:?}: v[{idx}] outside the lanes written");
+                    if xi >= points || s < lane || s >= lane + len {
+                        assert_eq!(*x, 7.0, "{isa:?} {R}x{R}: v[{idx}] outside the lanes written");
                         continue;
                     }
                     let l = s - lane;
-                    let d = std::array::from_fn(|i| [even[i][l], odd[i][l], even[i][l + 1], odd[i][l + 1]]);
-                    assert_eq!(*x, bt_d_b(d)[xi], "{isa:?}: input lane {l} point {xi}");
+                    let d: Vec<f32> = (0..A * A).map(|k| (k / A, k % A)).map(|(i, c)| if c % 2 == 0 { even[i][l + c / 2] } else { odd[i][l + c / 2] }).collect();
+                    assert_eq!(*x, tile_input::<V, A, R>(&d)[xi], "{isa:?} {R}x{R}: input lane {l} point {xi}");
                 }
-                let m = rng.uniform_vec(16 * stride + whole, -1.0, 1.0);
+                let m = rng.uniform_vec(points * stride + whole, -1.0, 1.0);
                 for accumulate in [false, true] {
                     let (top0, bottom0) = (rng.uniform_vec(width + 1, -1.0, 1.0), rng.uniform_vec(width + 1, -1.0, 1.0));
                     let (mut top, mut bottom) = (top0.clone(), bottom0.clone());
-                    output_row(isa, &m, stride, lane, len, &mut top[..width], Some(&mut bottom[..width]), accumulate);
+                    output_row(isa, R, &m, stride, lane, len, &mut top[..width], Some(&mut bottom[..width]), accumulate);
                     for c in 0..=width {
                         let l = c / 2;
                         if c == width {
-                            assert_eq!((top[c], bottom[c]), (top0[c], bottom0[c]), "{isa:?}: column {c} past the row written");
+                            assert_eq!((top[c], bottom[c]), (top0[c], bottom0[c]), "{isa:?} {R}x{R}: column {c} past the row written");
                             continue;
                         }
-                        let y = at_m_a(std::array::from_fn(|xi| m[xi * stride + lane + l]));
+                        let y = output_block::<V, f32, A, R>(|xi| m[xi * stride + lane + l]);
                         let base = |was: f32| if accumulate { was } else { 0.0 };
-                        assert_eq!(top[c], base(top0[c]) + y[0][c % 2], "{isa:?}: top column {c}");
-                        assert_eq!(bottom[c], base(bottom0[c]) + y[1][c % 2], "{isa:?}: bottom column {c}");
+                        assert_eq!(top[c], base(top0[c]) + y[0][c % 2], "{isa:?} {R}x{R}: top column {c}");
+                        assert_eq!(bottom[c], base(bottom0[c]) + y[1][c % 2], "{isa:?} {R}x{R}: bottom column {c}");
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn row_transforms_are_the_tile_transforms_lane_by_lane() {
+        let mut rng = Rng::new(22);
+        rows_are_tiles::<F2x3, 4, 3>(&mut rng);
+        rows_are_tiles::<F2x5, 6, 5>(&mut rng);
     }
 }
