@@ -97,37 +97,53 @@ pub fn name(kernel: Kernel) -> &'static str {
     }
 }
 
-/// The weights transformed once per call, `U: [P][Cout][Cin]`, with the offsets a tile reads
-/// them through, and whether they are all finite.
+/// The weights transformed once per call, with the offsets a tile reads them through, and
+/// whether they are all finite. Each point's block of U holds the output channels in blocks of
+/// the tile's rows, `[ceil(Cout / block)][Cin][block]` (the last block padded with zero
+/// filters): a tile's `block` broadcasts per step of the reduction then read one run of
+/// consecutive values instead of `block` rows `Cin` apart.
 #[derive(Default)]
 pub struct WinogradWeights {
+    /// `[P][per_point]`.
     u: Vec<f32>,
-    /// The weights by tap, `[r * r][Cout * Cin]`.
+    /// The weights by tap, `[r * r][per_point]`, in U's layout.
     taps: Vec<f32>,
     c_in: usize,
     c_out: usize,
     /// The filters' side.
     r: usize,
-    /// `co * Cin`: the tile's rows.
+    /// Output channels per block of U: the tile's rows.
+    block: usize,
+    /// Values of one point's block of U.
+    per_point: usize,
+    /// Where each output channel's row starts: the tile's rows.
     rows: Offsets,
-    /// `0..Cin`: the tile's reduction.
+    /// `ci * block`: the tile's reduction.
     reduction: Offsets,
     finite: bool,
 }
 
 impl WinogradWeights {
-    /// Transforms `weight: [Cout, Cin, r, r]`: each point's block `U[xi]` is a linear
-    /// combination of the `r * r` tap planes (`transform::weight_coefficients`), written block
-    /// by block across the pool.
-    pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize, r: usize) {
-        let (n, taps) = (c_out * c_in, r * r);
-        assert_eq!(weight.len(), n * taps, "winograd: weights of {c_out}x{c_in}x{r}x{r}");
+    /// Where filter `(co, ci)` sits in a point's block of U, for blocks of `block` channels.
+    fn index(co: usize, ci: usize, c_in: usize, block: usize) -> usize {
+        (co / block) * block * c_in + ci * block + co % block
+    }
+
+    /// Transforms `weight: [Cout, Cin, r, r]` for a tile of `block` rows: each point's block
+    /// `U[xi]` is a linear combination of the `r * r` tap planes
+    /// (`transform::weight_coefficients`), written point by point across the pool.
+    pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize, r: usize, block: usize) {
+        let taps = r * r;
+        assert_eq!(weight.len(), c_out * c_in * taps, "winograd: weights of {c_out}x{c_in}x{r}x{r}");
         self.finite = crate::kernels::finite::all_finite(weight);
-        // [r * r][Cout * Cin]: tap t of every filter, contiguous.
+        let n = c_out.div_ceil(block) * block * c_in;
+        // [r * r][n]: tap t of every filter, in U's layout, zero in the padding filters.
+        self.taps.clear();
         self.taps.resize(taps * n, 0.0);
         for (f, g) in weight.chunks_exact(taps).enumerate() {
+            let at = Self::index(f / c_in, f % c_in, c_in, block);
             for (t, v) in g.iter().enumerate() {
-                self.taps[t * n + f] = *v;
+                self.taps[t * n + at] = *v;
             }
         }
         let coefficients = transform::weight_coefficients(r);
@@ -143,12 +159,12 @@ impl WinogradWeights {
                 }
             }
         });
-        if (self.c_in, self.c_out) != (c_in, c_out) {
-            self.rows.set((0..c_out).map(|co| co * c_in));
-            self.reduction.set(0..c_in);
-            (self.c_in, self.c_out) = (c_in, c_out);
+        if (self.c_in, self.c_out, self.block) != (c_in, c_out, block) {
+            self.rows.set((0..c_out).map(|co| Self::index(co, 0, c_in, block)));
+            self.reduction.set((0..c_in).map(|ci| ci * block));
+            (self.c_in, self.c_out, self.block) = (c_in, c_out, block);
         }
-        self.r = r;
+        (self.r, self.per_point) = (r, n);
     }
 
     /// Whether these weights may go through the transforms at all.
@@ -286,8 +302,9 @@ fn input_strip(kernel: Kernel, v: &mut [f32], planes: &[f32], grid: &Grid, c_in:
 /// `m[xi] [Cout, width] = U[xi] [Cout, Cin] x V[xi] [Cin, width]` for the P points.
 fn products(kernel: Kernel, m: &mut [f32], v: &[f32], w: &WinogradWeights, threads: Threads) {
     let (c_in, c_out, width, rows) = (w.c_in, w.c_out, kernel.width, kernel.rows);
+    assert_eq!(w.block, rows, "winograd: weights blocked for {} rows, a tile of {rows}", w.block);
     let one_point = |xi: usize, mx: &mut [f32]| {
-        let u = &w.u[xi * c_out * c_in..(xi + 1) * c_out * c_in];
+        let u = &w.u[xi * w.per_point..(xi + 1) * w.per_point];
         let b = &v[xi * point_stride(c_in, width)..][..c_in * width];
         for r0 in (0..c_out).step_by(rows) {
             tile::run(kernel, Tile {
@@ -385,15 +402,18 @@ mod tests {
         for r in transform::FILTERS {
             let weight = rng.uniform_vec(c_out * c_in * r * r, -1.0, 1.0);
             let mut w = WinogradWeights::default();
-            w.prepare(&weight, c_in, c_out, r);
+            let block = 2;
+            // Planted values the padding filter must not keep.
+            w.u = vec![f32::NAN; 2 * points(r) * 6 * c_in];
+            w.prepare(&weight, c_in, c_out, r, block);
             let coefficients = transform::weight_coefficients(r);
-            assert_eq!(w.u.len(), points(r) * c_out * c_in);
-            for co in 0..c_out {
+            assert_eq!(w.u.len(), points(r) * 6 * c_in, "5 output channels in 3 blocks of 2");
+            for co in 0..6 {
                 for ci in 0..c_in {
-                    let g = &weight[(co * c_in + ci) * r * r..][..r * r];
+                    let g = (co < c_out).then(|| &weight[(co * c_in + ci) * r * r..][..r * r]);
                     for (xi, c) in coefficients.iter().enumerate() {
-                        let want: f32 = c.iter().zip(g).map(|(c, g)| c * g).sum();
-                        let got = w.u[(xi * c_out + co) * c_in + ci];
+                        let want: f32 = g.map_or(0.0, |g| c.iter().zip(g).map(|(c, g)| c * g).sum());
+                        let got = w.u[xi * w.per_point + WinogradWeights::index(co, ci, c_in, block)];
                         assert!((got - want).abs() < 1e-6, "{r}x{r} filter ({co}, {ci}) point {xi}: {got} vs {want}");
                     }
                 }
