@@ -173,46 +173,63 @@ fn is_plain_2x2(g: &Geometry) -> bool {
 }
 
 /// One plane of 2x2 stride-2 max pooling: `y`, `arg: [ho, wo]`, `x: [H, w]`. Same rules as the
-/// general loop (first maximum in row-major order wins, a NaN wins), computed eight outputs at
-/// a time in lanes the compiler vectorises.
+/// general loop (first maximum in row-major order wins, a NaN wins), computed `L` outputs at a
+/// time in fixed-size lanes the compiler vectorises (a row's last outputs in a shorter run).
 fn max_pool_2x2_plane(y: &mut [f32], arg: &mut [u32], x: &[f32], w: usize, ho: usize, wo: usize) {
-    const L: usize = 8;
+    const L: usize = 16;
     for oy in 0..ho {
         let top = &x[2 * oy * w..2 * oy * w + 2 * wo];
         let bottom = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
         let row_base = (2 * oy * w) as u32;
+        let (y_row, a_row) = (&mut y[oy * wo..(oy + 1) * wo], &mut arg[oy * wo..(oy + 1) * wo]);
         let mut ox0 = 0;
-        while ox0 < wo {
-            let n = L.min(wo - ox0);
-            // The four cells of each window, in row-major order, as lanes.
-            let mut cells = [[f32::NEG_INFINITY; L]; 4];
-            #[allow(clippy::needless_range_loop)] // four arrays filled from one index
-            for k in 0..n {
-                let c = 2 * (ox0 + k);
-                cells[0][k] = top[c];
-                cells[1][k] = top[c + 1];
-                cells[2][k] = bottom[c];
-                cells[3][k] = bottom[c + 1];
-            }
-            let offsets = [0u32, 1, w as u32, w as u32 + 1];
-            let mut best = cells[0];
-            let mut which = [0u32; L];
-            // A NaN already in the first cell stays (nothing is greater than NaN, and a later
-            // NaN only moves the index, as PyTorch's loop does).
-            for (cell, off) in cells.iter().zip(offsets).skip(1) {
-                for k in 0..L {
-                    let v = cell[k];
-                    let take = (v > best[k]) | v.is_nan();
-                    best[k] = if take { v } else { best[k] };
-                    which[k] = if take { off } else { which[k] };
-                }
-            }
-            for k in 0..n {
-                y[oy * wo + ox0 + k] = best[k];
-                arg[oy * wo + ox0 + k] = row_base + 2 * (ox0 + k) as u32 + which[k];
-            }
-            ox0 += n;
+        while ox0 + L <= wo {
+            let t: &[f32; 2 * L] = top[2 * ox0..2 * ox0 + 2 * L].try_into().expect("2 L cells");
+            let b: &[f32; 2 * L] = bottom[2 * ox0..2 * ox0 + 2 * L].try_into().expect("2 L cells");
+            let y_out: &mut [f32; L] = (&mut y_row[ox0..ox0 + L]).try_into().expect("L outputs");
+            let a_out: &mut [u32; L] = (&mut a_row[ox0..ox0 + L]).try_into().expect("L outputs");
+            max_2x2_run(t, b, w as u32, row_base + 2 * ox0 as u32, y_out, a_out);
+            ox0 += L;
         }
+        for ox in ox0..wo {
+            let mut t = [f32::NEG_INFINITY; 2 * L];
+            let mut b = [f32::NEG_INFINITY; 2 * L];
+            (t[0], t[1], b[0], b[1]) = (top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]);
+            let (mut yy, mut aa) = ([0.0f32; L], [0u32; L]);
+            max_2x2_run(&t, &b, w as u32, row_base + 2 * ox as u32, &mut yy, &mut aa);
+            (y_row[ox], a_row[ox]) = (yy[0], aa[0]);
+        }
+    }
+}
+
+/// `L` windows side by side: `top` and `bottom` hold their two rows (`2 L` cells each), the
+/// first window's top-left cell at plane index `first`, rows `w` apart.
+#[inline(always)]
+fn max_2x2_run<const L2: usize, const L: usize>(top: &[f32; L2], bottom: &[f32; L2], w: u32, first: u32, y: &mut [f32; L], arg: &mut [u32; L]) {
+    // The four cells of each window, in row-major order, as lanes.
+    let mut cells = [[0.0f32; L]; 4];
+    for k in 0..L {
+        cells[0][k] = top[2 * k];
+        cells[1][k] = top[2 * k + 1];
+        cells[2][k] = bottom[2 * k];
+        cells[3][k] = bottom[2 * k + 1];
+    }
+    let offsets = [0u32, 1, w, w + 1];
+    let mut best = cells[0];
+    let mut which = [0u32; L];
+    // A NaN already in the first cell stays (nothing is greater than NaN, and a later NaN only
+    // moves the index, as PyTorch's loop does).
+    for (cell, off) in cells.iter().zip(offsets).skip(1) {
+        for k in 0..L {
+            let v = cell[k];
+            let take = (v > best[k]) | v.is_nan();
+            best[k] = if take { v } else { best[k] };
+            which[k] = if take { off } else { which[k] };
+        }
+    }
+    *y = best;
+    for k in 0..L {
+        arg[k] = first + 2 * k as u32 + which[k];
     }
 }
 
@@ -343,9 +360,16 @@ mod tests {
 
     #[test]
     fn the_2x2_fast_path_matches_the_general_loop() {
+        // Rows shorter than one run of 16 outputs, one run and a tail, two runs and an odd
+        // last column left out.
+        for (h, w) in [(9, 12), (6, 40), (5, 71)] {
+            fast_2x2_matches_the_general_loop(h, w);
+        }
+    }
+
+    fn fast_2x2_matches_the_general_loop(h: usize, w: usize) {
         // Many ties (values from a small set) and a few NaNs.
         let mut rng = crate::rng::Rng::new(5);
-        let (h, w) = (9, 12);
         let mut x: Vec<f32> = (0..3 * h * w).map(|_| rng.below(4) as f32).collect();
         x[7] = f32::NAN;
         x[40] = f32::NAN;
