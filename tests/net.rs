@@ -236,3 +236,86 @@ fn the_lean_forward_pass_gives_the_full_passes_output() {
         assert!(net.forward(&x, &ctx).unwrap().data() == full.data(), "{name}: a full pass after the lean one differs");
     }
 }
+
+/// One training pass (forward in training mode, backward to the parameters and the input) of
+/// `net` on `x`: the output, every parameter gradient and the input gradient.
+fn pass(net: &mut Net, x: &Tensor) -> (Tensor, Vec<Tensor>, Tensor) {
+    net.zero_grads();
+    let out = net.forward(x, &ForwardCtx { mode: Mode::Train, seed: 5, ..Default::default() }).unwrap().clone();
+    let seed = Tensor::from_vec(out.shape(), (0..out.len()).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.4).collect()).unwrap();
+    let last = net.output_name().to_string();
+    net.backward(&last, &seed, &BackwardCtx { input_grad: true, ..Default::default() }).unwrap();
+    let grads = net.params().into_iter().map(|(_, p)| p.grad.clone()).collect();
+    (out, grads, net.input_grad().clone())
+}
+
+/// A ReLU fused into the convolution before it (`Net::fuse_activations`) gives the unfused
+/// net's bits: output, parameter gradients and input gradient, twice in a row (the buffers
+/// change hands between passes), on nets where it fuses (convolutions straight into ReLUs) and
+/// where it must not (a convolution's output read twice, a ReLU after batch norm or a sum).
+#[test]
+fn fused_activations_give_the_unfused_bits() {
+    // A convolution read by a ReLU and by a sum: not fused; one read by its ReLU alone: fused.
+    let branchy = || {
+        let mut net = Net::new(&[3, 12, 12]);
+        net.push("conv1", Conv2d::new(Conv2dConfig::new(3, 8, 3).padding(Padding::Same)).unwrap()).unwrap();
+        net.add("relu1", Relu, &["conv1"]).unwrap();
+        net.add("sum", Add, &["relu1", "conv1"]).unwrap();
+        net.push("conv2", Conv2d::new(Conv2dConfig::new(8, 4, 3)).unwrap()).unwrap();
+        net.push("relu2", Relu).unwrap();
+        net.init(3);
+        net
+    };
+    let zoo = |name: &str, input: Option<[usize; 3]>| models::build_for(name, 10, input, 7).unwrap();
+    // (net, batch shape, a node whose output its ReLU takes over, a node that keeps its own)
+    type Build = Box<dyn Fn() -> Net>;
+    let cases: Vec<(Build, Vec<usize>, &str, Option<&str>)> = vec![
+        (Box::new(move || zoo("mnist-cnn", None)), vec![4, 1, 28, 28], "conv1", None),
+        (Box::new(move || zoo("lenet5", None)), vec![3, 1, 28, 28], "", None),
+        (Box::new(move || zoo("alexnet", Some([3, 67, 67]))), vec![2, 3, 67, 67], "", None),
+        (Box::new(move || zoo("resnet18", Some([3, 32, 32]))), vec![2, 3, 32, 32], "", None),
+        (Box::new(branchy), vec![2, 3, 12, 12], "conv2", Some("conv1")),
+    ];
+    for (build, shape, fused_node, unfused_node) in cases {
+        let (mut plain, mut fused) = (build(), build());
+        fused.fuse_activations(true);
+        let n: usize = shape.iter().product();
+        let x = Tensor::from_vec(&shape, (0..n).map(|i| ((i * 31) % 17) as f32 / 17.0 - 0.3).collect()).unwrap();
+        for round in 0..2 {
+            let (a, b) = (pass(&mut plain, &x), pass(&mut fused, &x));
+            assert_eq!(a.0, b.0, "{shape:?} round {round}: output");
+            assert_eq!(a.1, b.1, "{shape:?} round {round}: parameter gradients");
+            assert_eq!(a.2, b.2, "{shape:?} round {round}: input gradient");
+        }
+        if !fused_node.is_empty() {
+            assert!(plain.value(fused_node).is_some());
+            assert!(fused.value(fused_node).is_none(), "{fused_node}'s output is the ReLU's now");
+            assert!(fused.forward_to(&x, &ForwardCtx::default(), fused_node).is_err());
+        }
+        if let Some(node) = unfused_node {
+            assert_eq!(fused.value(node), plain.value(node), "{node} has two readers: not fused");
+        }
+        // Undone, every value is there again.
+        fused.fuse_activations(false);
+        fused.forward(&x, &ForwardCtx::default()).unwrap();
+        if !fused_node.is_empty() {
+            assert!(fused.value(fused_node).is_some());
+        }
+    }
+}
+
+/// Captum's tables hold with the first ReLU fused into the convolution.
+#[test]
+fn captum_tables_hold_with_fused_activations() {
+    for rule in [ReluRule::Plain, ReluRule::Guided, ReluRule::Deconvnet] {
+        let mut net = captum_net();
+        net.fuse_activations(true);
+        let x = Tensor::from_vec(&[1, 1, 4, 4], (0..16).map(|v| v as f32).collect()).unwrap();
+        net.forward(&x, &ForwardCtx::default()).unwrap();
+        assert!(net.value("conv").is_none(), "the convolution's ReLU is fused");
+        let mut seed = Tensor::zeros(&[1, 4]);
+        seed.data_mut()[0] = 1.0;
+        net.backward("relu2", &seed, &BackwardCtx { rule, param_grads: false, input_grad: true }).unwrap();
+        assert_eq!(net.input_grad().data(), captum_gradient(rule), "{rule:?}");
+    }
+}

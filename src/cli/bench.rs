@@ -181,6 +181,7 @@ fn run_gemm(a: &Args) -> Result<()> {
 fn run_step(a: &Args) -> Result<()> {
     use fovea::{loss::softmax_cross_entropy, optim, BackwardCtx, ForwardCtx, Mode, Tensor};
     let mut net = fovea::models::build_for(&a.model, fovea::models::default_classes(&a.model), a.input, 1)?;
+    net.fuse_activations(true);
     let mut shape = vec![a.batch_size];
     shape.extend_from_slice(net.input_shape());
     let mut rng = Rng::new(3);
@@ -286,6 +287,7 @@ fn run_train(a: &Args) -> Result<()> {
 fn run_infer(a: &Args) -> Result<()> {
     use fovea::{ForwardCtx, Mode, Tensor};
     let mut net = fovea::models::build(&a.model, fovea::models::default_classes(&a.model), 1)?;
+    net.fuse_activations(true);
     let mut shape = vec![256];
     shape.extend_from_slice(net.input_shape());
     let x = Tensor::from_vec(&shape, Rng::new(5).uniform_vec(shape.iter().product(), -1.0, 1.0))?;

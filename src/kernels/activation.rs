@@ -25,9 +25,16 @@ pub fn relu_forward(out: &mut [f32], x: &[f32]) {
     });
 }
 
-/// `dx += rule(x, dy)`, elementwise; `x` is the ReLU's forward input. As PyTorch's
-/// `threshold_backward`, the gradient is stopped where `x <= 0` only, so it passes a NaN input
-/// and a NaN gradient passes wherever the rule lets gradients through.
+/// `y = max(y, 0)` in place, on the calling thread (a convolution's epilogue, one sample at a
+/// time while it is in cache); the same rule as `relu_forward`.
+pub fn relu_in_place(y: &mut [f32]) {
+    y.iter_mut().for_each(|v| *v = if *v <= 0.0 { 0.0 } else { *v });
+}
+
+/// `dx += rule(x, dy)`, elementwise; `x` is the ReLU's forward input or its output (the ReLU
+/// keeps every sign: `x <= 0` exactly where `max(x, 0) <= 0`, and a NaN stays a NaN). As
+/// PyTorch's `threshold_backward`, the gradient is stopped where `x <= 0` only, so it passes a
+/// NaN input and a NaN gradient passes wherever the rule lets gradients through.
 pub fn relu_backward(dx: &mut [f32], dy: &[f32], x: &[f32], rule: ReluRule) {
     // One loop per rule (the rule chosen outside the loop, so each loop vectorises).
     fn each(dx: &mut [f32], dy: &[f32], x: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {

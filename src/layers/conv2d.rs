@@ -4,7 +4,7 @@
 use super::{expect_inputs, expect_nchw, init_fan_in, weight_and_bias, weight_and_bias_mut, BackwardCtx, ForwardCtx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Padding, Region, Window2d};
-use crate::kernels::conv::{conv2d_backward, conv2d_forward, ConvDims, ConvScratch};
+use crate::kernels::conv::{conv2d_backward, conv2d_forward_with, ConvDims, ConvPath, ConvScratch, Epilogue};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -72,6 +72,8 @@ pub struct Conv2d {
     weight: Param,
     bias: Option<Param>,
     scratch: ConvScratch,
+    /// Applied to each sample's output while it is in cache (a ReLU fused by the net).
+    epilogue: Epilogue,
 }
 
 impl Conv2d {
@@ -93,6 +95,7 @@ impl Conv2d {
             bias: cfg.bias.then(|| Param::zeros(&[co])),
             cfg,
             scratch: ConvScratch::default(),
+            epilogue: Epilogue::None,
         })
     }
 
@@ -134,8 +137,14 @@ impl Layer for Conv2d {
     fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx) -> Result<()> {
         let d = self.dims(inputs[0].shape())?;
         let bias = self.bias.as_ref().map(|b| b.value.data());
-        conv2d_forward(out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, &d, &mut self.scratch);
+        conv2d_forward_with(ConvPath::Auto, self.epilogue, out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, &d, &mut self.scratch);
         Ok(())
+    }
+
+    /// The backward pass reads the input and the weights, never the output.
+    fn fuse_relu(&mut self, on: bool) -> bool {
+        self.epilogue = if on { Epilogue::Relu } else { Epilogue::None };
+        on
     }
 
     fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {

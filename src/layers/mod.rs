@@ -140,6 +140,14 @@ pub trait Layer: Send {
         ctx: &BackwardCtx,
     ) -> Result<()>;
 
+    /// Asks the layer to apply a ReLU to its own output at the end of its forward pass (`on`)
+    /// or to stop; returns whether it now does. The net asks this of a node whose only reader
+    /// is a ReLU (`Net::fuse_activations`), which then takes the node's output over in place:
+    /// a layer may say yes only if its backward pass never reads its own output.
+    fn fuse_relu(&mut self, _on: bool) -> bool {
+        false
+    }
+
     /// Trainable parameters under their PyTorch names (`weight`, `bias`).
     fn params(&self) -> Vec<(&'static str, &Param)> {
         Vec::new()

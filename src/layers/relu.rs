@@ -24,9 +24,11 @@ impl Layer for Relu {
         relu_forward(out.data_mut(), inputs[0].data());
         Ok(())
     }
-    fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+    fn backward(&mut self, _inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
         if let Some(dx) = d_inputs[0].as_deref_mut() {
-            relu_backward(dx.data_mut(), d_out.data(), inputs[0].data(), ctx.rule);
+            // The output, not the input: the signs are the same, and a ReLU fused after a
+            // convolution (`Net::fuse_activations`) holds its values in the output alone.
+            relu_backward(dx.data_mut(), d_out.data(), out.data(), ctx.rule);
         }
         Ok(())
     }

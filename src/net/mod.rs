@@ -35,6 +35,9 @@ pub struct Net {
     grads: Vec<Tensor>,
     /// When on, seconds spent per node in forward and backward passes (for `fovea bench`).
     timings: Option<Vec<[f64; 2]>>,
+    /// Per node: a ReLU that takes its producer's output over in place, the producer having
+    /// applied it (`fuse_activations`).
+    fused: Vec<bool>,
 }
 
 impl Net {
@@ -46,12 +49,14 @@ impl Net {
             values: vec![Tensor::default()],
             grads: vec![Tensor::default()],
             timings: None,
+            fused: Vec::new(),
         }
     }
 
     /// Adds node `name` computing `layer` on the named inputs (`"input"` for the image).
     /// Checks at once that the shapes fit, so a misbuilt net fails here and names the layer.
     pub fn add(&mut self, name: &str, layer: impl Layer + 'static, inputs: &[&str]) -> Result<&mut Self> {
+        self.fuse_activations(false);
         if name == INPUT || name.is_empty() || self.find(name).is_some() {
             return Err(Error::Graph(format!("node name {name:?} is empty, reserved or already taken")));
         }
@@ -150,6 +155,7 @@ impl Net {
     /// Swaps the layer of node `name` for `layer`, which must give the same output shape for
     /// the net's input (Gatys et al.'s average pools in place of VGG's max pools, say).
     pub fn replace_layer(&mut self, name: &str, layer: impl Layer + 'static) -> Result<()> {
+        self.fuse_activations(false);
         let id = self.node_id(name)?;
         let mut input = vec![1];
         input.extend_from_slice(&self.input_shape);
@@ -175,6 +181,43 @@ impl Net {
         Ok(shapes)
     }
 
+    /// Fuses each ReLU into the node before it where that node's output has no other reader and
+    /// its layer can apply the ReLU itself (`Layer::fuse_relu`: convolutions). The layer then
+    /// applies it to each sample while the sample is in cache, and the ReLU node takes the
+    /// layer's output over instead of reading it and writing a copy: one pass over those
+    /// activations fewer, forward. For training and inference, where only the output and the
+    /// gradients are read: a fused node's own output is not kept (`value` finds nothing there,
+    /// `forward_to` refuses it). Adding or replacing a node undoes it; `false` undoes it.
+    pub fn fuse_activations(&mut self, on: bool) {
+        for (j, fused) in self.fused.iter().enumerate() {
+            if *fused {
+                let producer = self.nodes[j].inputs[0] - 1;
+                self.nodes[producer].layer.fuse_relu(false);
+            }
+        }
+        self.fused = vec![false; self.nodes.len()];
+        if !on {
+            return;
+        }
+        let mut readers = vec![0usize; self.values.len()];
+        for node in &self.nodes {
+            for &v in &node.inputs {
+                readers[v] += 1;
+            }
+        }
+        for j in 0..self.nodes.len() {
+            let [v] = self.nodes[j].inputs[..] else { continue };
+            if self.nodes[j].layer.kind() == "ReLU" && v > 0 && readers[v] == 1 && self.nodes[v - 1].layer.fuse_relu(true) {
+                self.fused[j] = true;
+            }
+        }
+    }
+
+    /// Whether value `v` is a fused node's output, which its ReLU took over.
+    fn taken_over(&self, v: usize) -> bool {
+        self.fused.iter().enumerate().any(|(j, &f)| f && self.nodes[j].inputs[0] == v)
+    }
+
     /// Runs every node on `input` (`[N, ...input_shape]`) and returns the last node's output.
     pub fn forward(&mut self, input: &Tensor, ctx: &ForwardCtx) -> Result<&Tensor> {
         let last = self.nodes.len();
@@ -188,6 +231,9 @@ impl Net {
     /// values until the next full `forward`.
     pub fn forward_to(&mut self, input: &Tensor, ctx: &ForwardCtx, node: &str) -> Result<&Tensor> {
         let s = self.node_id(node)?;
+        if self.taken_over(s + 1) {
+            return Err(Error::Graph(format!("{node}: its output is not kept while activations are fused (Net::fuse_activations)")));
+        }
         self.run_nodes(input, ctx, s + 1)?;
         Ok(&self.values[s + 1])
     }
@@ -246,6 +292,15 @@ impl Net {
         v0.set_shape(input.shape());
         v0.data_mut().copy_from_slice(input.data());
         for (i, node) in self.nodes[..count].iter_mut().enumerate() {
+            if self.fused.get(i) == Some(&true) {
+                // The producer applied this ReLU: take its output over (the producer's slot
+                // gets this node's last buffer, which its next forward pass overwrites; shaped
+                // as the value, since the backward pass sizes gradients by it).
+                let v = node.inputs[0];
+                self.values.swap(v, i + 1);
+                self.values[v].set_shape(&shapes[v]);
+                continue;
+            }
             let (before, after) = self.values.split_at_mut(i + 1);
             let out = &mut after[0];
             out.set_shape(&shapes[i + 1]);
@@ -347,9 +402,10 @@ impl Net {
         self.values.last().unwrap_or(&self.values[0])
     }
 
-    /// The output of node `name` in the last forward pass.
+    /// The output of node `name` in the last forward pass (`None` for a node whose output a
+    /// fused ReLU took over, `fuse_activations`).
     pub fn value(&self, name: &str) -> Option<&Tensor> {
-        self.value_id(name).map(|v| &self.values[v])
+        self.value_id(name).filter(|&v| !self.taken_over(v)).map(|v| &self.values[v])
     }
 
     /// The gradient at node `name`'s output from the last backward pass (empty when the pass
@@ -364,8 +420,9 @@ impl Net {
         std::iter::once(INPUT)
             .chain(self.node_names())
             .zip(&self.values)
-            .find(|(_, v)| !all_finite(v.data()))
-            .map(|(name, _)| name)
+            .enumerate()
+            .find(|&(v, (_, value))| !self.taken_over(v) && !all_finite(value.data()))
+            .map(|(_, (name, _))| name)
     }
 
     /// Whether every parameter gradient is finite (a vectorised, threaded scan).

@@ -231,6 +231,9 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
     }
     let classes = split.train.classes.clone();
     let mut net = models::build_for(&cfg.model, classes.len(), Some(shape), cfg.seed)?;
+    // Only the logits and the gradients are read while training: each ReLU after a
+    // convolution is applied by the convolution itself (`Net::fuse_activations`).
+    net.fuse_activations(true);
     net.sync_batch_statistics(opts.group.clone());
     let input = net.input_shape().to_vec();
     let (train_set, val_set) = if cfg.val_size > 0 {

@@ -259,6 +259,47 @@ pub fn conv2d_forward_via(
     d: &ConvDims,
     scratch: &mut ConvScratch,
 ) {
+    conv2d_forward_with(path, Epilogue::None, out, input, weight, bias, d, scratch)
+}
+
+/// What the forward pass does to its output after the bias, sample by sample while the sample
+/// is still in cache: nothing, or a ReLU (a convolution whose only reader is a ReLU: the net
+/// fuses the two, `Net::fuse_activations`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Epilogue {
+    #[default]
+    None,
+    Relu,
+}
+
+impl Epilogue {
+    /// Applies the epilogue to `y`, one sample's output or several.
+    fn apply(self, y: &mut [f32]) {
+        if self == Epilogue::Relu {
+            crate::kernels::activation::relu_in_place(y);
+        }
+    }
+
+    /// Applies it to a whole batch's output `[N, per]`, samples across the pool.
+    fn apply_batch(self, out: &mut [f32], per: usize) {
+        if self != Epilogue::None {
+            out.par_chunks_mut(per.max(1)).for_each(|y| self.apply(y));
+        }
+    }
+}
+
+/// `conv2d_forward_via`, then `epilogue` on the output.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_with(
+    path: ConvPath,
+    epilogue: Epilogue,
+    out: &mut [f32],
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
     let (ranges, threads) = plan(d.n);
     let kernel = path.kernel(d, d.og(), 1);
     if let (Some(k), Some(rows)) = (kernel, bands::row_bands(d, threads)) {
@@ -268,6 +309,7 @@ pub fn conv2d_forward_via(
         let transformed = plan.takes(input).then_some(&scratch.winograd);
         bands::forward(k, out, input, d, &rows, &mut scratch.chunks, &scratch.panels, transformed);
         add_bias(out, bias, d.out_plane());
+        epilogue.apply_batch(out, out.len());
         return;
     }
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
@@ -276,6 +318,7 @@ pub fn conv2d_forward_via(
             scratch.panels.pack(weight, d, k.width);
             batched::forward(k, out, input, &scratch.panels, d, &mut scratch.batch, false);
             out.chunks_exact_mut(out_len).for_each(|y| add_bias(y, bias, d.out_plane()));
+            epilogue.apply_batch(out, out_len);
             return;
         }
     }
@@ -298,6 +341,7 @@ pub fn conv2d_forward_via(
                 } else {
                     gemm_path::forward_sample(y, x, weight, bias, d, &mut s.col, threads);
                 }
+                epilogue.apply(y);
             }
         },
     );

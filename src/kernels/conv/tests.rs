@@ -483,3 +483,49 @@ fn macs_count_every_multiply_add() {
     let grouped = ConvDims { n: 3, c_in: 8, c_out: 6, groups: 2, geom };
     assert_eq!(grouped.macs(), 3 * 6 * 7 * 5 * 4 * 3 * 3);
 }
+
+/// The ReLU epilogue gives the bits of the forward pass followed by a ReLU, on every route a
+/// forward pass takes: samples split (direct tile, Winograd, gemm), the whole batch at once,
+/// and one large image cut into bands.
+#[test]
+fn the_relu_epilogue_is_the_forward_pass_then_a_relu() {
+    let mut rng = Rng::new(51);
+    // (n, c_in, c_out, kernel, padding, h, w)
+    let shapes: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
+        (3, 8, 20, 5, 2, 9, 10),   // direct tile, samples split
+        (3, 24, 32, 3, 1, 12, 12), // Winograd
+        (2, 256, 40, 3, 1, 2, 2),  // the whole batch at once
+        (1, 4, 8, 3, 1, 64, 60),   // bands of rows
+        (2, 16, 24, 1, 0, 6, 6),   // pointwise: gemm
+    ];
+    let mut paths = paths("the relu epilogue");
+    paths.push(ConvPath::Auto);
+    for threads in [1, 2] {
+        in_pool(threads, || {
+            for &(n, c_in, c_out, k, p, h, w) in shapes {
+                let geom = Window2d::square(k, 1, Padding::uniform(p)).resolve(h, w).unwrap();
+                let d = ConvDims { n, c_in, c_out, groups: 1, geom };
+                if c_in == 256 {
+                    assert!(batched::takes_forward(&d), "{d:?} runs as a whole batch");
+                }
+                if n == 1 && threads > 1 {
+                    assert!(bands::row_bands(&d, Threads::Pool).is_some(), "{d:?} runs in bands");
+                }
+                let x = rng.uniform_vec(n * c_in * h * w, -1.0, 1.0);
+                let wt = rng.uniform_vec(c_out * c_in * k * k, -1.0, 1.0);
+                let b = rng.uniform_vec(c_out, -1.0, 1.0);
+                let (ho, wo) = geom.out_hw();
+                for &path in &paths {
+                    let mut scratch = ConvScratch::default();
+                    let mut want = vec![f32::NAN; n * c_out * ho * wo];
+                    conv2d_forward_via(path, &mut want, &x, &wt, Some(&b), &d, &mut scratch);
+                    crate::kernels::activation::relu_in_place(&mut want);
+                    let mut got = vec![f32::NAN; want.len()];
+                    conv2d_forward_with(path, Epilogue::Relu, &mut got, &x, &wt, Some(&b), &d, &mut scratch);
+                    assert!(want.iter().any(|&v| v == 0.0) && want.iter().any(|&v| v > 0.0));
+                    assert_eq!(got, want, "{threads} threads, {path:?}, {d:?}");
+                }
+            }
+        })
+    }
+}
