@@ -43,10 +43,11 @@ pub struct Args {
     input: Option<[usize; 3]>,
     /// Convolution kernels for `conv`: `auto` (what training uses), `tiled` (fovea's widest
     /// tile, direct), `tiled-avx512`, `tiled-avx2`, `winograd-avx512`, `winograd-avx2`
-    /// (F(2x2, 3x3) or F(2x2, 5x5) on that tile, stride-1 layers of those filters only), `gemm` (im2col + gemm); several to
+    /// (F(2x2, 3x3) or F(2x2, 5x5) on that tile, stride-1 layers of those filters only), `narrow-avx512`, `narrow-avx2` (the forward pass
+    /// with output pixels in the tile's lanes, for few output channels), `gemm` (im2col + gemm); several to
     /// compare them side by side. Each line names what ran (a tile the CPU lacks runs as
     /// `gemm`, Winograd where it does not apply as the direct tile).
-    #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = ["auto", "tiled", "tiled-avx512", "tiled-avx2", "winograd-avx512", "winograd-avx2", "gemm"])]
+    #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = ["auto", "tiled", "tiled-avx512", "tiled-avx2", "winograd-avx512", "winograd-avx2", "narrow-avx512", "narrow-avx2", "gemm"])]
     path: Vec<String>,
     /// Operations for `conv` (a profile of one of them, say).
     #[arg(long, value_delimiter = ',', default_value = "fwd,bwd_input,bwd_weight", value_parser = ["fwd", "bwd_input", "bwd_weight"])]
@@ -99,6 +100,8 @@ fn conv_path(name: &str) -> ConvPath {
         "tiled-avx2" => ConvPath::Tile(Kernel::AVX2),
         "winograd-avx512" => ConvPath::Winograd(Kernel::AVX512),
         "winograd-avx2" => ConvPath::Winograd(Kernel::AVX2),
+        "narrow-avx512" => ConvPath::Narrow(Kernel::AVX512),
+        "narrow-avx2" => ConvPath::Narrow(Kernel::AVX2),
         "gemm" => ConvPath::Gemm,
         _ => ConvPath::Auto,
     }

@@ -7,7 +7,7 @@
 //! the same taps in the same order, and bands start at even rows so that Winograd's 2x2 blocks
 //! stay where they were.
 
-use super::{tiled, winograd, ChunkScratch, ConvDims, Kernel};
+use super::{narrow, tiled, winograd, ChunkScratch, ConvDims, Kernel};
 use crate::geometry::{Axis, Geometry};
 use crate::kernels::matmul::Threads;
 use crate::kernels::parallel::chunk_ranges;
@@ -51,20 +51,19 @@ pub(super) fn band(d: &ConvDims, rows: Range<usize>) -> (ConvDims, Range<usize>)
     (ConvDims { n: 1, geom: Geometry { rows: axis, cols: d.geom.cols }, ..*d }, lo as usize..hi as usize)
 }
 
+/// What computes each band, and the weights it reads.
+pub(super) enum Route<'a> {
+    /// The direct tile on its packed panels.
+    Tile(Kernel, &'a tiled::ChannelPanels),
+    /// Winograd's transforms on its transformed weights.
+    Winograd(Kernel, &'a winograd::WinogradWeights),
+    /// Pixels in the tile's lanes (`narrow.rs`) on the layer's own weights.
+    Narrow(Kernel, &'a [f32], &'a narrow::NarrowWeights),
+}
+
 /// `y = conv(x, weights)` (no bias) for one sample `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, one
-/// band of `bands` per scratch of `chunks`, on Winograd's weights when `winograd`, else on the
-/// direct tile's `panels`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn forward(
-    kernel: Kernel,
-    y: &mut [f32],
-    x: &[f32],
-    d: &ConvDims,
-    bands: &[Range<usize>],
-    chunks: &mut [ChunkScratch],
-    panels: &tiled::ChannelPanels,
-    transformed: Option<&winograd::WinogradWeights>,
-) {
+/// band of `bands` per scratch of `chunks`, each computed as `route` says.
+pub(super) fn forward(y: &mut [f32], x: &[f32], d: &ConvDims, bands: &[Range<usize>], chunks: &mut [ChunkScratch], route: Route) {
     let (h, w) = d.geom.in_hw();
     let (ho, wo) = d.geom.out_hw();
     // Each band's rows of every output channel: disjoint pieces of y, handed to its task.
@@ -88,9 +87,10 @@ pub(super) fn forward(
                 band_in.extend_from_slice(&xc[input_rows.start * w..input_rows.end * w]);
             }
             band_out.resize(d.c_out * rows.len() * wo, 0.0);
-            match transformed {
-                Some(t) => winograd::forward_sample(kernel, band_out, band_in, t, &bd, &mut s.winograd, false, Threads::One),
-                None => tiled::forward_sample(kernel, band_out, band_in, panels, &bd, &mut s.tiled, false, Threads::One),
+            match route {
+                Route::Winograd(k, t) => winograd::forward_sample(k, band_out, band_in, t, &bd, &mut s.winograd, false, Threads::One),
+                Route::Tile(k, panels) => tiled::forward_sample(k, band_out, band_in, panels, &bd, &mut s.tiled, false, Threads::One),
+                Route::Narrow(k, weight, w) => narrow::forward_sample(k, band_out, band_in, weight, w, &bd, &mut s.tiled, &mut s.narrow),
             }
             for (piece, values) in out.into_iter().zip(band_out.chunks_exact(rows.len() * wo)) {
                 piece.copy_from_slice(values);

@@ -15,6 +15,7 @@ mod bands;
 mod batched;
 mod gemm_path;
 pub mod im2col;
+pub mod narrow;
 pub mod padded;
 mod reference;
 pub mod tile;
@@ -91,9 +92,12 @@ pub enum ConvPath {
     Tiled,
     /// This tile (tests and benchmarks); `Gemm` on a CPU that lacks it.
     Tile(Kernel),
-    /// Winograd's F(2x2, 3x3) on this tile where it applies (`winograd::applies`), else as
-    /// `Tile` (tests and benchmarks).
+    /// Winograd's F(2x2, 3x3) or F(2x2, 5x5) on this tile where it applies
+    /// (`winograd::applies`), else as `Tile` (tests and benchmarks).
     Winograd(Kernel),
+    /// The forward pass with pixels in this tile's lanes where it applies (`narrow::applies`),
+    /// else as `Tile` (tests and benchmarks; `Auto` takes it for a few output channels).
+    Narrow(Kernel),
 }
 
 impl ConvPath {
@@ -110,7 +114,18 @@ impl ConvPath {
             ConvPath::Gemm => None,
             ConvPath::Auto if d.is_pointwise() || channels < min_channels => None,
             ConvPath::Auto | ConvPath::Tiled => best(),
-            ConvPath::Tile(k) | ConvPath::Winograd(k) => Some(k).filter(|k| k.isa.supported()),
+            ConvPath::Tile(k) | ConvPath::Winograd(k) | ConvPath::Narrow(k) => Some(k).filter(|k| k.isa.supported()),
+        }
+    }
+
+    /// The tile the forward pass runs with pixels in its lanes (`narrow.rs`), where this path
+    /// takes that route: `Auto` for a few output channels on the widest tile, `Narrow` wherever
+    /// it applies.
+    fn narrow(self, d: &ConvDims) -> Option<Kernel> {
+        match self {
+            ConvPath::Auto => Kernel::best().filter(|_| narrow::pays(d)),
+            ConvPath::Narrow(k) => Some(k).filter(|k| k.isa.supported() && narrow::applies(d)),
+            _ => None,
         }
     }
 
@@ -125,9 +140,12 @@ impl ConvPath {
         }
     }
 
-    /// What the forward pass of `d` runs on: `winograd-avx512`, `tiled-avx512`,
-    /// `winograd-avx2`, `tiled-avx2` or `gemm`.
+    /// What the forward pass of `d` runs on: `winograd-avx512`, `narrow-avx512`,
+    /// `tiled-avx512`, the same on AVX2, or `gemm`.
     pub fn forward_name(self, d: &ConvDims) -> &'static str {
+        if let Some(k) = self.narrow(d) {
+            return narrow::name(k);
+        }
         let tile = self.kernel(d, d.og(), 1);
         match (self.winograd(d, tile), tile) {
             (Some(k), _) => winograd::name(k),
@@ -152,6 +170,8 @@ pub struct ConvScratch {
     winograd: WinogradWeights,
     /// The padded batch where the whole batch runs at once (`batched.rs`).
     batch: batched::BatchScratch,
+    /// The weights' offsets for the pixel-lanes forward pass (`narrow.rs`).
+    narrow: narrow::NarrowWeights,
 }
 
 /// One chunk's scratch: the column matrix (gemm path), partial parameter gradients, and the
@@ -165,6 +185,7 @@ pub(super) struct ChunkScratch {
     /// For the transposed convolution of the input gradient (another geometry).
     tiled_transposed: ConvTileScratch,
     winograd: WinogradScratch,
+    narrow: narrow::NarrowScratch,
 }
 
 /// Where Winograd runs in one call.
@@ -304,10 +325,21 @@ pub fn conv2d_forward_with(
     let kernel = path.kernel(d, d.og(), 1);
     if let (Some(k), Some(rows)) = (kernel, bands::row_bands(d, threads)) {
         scratch.prepare(rows.len(), 0, 0, 0);
-        let plan = scratch.ready_weights(weight, d, kernel, path.winograd(d, kernel).is_some(), input);
-        // The whole sample decides, as it would in a batch.
-        let transformed = plan.takes(input).then_some(&scratch.winograd);
-        bands::forward(k, out, input, d, &rows, &mut scratch.chunks, &scratch.panels, transformed);
+        let route = match path.narrow(d) {
+            Some(nk) => {
+                scratch.narrow.prepare(d.c_out, d.kdim());
+                bands::Route::Narrow(nk, weight, &scratch.narrow)
+            }
+            None => {
+                let plan = scratch.ready_weights(weight, d, kernel, path.winograd(d, kernel).is_some(), input);
+                // The whole sample decides, as it would in a batch.
+                match plan.takes(input) {
+                    true => bands::Route::Winograd(k, &scratch.winograd),
+                    false => bands::Route::Tile(k, &scratch.panels),
+                }
+            }
+        };
+        bands::forward(out, input, d, &rows, &mut scratch.chunks, route);
         add_bias(out, bias, d.out_plane());
         epilogue.apply_batch(out, out.len());
         return;
@@ -324,15 +356,25 @@ pub fn conv2d_forward_with(
     }
     let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
     scratch.prepare(ranges.len(), col_len, 0, 0);
-    let plan = scratch.ready_weights(weight, d, kernel, path.winograd(d, kernel).is_some(), input);
-    let (panels, transformed) = (&scratch.panels, &scratch.winograd);
+    let narrow = path.narrow(d);
+    let plan = match narrow {
+        Some(_) => {
+            scratch.narrow.prepare(d.c_out, d.kdim());
+            WinogradPlan::default()
+        }
+        None => scratch.ready_weights(weight, d, kernel, path.winograd(d, kernel).is_some(), input),
+    };
+    let (panels, transformed, narrow_weights) = (&scratch.panels, &scratch.winograd, &scratch.narrow);
     let out_chunks = split_by_ranges(out, &ranges, out_len);
     out_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |((out_chunk, s), range)| {
             for (i, sample) in range.clone().enumerate() {
                 let x = &input[sample * in_len..(sample + 1) * in_len];
                 let y = &mut out_chunk[i * out_len..(i + 1) * out_len];
-                if let (Some(k), true) = (kernel, plan.takes(x)) {
+                if let Some(k) = narrow {
+                    narrow::forward_sample(k, y, x, weight, narrow_weights, d, &mut s.tiled, &mut s.narrow);
+                    add_bias(y, bias, d.out_plane());
+                } else if let (Some(k), true) = (kernel, plan.takes(x)) {
                     winograd::forward_sample(k, y, x, transformed, d, &mut s.winograd, false, threads);
                     add_bias(y, bias, d.out_plane());
                 } else if let Some(k) = kernel {

@@ -3,6 +3,9 @@
 
 use crate::geometry::Geometry;
 
+/// Values past the padded samples, zero: the widest tile's two vectors.
+pub const SLACK: usize = 32;
+
 /// A sample `[C, H, W]` zero-padded by a geometry's padding: `[C, Hp, Wp]`; or several, one
 /// after the other: `[N, C, Hp, Wp]`.
 #[derive(Default)]
@@ -24,7 +27,9 @@ impl Padded {
         self.hp = g.rows.pad_lo + h + g.rows.pad_hi;
         self.wp = g.cols.pad_lo + w + g.cols.pad_hi;
         self.data.clear();
-        self.data.resize(samples * channels * self.hp * self.wp, 0.0);
+        // Zeros past the last sample: a tile reading a row of output pixels in place reads a
+        // whole vector pair from the last window on (`narrow.rs`).
+        self.data.resize(samples * channels * self.hp * self.wp + SLACK, 0.0);
         for c in 0..samples * channels {
             let plane = &x[c * h * w..(c + 1) * h * w];
             for (y, src) in plane.chunks_exact(w).enumerate() {
@@ -34,7 +39,7 @@ impl Padded {
         }
     }
 
-    /// `[C, Hp, Wp]` (or `[N, C, Hp, Wp]`).
+    /// `[C, Hp, Wp]` (or `[N, C, Hp, Wp]`), then `SLACK` zeros.
     pub fn data(&self) -> &[f32] {
         &self.data
     }

@@ -28,12 +28,12 @@ fn close_within(a: &[f32], b: &[f32], size: Option<&[f32]>, what: &str) {
     }
 }
 
-/// `gemm`, and each tile this CPU has, direct and under Winograd (one printed line for each
-/// tile it lacks).
+/// `gemm`, and each tile this CPU has, direct, under Winograd and with pixels in its lanes (one
+/// printed line for each tile it lacks).
 fn paths(test: &str) -> Vec<ConvPath> {
     let mut p = vec![ConvPath::Gemm];
     for k in runnable_kernels(test) {
-        p.extend([ConvPath::Tile(k), ConvPath::Winograd(k)]);
+        p.extend([ConvPath::Tile(k), ConvPath::Winograd(k), ConvPath::Narrow(k)]);
     }
     p
 }
@@ -273,6 +273,10 @@ fn every_path_matches_the_reference_across_channel_blocks_and_long_reductions() 
         (3, 96, 66, 3, 1, 1, 1, 0, 5, 4),  // pointwise, 3 groups
         (2, 4, 100, 1, 2, 1, 1, 1, 6, 6),  // 4 input channels: the smallest tiled input gradient
         (5, 3, 31, 1, 5, 1, 1, 2, 10, 10), // conv1-like: input gradient on gemm
+        (4, 1, 6, 1, 5, 1, 1, 2, 28, 28),  // LeNet's conv1: pixels in the lanes, rows read in place
+        (2, 3, 7, 1, 5, 1, 1, 2, 11, 40),  // rows of 40 pixels: a whole strip and a tail
+        (2, 2, 3, 1, 3, 1, 2, 2, 9, 33),   // dilated, rows read in place
+        (2, 4, 5, 1, 3, 2, 1, 1, 12, 40),  // strided: the strips copied out
         (1, 1, 2, 1, 1, 1, 1, 0, 1, 1),
     ];
     let cases: Vec<Case> = shapes

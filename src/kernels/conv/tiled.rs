@@ -128,11 +128,11 @@ impl ChannelPanels {
 /// Per-thread scratch, grown as needed and kept between calls.
 #[derive(Default)]
 pub struct ConvTileScratch {
-    padded: Padded,
+    pub(super) padded: Padded,
     /// Window offset of every output pixel in the padded sample.
-    pixels: Offsets,
+    pub(super) pixels: Offsets,
     /// Offset of every tap (column-matrix row) in the padded sample.
-    taps: Offsets,
+    pub(super) taps: Offsets,
     /// `[Cout/width][P][width]` per group: dY transposed for the weight gradient.
     dy_panels: AlignedVec,
     /// The geometry and channel count `pixels` and `taps` were listed for.
@@ -141,7 +141,7 @@ pub struct ConvTileScratch {
 
 impl ConvTileScratch {
     /// Pads group `grp` of the sample and, on the first group, lists the offsets.
-    fn prepare(&mut self, xg: &[f32], channels: usize, g: &Geometry) {
+    pub(super) fn prepare(&mut self, xg: &[f32], channels: usize, g: &Geometry) {
         self.padded.fill(xg, channels, g);
         // The offsets depend on the geometry and channel count only (the same for every group):
         // listed again when they change.

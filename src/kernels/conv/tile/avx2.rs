@@ -55,13 +55,23 @@ unsafe impl Simd for Avx2 {
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn run(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX2.rows == 6);
+    // B's rows from offsets (`tile::run_reading_b_rows`) or packed.
+    if o.b_offsets.is_null() {
+        rows_of::<false>(o, rows)
+    } else {
+        rows_of::<true>(o, rows)
+    }
+}
+
+#[inline(always)]
+unsafe fn rows_of<const GATHER: bool>(o: Operands, rows: usize) {
     match rows {
-        1 => simd::tile::<Avx2, 1>(o),
-        2 => simd::tile::<Avx2, 2>(o),
-        3 => simd::tile::<Avx2, 3>(o),
-        4 => simd::tile::<Avx2, 4>(o),
-        5 => simd::tile::<Avx2, 5>(o),
-        _ => simd::tile::<Avx2, 6>(o),
+        1 => simd::tile::<Avx2, 1, GATHER>(o),
+        2 => simd::tile::<Avx2, 2, GATHER>(o),
+        3 => simd::tile::<Avx2, 3, GATHER>(o),
+        4 => simd::tile::<Avx2, 4, GATHER>(o),
+        5 => simd::tile::<Avx2, 5, GATHER>(o),
+        _ => simd::tile::<Avx2, 6, GATHER>(o),
     }
 }
 

@@ -70,16 +70,26 @@ unsafe impl Simd for Avx512 {
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) unsafe fn run(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX512.rows == 10);
+    // B's rows from offsets (`tile::run_reading_b_rows`) or packed.
+    if o.b_offsets.is_null() {
+        rows_of::<false>(o, rows)
+    } else {
+        rows_of::<true>(o, rows)
+    }
+}
+
+#[inline(always)]
+unsafe fn rows_of<const GATHER: bool>(o: Operands, rows: usize) {
     match rows {
-        1 => simd::tile::<Avx512, 1>(o),
-        2 => simd::tile::<Avx512, 2>(o),
-        3 => simd::tile::<Avx512, 3>(o),
-        4 => simd::tile::<Avx512, 4>(o),
-        5 => simd::tile::<Avx512, 5>(o),
-        6 => simd::tile::<Avx512, 6>(o),
-        7 => simd::tile::<Avx512, 7>(o),
-        8 => simd::tile::<Avx512, 8>(o),
-        9 => simd::tile::<Avx512, 9>(o),
-        _ => simd::tile::<Avx512, 10>(o),
+        1 => simd::tile::<Avx512, 1, GATHER>(o),
+        2 => simd::tile::<Avx512, 2, GATHER>(o),
+        3 => simd::tile::<Avx512, 3, GATHER>(o),
+        4 => simd::tile::<Avx512, 4, GATHER>(o),
+        5 => simd::tile::<Avx512, 5, GATHER>(o),
+        6 => simd::tile::<Avx512, 6, GATHER>(o),
+        7 => simd::tile::<Avx512, 7, GATHER>(o),
+        8 => simd::tile::<Avx512, 8, GATHER>(o),
+        9 => simd::tile::<Avx512, 9, GATHER>(o),
+        _ => simd::tile::<Avx512, 10, GATHER>(o),
     }
 }

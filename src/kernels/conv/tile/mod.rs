@@ -86,6 +86,10 @@ impl Offsets {
         self.offsets.extend(offsets);
         self.max = self.offsets.iter().copied().max().unwrap_or(0);
     }
+    /// Offset `i`.
+    pub fn get(&self, i: usize) -> usize {
+        self.offsets[i]
+    }
     /// The offsets from `start` on (their maximum is still the whole list's, an upper bound).
     pub fn from(&self, start: usize) -> OffsetsFrom<'_> {
         OffsetsFrom { offsets: &self.offsets[start..], max: self.max }
@@ -136,6 +140,8 @@ pub(crate) struct Operands {
     pub row_offsets: *const usize,
     pub k_offsets: *const usize,
     pub b: *const f32,
+    /// Where B's rows start (`run_reading_b_rows`), or null for packed panels.
+    pub b_offsets: *const usize,
     pub c: *mut f32,
     pub c_layout: CLayout,
     pub n: usize,
@@ -146,6 +152,17 @@ pub(crate) struct Operands {
 /// lacks the kernel's instructions: callers size their own buffers and pick a kernel from
 /// `Kernel::best`, so either is a bug in fovea, not bad input.
 pub fn run(kernel: Kernel, t: Tile) {
+    run_with(kernel, t, None)
+}
+
+/// `run` with B's row k read from `t.b[b_rows[k]..][..width]` instead of a packed panel: a
+/// convolution's forward pass with output pixels in the lanes reads a stride-1 row of the
+/// padded sample in place (`narrow.rs`).
+pub fn run_reading_b_rows(kernel: Kernel, t: Tile, b_rows: OffsetsFrom) {
+    run_with(kernel, t, Some(b_rows))
+}
+
+fn run_with(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>) {
     let Kernel { isa, rows: max_rows, width } = kernel;
     assert!(t.rows >= 1 && t.rows <= max_rows && t.n >= 1 && t.n <= width, "tile: {} rows x {} columns", t.rows, t.n);
     assert!(t.row_offsets.offsets.len() >= t.rows, "tile: {} row offsets for {} rows", t.row_offsets.offsets.len(), t.rows);
@@ -153,7 +170,13 @@ pub fn run(kernel: Kernel, t: Tile) {
         assert!(t.k_offsets.offsets.len() >= t.k, "tile: {} k offsets for k = {}", t.k_offsets.offsets.len(), t.k);
         let last = t.row_offsets.max + t.k_offsets.max;
         assert!(last < t.data.len(), "tile: A has {} values, reads up to {last}", t.data.len());
-        assert!(t.k * width <= t.b.len(), "tile: B has {} values, needs {}x{width}", t.b.len(), t.k);
+        match &b_rows {
+            None => assert!(t.k * width <= t.b.len(), "tile: B has {} values, needs {}x{width}", t.b.len(), t.k),
+            Some(rows) => {
+                assert!(rows.offsets.len() >= t.k, "tile: {} B rows for k = {}", rows.offsets.len(), t.k);
+                assert!(rows.max + width <= t.b.len(), "tile: B has {} values, rows read up to {}", t.b.len(), rows.max + width);
+            }
+        }
     }
     let last_c = match t.c_layout {
         CLayout::Transposed { column_stride } => (t.rows - 1) + (t.n - 1) * column_stride,
@@ -170,6 +193,7 @@ pub fn run(kernel: Kernel, t: Tile) {
         row_offsets: t.row_offsets.offsets.as_ptr(),
         k_offsets: t.k_offsets.offsets.as_ptr(),
         b: t.b.as_ptr(),
+        b_offsets: b_rows.map_or(std::ptr::null(), |r| r.offsets.as_ptr()),
         c: t.c.as_mut_ptr(),
         c_layout: t.c_layout,
         n: t.n,

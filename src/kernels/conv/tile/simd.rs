@@ -33,13 +33,14 @@ pub(super) unsafe trait Simd {
 }
 
 /// `C(r, j) (+)= sum_k A(r, k) B(k, j)` for `R` rows: the module comment of `tile/mod.rs`.
+/// B's row k is `b[2 LANES k..]` (packed panels) or, with `GATHER`, `b[b_offsets[k]..]`.
 ///
 /// # Safety
 /// The CPU has `S`'s instructions; the operands hold every value the formula indexes for `R`
 /// rows, `o.k` steps and `o.n` columns (`super::run` checks).
 #[inline(always)]
-pub(super) unsafe fn tile<S: Simd, const R: usize>(o: Operands) {
-    let Operands { k, data, row_offsets, k_offsets, b, c, c_layout, n, accumulate } = o;
+pub(super) unsafe fn tile<S: Simd, const R: usize, const GATHER: bool>(o: Operands) {
+    let Operands { k, data, row_offsets, k_offsets, b, b_offsets, c, c_layout, n, accumulate } = o;
     let mut acc = [[S::zero(); 2]; R];
     let mut rows = [data; R];
     for (r, p) in rows.iter_mut().enumerate() {
@@ -48,8 +49,9 @@ pub(super) unsafe fn tile<S: Simd, const R: usize>(o: Operands) {
     let mut bp = b;
     for kk in 0..k {
         let base = *k_offsets.add(kk);
-        let b0 = S::load(bp);
-        let b1 = S::load(bp.add(S::LANES));
+        let row = if GATHER { b.add(*b_offsets.add(kk)) } else { bp };
+        let b0 = S::load(row);
+        let b1 = S::load(row.add(S::LANES));
         for r in 0..R {
             let a = S::splat(rows[r].add(base));
             acc[r][0] = S::fmadd(a, b0, acc[r][0]);

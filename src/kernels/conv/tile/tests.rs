@@ -166,3 +166,46 @@ fn a_short_b_is_refused() {
 fn a_short_c_is_refused() {
     short_operand(7, 4 * 32, 7);
 }
+
+/// Reading B's rows in place through offsets gives the bits of the same rows packed as a
+/// panel, for every row count, on each tile this CPU has; a row reaching past B is refused.
+#[test]
+fn reading_b_rows_in_place_matches_the_packed_panel() {
+    let mut rng = Rng::new(13);
+    for kernel in runnable_kernels("reading B's rows in place") {
+        let w = kernel.width;
+        for rows in 1..=kernel.rows {
+            let k = 37;
+            let data = rng.uniform_vec(200, -1.0, 1.0);
+            let mut row_offsets = Offsets::default();
+            row_offsets.set((0..rows).map(|r| 5 * r));
+            let mut k_offsets = Offsets::default();
+            k_offsets.set(0..k);
+            // B's rows at scattered, overlapping offsets into one buffer, and packed.
+            let source = rng.uniform_vec(600, -1.0, 1.0);
+            let mut b_rows = Offsets::default();
+            b_rows.set((0..k).map(|kk| (kk * 13) % 500));
+            let mut panel = vec![0.0; k * w];
+            for (kk, row) in panel.chunks_exact_mut(w).enumerate() {
+                row.copy_from_slice(&source[b_rows.get(kk)..][..w]);
+            }
+            let layout = CLayout::Rows { row_stride: w };
+            let (mut packed, mut in_place) = (vec![0.0; rows * w], vec![0.0; rows * w]);
+            run(kernel, Tile { rows, k, data: &data, row_offsets: row_offsets.from(0), k_offsets: k_offsets.from(0), b: &panel, c: &mut packed, c_layout: layout, n: w, accumulate: false });
+            run_reading_b_rows(kernel, Tile { rows, k, data: &data, row_offsets: row_offsets.from(0), k_offsets: k_offsets.from(0), b: &source, c: &mut in_place, c_layout: layout, n: w, accumulate: false }, b_rows.from(0));
+            assert_eq!(packed, in_place, "{} rows on {}", rows, kernel.name());
+            assert!(packed.iter().all(|v| *v != 0.0));
+        }
+        let short = std::panic::catch_unwind(|| {
+            let (data, mut c) = (vec![1.0; 8], vec![0.0; w]);
+            let mut offs = Offsets::default();
+            offs.set([0usize, 9].into_iter());
+            let (mut one, mut two) = (Offsets::default(), Offsets::default());
+            one.set([0usize].into_iter());
+            two.set(0..2);
+            // The second row starts 9 values in: 9 + w > w + 8.
+            run_reading_b_rows(kernel, Tile { rows: 1, k: 2, data: &data, row_offsets: one.from(0), k_offsets: two.from(0), b: &vec![1.0; w + 8], c: &mut c, c_layout: CLayout::Rows { row_stride: w }, n: w, accumulate: false }, offs.from(0));
+        });
+        assert!(short.is_err(), "a B row past the end must be refused");
+    }
+}
