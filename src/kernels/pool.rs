@@ -191,13 +191,16 @@ fn max_pool_2x2_plane(y: &mut [f32], arg: &mut [u32], x: &[f32], w: usize, ho: u
             max_2x2_run(t, b, w as u32, row_base + 2 * ox0 as u32, y_out, a_out);
             ox0 += L;
         }
+        // The row's last outputs (all of a row narrower than L), one window at a time.
         for ox in ox0..wo {
-            let mut t = [f32::NEG_INFINITY; 2 * L];
-            let mut b = [f32::NEG_INFINITY; 2 * L];
-            (t[0], t[1], b[0], b[1]) = (top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]);
-            let (mut yy, mut aa) = ([0.0f32; L], [0u32; L]);
-            max_2x2_run(&t, &b, w as u32, row_base + 2 * ox as u32, &mut yy, &mut aa);
-            (y_row[ox], a_row[ox]) = (yy[0], aa[0]);
+            let cells = [top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]];
+            let (mut best, mut which) = (cells[0], 0u32);
+            for (v, off) in cells.into_iter().zip([0u32, 1, w as u32, w as u32 + 1]).skip(1) {
+                if v > best || v.is_nan() {
+                    (best, which) = (v, off);
+                }
+            }
+            (y_row[ox], a_row[ox]) = (best, row_base + 2 * ox as u32 + which);
         }
     }
 }
