@@ -22,6 +22,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let super::weights::LoadedModel { mut net, .. } = a.m.load()?;
+    // Only the logits are read: each ReLU after a convolution is applied by the convolution.
+    net.fuse_activations(true);
     let s = net.input_shape().to_vec();
     let dir = super::args::data_or_bundled(&a.data);
     let split = data::load_dir(&dir, [s[0], s[1], s[2]])?;

@@ -24,6 +24,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let super::weights::LoadedModel { mut net, classes } = a.m.load()?;
+    // Only the logits are read: each ReLU after a convolution is applied by the convolution.
+    net.fuse_activations(true);
     for path in &a.images {
         let x = super::weights::image_input_inverted(&net, &a.m.model, path, a.invert)?;
         let logits = net.forward(&x, &ForwardCtx::default())?.clone();

@@ -2,9 +2,11 @@
 //! last 3): the direct tile's lanes are output channels (32 on AVX-512, 16 on AVX2), most of
 //! them empty here. This path turns the roles around, as Winograd does: a tile's rows are
 //! output channels (the weights `[Cout, K]` read in place through offsets), its lanes are
-//! `width` output pixels whose windows are copied as a panel `[K][width]` (a strip of the
-//! column matrix, read from the zero-padded sample through the direct tile's offsets), and C
-//! is stored by rows, then copied into NCHW.
+//! `width` output pixels, and C is stored by rows, then copied into NCHW. B's row for tap t is
+//! the strip's windows shifted by the tap's offset: where the strip is a stride-1 run along an
+//! output row, that row is read straight from the zero-padded sample
+//! (`tile::run_reading_b_rows`); otherwise the strip is copied out as a panel `[K][width]`
+//! first (a strip of the column matrix, through the direct tile's offsets).
 //!
 //! Shapes per sample: `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, `weight: [Cout, Cin, kh, kw]`.
 

@@ -16,7 +16,10 @@
 //! `[k][width]`); in the weight gradient r is a tap, k a pixel and j an output channel (dY
 //! packed `[pixel][width]`). C is stored transposed (one output channel's `rows` values are
 //! contiguous), which is the NCHW layout of both results. The Winograd path (`winograd/`)
-//! turns the roles around (r an output channel, j a tile of the image) and stores C by rows.
+//! turns the roles around (r an output channel, j a tile of the image) and stores C by rows,
+//! as does the forward pass of layers with few output channels (`narrow.rs`: j an output
+//! pixel), whose B rows may be read in place through a third offset list
+//! (`run_reading_b_rows`: `b[b_rows[k] + j]` instead of `b[width k + j]`).
 //!
 //! Why not `gemm`: a convolution's products are small (64 x 196 x 800 per sample for the MNIST
 //! net's conv2) and `gemm` must first copy im2col's column matrix (larger than L2) into its
