@@ -234,6 +234,12 @@ fn the_lean_forward_pass_gives_the_full_passes_output() {
         // Twice in a row (the pool now holds the last pass's buffers), then a full pass again.
         assert!(net.forward_lean(&x, &ctx).unwrap().data() == full.data(), "{name}: a second lean pass differs");
         assert!(net.forward(&x, &ctx).unwrap().data() == full.data(), "{name}: a full pass after the lean one differs");
+        // With each ReLU fused into its producer: the same output, lean (twice) and full.
+        net.fuse_activations(true);
+        for round in 0..2 {
+            assert!(net.forward_lean(&x, &ctx).unwrap().data() == full.data(), "{name}: fused lean pass {round} differs");
+        }
+        assert!(net.forward(&x, &ctx).unwrap().data() == full.data(), "{name}: a fused full pass differs");
     }
 }
 
@@ -273,7 +279,10 @@ fn fused_activations_give_the_unfused_bits() {
         (Box::new(move || zoo("mnist-cnn", None)), vec![4, 1, 28, 28], "conv1", None),
         (Box::new(move || zoo("lenet5", None)), vec![3, 1, 28, 28], "", None),
         (Box::new(move || zoo("alexnet", Some([3, 67, 67]))), vec![2, 3, 67, 67], "", None),
-        (Box::new(move || zoo("resnet18", Some([3, 32, 32]))), vec![2, 3, 32, 32], "", None),
+        // Batch norm into ReLU: fused; a sum into ReLU: not.
+        (Box::new(move || zoo("resnet18", Some([3, 32, 32]))), vec![2, 3, 32, 32], "bn1", Some("layer1.0.add")),
+        // Instance norm into ReLU, reflection padding, upsampling: the style network.
+        (Box::new(|| { let mut n = models::transformer::transformer_net(4, [3, 16, 16]).unwrap(); n.init(9); n }), vec![2, 3, 16, 16], "in1", None),
         (Box::new(branchy), vec![2, 3, 12, 12], "conv2", Some("conv1")),
     ];
     for (build, shape, fused_node, unfused_node) in cases {

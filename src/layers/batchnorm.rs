@@ -5,7 +5,7 @@
 use super::{expect_inputs, expect_nchw, BackwardCtx, ForwardCtx, Layer, Mode, Param};
 use crate::error::{Error, Result};
 use crate::distributed::Collective;
-use crate::kernels::batchnorm::{affine_channels, batchnorm_train_backward, channel_square_deviations, channel_stats, channel_sums, grad_sums};
+use crate::kernels::batchnorm::{affine_channels_then, batchnorm_train_backward, channel_square_deviations, channel_stats, channel_sums, grad_sums};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ pub struct BatchNorm2d {
     invstd: Vec<f32>,
     /// Values per channel the last training pass normalised over (all ranks' when synced).
     count: usize,
+    /// A ReLU fused after the normalisation (`Layer::fuse_relu`).
+    fused_relu: bool,
     /// The ranks whose shares make up the batch, when training is distributed: the statistics
     /// are then the whole batch's (synchronised batch norm), so the run is the single
     /// process's run.
@@ -49,6 +51,7 @@ impl BatchNorm2d {
             invstd: Vec::new(),
             count: 0,
             group: None,
+            fused_relu: false,
         }
     }
 
@@ -143,8 +146,14 @@ impl Layer for BatchNorm2d {
         let be = self.bias.value.data();
         let a: Vec<f32> = (0..c).map(|i| g[i] * self.invstd[i]).collect();
         let b: Vec<f32> = (0..c).map(|i| be[i] - self.mean[i] * a[i]).collect();
-        affine_channels(out.data_mut(), x.data(), &a, &b, c, plane);
+        affine_channels_then(out.data_mut(), x.data(), &a, &b, c, plane, self.fused_relu);
         Ok(())
+    }
+
+    /// The backward pass reads the input and the statistics, never the output.
+    fn fuse_relu(&mut self, on: bool) -> bool {
+        self.fused_relu = on;
+        on
     }
     fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
         let x = inputs[0];

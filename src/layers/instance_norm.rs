@@ -7,7 +7,7 @@
 use super::{expect_inputs, expect_nchw, BackwardCtx, ForwardCtx, Layer, Mode, Param};
 use crate::error::{Error, Result};
 use crate::geometry::Region;
-use crate::kernels::batchnorm::{affine_channels, batchnorm_train_backward, channel_stats, grad_sums};
+use crate::kernels::batchnorm::{affine_channels_then, batchnorm_train_backward, channel_stats, grad_sums};
 use crate::tensor::Tensor;
 
 pub struct InstanceNorm2d {
@@ -20,6 +20,8 @@ pub struct InstanceNorm2d {
     /// Of the last forward pass, per plane `n * C + c`: the mean and 1 / sqrt(var + eps).
     mean: Vec<f32>,
     invstd: Vec<f32>,
+    /// A ReLU fused after the normalisation (`Layer::fuse_relu`).
+    fused_relu: bool,
 }
 
 impl InstanceNorm2d {
@@ -27,7 +29,7 @@ impl InstanceNorm2d {
     pub fn new(channels: usize) -> Self {
         let mut weight = Param::zeros(&[channels]);
         weight.value.fill(1.0);
-        InstanceNorm2d { channels, eps: 1e-5, weight, bias: Param::zeros(&[channels]), mean: Vec::new(), invstd: Vec::new() }
+        InstanceNorm2d { channels, eps: 1e-5, weight, bias: Param::zeros(&[channels]), mean: Vec::new(), invstd: Vec::new(), fused_relu: false }
     }
 
     pub fn with_eps(mut self, eps: f32) -> Self {
@@ -74,8 +76,14 @@ impl Layer for InstanceNorm2d {
         let beta = Self::per_plane(self.bias.value.data(), n);
         let a: Vec<f32> = gamma.iter().zip(&self.invstd).map(|(g, s)| g * s).collect();
         let b: Vec<f32> = beta.iter().zip(&self.mean).zip(&a).map(|((b, m), a)| b - m * a).collect();
-        affine_channels(out.data_mut(), x.data(), &a, &b, n * c, plane);
+        affine_channels_then(out.data_mut(), x.data(), &a, &b, n * c, plane, self.fused_relu);
         Ok(())
+    }
+
+    /// The backward pass reads the input and the statistics, never the output.
+    fn fuse_relu(&mut self, on: bool) -> bool {
+        self.fused_relu = on;
+        on
     }
     fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
         let x = inputs[0];

@@ -265,6 +265,12 @@ impl Net {
         v0.data_mut().copy_from_slice(input.data());
         self.values[0] = v0;
         for i in 0..count {
+            if self.fused.get(i) == Some(&true) {
+                // The producer applied this ReLU, and this node is its output's only reader.
+                let v = self.nodes[i].inputs[0];
+                self.values[i + 1] = std::mem::take(&mut self.values[v]);
+                continue;
+            }
             let out = Tensor::reuse(take(&mut pool, crate::tensor::numel(&shapes[i + 1])), &shapes[i + 1]);
             self.values[i + 1] = out;
             let node = &mut self.nodes[i];

@@ -316,6 +316,8 @@ pub fn train(cfg: &RealtimeConfig, loss_net: &mut Net, norm: &Normalize, run_dir
     let mut losses = Perceptual::new(loss_net, norm, cfg.layers(), cfg.weights(), &style)?;
     let mut net = transformer_net(cfg.width, [3, cfg.size, cfg.size])?;
     net.init(cfg.seed);
+    // Only its output is read: each ReLU is applied by the instance norm before it.
+    net.fuse_activations(true);
     let mut adam = Adam::new(0.0, false);
     std::fs::create_dir_all(run_dir).map_err(|e| Error::file(run_dir, format!("cannot create: {e}")))?;
     crate::io::atomic::remove_stale_temporaries(run_dir);
@@ -578,5 +580,7 @@ pub fn load_for(path: &Path, input: [usize; 3]) -> Result<Net> {
     let tensors: std::collections::BTreeMap<String, Tensor> =
         loaded.model.into_iter().filter(|(k, _)| !(k.ends_with(".running_mean") || k.ends_with(".running_var"))).collect();
     net.load_state(&tensors).map_err(|e| Error::file(path, e.to_string()))?;
+    // Stylising reads the output alone: each ReLU is applied by the instance norm before it.
+    net.fuse_activations(true);
     Ok(net)
 }
