@@ -108,7 +108,8 @@ struct Strip {
 
 impl Strip {
     /// Copies the strip's windows into `panel: [K][width]`, in runs along output rows, each a
-    /// strided read per tap. Lanes past `n` keep the last strip's values: finite, never stored.
+    /// strided read per tap. Lanes past `n` keep whatever the buffer held: each lane is a
+    /// column of C of its own, and those are never stored.
     fn pack(&self, panel: &mut [f32], tiled: &ConvTileScratch, stride: usize, wo: usize, width: usize) {
         let (data, pixels, taps) = (tiled.padded.data(), &tiled.pixels, &tiled.taps);
         let mut px = self.first;
