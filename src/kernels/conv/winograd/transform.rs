@@ -173,6 +173,7 @@ impl<T: Copy + Default + Add<Output = T> + Sub<Output = T> + Mul<f32, Output = T
 fn input_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(d: impl Fn(usize, usize) -> T, mut out: impl FnMut(usize, T)) {
     // t = B^T d, column by column.
     let mut t = [[T::default(); A]; A];
+    #[allow(clippy::needless_range_loop)] // c indexes a column of t, not one array
     for c in 0..A {
         let mut column = [T::default(); A];
         for (i, x) in column.iter_mut().enumerate() {
@@ -195,6 +196,7 @@ fn input_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(d: im
 fn output_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(m: impl Fn(usize) -> T) -> [[T; 2]; 2] {
     // s = m A: A^T applied to each row, then to the two columns of s.
     let mut s = [[T::default(); A]; 2];
+    #[allow(clippy::needless_range_loop)] // p indexes a column of s, not one array
     for p in 0..A {
         let mut row = [T::default(); A];
         for (q, x) in row.iter_mut().enumerate() {
