@@ -172,26 +172,28 @@ fn is_plain_2x2(g: &Geometry) -> bool {
     plain(&g.rows) && plain(&g.cols)
 }
 
+/// Windows per run of the 2x2 fast path.
+const RUN: usize = 16;
+
 /// One plane of 2x2 stride-2 max pooling: `y`, `arg: [ho, wo]`, `x: [H, w]`. Same rules as the
-/// general loop (first maximum in row-major order wins, a NaN wins), computed `L` outputs at a
+/// general loop (first maximum in row-major order wins, a NaN wins), computed `RUN` outputs at a
 /// time in fixed-size lanes the compiler vectorises (a row's last outputs in a shorter run).
 fn max_pool_2x2_plane(y: &mut [f32], arg: &mut [u32], x: &[f32], w: usize, ho: usize, wo: usize) {
-    const L: usize = 16;
     for oy in 0..ho {
         let top = &x[2 * oy * w..2 * oy * w + 2 * wo];
         let bottom = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
         let row_base = (2 * oy * w) as u32;
         let (y_row, a_row) = (&mut y[oy * wo..(oy + 1) * wo], &mut arg[oy * wo..(oy + 1) * wo]);
         let mut ox0 = 0;
-        while ox0 + L <= wo {
-            let t: &[f32; 2 * L] = top[2 * ox0..2 * ox0 + 2 * L].try_into().expect("2 L cells");
-            let b: &[f32; 2 * L] = bottom[2 * ox0..2 * ox0 + 2 * L].try_into().expect("2 L cells");
-            let y_out: &mut [f32; L] = (&mut y_row[ox0..ox0 + L]).try_into().expect("L outputs");
-            let a_out: &mut [u32; L] = (&mut a_row[ox0..ox0 + L]).try_into().expect("L outputs");
+        while ox0 + RUN <= wo {
+            let t: &[f32; 2 * RUN] = top[2 * ox0..2 * ox0 + 2 * RUN].try_into().expect("2 RUN cells");
+            let b: &[f32; 2 * RUN] = bottom[2 * ox0..2 * ox0 + 2 * RUN].try_into().expect("2 RUN cells");
+            let y_out: &mut [f32; RUN] = (&mut y_row[ox0..ox0 + RUN]).try_into().expect("RUN outputs");
+            let a_out: &mut [u32; RUN] = (&mut a_row[ox0..ox0 + RUN]).try_into().expect("RUN outputs");
             max_2x2_run(t, b, w as u32, row_base + 2 * ox0 as u32, y_out, a_out);
-            ox0 += L;
+            ox0 += RUN;
         }
-        // The row's last outputs (all of a row narrower than L), one window at a time.
+        // The row's last outputs (all of a row narrower than RUN), one window at a time.
         for ox in ox0..wo {
             let cells = [top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]];
             let (mut best, mut which) = (cells[0], 0u32);
@@ -205,13 +207,13 @@ fn max_pool_2x2_plane(y: &mut [f32], arg: &mut [u32], x: &[f32], w: usize, ho: u
     }
 }
 
-/// `L` windows side by side: `top` and `bottom` hold their two rows (`2 L` cells each), the
+/// `RUN` windows side by side: `top` and `bottom` hold their two rows (`2 RUN` cells each), the
 /// first window's top-left cell at plane index `first`, rows `w` apart.
 #[inline(always)]
-fn max_2x2_run<const L2: usize, const L: usize>(top: &[f32; L2], bottom: &[f32; L2], w: u32, first: u32, y: &mut [f32; L], arg: &mut [u32; L]) {
+fn max_2x2_run(top: &[f32; 2 * RUN], bottom: &[f32; 2 * RUN], w: u32, first: u32, y: &mut [f32; RUN], arg: &mut [u32; RUN]) {
     // The four cells of each window, in row-major order, as lanes.
-    let mut cells = [[0.0f32; L]; 4];
-    for k in 0..L {
+    let mut cells = [[0.0f32; RUN]; 4];
+    for k in 0..RUN {
         cells[0][k] = top[2 * k];
         cells[1][k] = top[2 * k + 1];
         cells[2][k] = bottom[2 * k];
@@ -219,11 +221,11 @@ fn max_2x2_run<const L2: usize, const L: usize>(top: &[f32; L2], bottom: &[f32; 
     }
     let offsets = [0u32, 1, w, w + 1];
     let mut best = cells[0];
-    let mut which = [0u32; L];
+    let mut which = [0u32; RUN];
     // A NaN already in the first cell stays (nothing is greater than NaN, and a later NaN only
     // moves the index, as PyTorch's loop does).
     for (cell, off) in cells.iter().zip(offsets).skip(1) {
-        for k in 0..L {
+        for k in 0..RUN {
             let v = cell[k];
             let take = (v > best[k]) | v.is_nan();
             best[k] = if take { v } else { best[k] };
@@ -231,7 +233,7 @@ fn max_2x2_run<const L2: usize, const L: usize>(top: &[f32; L2], bottom: &[f32; 
         }
     }
     *y = best;
-    for k in 0..L {
+    for k in 0..RUN {
         arg[k] = first + 2 * k as u32 + which[k];
     }
 }

@@ -68,18 +68,8 @@ unsafe impl Simd for Avx512 {
 /// # Safety
 /// AVX-512 F, AVX2 and FMA; the operands as `super::run` checked them.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn run(o: Operands, rows: usize) {
+pub(super) unsafe fn run<const GATHER: bool>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX512.rows == 10);
-    // B's rows from offsets (`tile::run_reading_b_rows`) or packed.
-    if o.b_offsets.is_null() {
-        rows_of::<false>(o, rows)
-    } else {
-        rows_of::<true>(o, rows)
-    }
-}
-
-#[inline(always)]
-unsafe fn rows_of<const GATHER: bool>(o: Operands, rows: usize) {
     match rows {
         1 => simd::tile::<Avx512, 1, GATHER>(o),
         2 => simd::tile::<Avx512, 2, GATHER>(o),

@@ -190,6 +190,7 @@ fn run_with(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>) {
     };
     assert!(last_c < t.c.len(), "tile: C has {} values, writes up to {last_c}", t.c.len());
     assert!(isa != Isa::Scalar && isa.supported(), "tile: this CPU lacks {}", isa.name());
+    let gather = b_rows.is_some();
     let o = Operands {
         k: t.k,
         data: t.data.as_ptr(),
@@ -207,8 +208,11 @@ fn run_with(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>) {
     // `t.rows` rows; the CPU supports the instructions (checked above).
     unsafe {
         match isa {
-            Isa::Avx512 => avx512::run(o, t.rows),
-            _ => avx2::run(o, t.rows),
+            // B's rows read through offsets (`run_reading_b_rows`) or from packed panels.
+            Isa::Avx512 if gather => avx512::run::<true>(o, t.rows),
+            Isa::Avx512 => avx512::run::<false>(o, t.rows),
+            _ if gather => avx2::run::<true>(o, t.rows),
+            _ => avx2::run::<false>(o, t.rows),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
