@@ -17,18 +17,25 @@ pub enum ReluRule {
     Deconvnet,
 }
 
+/// `max(x, 0)`, keeping a NaN: the one ReLU rule of the forward passes (the layer's, a
+/// convolution's epilogue, a norm's fused pass).
+#[inline(always)]
+pub fn relu(x: f32) -> f32 {
+    if x <= 0.0 { 0.0 } else { x }
+}
+
 /// `out = max(x, 0)`, elementwise; `out` is overwritten. A NaN stays NaN, as in PyTorch (a
 /// NaN turned into 0 would hide broken weights behind confident predictions).
 pub fn relu_forward(out: &mut [f32], x: &[f32]) {
     out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x <= 0.0 { 0.0 } else { x });
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = relu(x));
     });
 }
 
 /// `y = max(y, 0)` in place, on the calling thread (a convolution's epilogue, one sample at a
 /// time while it is in cache); the same rule as `relu_forward`.
 pub fn relu_in_place(y: &mut [f32]) {
-    y.iter_mut().for_each(|v| *v = if *v <= 0.0 { 0.0 } else { *v });
+    y.iter_mut().for_each(|v| *v = relu(*v));
 }
 
 /// `dx += rule(x, dy)`, elementwise; `x` is the ReLU's forward input or its output (the ReLU

@@ -58,17 +58,14 @@ pub fn affine_channels(out: &mut [f32], x: &[f32], a: &[f32], b: &[f32], c: usiz
 }
 
 /// `affine_channels`, then `max(0, .)` in the same pass where `relu` (a ReLU fused into the
-/// normalisation, `Layer::fuse_relu`; the rule of `activation::relu_forward`).
+/// normalisation, `Layer::fuse_relu`; `activation::relu`).
 pub fn affine_channels_then(out: &mut [f32], x: &[f32], a: &[f32], b: &[f32], c: usize, plane: usize, relu: bool) {
     out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(i, (y, x))| {
         let ch = i % c;
         let (a, b) = (a[ch], b[ch]);
         // One loop per case, so each vectorises.
         if relu {
-            y.iter_mut().zip(x).for_each(|(y, x)| {
-                let v = x * a + b;
-                *y = if v <= 0.0 { 0.0 } else { v };
-            });
+            y.iter_mut().zip(x).for_each(|(y, x)| *y = crate::kernels::activation::relu(x * a + b));
         } else {
             y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
         }

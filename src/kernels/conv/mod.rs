@@ -341,7 +341,7 @@ pub fn conv2d_forward_with(
         };
         bands::forward(out, input, d, &rows, &mut scratch.chunks, route);
         add_bias(out, bias, d.out_plane());
-        epilogue.apply_batch(out, out.len());
+        epilogue.apply(out);
         return;
     }
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
