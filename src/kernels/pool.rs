@@ -31,12 +31,11 @@ pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &
         .zip(argmax.par_chunks_mut(out_len * per))
         .zip(input.par_chunks(in_len * per))
         .for_each(|((out, arg), x)| {
+            if is_plain_2x2(g) {
+                return max_pool_2x2_planes(out, arg, x, (h, w), (ho, wo));
+            }
             let mut halves = Vec::new();
             for ((y, a), x) in out.chunks_mut(out_len).zip(arg.chunks_mut(out_len)).zip(x.chunks(in_len)) {
-                if is_plain_2x2(g) {
-                    max_pool_2x2_plane(y, a, x, w, ho, wo);
-                    continue;
-                }
                 max_pool_plane_general(y, a, x, g, &plan, &mut halves);
             }
         });
@@ -172,60 +171,61 @@ fn is_plain_2x2(g: &Geometry) -> bool {
     plain(&g.rows) && plain(&g.cols)
 }
 
-/// Windows per run of the 2x2 fast path.
-const RUN: usize = 16;
+/// 2x2 stride-2 max pooling of whole planes: `y`, `arg: [P, ho, wo]`, `x: [P, h, w]`. Same rules
+/// as the general loop (first maximum in row-major order wins, a NaN wins), computed in runs of
+/// windows side by side in fixed-size lanes the compiler vectorises: 16 at a time, or 8 or 4
+/// for rows narrower than that (MNIST's 14 and 7, LeNet-5's 5). A row's last run ends at the
+/// row's end and may overlap the one before (its outputs are the same values written twice),
+/// so no window is left to a scalar tail unless the row is narrower than 4.
+fn max_pool_2x2_planes(y: &mut [f32], arg: &mut [u32], x: &[f32], (h, w): (usize, usize), (ho, wo): (usize, usize)) {
+    match wo {
+        16.. => max_pool_2x2_runs::<16>(y, arg, x, (h, w), (ho, wo)),
+        8..16 => max_pool_2x2_runs::<8>(y, arg, x, (h, w), (ho, wo)),
+        4..8 => max_pool_2x2_runs::<4>(y, arg, x, (h, w), (ho, wo)),
+        _ => max_pool_2x2_runs::<1>(y, arg, x, (h, w), (ho, wo)),
+    }
+}
 
-/// One plane of 2x2 stride-2 max pooling: `y`, `arg: [ho, wo]`, `x: [H, w]`. Same rules as the
-/// general loop (first maximum in row-major order wins, a NaN wins), computed `RUN` outputs at a
-/// time in fixed-size lanes the compiler vectorises (a row's last outputs in a shorter run).
-fn max_pool_2x2_plane(y: &mut [f32], arg: &mut [u32], x: &[f32], w: usize, ho: usize, wo: usize) {
-    for oy in 0..ho {
-        let top = &x[2 * oy * w..2 * oy * w + 2 * wo];
-        let bottom = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
-        let row_base = (2 * oy * w) as u32;
-        let (y_row, a_row) = (&mut y[oy * wo..(oy + 1) * wo], &mut arg[oy * wo..(oy + 1) * wo]);
-        let mut ox0 = 0;
-        while ox0 + RUN <= wo {
-            let t: &[f32; 2 * RUN] = top[2 * ox0..2 * ox0 + 2 * RUN].try_into().expect("2 RUN cells");
-            let b: &[f32; 2 * RUN] = bottom[2 * ox0..2 * ox0 + 2 * RUN].try_into().expect("2 RUN cells");
-            let y_out: &mut [f32; RUN] = (&mut y_row[ox0..ox0 + RUN]).try_into().expect("RUN outputs");
-            let a_out: &mut [u32; RUN] = (&mut a_row[ox0..ox0 + RUN]).try_into().expect("RUN outputs");
-            max_2x2_run(t, b, w as u32, row_base + 2 * ox0 as u32, y_out, a_out);
-            ox0 += RUN;
-        }
-        // The row's last outputs (all of a row narrower than RUN), one window at a time.
-        for ox in ox0..wo {
-            let cells = [top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]];
-            let (mut best, mut which) = (cells[0], 0u32);
-            for (v, off) in cells.into_iter().zip([0u32, 1, w as u32, w as u32 + 1]).skip(1) {
-                if v > best || v.is_nan() {
-                    (best, which) = (v, off);
-                }
+/// `max_pool_2x2_planes` in runs of `R <= wo` windows.
+fn max_pool_2x2_runs<const R: usize>(y: &mut [f32], arg: &mut [u32], x: &[f32], (h, w): (usize, usize), (ho, wo): (usize, usize)) {
+    debug_assert!(R <= wo);
+    let runs = wo.div_ceil(R);
+    for ((y, arg), x) in y.chunks_exact_mut(ho * wo).zip(arg.chunks_exact_mut(ho * wo)).zip(x.chunks_exact(h * w)) {
+        for oy in 0..ho {
+            let (top, bottom) = (&x[2 * oy * w..(2 * oy + 1) * w], &x[(2 * oy + 1) * w..(2 * oy + 2) * w]);
+            let (y_row, a_row) = (&mut y[oy * wo..(oy + 1) * wo], &mut arg[oy * wo..(oy + 1) * wo]);
+            for run in 0..runs {
+                let ox0 = (run * R).min(wo - R);
+                let t = top[2 * ox0..2 * ox0 + 2 * R].as_chunks::<2>().0.try_into().expect("R pairs");
+                let b = bottom[2 * ox0..2 * ox0 + 2 * R].as_chunks::<2>().0.try_into().expect("R pairs");
+                let y_out = (&mut y_row[ox0..ox0 + R]).try_into().expect("R outputs");
+                let a_out = (&mut a_row[ox0..ox0 + R]).try_into().expect("R outputs");
+                max_2x2_run::<R>(t, b, w as u32, (2 * oy * w + 2 * ox0) as u32, y_out, a_out);
             }
-            (y_row[ox], a_row[ox]) = (best, row_base + 2 * ox as u32 + which);
         }
     }
 }
 
-/// `RUN` windows side by side: `top` and `bottom` hold their two rows (`2 RUN` cells each), the
-/// first window's top-left cell at plane index `first`, rows `w` apart.
+/// `R` windows side by side: `top` and `bottom` hold their two rows (`2 R` cells each), the
+/// first window's top-left cell at plane index `first`, rows `w` apart. (`[f32; 2 * R]` is not
+/// a type stable Rust allows for a generic `R`, hence the nested arrays.)
 #[inline(always)]
-fn max_2x2_run(top: &[f32; 2 * RUN], bottom: &[f32; 2 * RUN], w: u32, first: u32, y: &mut [f32; RUN], arg: &mut [u32; RUN]) {
+fn max_2x2_run<const R: usize>(top: &[[f32; 2]; R], bottom: &[[f32; 2]; R], w: u32, first: u32, y: &mut [f32; R], arg: &mut [u32; R]) {
     // The four cells of each window, in row-major order, as lanes.
-    let mut cells = [[0.0f32; RUN]; 4];
-    for k in 0..RUN {
-        cells[0][k] = top[2 * k];
-        cells[1][k] = top[2 * k + 1];
-        cells[2][k] = bottom[2 * k];
-        cells[3][k] = bottom[2 * k + 1];
+    let mut cells = [[0.0f32; R]; 4];
+    for k in 0..R {
+        cells[0][k] = top[k][0];
+        cells[1][k] = top[k][1];
+        cells[2][k] = bottom[k][0];
+        cells[3][k] = bottom[k][1];
     }
     let offsets = [0u32, 1, w, w + 1];
     let mut best = cells[0];
-    let mut which = [0u32; RUN];
+    let mut which = [0u32; R];
     // A NaN already in the first cell stays (nothing is greater than NaN, and a later NaN only
     // moves the index, as PyTorch's loop does).
     for (cell, off) in cells.iter().zip(offsets).skip(1) {
-        for k in 0..RUN {
+        for k in 0..R {
             let v = cell[k];
             let take = (v > best[k]) | v.is_nan();
             best[k] = if take { v } else { best[k] };
@@ -233,7 +233,7 @@ fn max_2x2_run(top: &[f32; 2 * RUN], bottom: &[f32; 2 * RUN], w: u32, first: u32
         }
     }
     *y = best;
-    for k in 0..RUN {
+    for k in 0..R {
         arg[k] = first + 2 * k as u32 + which[k];
     }
 }
@@ -365,9 +365,10 @@ mod tests {
 
     #[test]
     fn the_2x2_fast_path_matches_the_general_loop() {
-        // Rows shorter than one run of 16 outputs, one run and a tail, two runs and an odd
-        // last column left out.
-        for (h, w) in [(9, 12), (6, 40), (5, 71)] {
+        // Rows of 3 outputs (one window at a time), of 5, 6, 7 and 14 (runs of 4 and 8, the
+        // last overlapping: LeNet-5's and MNIST's), one run of 16 and an overlapping one, two
+        // runs and an odd last column left out.
+        for (h, w) in [(7, 6), (10, 10), (9, 12), (4, 14), (8, 28), (6, 40), (5, 71)] {
             fast_2x2_matches_the_general_loop(h, w);
         }
     }
@@ -379,6 +380,10 @@ mod tests {
         x[7] = f32::NAN;
         x[40] = f32::NAN;
         x[41] = f32::NAN;
+        // A window of -inf only: the padding of a short run is -inf too and must not move it.
+        for i in [2 * w, 2 * w + 1, 3 * w, 3 * w + 1] {
+            x[i] = f32::NEG_INFINITY;
+        }
         let g = Window2d::square(2, 2, Padding::Valid).resolve(h, w).unwrap();
         assert!(is_plain_2x2(&g));
         let (ho, wo) = g.out_hw();
