@@ -240,18 +240,35 @@ fn max_2x2_run<const R: usize>(top: &[[f32; 2]; R], bottom: &[[f32; 2]; R], w: u
 
 /// `d_input[argmax] += d_out`, plane by plane. `d_input: [P, H, W]`, `d_out`, `argmax: [P, Ho, Wo]`.
 pub fn max_pool_backward(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], in_len: usize, out_len: usize) {
+    scatter(d_input, d_out, argmax, None, in_len, out_len);
+}
+
+/// The max pool's and a plain ReLU's backward in one scatter, for `maxpool(relu(z))`:
+/// `d_z[argmax] += d_out` where the pool's output `out` (the ReLU's output at `argmax`) is not
+/// `<= 0`, as the ReLU's rule passes it (a NaN passes). Shapes as `max_pool_backward`.
+pub fn max_pool_backward_gated(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], out: &[f32], in_len: usize, out_len: usize) {
+    scatter(d_input, d_out, argmax, Some(out), in_len, out_len);
+}
+
+fn scatter(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], gate: Option<&[f32]>, in_len: usize, out_len: usize) {
     let per = planes_per_task(in_len);
-    d_input
-        .par_chunks_mut(in_len * per)
-        .zip(d_out.par_chunks(out_len * per))
-        .zip(argmax.par_chunks(out_len * per))
-        .for_each(|((dx, dy), arg)| {
-            for ((dx, dy), arg) in dx.chunks_mut(in_len).zip(dy.chunks(out_len)).zip(arg.chunks(out_len)) {
-                for (&g, &i) in dy.iter().zip(arg) {
-                    dx[i as usize] += g;
+    d_input.par_chunks_mut(in_len * per).zip(d_out.par_chunks(out_len * per)).zip(argmax.par_chunks(out_len * per)).enumerate().for_each(
+        |(task, ((dx, dy), arg))| {
+            let gate = gate.map(|out| &out[task * out_len * per..][..dy.len()]);
+            for (p, (dx, dy)) in dx.chunks_mut(in_len).zip(dy.chunks(out_len)).enumerate() {
+                let arg = &arg[p * out_len..][..out_len];
+                match gate {
+                    None => dy.iter().zip(arg).for_each(|(&g, &i)| dx[i as usize] += g),
+                    Some(out) => {
+                        let out = &out[p * out_len..][..out_len];
+                        for ((&g, &i), &y) in dy.iter().zip(arg).zip(out) {
+                            dx[i as usize] += if y <= 0.0 { 0.0 } else { g };
+                        }
+                    }
                 }
             }
-        });
+        },
+    );
 }
 
 /// Average pooling over the real cells of each window. `out: [P, Ho, Wo]` overwritten,

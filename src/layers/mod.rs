@@ -148,6 +148,21 @@ pub trait Layer: Send {
         false
     }
 
+    /// Whether the layer can send its gradient straight through a plain ReLU before it
+    /// (`backward_through_relu`): the net asks this of the only reader of a fused ReLU's output
+    /// (`Net::fuse_activations`), and then skips that ReLU's own backward pass.
+    fn passes_gradient_through_relu(&self) -> bool {
+        false
+    }
+
+    /// The input gradient of `relu(z) -> this layer`, with respect to `z`, accumulated (`+=`)
+    /// into `d_relu_input` (`[shape of the input]`): the plain rule, `dz = dy_input * [input >
+    /// 0]`, in the layer's own backward pass. Only called where `passes_gradient_through_relu`.
+    fn backward_through_relu(&mut self, inputs: &[&Tensor], _out: &Tensor, _d_out: &Tensor, _d_relu_input: &mut Tensor) -> Result<()> {
+        let _ = inputs;
+        Err(crate::error::Error::Graph(format!("a {} does not pass gradients through a ReLU", self.kind())))
+    }
+
     /// Trainable parameters under their PyTorch names (`weight`, `bias`).
     fn params(&self) -> Vec<(&'static str, &Param)> {
         Vec::new()

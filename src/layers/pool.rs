@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Padding, Region, Window2d};
 use crate::kernels::pool::{
     adaptive_avg_backward, adaptive_avg_forward, adaptive_bin, avg_pool_backward, avg_pool_forward, max_pool_backward,
-    max_pool_forward,
+    max_pool_backward_gated, max_pool_forward,
 };
 use crate::tensor::Tensor;
 
@@ -108,6 +108,17 @@ impl Layer for MaxPool2d {
             let (_, _, ho, wo) = out.dims4("output")?;
             max_pool_backward(dx.data_mut(), d_out.data(), &self.argmax, h * w, ho * wo);
         }
+        Ok(())
+    }
+    fn passes_gradient_through_relu(&self) -> bool {
+        true
+    }
+    fn backward_through_relu(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_relu_input: &mut Tensor) -> Result<()> {
+        let (_, _, h, w) = inputs[0].dims4("input")?;
+        let (_, _, ho, wo) = out.dims4("output")?;
+        // The cell each output came from holds the ReLU's output there, which is this output:
+        // the ReLU passes the gradient where it is not <= 0.
+        max_pool_backward_gated(d_relu_input.data_mut(), d_out.data(), &self.argmax, out.data(), h * w, ho * wo);
         Ok(())
     }
     fn leftover(&self, inputs: &[&[usize]]) -> (usize, usize) {

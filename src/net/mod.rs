@@ -213,6 +213,33 @@ impl Net {
         }
     }
 
+    /// Per node: the value whose gradient the node's backward pass writes straight through the
+    /// fused ReLU before it (`Layer::backward_through_relu`, a max pool: one scatter instead of
+    /// the pool's and then the ReLU's pass over the whole activation), or `None`. Only for the
+    /// plain rule (guided backprop and deconvnet gate the sum of a cell's gradients, which a
+    /// pool with overlapping windows scatters in several parts) and where no seed starts at the
+    /// ReLU (`seeds_at`: node ids).
+    fn gradients_through_relu(&self, ctx: &BackwardCtx, seeds_at: &[usize]) -> Vec<Option<usize>> {
+        let mut through = vec![None; self.nodes.len()];
+        if ctx.rule != crate::kernels::ReluRule::Plain || !self.fused.contains(&true) {
+            return through;
+        }
+        let mut readers = vec![0usize; self.values.len()];
+        for node in &self.nodes {
+            for &v in &node.inputs {
+                readers[v] += 1;
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            let [v] = node.inputs[..] else { continue };
+            let relu = v.wrapping_sub(1);
+            if v > 0 && self.fused[relu] && readers[v] == 1 && !seeds_at.contains(&relu) && node.layer.passes_gradient_through_relu() {
+                through[i] = Some(self.nodes[relu].inputs[0]);
+            }
+        }
+        through
+    }
+
     /// Whether value `v` is a fused node's output, which its ReLU took over.
     fn taken_over(&self, v: usize) -> bool {
         self.fused.iter().enumerate().any(|(j, &f)| f && self.nodes[j].inputs[0] == v)
@@ -358,6 +385,16 @@ impl Net {
             }
         }
         needed[0] = needed[0] && ctx.input_grad;
+        // Where a fused ReLU's only reader sends its gradient through it, the ReLU's own
+        // gradient is neither computed nor kept.
+        let through = self.gradients_through_relu(ctx, &at);
+        for (i, u) in through.iter().enumerate() {
+            if u.is_some() {
+                let v = self.nodes[i].inputs[0];
+                needed[v] = false;
+                self.grads[v].set_shape(&[0]);
+            }
+        }
         for (v, need) in needed.iter().enumerate() {
             if *need {
                 self.grads[v].set_shape(self.values[v].shape());
@@ -378,11 +415,15 @@ impl Net {
             let node = &mut self.nodes[i];
             let (lower, upper) = self.grads.split_at_mut(i + 1);
             let d_out = &upper[0];
-            let mut d_inputs = pick_mut(lower, &node.inputs, &needed);
             let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &self.values[v]).collect();
             let out = &self.values[i + 1];
             let start = self.timings.is_some().then(std::time::Instant::now);
-            node.layer.backward(&ins, out, d_out, &mut d_inputs, ctx).map_err(|e| e.in_layer(&node.name))?;
+            if let Some(u) = through[i] {
+                node.layer.backward_through_relu(&ins, out, d_out, &mut lower[u]).map_err(|e| e.in_layer(&node.name))?;
+            } else {
+                let mut d_inputs = pick_mut(lower, &node.inputs, &needed);
+                node.layer.backward(&ins, out, d_out, &mut d_inputs, ctx).map_err(|e| e.in_layer(&node.name))?;
+            }
             if let (Some(t), Some(start)) = (self.timings.as_mut(), start) {
                 t[i][1] += start.elapsed().as_secs_f64();
             }
