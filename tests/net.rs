@@ -307,6 +307,11 @@ fn fused_activations_give_the_unfused_bits() {
         if fused_node == "conv1" {
             // mnist-cnn's pool1 sent its gradient through relu1 to conv1: relu1's own is not kept.
             assert!(fused.grad("relu1").unwrap().is_empty() && !plain.grad("relu1").unwrap().is_empty());
+            // And conv1 pooled each sample as it went: pool1 took no time of its own.
+            fused.start_timing();
+            fused.forward(&x, &ForwardCtx::default()).unwrap();
+            let took = |node: &str| fused.timings().iter().find(|t| t.0 == node).unwrap().1;
+            assert!(took("pool1") == 0.0 && took("conv1") > 0.0);
         }
         // Undone, every value is there again.
         fused.fuse_activations(false);

@@ -33,7 +33,7 @@ pub fn fill(dst: &mut [f32], value: f32) {
 
 /// Splits `data` into consecutive mutable slices of the given lengths (what is left over is
 /// not returned): one share of a result per thread.
-pub fn split_lengths(mut data: &mut [f32], lengths: impl IntoIterator<Item = usize>) -> Vec<&mut [f32]> {
+pub fn split_lengths<T>(mut data: &mut [T], lengths: impl IntoIterator<Item = usize>) -> Vec<&mut [T]> {
     let mut out = Vec::new();
     for len in lengths {
         let (head, tail) = std::mem::take(&mut data).split_at_mut(len);

@@ -30,15 +30,35 @@ pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &
     out.par_chunks_mut(out_len * per)
         .zip(argmax.par_chunks_mut(out_len * per))
         .zip(input.par_chunks(in_len * per))
-        .for_each(|((out, arg), x)| {
-            if is_plain_2x2(g) {
-                return max_pool_2x2_planes(out, arg, x, (h, w), (ho, wo));
-            }
-            let mut halves = Vec::new();
-            for ((y, a), x) in out.chunks_mut(out_len).zip(arg.chunks_mut(out_len)).zip(x.chunks(in_len)) {
-                max_pool_plane_general(y, a, x, g, &plan, &mut halves);
-            }
-        });
+        .for_each(|((out, arg), x)| max_pool_planes(out, arg, x, g, Some(&plan)));
+}
+
+/// `max_pool_forward` on the calling thread (a convolution pools each sample's output right
+/// after computing it, while it is in cache: `conv2d_forward_pooled`).
+pub fn max_pool_forward_here(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &Geometry) {
+    max_pool_planes(out, argmax, input, g, None);
+}
+
+/// Max pooling of whole planes, `out`, `arg: [P, Ho, Wo]`, `x: [P, H, W]`; `plan` is built here
+/// when not given and needed.
+fn max_pool_planes(out: &mut [f32], arg: &mut [u32], x: &[f32], g: &Geometry, plan: Option<&ColumnPlan>) {
+    let (h, w) = g.in_hw();
+    let (ho, wo) = g.out_hw();
+    if is_plain_2x2(g) {
+        return max_pool_2x2_planes(out, arg, x, (h, w), (ho, wo));
+    }
+    let own;
+    let plan = match plan {
+        Some(plan) => plan,
+        None => {
+            own = ColumnPlan::new(g);
+            &own
+        }
+    };
+    let mut halves = Vec::new();
+    for ((y, a), x) in out.chunks_mut(ho * wo).zip(arg.chunks_mut(ho * wo)).zip(x.chunks(h * w)) {
+        max_pool_plane_general(y, a, x, g, plan, &mut halves);
+    }
 }
 
 /// The columns of every output window, shared by all planes of a call.

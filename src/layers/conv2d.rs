@@ -4,7 +4,7 @@
 use super::{expect_inputs, expect_nchw, init_fan_in, weight_and_bias, weight_and_bias_mut, BackwardCtx, ForwardCtx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Padding, Region, Window2d};
-use crate::kernels::conv::{conv2d_backward, conv2d_forward_with, ConvDims, ConvPath, ConvScratch, Epilogue};
+use crate::kernels::conv::{conv2d_backward, conv2d_forward_pooled, conv2d_forward_with, ConvDims, ConvPath, ConvScratch, Epilogue, PoolSink};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -139,6 +139,16 @@ impl Layer for Conv2d {
         let bias = self.bias.as_ref().map(|b| b.value.data());
         conv2d_forward_with(ConvPath::Auto, self.epilogue, out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, &d, &mut self.scratch);
         Ok(())
+    }
+
+    fn forward_pooled(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx, pool: PoolSink) -> Result<bool> {
+        if self.epilogue != Epilogue::Relu {
+            return Ok(false);
+        }
+        let d = self.dims(inputs[0].shape())?;
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        conv2d_forward_pooled(ConvPath::Auto, out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, &d, &mut self.scratch, pool);
+        Ok(true)
     }
 
     /// The backward pass reads the input and the weights, never the output.

@@ -39,7 +39,8 @@ pub use softmax::Softmax;
 pub use upsample::UpsampleNearest2d;
 
 use crate::error::{Error, Result};
-use crate::geometry::Region;
+use crate::geometry::{Geometry, Region};
+use crate::kernels::conv::PoolSink;
 use crate::kernels::ReluRule;
 use crate::rng::Rng;
 use crate::tensor::{fmt_shape, Tensor};
@@ -146,6 +147,19 @@ pub trait Layer: Send {
     /// a layer may say yes only if its backward pass never reads its own output.
     fn fuse_relu(&mut self, _on: bool) -> bool {
         false
+    }
+
+    /// The forward pass with a ReLU applied (`fuse_relu` is on) and then, sample by sample
+    /// while each is in cache, the max pool that reads that ReLU's output alone, writing
+    /// `pool`. Returns whether it did; where not (the default), the net runs the pool itself.
+    fn forward_pooled(&mut self, _inputs: &[&Tensor], _out: &mut Tensor, _ctx: &ForwardCtx, _pool: PoolSink) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// For a max pool over `input` whose producer pools for it (`forward_pooled`): the pool's
+    /// geometry and its argmax, sized for an output of `len` values; `None` for other layers.
+    fn max_pool_target(&mut self, _input: &[usize], _len: usize) -> Result<Option<(Geometry, &mut [u32])>> {
+        Ok(None)
     }
 
     /// Whether the layer can send its gradient straight through a plain ReLU before it

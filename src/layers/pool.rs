@@ -110,6 +110,11 @@ impl Layer for MaxPool2d {
         }
         Ok(())
     }
+    fn max_pool_target(&mut self, input: &[usize], len: usize) -> Result<Option<(Geometry, &mut [u32])>> {
+        let g = pool_geometry(&self.window, input)?;
+        self.argmax.resize(len, 0);
+        Ok(Some((g, &mut self.argmax)))
+    }
     fn passes_gradient_through_relu(&self) -> bool {
         true
     }

@@ -11,6 +11,7 @@ pub use summary::{lecture_shape, thousands, Summary, SummaryRow};
 
 use crate::error::{Error, Result};
 use crate::layers::{BackwardCtx, ForwardCtx, Layer, Param};
+use crate::kernels::conv::PoolSink;
 use crate::kernels::finite::all_finite;
 use crate::rng::{mix64, Rng};
 use crate::tensor::{fmt_shape, Tensor};
@@ -38,6 +39,9 @@ pub struct Net {
     /// Per node: a ReLU that takes its producer's output over in place, the producer having
     /// applied it (`fuse_activations`).
     fused: Vec<bool>,
+    /// Per node: the max pool reading its fused ReLU's output alone, which the node computes
+    /// sample by sample in its own forward pass where it can (`Layer::forward_pooled`).
+    pool_reader: Vec<Option<usize>>,
 }
 
 impl Net {
@@ -50,6 +54,7 @@ impl Net {
             grads: vec![Tensor::default()],
             timings: None,
             fused: Vec::new(),
+            pool_reader: Vec::new(),
         }
     }
 
@@ -196,6 +201,7 @@ impl Net {
             }
         }
         self.fused = vec![false; self.nodes.len()];
+        self.pool_reader = vec![None; self.nodes.len()];
         if !on {
             return;
         }
@@ -209,6 +215,12 @@ impl Net {
             let [v] = self.nodes[j].inputs[..] else { continue };
             if self.nodes[j].layer.kind() == "ReLU" && v > 0 && readers[v] == 1 && self.nodes[v - 1].layer.fuse_relu(true) {
                 self.fused[j] = true;
+            }
+        }
+        for q in 0..self.nodes.len() {
+            let [v] = self.nodes[q].inputs[..] else { continue };
+            if v > 0 && self.fused[v - 1] && readers[v] == 1 && self.nodes[q].layer.max_pool_window().is_some() {
+                self.pool_reader[self.nodes[v - 1].inputs[0] - 1] = Some(q);
             }
         }
     }
@@ -324,22 +336,47 @@ impl Net {
         let v0 = &mut self.values[0];
         v0.set_shape(input.shape());
         v0.data_mut().copy_from_slice(input.data());
-        for (i, node) in self.nodes[..count].iter_mut().enumerate() {
+        // Pools their producer ran already (`pool_reader`).
+        let mut pooled = vec![false; count];
+        for i in 0..count {
             if self.fused.get(i) == Some(&true) {
                 // The producer applied this ReLU: take its output over (the producer's slot
                 // gets this node's last buffer, which its next forward pass overwrites; shaped
                 // as the value, since the backward pass sizes gradients by it).
-                let v = node.inputs[0];
+                let v = self.nodes[i].inputs[0];
                 self.values.swap(v, i + 1);
                 self.values[v].set_shape(&shapes[v]);
                 continue;
             }
+            if pooled[i] {
+                continue;
+            }
             let (before, after) = self.values.split_at_mut(i + 1);
-            let out = &mut after[0];
+            let (out, later) = after.split_at_mut(1);
+            let out = &mut out[0];
             out.set_shape(&shapes[i + 1]);
-            let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &before[v]).collect();
+            let ins: Vec<&Tensor> = self.nodes[i].inputs.iter().map(|&v| &before[v]).collect();
             let start = self.timings.is_some().then(std::time::Instant::now);
-            node.layer.forward(&ins, out, &node_ctx(ctx, i)).map_err(|e| e.in_layer(&node.name))?;
+            let ctx = node_ctx(ctx, i);
+            let pool = self.pool_reader.get(i).copied().flatten().filter(|&q| q < count);
+            let mut done = false;
+            if let Some(q) = pool {
+                // The pool's output is value q + 1: `later[q - i - 1]`.
+                let (left, right) = self.nodes.split_at_mut(q);
+                let (node, pool_node) = (&mut left[i], &mut right[0]);
+                let pooled_out = &mut later[q - i - 1];
+                pooled_out.set_shape(&shapes[q + 1]);
+                let pool_input = &shapes[pool_node.inputs[0]];
+                if let Some((geometry, argmax)) = pool_node.layer.max_pool_target(pool_input, pooled_out.len()).map_err(|e| e.in_layer(&pool_node.name))? {
+                    let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax };
+                    done = node.layer.forward_pooled(&ins, out, &ctx, sink).map_err(|e| e.in_layer(&node.name))?;
+                }
+                pooled[q] = done;
+            }
+            if !done {
+                let node = &mut self.nodes[i];
+                node.layer.forward(&ins, out, &ctx).map_err(|e| e.in_layer(&node.name))?;
+            }
             if let (Some(t), Some(start)) = (self.timings.as_mut(), start) {
                 t[i][0] += start.elapsed().as_secs_f64();
             }

@@ -321,6 +321,55 @@ pub fn conv2d_forward_with(
     d: &ConvDims,
     scratch: &mut ConvScratch,
 ) {
+    forward(path, epilogue, None, out, input, weight, bias, d, scratch)
+}
+
+/// Where a max pool reading the convolution's ReLU writes (`conv2d_forward_pooled`): `out` and
+/// `argmax: [N, C, Ho, Wo]`, as `max_pool_forward` writes them over `geometry` (the pool's,
+/// over the convolution's output).
+pub struct PoolSink<'a> {
+    pub geometry: &'a Geometry,
+    pub out: &'a mut [f32],
+    pub argmax: &'a mut [u32],
+}
+
+/// `maxpool(relu(conv(x)))` with the convolution's output kept as well (`out`, ReLU applied):
+/// each sample is pooled right after its ReLU, while its output is still in cache, instead of
+/// in a pass of its own that reads the whole batch's output back from memory (the net fuses a
+/// convolution, its ReLU and the max pool reading it, `Net::fuse_activations`).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_pooled(
+    path: ConvPath,
+    out: &mut [f32],
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+    pool: PoolSink,
+) {
+    forward(path, Epilogue::Relu, Some(pool), out, input, weight, bias, d, scratch)
+}
+
+/// The forward pass, its epilogue and, when given, the max pool after it.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    path: ConvPath,
+    epilogue: Epilogue,
+    pool: Option<PoolSink>,
+    out: &mut [f32],
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
+    // The routes that finish the whole batch at once pool it at once.
+    let pool_all = |pool: Option<PoolSink>, out: &[f32]| {
+        if let Some(p) = pool {
+            crate::kernels::pool::max_pool_forward(p.out, p.argmax, out, p.geometry);
+        }
+    };
     let (ranges, threads) = plan(d.n);
     let kernel = path.kernel(d, d.og(), 1);
     if let (Some(k), Some(rows)) = (kernel, bands::row_bands(d, threads)) {
@@ -342,7 +391,7 @@ pub fn conv2d_forward_with(
         bands::forward(out, input, d, &rows, &mut scratch.chunks, route);
         add_bias(out, bias, d.out_plane());
         epilogue.apply(out);
-        return;
+        return pool_all(pool, out);
     }
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
     if let (Some(k), None) = (kernel, path.winograd(d, kernel)) {
@@ -351,7 +400,7 @@ pub fn conv2d_forward_with(
             batched::forward(k, out, input, &scratch.panels, d, &mut scratch.batch, false);
             out.chunks_exact_mut(out_len).for_each(|y| add_bias(y, bias, d.out_plane()));
             epilogue.apply_batch(out, out_len);
-            return;
+            return pool_all(pool, out);
         }
     }
     let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
@@ -366,8 +415,14 @@ pub fn conv2d_forward_with(
     };
     let (panels, transformed, narrow_weights) = (&scratch.panels, &scratch.winograd, &scratch.narrow);
     let out_chunks = split_by_ranges(out, &ranges, out_len);
-    out_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
-        |((out_chunk, s), range)| {
+    // Each thread's share of the pooled output and its argmax, as of the convolution's.
+    let pooled_len = pool.as_ref().map_or(0, |p| { let (ho, wo) = p.geometry.out_hw(); d.c_out * ho * wo });
+    let (pool_geometry, pool_chunks) = match pool {
+        Some(p) => (Some(p.geometry), split_by_ranges(p.out, &ranges, pooled_len).into_iter().zip(split_lengths(p.argmax, ranges.iter().map(|r| r.len() * pooled_len))).map(Some).collect()),
+        None => (None, ranges.iter().map(|_| None).collect::<Vec<_>>()),
+    };
+    out_chunks.into_par_iter().zip(pool_chunks).zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
+        |(((out_chunk, mut pool_chunk), s), range)| {
             for (i, sample) in range.clone().enumerate() {
                 let x = &input[sample * in_len..(sample + 1) * in_len];
                 let y = &mut out_chunk[i * out_len..(i + 1) * out_len];
@@ -384,6 +439,10 @@ pub fn conv2d_forward_with(
                     gemm_path::forward_sample(y, x, weight, bias, d, &mut s.col, threads);
                 }
                 epilogue.apply(y);
+                if let (Some((pooled, argmax)), Some(g)) = (pool_chunk.as_mut(), pool_geometry) {
+                    let at = i * pooled_len..(i + 1) * pooled_len;
+                    crate::kernels::pool::max_pool_forward_here(&mut pooled[at.clone()], &mut argmax[at], y, g);
+                }
             }
         },
     );

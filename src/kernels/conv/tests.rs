@@ -488,11 +488,12 @@ fn macs_count_every_multiply_add() {
     assert_eq!(grouped.macs(), 3 * 6 * 7 * 5 * 4 * 3 * 3);
 }
 
-/// The ReLU epilogue gives the bits of the forward pass followed by a ReLU, on every route a
-/// forward pass takes: samples split (direct tile, Winograd, gemm), the whole batch at once,
-/// and one large image cut into bands.
+/// The ReLU epilogue gives the bits of the forward pass followed by a ReLU, and the pooled
+/// forward pass those of a max pool after it, on every route a forward pass takes: samples
+/// split (direct tile, Winograd, gemm, few channels), the whole batch at once, and one large
+/// image cut into bands.
 #[test]
-fn the_relu_epilogue_is_the_forward_pass_then_a_relu() {
+fn the_relu_and_pool_epilogues_are_the_forward_pass_then_a_relu_and_a_pool() {
     let mut rng = Rng::new(51);
     // (n, c_in, c_out, kernel, padding, h, w)
     let shapes: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
@@ -528,6 +529,22 @@ fn the_relu_epilogue_is_the_forward_pass_then_a_relu() {
                     conv2d_forward_with(path, Epilogue::Relu, &mut got, &x, &wt, Some(&b), &d, &mut scratch);
                     assert!(want.contains(&0.0) && want.iter().any(|&v| v > 0.0));
                     assert_eq!(got, want, "{threads} threads, {path:?}, {d:?}");
+                    // Pooled as it goes (2x2, and 3x3 at stride 2: overlapping windows): the
+                    // max pool's own output and argmax over the ReLU's, and the ReLU's kept.
+                    for window in [Window2d::square(2, 2, Padding::Valid), Window2d::square(3, 2, Padding::Valid)] {
+                        let Ok(pg) = window.resolve(ho, wo) else { continue };
+                        let (pho, pwo) = pg.out_hw();
+                        let len = n * c_out * pho * pwo;
+                        let (mut pool_want, mut arg_want) = (vec![f32::NAN; len], vec![u32::MAX; len]);
+                        crate::kernels::pool::max_pool_forward(&mut pool_want, &mut arg_want, &want, &pg);
+                        let (mut pooled, mut argmax) = (vec![f32::NAN; len], vec![u32::MAX; len]);
+                        let mut kept = vec![f32::NAN; want.len()];
+                        let sink = PoolSink { geometry: &pg, out: &mut pooled, argmax: &mut argmax };
+                        conv2d_forward_pooled(path, &mut kept, &x, &wt, Some(&b), &d, &mut scratch, sink);
+                        assert_eq!(kept, want, "{threads} threads, {path:?}, {d:?}: the ReLU's output");
+                        assert_eq!(pooled, pool_want, "{threads} threads, {path:?}, {d:?}, pooled {window:?}");
+                        assert_eq!(argmax, arg_want, "{threads} threads, {path:?}, {d:?}, argmax of {window:?}");
+                    }
                 }
             }
         })
