@@ -352,6 +352,49 @@ fn gradients_through_a_fused_relu_and_pool_are_the_unfused_ones() {
     }
 }
 
+/// `backward_fresh` gives what `zero_grads` and `backward` give, whatever the parameter
+/// gradients held before (NaN here): fully connected layers write theirs, the others' and
+/// those of layers the pass does not reach (a pass from relu2 leaves the classifier out) are
+/// zeroed; the layers add again afterwards.
+#[test]
+fn fresh_backward_passes_are_zero_then_backward() {
+    for (name, shape, from) in [("mnist-cnn", [3, 1, 28, 28], "fc2"), ("mnist-cnn", [3, 1, 28, 28], "relu2"), ("alexnet", [2, 3, 67, 67], "classifier.6")] {
+        let input = (shape[1] != 1).then_some([shape[1], shape[2], shape[3]]);
+        let (mut plain, mut fresh) = (models::build_for(name, 10, input, 3).unwrap(), models::build_for(name, 10, input, 3).unwrap());
+        fresh.fuse_activations(true);
+        let n: usize = shape.iter().product();
+        let x = Tensor::from_vec(&shape, (0..n).map(|i| ((i * 23) % 19) as f32 / 19.0 - 0.4).collect()).unwrap();
+        let ctx = ForwardCtx { mode: Mode::Train, seed: 4, ..Default::default() };
+        let back = BackwardCtx::default();
+        let mut grads = Vec::new();
+        for (k, net) in [&mut plain, &mut fresh].into_iter().enumerate() {
+            net.forward(&x, &ctx).unwrap();
+            let shape = net.value(from).unwrap().shape().to_vec();
+            let seed = Tensor::from_vec(&shape, (0..shape.iter().product()).map(|i| ((i * 5) % 7) as f32 / 7.0 - 0.4).collect()).unwrap();
+            if k == 0 {
+                net.zero_grads();
+                net.backward(from, &seed, &back).unwrap();
+            } else {
+                net.params_mut().into_iter().for_each(|(_, p)| p.grad.fill(f32::NAN));
+                net.backward_fresh(from, &seed, &back).unwrap();
+            }
+            grads.push(net.params().into_iter().map(|(_, p)| p.grad.clone()).collect::<Vec<_>>());
+            if k == 1 {
+                // Afterwards a plain pass adds to them again: twice the gradients (up to the
+                // order of the sums: a convolution adds per-thread partial sums in turn).
+                net.backward(from, &seed, &back).unwrap();
+                let doubled: Vec<Tensor> = net.params().into_iter().map(|(_, p)| p.grad.clone()).collect();
+                for (d, g) in doubled.iter().zip(&grads[1]) {
+                    let twice = |d: f32, g: f32| (d - 2.0 * g).abs() <= 1e-4 * (g.abs() + 1e-3);
+                    assert!(d.data().iter().zip(g.data()).all(|(&d, &g)| twice(d, g)), "{name} from {from}: the second pass did not add");
+                }
+            }
+        }
+        assert!(grads[0].iter().any(|g| g.data().iter().any(|&v| v != 0.0)), "{name} from {from}: zeros prove nothing");
+        assert_eq!(grads[0], grads[1], "{name} from {from}");
+    }
+}
+
 /// Captum's tables hold with the first ReLU fused into the convolution.
 #[test]
 fn captum_tables_hold_with_fused_activations() {

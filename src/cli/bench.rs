@@ -202,31 +202,30 @@ fn run_step(a: &Args) -> Result<()> {
     let mut opt = optim::build("adam", 0.9, false, 0.0)?;
     let out = net.output_name().to_string();
     let back = BackwardCtx { input_grad: false, ..BackwardCtx::default() };
-    // Seconds outside the layers: loss, zeroing gradients, the optimizer, the trainer's scan of
-    // the gradients for non-finite values.
-    let mut outside = [0.0f64; 4];
-    let mut step = |net: &mut fovea::Net, s: u64, outside: &mut [f64; 4]| -> Result<()> {
+    // Seconds outside the layers: loss, the optimizer, the trainer's scan of the gradients for
+    // non-finite values.
+    let mut outside = [0.0f64; 3];
+    let mut step = |net: &mut fovea::Net, s: u64, outside: &mut [f64; 3]| -> Result<()> {
         let logits = net.forward(&x, &ForwardCtx { mode: Mode::Train, seed: s, ..Default::default() })?;
         let t = Instant::now();
         let r = softmax_cross_entropy(logits, &labels)?;
         outside[0] += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        net.zero_grads();
-        outside[1] += t.elapsed().as_secs_f64();
-        net.backward(&out, &r.d_logits, &back)?;
+        // As the trainer: the parameter gradients start over inside the backward pass (those
+        // of layers that cannot write them outright are zeroed there: in `step`, not `layers`).
+        net.backward_fresh(&out, &r.d_logits, &back)?;
         let t = Instant::now();
         let finite = net.grads_finite();
-        outside[3] += t.elapsed().as_secs_f64();
+        outside[2] += t.elapsed().as_secs_f64();
         if !finite {
             return Err(fovea::Error::Invalid("a gradient is not finite".into()));
         }
         let t = Instant::now();
         opt.step(&mut net.params_mut(), 1e-4);
-        outside[2] += t.elapsed().as_secs_f64();
+        outside[1] += t.elapsed().as_secs_f64();
         Ok(())
     };
     step(&mut net, 0, &mut outside)?;
-    outside = [0.0; 4];
+    outside = [0.0; 3];
     net.start_timing();
     let t = Instant::now();
     let mut bar = fovea::progress::Progress::new(a.reps as u64, "training steps");
@@ -242,7 +241,7 @@ fn run_step(a: &Args) -> Result<()> {
         println!("{name}\t{:.3}\t{:.3}", f / a.reps as f64 * 1e3, b / a.reps as f64 * 1e3);
         layers += (f + b) / a.reps as f64 * 1e3;
     }
-    for (what, secs) in ["loss", "zero_grads", "optimizer", "finite_check"].iter().zip(outside) {
+    for (what, secs) in ["loss", "optimizer", "finite_check"].iter().zip(outside) {
         println!("{what}\t{:.3}", secs / a.reps as f64 * 1e3);
     }
     println!("layers\t{layers:.3}\nstep\t{total:.3}\t({:.0} images/s, {} thread(s))", a.batch_size as f64 / total * 1e3, rayon::current_num_threads());

@@ -43,6 +43,7 @@ pub fn linear_backward(
     n: usize,
     i: usize,
     o: usize,
+    add_to_param_grads: bool,
 ) {
     let threads = rayon::current_num_threads();
     if let Some(dx) = d_input {
@@ -60,10 +61,13 @@ pub fn linear_backward(
         let parts = split_lengths(dw, ranges.iter().map(|r| r.len() * i));
         parts.into_par_iter().zip(ranges).for_each(|(d, r)| {
             let dy_cols = Mat::t(&d_out[r.start..]).with_row_stride(o);
-            matmul(d, dy_cols, Mat::n(input), r.len(), i, n, true, Threads::One);
+            matmul(d, dy_cols, Mat::n(input), r.len(), i, n, add_to_param_grads, Threads::One);
         });
     }
     if let Some(db) = d_bias {
+        if !add_to_param_grads {
+            db.fill(0.0);
+        }
         for row in d_out.chunks(o) {
             db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
         }
@@ -110,10 +114,17 @@ mod tests {
                     linear_forward(&mut y, &x, &w, Some(&b), n, i, o, &mut scratch);
                     close(&y, &y_ref, &format!("{n}x{i}->{o}, {threads} threads: output"));
                     let (mut dx, mut dw, mut db) = (vec![0.5; n * i], vec![0.25; o * i], vec![1.0; o]);
-                    linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &dy, &x, &w, n, i, o);
+                    linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &dy, &x, &w, n, i, o, true);
                     close(&dx, &dx_ref, &format!("{n}x{i}->{o}, {threads} threads: d_input"));
                     close(&dw, &dw_ref, &format!("{n}x{i}->{o}, {threads} threads: d_weight"));
                     close(&db, &db_ref, &format!("{n}x{i}->{o}, {threads} threads: d_bias"));
+                    // Written instead of added: what the sums above hold beyond their start.
+                    let (mut dw, mut db) = (vec![f32::NAN; o * i], vec![f32::NAN; o]);
+                    linear_backward(None, Some(&mut dw), Some(&mut db), &dy, &x, &w, n, i, o, false);
+                    let dw_written: Vec<f32> = dw_ref.iter().map(|v| v - 0.25).collect();
+                    let db_written: Vec<f32> = db_ref.iter().map(|v| v - 1.0).collect();
+                    close(&dw, &dw_written, &format!("{n}x{i}->{o}, {threads} threads: d_weight written"));
+                    close(&db, &db_written, &format!("{n}x{i}->{o}, {threads} threads: d_bias written"));
                 });
             }
         }

@@ -14,6 +14,9 @@ pub struct Linear {
     bias: Option<Param>,
     /// The forward pass's transposed result `[out, N]`, kept between steps.
     scratch: Vec<f32>,
+    /// The backward pass writes the parameter gradients instead of adding to them
+    /// (`Layer::write_param_grads`).
+    write_param_grads: bool,
 }
 
 impl Linear {
@@ -24,6 +27,7 @@ impl Linear {
             weight: Param::zeros(&[out_features, in_features]),
             bias: Some(Param::zeros(&[out_features])),
             scratch: Vec::new(),
+            write_param_grads: false,
         }
     }
 
@@ -73,8 +77,13 @@ impl Layer for Linear {
         } else {
             (None, None)
         };
-        linear_backward(d_input, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), n, self.in_features, self.out_features);
+        let add = !self.write_param_grads;
+        linear_backward(d_input, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), n, self.in_features, self.out_features, add);
         Ok(())
+    }
+    fn write_param_grads(&mut self, on: bool) -> bool {
+        self.write_param_grads = on;
+        true
     }
     fn params(&self) -> Vec<(&'static str, &Param)> {
         weight_and_bias(&self.weight, &self.bias)

@@ -177,6 +177,14 @@ pub trait Layer: Send {
         Err(crate::error::Error::Graph(format!("a {} does not pass gradients through a ReLU", self.kind())))
     }
 
+    /// Asks the layer's backward pass to write (`=`) its parameters' gradients instead of adding
+    /// to them (`on`), or to add again; returns whether it now writes. `Net::backward_fresh`
+    /// asks, and zeroes the gradients of layers that say no: a large layer spares a pass that
+    /// writes zeros and a read of them.
+    fn write_param_grads(&mut self, _on: bool) -> bool {
+        false
+    }
+
     /// Trainable parameters under their PyTorch names (`weight`, `bias`).
     fn params(&self) -> Vec<(&'static str, &Param)> {
         Vec::new()

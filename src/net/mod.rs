@@ -396,6 +396,20 @@ impl Net {
     /// a sum of objectives at several layers, as style transfer's losses): one pass through
     /// every node the seeds depend on, from the deepest.
     pub fn backward_seeds(&mut self, seeds: &[(&str, &Tensor)], ctx: &BackwardCtx) -> Result<()> {
+        self.backward_pass(seeds, ctx, false)
+    }
+
+    /// `zero_grads` and then `backward`, in fewer passes over memory: the parameter gradients
+    /// are this pass's alone. Layers that can write their parameters' gradients outright
+    /// (`Layer::write_param_grads`: fully connected layers, whose weights are most of a small
+    /// net's) do so; the others' are zeroed first, as are those of layers the pass does not
+    /// reach.
+    pub fn backward_fresh(&mut self, from: &str, seed: &Tensor, ctx: &BackwardCtx) -> Result<()> {
+        self.backward_pass(&[(from, seed)], ctx, true)
+    }
+
+    /// One backward pass from `seeds`; with `fresh`, parameter gradients start from zero.
+    fn backward_pass(&mut self, seeds: &[(&str, &Tensor)], ctx: &BackwardCtx, fresh: bool) -> Result<()> {
         let mut at = Vec::with_capacity(seeds.len());
         for (from, seed) in seeds {
             let s = self.node_id(from)?;
@@ -438,6 +452,26 @@ impl Net {
                 self.grads[v].fill(0.0);
             }
         }
+        if fresh {
+            for (i, node) in self.nodes.iter_mut().enumerate() {
+                let writes = i <= deepest && needed[i + 1] && ctx.param_grads && node.layer.write_param_grads(true);
+                if !writes {
+                    node.layer.params_mut().into_iter().for_each(|(_, p)| p.grad.fill(0.0));
+                }
+            }
+        }
+        let result = self.backward_nodes(&at, seeds, &needed, &through, deepest, ctx);
+        if fresh {
+            self.nodes.iter_mut().for_each(|n| {
+                n.layer.write_param_grads(false);
+            });
+        }
+        result
+    }
+
+    /// The backward pass proper: the seeds added at their nodes, then every needed node from
+    /// the deepest down (`needed`: per value; `through`: `gradients_through_relu`).
+    fn backward_nodes(&mut self, at: &[usize], seeds: &[(&str, &Tensor)], needed: &[bool], through: &[Option<usize>], deepest: usize, ctx: &BackwardCtx) -> Result<()> {
         // Each seed adds to what the nodes above it will send down (layers accumulate too).
         for (&s, (_, seed)) in at.iter().zip(seeds) {
             for (g, v) in self.grads[s + 1].data_mut().iter_mut().zip(seed.data()) {
@@ -458,7 +492,7 @@ impl Net {
             if let Some(u) = through[i] {
                 node.layer.backward_through_relu(&ins, out, d_out, &mut lower[u]).map_err(|e| e.in_layer(&node.name))?;
             } else {
-                let mut d_inputs = pick_mut(lower, &node.inputs, &needed);
+                let mut d_inputs = pick_mut(lower, &node.inputs, needed);
                 node.layer.backward(&ins, out, d_out, &mut d_inputs, ctx).map_err(|e| e.in_layer(&node.name))?;
             }
             if let (Some(t), Some(start)) = (self.timings.as_mut(), start) {

@@ -359,14 +359,13 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
             return Err(nonfinite_loss(r.loss, &net));
         }
         let mut correct = logits.argmax_rows().iter().zip(&labels).filter(|(p, t)| p == t).count();
-        net.zero_grads();
         if ranks > 1 {
             // The loss is the whole batch's mean: this share's rows weigh 1 / batch, not
             // 1 / share.
             let scale = part.len() as f32 / batch.len() as f32;
             r.d_logits.data_mut().iter_mut().for_each(|g| *g *= scale);
         }
-        net.backward(&out_name, &r.d_logits, &back)?;
+        net.backward_fresh(&out_name, &r.d_logits, &back)?;
         let mut loss = r.loss;
         let mut stop = opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
         if let Some(g) = group {

@@ -382,8 +382,7 @@ pub fn train(cfg: &RealtimeConfig, loss_net: &mut Net, norm: &Normalize, run_dir
                 step + 1, l.total, l.content, l.style, last_good(&last_path)
             )));
         }
-        net.zero_grads();
-        net.backward(&out_name, &dy, &back)?;
+        net.backward_fresh(&out_name, &dy, &back)?;
         if !net.grads_finite() {
             return Err(Error::Invalid(format!(
                 "step {}: the gradient of {} is not finite; try a smaller --lr. {}",
