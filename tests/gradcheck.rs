@@ -226,20 +226,29 @@ fn cross_entropy_gradient() {
 }
 
 /// A small net with every kind of merge: a value feeding two branches, a channel
-/// concatenation, a residual addition, batch norm, pooling and a classifier.
+/// concatenation, a residual addition, batch norm, pooling and a classifier. Two values are
+/// read by layers that write their input's gradient outright when they are its only reader
+/// (dropout, a fully connected layer), each before another reader, so a writer that
+/// overwrote the other's share would show.
 fn branching_net() -> Net {
     let mut net = Net::new(&[2, 8, 8]);
     net.add("stem", Conv2d::new(Conv2dConfig::new(2, 4, 3).pad(1)).unwrap(), &["input"]).unwrap();
     net.add("stem_relu", Relu, &["stem"]).unwrap();
-    net.add("b1", Conv2d::new(Conv2dConfig::new(4, 2, 1)).unwrap(), &["stem_relu"]).unwrap();
-    net.add("b2", Conv2d::new(Conv2dConfig::new(4, 2, 3).pad(1)).unwrap(), &["stem_relu"]).unwrap();
+    // No biases before batch norm (as ResNet): their true gradient is zero, which a finite
+    // difference through f32 rounding cannot confirm.
+    net.add("b1", Conv2d::new(Conv2dConfig::new(4, 2, 1).bias(false)).unwrap(), &["stem_relu"]).unwrap();
+    net.add("b2", Conv2d::new(Conv2dConfig::new(4, 2, 3).pad(1).bias(false)).unwrap(), &["stem_relu"]).unwrap();
     net.add("cat", Concat, &["b1", "b2"]).unwrap();
     net.add("bn", BatchNorm2d::new(4), &["cat"]).unwrap();
     net.add("res", Add, &["bn", "stem_relu"]).unwrap();
     net.add("pool", MaxPool2d::square(2, 2), &["res"]).unwrap();
-    net.add("gap", AdaptiveAvgPool2d::new(2, 2).unwrap(), &["pool"]).unwrap();
+    net.add("drop", Dropout::new(0.25).unwrap(), &["pool"]).unwrap();
+    net.add("mix", Add, &["drop", "pool"]).unwrap();
+    net.add("gap", AdaptiveAvgPool2d::new(2, 2).unwrap(), &["mix"]).unwrap();
     net.add("flat", Flatten, &["gap"]).unwrap();
-    net.add("fc", Linear::new(16, 3), &["flat"]).unwrap();
+    net.add("fc_a", Linear::new(16, 3), &["flat"]).unwrap();
+    net.add("fc_b", Linear::new(16, 3), &["flat"]).unwrap();
+    net.add("fc", Add, &["fc_a", "fc_b"]).unwrap();
     net.init(1);
     net
 }

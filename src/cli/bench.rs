@@ -261,7 +261,7 @@ fn run_pool(a: &Args) -> Result<()> {
     let threads = rayon::current_num_threads();
     println!("op\tthreads\tmedian_ms");
     println!("maxpool_fwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_forward(&mut y, &mut arg, &x, &g)));
-    println!("maxpool_bwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_backward(&mut dx, &dy, &arg, 784, 196)));
+    println!("maxpool_bwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_backward(&mut dx, &dy, &arg, 784, 196, fovea::kernels::Store::Add)));
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! ReLU forward and its three backward rules (plain, guided, deconvnet), and inverted dropout.
 
+use super::Store;
 use crate::rng::hash_uniform;
 use rayon::prelude::*;
 
@@ -38,23 +39,22 @@ pub fn relu_in_place(y: &mut [f32]) {
     y.iter_mut().for_each(|v| *v = relu(*v));
 }
 
-/// `dx += rule(x, dy)`, elementwise; `x` is the ReLU's forward input or its output (the ReLU
+/// `dx += rule(x, dy)` (or `=`, `store`), elementwise; `x` is the ReLU's forward input or its output (the ReLU
 /// keeps every sign: `x <= 0` exactly where `max(x, 0) <= 0`, and a NaN stays a NaN). As
 /// PyTorch's `threshold_backward`, the gradient is stopped where `x <= 0` only, so it passes a
 /// NaN input and a NaN gradient passes wherever the rule lets gradients through.
-pub fn relu_backward(dx: &mut [f32], dy: &[f32], x: &[f32], rule: ReluRule) {
-    // One loop per rule (the rule chosen outside the loop, so each loop vectorises).
-    fn each(dx: &mut [f32], dy: &[f32], x: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
-        dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).zip(x.par_chunks(CHUNK)).for_each(|((dx, dy), x)| {
-            for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
-                *d += f(x, g);
-            }
+pub fn relu_backward(dx: &mut [f32], dy: &[f32], x: &[f32], rule: ReluRule, store: Store) {
+    // One loop per rule and store (chosen outside the loop, so each loop vectorises).
+    fn each(dx: &mut [f32], dy: &[f32], x: &[f32], store: Store, f: impl Fn(f32, f32) -> f32 + Sync) {
+        dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).zip(x.par_chunks(CHUNK)).for_each(|((dx, dy), x)| match store {
+            Store::Add => dx.iter_mut().zip(dy).zip(x).for_each(|((d, &g), &x)| *d += f(x, g)),
+            Store::Write => dx.iter_mut().zip(dy).zip(x).for_each(|((d, &g), &x)| *d = f(x, g)),
         });
     }
     match rule {
-        ReluRule::Plain => each(dx, dy, x, |x, g| if x <= 0.0 { 0.0 } else { g }),
-        ReluRule::Guided => each(dx, dy, x, |x, g| if x <= 0.0 || g <= 0.0 { 0.0 } else { g }),
-        ReluRule::Deconvnet => each(dx, dy, x, |_, g| if g <= 0.0 { 0.0 } else { g }),
+        ReluRule::Plain => each(dx, dy, x, store, |x, g| if x <= 0.0 { 0.0 } else { g }),
+        ReluRule::Guided => each(dx, dy, x, store, |x, g| if x <= 0.0 || g <= 0.0 { 0.0 } else { g }),
+        ReluRule::Deconvnet => each(dx, dy, x, store, |_, g| if g <= 0.0 { 0.0 } else { g }),
     }
 }
 
@@ -75,13 +75,20 @@ pub fn dropout_forward(out: &mut [f32], mask: &mut [f32], x: &[f32], p: f32, see
     );
 }
 
-/// `dx += dy * mask`.
-pub fn scale_backward(dx: &mut [f32], dy: &[f32], mask: &[f32]) {
-    dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).zip(mask.par_chunks(CHUNK)).for_each(|((dx, dy), m)| {
-        for ((d, g), m) in dx.iter_mut().zip(dy).zip(m) {
-            *d += g * m;
-        }
+/// `dx += dy * mask` (or `=`, `store`).
+pub fn scale_backward(dx: &mut [f32], dy: &[f32], mask: &[f32], store: Store) {
+    dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).zip(mask.par_chunks(CHUNK)).for_each(|((dx, dy), m)| match store {
+        Store::Add => dx.iter_mut().zip(dy).zip(m).for_each(|((d, g), m)| *d += g * m),
+        Store::Write => dx.iter_mut().zip(dy).zip(m).for_each(|((d, g), m)| *d = g * m),
     });
+}
+
+/// `dst += src` (or `=`, `store`), elementwise.
+pub fn store_into(dst: &mut [f32], src: &[f32], store: Store) {
+    match store {
+        Store::Add => add_into(dst, src),
+        Store::Write => dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| d.copy_from_slice(s)),
+    }
 }
 
 /// `dst += src`, elementwise.
@@ -132,9 +139,14 @@ mod tests {
             assert!((share - p).abs() < 0.02, "p {p}: dropped {share}");
             let dy: Vec<f32> = (0..n).map(|i| (i % 5) as f32 - 2.0).collect();
             let mut dx = vec![0.5; n];
-            scale_backward(&mut dx, &dy, &mask);
+            scale_backward(&mut dx, &dy, &mask, Store::Add);
             for i in 0..n {
                 assert_eq!(dx[i], 0.5 + dy[i] * mask[i], "p {p}: dx[{i}]");
+            }
+            let mut dx = vec![f32::NAN; n];
+            scale_backward(&mut dx, &dy, &mask, Store::Write);
+            for i in 0..n {
+                assert_eq!(dx[i], dy[i] * mask[i], "p {p}: dx[{i}] written");
             }
         }
     }
@@ -155,10 +167,13 @@ mod tests {
             (ReluRule::Deconvnet, [1.0, 1.0, 1.0, f32::NAN, 0.0, 1.0]),
         ];
         for (rule, want) in cases {
-            let mut dx = [0.0; 6];
-            relu_backward(&mut dx, &dy, &x, rule);
-            for (i, (a, b)) in dx.iter().zip(&want).enumerate() {
-                assert!(a == b || (a.is_nan() && b.is_nan()), "{rule:?}[{i}]: {a}, want {b}");
+            // Added to zeros, and written over what the buffer held.
+            for (store, start) in [(Store::Add, 0.0), (Store::Write, 5.0)] {
+                let mut dx = [start; 6];
+                relu_backward(&mut dx, &dy, &x, rule, store);
+                for (i, (a, b)) in dx.iter().zip(&want).enumerate() {
+                    assert!(a == b || (a.is_nan() && b.is_nan()), "{rule:?} {store:?}[{i}]: {a}, want {b}");
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 //! is summed by one thread in a fixed order, so the same thread count gives the same bits.
 
 use super::matmul::{matmul, Mat, Threads};
+use super::Store;
 use super::parallel::{chunk_ranges, split_lengths};
 use rayon::prelude::*;
 
@@ -43,7 +44,7 @@ pub fn linear_backward(
     n: usize,
     i: usize,
     o: usize,
-    add_to_param_grads: bool,
+    (input_store, param_store): (Store, Store),
 ) {
     let threads = rayon::current_num_threads();
     if let Some(dx) = d_input {
@@ -52,7 +53,7 @@ pub fn linear_backward(
         let ranges = chunk_ranges(n, threads);
         let parts = split_lengths(dx, ranges.iter().map(|r| r.len() * i));
         parts.into_par_iter().zip(ranges).for_each(|(d, r)| {
-            matmul(d, Mat::n(&d_out[r.start * o..r.end * o]), Mat::n(weight), r.len(), i, o, true, Threads::One);
+            matmul(d, Mat::n(&d_out[r.start * o..r.end * o]), Mat::n(weight), r.len(), i, o, input_store == Store::Add, Threads::One);
         });
     }
     if let Some(dw) = d_weight {
@@ -61,11 +62,11 @@ pub fn linear_backward(
         let parts = split_lengths(dw, ranges.iter().map(|r| r.len() * i));
         parts.into_par_iter().zip(ranges).for_each(|(d, r)| {
             let dy_cols = Mat::t(&d_out[r.start..]).with_row_stride(o);
-            matmul(d, dy_cols, Mat::n(input), r.len(), i, n, add_to_param_grads, Threads::One);
+            matmul(d, dy_cols, Mat::n(input), r.len(), i, n, param_store == Store::Add, Threads::One);
         });
     }
     if let Some(db) = d_bias {
-        if !add_to_param_grads {
+        if param_store == Store::Write {
             db.fill(0.0);
         }
         for row in d_out.chunks(o) {
@@ -114,13 +115,15 @@ mod tests {
                     linear_forward(&mut y, &x, &w, Some(&b), n, i, o, &mut scratch);
                     close(&y, &y_ref, &format!("{n}x{i}->{o}, {threads} threads: output"));
                     let (mut dx, mut dw, mut db) = (vec![0.5; n * i], vec![0.25; o * i], vec![1.0; o]);
-                    linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &dy, &x, &w, n, i, o, true);
+                    linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &dy, &x, &w, n, i, o, (Store::Add, Store::Add));
                     close(&dx, &dx_ref, &format!("{n}x{i}->{o}, {threads} threads: d_input"));
                     close(&dw, &dw_ref, &format!("{n}x{i}->{o}, {threads} threads: d_weight"));
                     close(&db, &db_ref, &format!("{n}x{i}->{o}, {threads} threads: d_bias"));
                     // Written instead of added: what the sums above hold beyond their start.
-                    let (mut dw, mut db) = (vec![f32::NAN; o * i], vec![f32::NAN; o]);
-                    linear_backward(None, Some(&mut dw), Some(&mut db), &dy, &x, &w, n, i, o, false);
+                    let (mut dx, mut dw, mut db) = (vec![f32::NAN; n * i], vec![f32::NAN; o * i], vec![f32::NAN; o]);
+                    linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &dy, &x, &w, n, i, o, (Store::Write, Store::Write));
+                    let dx_written: Vec<f32> = dx_ref.iter().map(|v| v - 0.5).collect();
+                    close(&dx, &dx_written, &format!("{n}x{i}->{o}, {threads} threads: d_input written"));
                     let dw_written: Vec<f32> = dw_ref.iter().map(|v| v - 0.25).collect();
                     let db_written: Vec<f32> = db_ref.iter().map(|v| v - 1.0).collect();
                     close(&dw, &dw_written, &format!("{n}x{i}->{o}, {threads} threads: d_weight written"));

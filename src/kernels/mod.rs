@@ -19,3 +19,12 @@ pub mod resample;
 pub mod softmax;
 
 pub use activation::ReluRule;
+
+/// How a backward kernel stores a gradient: added to what the buffer holds (a value read by
+/// several layers gathers theirs), or written over it (the net skips zeroing a gradient whose
+/// only writer writes it outright, `Layer::write_input_grad`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    Add,
+    Write,
+}

@@ -3,6 +3,7 @@
 //! real cells (TensorFlow's rule, PyTorch's `count_include_pad=False`). Windows are not dilated
 //! (the pooling layers refuse dilation).
 
+use super::Store;
 use crate::geometry::Geometry;
 use rayon::prelude::*;
 
@@ -259,21 +260,25 @@ fn max_2x2_run<const R: usize>(top: &[[f32; 2]; R], bottom: &[[f32; 2]; R], w: u
 }
 
 /// `d_input[argmax] += d_out`, plane by plane. `d_input: [P, H, W]`, `d_out`, `argmax: [P, Ho, Wo]`.
-pub fn max_pool_backward(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], in_len: usize, out_len: usize) {
-    scatter(d_input, d_out, argmax, None, in_len, out_len);
+/// With `Store::Write`, `d_input` is zeroed first, a share at a time while it is in cache.
+pub fn max_pool_backward(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], in_len: usize, out_len: usize, store: Store) {
+    scatter(d_input, d_out, argmax, None, in_len, out_len, store);
 }
 
 /// The max pool's and a plain ReLU's backward in one scatter, for `maxpool(relu(z))`:
 /// `d_z[argmax] += d_out` where the pool's output `out` (the ReLU's output at `argmax`) is not
 /// `<= 0`, as the ReLU's rule passes it (a NaN passes). Shapes as `max_pool_backward`.
-pub fn max_pool_backward_gated(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], out: &[f32], in_len: usize, out_len: usize) {
-    scatter(d_input, d_out, argmax, Some(out), in_len, out_len);
+pub fn max_pool_backward_gated(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], out: &[f32], in_len: usize, out_len: usize, store: Store) {
+    scatter(d_input, d_out, argmax, Some(out), in_len, out_len, store);
 }
 
-fn scatter(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], gate: Option<&[f32]>, in_len: usize, out_len: usize) {
+fn scatter(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], gate: Option<&[f32]>, in_len: usize, out_len: usize, store: Store) {
     let per = planes_per_task(in_len);
     d_input.par_chunks_mut(in_len * per).zip(d_out.par_chunks(out_len * per)).zip(argmax.par_chunks(out_len * per)).enumerate().for_each(
         |(task, ((dx, dy), arg))| {
+            if store == Store::Write {
+                dx.fill(0.0);
+            }
             let gate = gate.map(|out| &out[task * out_len * per..][..dy.len()]);
             for (p, (dx, dy)) in dx.chunks_mut(in_len).zip(dy.chunks(out_len)).enumerate() {
                 let arg = &arg[p * out_len..][..out_len];
@@ -551,13 +556,24 @@ mod tests {
             assert!(y.iter().zip(&y_ref).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())), "{win:?} on {h}x{w}");
             // The gradient goes to the winning cell of each window, added onto what is there.
             let dy: Vec<f32> = (0..y.len()).map(|j| (j % 7) as f32 + 0.5).collect();
-            let mut dx = vec![1.0; x.len()];
-            max_pool_backward(&mut dx, &dy, &a, h * w, ho * wo);
-            let mut want = vec![1.0f64; x.len()];
-            for (j, &g) in dy.iter().enumerate() {
-                want[j / (ho * wo) * h * w + a_ref[j] as usize] += g as f64;
+            // Written instead (the buffer's NaNs gone), the same sums from zero; and gated by a
+            // ReLU's output before the pool (its output here: only positive maxima pass).
+            for (store, start) in [(Store::Add, 1.0), (Store::Write, f32::NAN)] {
+                for gated in [false, true] {
+                    let mut dx = vec![start; x.len()];
+                    match gated {
+                        false => max_pool_backward(&mut dx, &dy, &a, h * w, ho * wo, store),
+                        true => max_pool_backward_gated(&mut dx, &dy, &a, &y, h * w, ho * wo, store),
+                    }
+                    let mut want = vec![if store == Store::Add { 1.0f64 } else { 0.0 }; x.len()];
+                    for (j, &g) in dy.iter().enumerate() {
+                        if !gated || !(y[j] <= 0.0) {
+                            want[j / (ho * wo) * h * w + a_ref[j] as usize] += g as f64;
+                        }
+                    }
+                    assert!(dx.iter().zip(&want).all(|(a, b)| (*a as f64 - b).abs() < 1e-4), "{win:?} on {h}x{w}, {store:?}, gated {gated}");
+                }
             }
-            assert!(dx.iter().zip(&want).all(|(a, b)| (*a as f64 - b).abs() < 1e-4), "{win:?} on {h}x{w}");
         }
     }
 

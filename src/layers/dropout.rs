@@ -3,7 +3,8 @@
 
 use super::{expect_inputs, BackwardCtx, ForwardCtx, Layer, Mode};
 use crate::error::{Error, Result};
-use crate::kernels::activation::{add_into, dropout_forward, scale_backward};
+use crate::kernels::activation::{dropout_forward, scale_backward, store_into};
+use crate::kernels::Store;
 use crate::tensor::Tensor;
 
 pub struct Dropout {
@@ -11,6 +12,8 @@ pub struct Dropout {
     /// Per-element scale of the last training forward pass (0 or 1 / (1 - p)).
     mask: Vec<f32>,
     last_mode: Mode,
+    /// How the backward pass stores the input's gradient (`Layer::write_input_grad`).
+    store: Store,
 }
 
 impl Dropout {
@@ -18,7 +21,7 @@ impl Dropout {
         if !(0.0..1.0).contains(&p) {
             return Err(Error::Invalid(format!("dropout probability {p} must be in [0, 1)")));
         }
-        Ok(Dropout { p, mask: Vec::new(), last_mode: Mode::Eval })
+        Ok(Dropout { p, mask: Vec::new(), last_mode: Mode::Eval, store: Store::Add })
     }
 }
 
@@ -56,10 +59,14 @@ impl Layer for Dropout {
     fn backward(&mut self, _inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx) -> Result<()> {
         if let Some(dx) = d_inputs[0].as_deref_mut() {
             match self.last_mode {
-                Mode::Train => scale_backward(dx.data_mut(), d_out.data(), &self.mask),
-                Mode::Eval => add_into(dx.data_mut(), d_out.data()),
+                Mode::Train => scale_backward(dx.data_mut(), d_out.data(), &self.mask, self.store),
+                Mode::Eval => store_into(dx.data_mut(), d_out.data(), self.store),
             }
         }
         Ok(())
+    }
+    fn write_input_grad(&mut self, on: bool) -> bool {
+        self.store = if on { Store::Write } else { Store::Add };
+        true
     }
 }

@@ -4,6 +4,7 @@ use super::{expect_inputs, init_fan_in, weight_and_bias, weight_and_bias_mut, Ba
 use crate::error::{Error, Result};
 use crate::geometry::Region;
 use crate::kernels::linear::{linear_backward, linear_forward};
+use crate::kernels::Store;
 use crate::rng::Rng;
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -14,9 +15,10 @@ pub struct Linear {
     bias: Option<Param>,
     /// The forward pass's transposed result `[out, N]`, kept between steps.
     scratch: Vec<f32>,
-    /// The backward pass writes the parameter gradients instead of adding to them
-    /// (`Layer::write_param_grads`).
-    write_param_grads: bool,
+    /// How the backward pass stores the parameter gradients (`Layer::write_param_grads`) and
+    /// the input's (`Layer::write_input_grad`).
+    param_store: Store,
+    input_store: Store,
 }
 
 impl Linear {
@@ -27,7 +29,8 @@ impl Linear {
             weight: Param::zeros(&[out_features, in_features]),
             bias: Some(Param::zeros(&[out_features])),
             scratch: Vec::new(),
-            write_param_grads: false,
+            param_store: Store::Add,
+            input_store: Store::Add,
         }
     }
 
@@ -77,12 +80,16 @@ impl Layer for Linear {
         } else {
             (None, None)
         };
-        let add = !self.write_param_grads;
-        linear_backward(d_input, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), n, self.in_features, self.out_features, add);
+        let stores = (self.input_store, self.param_store);
+        linear_backward(d_input, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), n, self.in_features, self.out_features, stores);
         Ok(())
     }
     fn write_param_grads(&mut self, on: bool) -> bool {
-        self.write_param_grads = on;
+        self.param_store = if on { Store::Write } else { Store::Add };
+        true
+    }
+    fn write_input_grad(&mut self, on: bool) -> bool {
+        self.input_store = if on { Store::Write } else { Store::Add };
         true
     }
     fn params(&self) -> Vec<(&'static str, &Param)> {

@@ -169,12 +169,20 @@ pub trait Layer: Send {
         false
     }
 
-    /// The input gradient of `relu(z) -> this layer`, with respect to `z`, accumulated (`+=`)
-    /// into `d_relu_input` (`[shape of the input]`): the plain rule, `dz = dy_input * [input >
+    /// The input gradient of `relu(z) -> this layer`, with respect to `z`, accumulated (`+=`, or
+    /// written: `write_input_grad`) into `d_relu_input` (`[shape of the input]`): the plain rule, `dz = dy_input * [input >
     /// 0]`, in the layer's own backward pass. Only called where `passes_gradient_through_relu`.
     fn backward_through_relu(&mut self, inputs: &[&Tensor], _out: &Tensor, _d_out: &Tensor, _d_relu_input: &mut Tensor) -> Result<()> {
         let _ = inputs;
         Err(crate::error::Error::Graph(format!("a {} does not pass gradients through a ReLU", self.kind())))
+    }
+
+    /// Asks the layer's backward pass to write (`=`) its input's gradient instead of adding to it
+    /// (`on`; through a ReLU too, `backward_through_relu`), or to add again; returns whether it
+    /// now writes. The net asks this of a value's only reader, and then does not zero that
+    /// gradient first: a pass over memory fewer. Layers of one input only.
+    fn write_input_grad(&mut self, _on: bool) -> bool {
+        false
     }
 
     /// Asks the layer's backward pass to write (`=`) its parameters' gradients instead of adding

@@ -9,6 +9,7 @@ use crate::kernels::pool::{
     adaptive_avg_backward, adaptive_avg_forward, adaptive_bin, avg_pool_backward, avg_pool_forward, max_pool_backward,
     max_pool_backward_gated, max_pool_forward,
 };
+use crate::kernels::Store;
 use crate::tensor::Tensor;
 
 fn check_window(w: &Window2d) -> Result<()> {
@@ -50,17 +51,19 @@ pub struct MaxPool2d {
     window: Window2d,
     /// For each output cell of the last forward pass, the winning cell's index in its plane.
     argmax: Vec<u32>,
+    /// How the backward pass stores the input's gradient (`Layer::write_input_grad`).
+    store: Store,
 }
 
 impl MaxPool2d {
     pub fn new(window: Window2d) -> Result<Self> {
         check_window(&window)?;
-        Ok(MaxPool2d { window, argmax: Vec::new() })
+        Ok(MaxPool2d { window, argmax: Vec::new(), store: Store::Add })
     }
 
     /// A `k x k` window at stride `s`, unpadded: `square(2, 2)` or AlexNet's `square(3, 2)`.
     pub fn square(k: usize, s: usize) -> Self {
-        MaxPool2d { window: Window2d::square(k.max(1), s.max(1), Padding::Valid), argmax: Vec::new() }
+        MaxPool2d { window: Window2d::square(k.max(1), s.max(1), Padding::Valid), argmax: Vec::new(), store: Store::Add }
     }
 
     pub fn with_padding(mut self, p: Padding) -> Self {
@@ -106,7 +109,7 @@ impl Layer for MaxPool2d {
         if let Some(dx) = d_inputs[0].as_deref_mut() {
             let (_, _, h, w) = inputs[0].dims4("input")?;
             let (_, _, ho, wo) = out.dims4("output")?;
-            max_pool_backward(dx.data_mut(), d_out.data(), &self.argmax, h * w, ho * wo);
+            max_pool_backward(dx.data_mut(), d_out.data(), &self.argmax, h * w, ho * wo, self.store);
         }
         Ok(())
     }
@@ -118,12 +121,16 @@ impl Layer for MaxPool2d {
     fn passes_gradient_through_relu(&self) -> bool {
         true
     }
+    fn write_input_grad(&mut self, on: bool) -> bool {
+        self.store = if on { Store::Write } else { Store::Add };
+        true
+    }
     fn backward_through_relu(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_relu_input: &mut Tensor) -> Result<()> {
         let (_, _, h, w) = inputs[0].dims4("input")?;
         let (_, _, ho, wo) = out.dims4("output")?;
         // The cell each output came from holds the ReLU's output there, which is this output:
         // the ReLU passes the gradient where it is not <= 0.
-        max_pool_backward_gated(d_relu_input.data_mut(), d_out.data(), &self.argmax, out.data(), h * w, ho * wo);
+        max_pool_backward_gated(d_relu_input.data_mut(), d_out.data(), &self.argmax, out.data(), h * w, ho * wo, self.store);
         Ok(())
     }
     fn leftover(&self, inputs: &[&[usize]]) -> (usize, usize) {

@@ -4,6 +4,7 @@
 use super::{expect_inputs, BackwardCtx, ForwardCtx, Layer};
 use crate::error::Result;
 use crate::kernels::activation::{relu_backward, relu_forward};
+use crate::kernels::Store;
 use crate::tensor::Tensor;
 
 #[derive(Default)]
@@ -28,7 +29,7 @@ impl Layer for Relu {
         if let Some(dx) = d_inputs[0].as_deref_mut() {
             // The output, not the input: the signs are the same, and a ReLU fused after a
             // convolution (`Net::fuse_activations`) holds its values in the output alone.
-            relu_backward(dx.data_mut(), d_out.data(), out.data(), ctx.rule);
+            relu_backward(dx.data_mut(), d_out.data(), out.data(), ctx.rule, Store::Add);
         }
         Ok(())
     }

@@ -205,12 +205,7 @@ impl Net {
         if !on {
             return;
         }
-        let mut readers = vec![0usize; self.values.len()];
-        for node in &self.nodes {
-            for &v in &node.inputs {
-                readers[v] += 1;
-            }
-        }
+        let readers = self.readers();
         for j in 0..self.nodes.len() {
             let [v] = self.nodes[j].inputs[..] else { continue };
             if self.nodes[j].layer.kind() == "ReLU" && v > 0 && readers[v] == 1 && self.nodes[v - 1].layer.fuse_relu(true) {
@@ -236,12 +231,7 @@ impl Net {
         if ctx.rule != crate::kernels::ReluRule::Plain || !self.fused.contains(&true) {
             return through;
         }
-        let mut readers = vec![0usize; self.values.len()];
-        for node in &self.nodes {
-            for &v in &node.inputs {
-                readers[v] += 1;
-            }
-        }
+        let readers = self.readers();
         for (i, node) in self.nodes.iter().enumerate() {
             let [v] = node.inputs[..] else { continue };
             let relu = v.wrapping_sub(1);
@@ -250,6 +240,17 @@ impl Net {
             }
         }
         through
+    }
+
+    /// How many nodes read each value.
+    fn readers(&self) -> Vec<usize> {
+        let mut readers = vec![0usize; self.values.len()];
+        for node in &self.nodes {
+            for &v in &node.inputs {
+                readers[v] += 1;
+            }
+        }
+        readers
     }
 
     /// Whether value `v` is a fused node's output, which its ReLU took over.
@@ -446,10 +447,25 @@ impl Net {
                 self.grads[v].set_shape(&[0]);
             }
         }
+        // A value whose only reader writes its gradient outright (`Layer::write_input_grad`) is
+        // not zeroed first; nor one that reader writes through a fused ReLU. Not where a seed
+        // adds to a value before its readers do.
+        let readers = self.readers();
+        let mut written = vec![false; self.values.len()];
+        for (i, node) in self.nodes.iter_mut().enumerate().take(deepest + 1) {
+            let [v] = node.inputs[..] else { continue };
+            let target = through[i].unwrap_or(v);
+            let only_writer = if through[i].is_some() { readers[target] == 1 } else { readers[v] == 1 };
+            if needed[i + 1] && needed[target] && only_writer && !at.contains(&target.wrapping_sub(1)) && node.layer.write_input_grad(true) {
+                written[target] = true;
+            }
+        }
         for (v, need) in needed.iter().enumerate() {
             if *need {
                 self.grads[v].set_shape(self.values[v].shape());
-                self.grads[v].fill(0.0);
+                if !written[v] {
+                    self.grads[v].fill(0.0);
+                }
             }
         }
         if fresh {
@@ -461,10 +477,11 @@ impl Net {
             }
         }
         let result = self.backward_nodes(&at, seeds, &needed, &through, deepest, ctx);
-        if fresh {
-            self.nodes.iter_mut().for_each(|n| {
-                n.layer.write_param_grads(false);
-            });
+        for node in &mut self.nodes {
+            if fresh {
+                node.layer.write_param_grads(false);
+            }
+            node.layer.write_input_grad(false);
         }
         result
     }
