@@ -395,6 +395,34 @@ fn fresh_backward_passes_are_zero_then_backward() {
     }
 }
 
+/// A value's only reader writes its gradient over the buffer the last pass left (the net does
+/// not zero it first): gradients after a pass on other images are those of a fresh net, bit for
+/// bit, with and without fused activations, through max pools, batch norm, ReLUs, dropout and
+/// fully connected layers.
+#[test]
+fn gradients_do_not_depend_on_the_pass_before() {
+    let zoo = |name: &str, input: Option<[usize; 3]>| models::build_for(name, 10, input, 7).unwrap();
+    let cases: Vec<(&str, Option<[usize; 3]>, Vec<usize>)> = vec![
+        ("mnist-cnn", None, vec![3, 1, 28, 28]),
+        ("resnet18", Some([3, 32, 32]), vec![2, 3, 32, 32]),
+        ("alexnet", Some([3, 67, 67]), vec![2, 3, 67, 67]),
+    ];
+    for (name, input, shape) in cases {
+        let n: usize = shape.iter().product();
+        let images = |k: usize| Tensor::from_vec(&shape, (0..n).map(|i| ((i * (29 + 2 * k)) % 17) as f32 / 17.0 - 0.4).collect()).unwrap();
+        for fuse in [false, true] {
+            let (mut used, mut fresh) = (zoo(name, input), zoo(name, input));
+            used.fuse_activations(fuse);
+            fresh.fuse_activations(fuse);
+            pass(&mut used, &images(1));
+            let (a, b) = (pass(&mut used, &images(2)), pass(&mut fresh, &images(2)));
+            assert_eq!(a.0, b.0, "{name}, fused {fuse}: output");
+            assert_eq!(a.1, b.1, "{name}, fused {fuse}: parameter gradients");
+            assert_eq!(a.2, b.2, "{name}, fused {fuse}: input gradient");
+        }
+    }
+}
+
 /// Captum's tables hold with the first ReLU fused into the convolution.
 #[test]
 fn captum_tables_hold_with_fused_activations() {

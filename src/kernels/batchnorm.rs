@@ -1,6 +1,7 @@
 //! Batch normalisation over `[N, C, H, W]`, per channel: training mode (batch statistics,
 //! running statistics updated as PyTorch does) and evaluation mode (running statistics).
 
+use super::Store;
 use rayon::prelude::*;
 
 /// Per-channel mean and biased variance of `x: [N, C, H, W]`, in f64.
@@ -91,7 +92,7 @@ pub fn grad_sums(dy: &[f32], x: &[f32], mean: &[f32], invstd: &[f32], n: usize, 
         .collect()
 }
 
-/// Training-mode input gradient, `+=` into `dx`:
+/// Training-mode input gradient, `+=` into `dx` (or `=`, `store`):
 /// `dx = gamma * invstd / M * (M * dy - sum_dy - xhat * sum_dy_xhat)`, `M = N * H * W`.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_train_backward(
@@ -105,6 +106,7 @@ pub fn batchnorm_train_backward(
     c: usize,
     plane: usize,
     m: usize,
+    store: Store,
 ) {
     let m = m as f32;
     dx.par_chunks_mut(plane).zip(dy.par_chunks(plane)).zip(x.par_chunks(plane)).enumerate().for_each(
@@ -113,9 +115,10 @@ pub fn batchnorm_train_backward(
             let (mu, is, g) = (mean[ch], invstd[ch], gamma[ch]);
             let (s, sx) = (sums[ch].0 as f32, sums[ch].1 as f32);
             let k = g * is / m;
-            for ((d, &gy), &v) in dx.iter_mut().zip(dy).zip(x) {
-                let xhat = (v - mu) * is;
-                *d += k * (m * gy - s - xhat * sx);
+            let grad = |gy: f32, v: f32| k * (m * gy - s - (v - mu) * is * sx);
+            match store {
+                Store::Add => dx.iter_mut().zip(dy).zip(x).for_each(|((d, &gy), &v)| *d += grad(gy, v)),
+                Store::Write => dx.iter_mut().zip(dy).zip(x).for_each(|((d, &gy), &v)| *d = grad(gy, v)),
             }
         },
     );

@@ -6,6 +6,7 @@ use super::{expect_inputs, expect_nchw, BackwardCtx, ForwardCtx, Layer, Mode, Pa
 use crate::error::{Error, Result};
 use crate::distributed::Collective;
 use crate::kernels::batchnorm::{affine_channels_then, batchnorm_train_backward, channel_square_deviations, channel_stats, channel_sums, grad_sums};
+use crate::kernels::Store;
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -155,7 +156,10 @@ impl Layer for BatchNorm2d {
         self.fused_relu = on;
         on
     }
-    fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+    fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        self.backward_stored(inputs, out, d_out, d_inputs, ctx, Store::Add)
+    }
+    fn backward_stored(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx, store: Store) -> Result<()> {
         let x = inputs[0];
         let (n, c, h, w) = x.dims4("input")?;
         let plane = h * w;
@@ -173,7 +177,7 @@ impl Layer for BatchNorm2d {
                     // The parameters' gradients take this rank's sums (the trainer adds the
                     // ranks' gradients); the input's gradient needs the whole batch's.
                     let sums = self.batch_grad_sums(&sums)?;
-                    batchnorm_train_backward(dx.data_mut(), d_out.data(), x.data(), &self.mean, &self.invstd, gamma, &sums, c, plane, self.count)
+                    batchnorm_train_backward(dx.data_mut(), d_out.data(), x.data(), &self.mean, &self.invstd, gamma, &sums, c, plane, self.count, store)
                 }
                 Mode::Eval => {
                     // The statistics are constants: dx = dy * gamma * invstd.
@@ -181,7 +185,10 @@ impl Layer for BatchNorm2d {
                     let dxd = dx.data_mut();
                     for (i, (d, g)) in dxd.chunks_mut(plane).zip(d_out.data().chunks(plane)).enumerate() {
                         let s = a[i % c];
-                        d.iter_mut().zip(g).for_each(|(d, g)| *d += g * s);
+                        match store {
+                            Store::Add => d.iter_mut().zip(g).for_each(|(d, g)| *d += g * s),
+                            Store::Write => d.iter_mut().zip(g).for_each(|(d, g)| *d = g * s),
+                        }
                     }
                 }
             }

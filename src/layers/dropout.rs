@@ -12,8 +12,6 @@ pub struct Dropout {
     /// Per-element scale of the last training forward pass (0 or 1 / (1 - p)).
     mask: Vec<f32>,
     last_mode: Mode,
-    /// How the backward pass stores the input's gradient (`Layer::write_input_grad`).
-    store: Store,
 }
 
 impl Dropout {
@@ -21,7 +19,7 @@ impl Dropout {
         if !(0.0..1.0).contains(&p) {
             return Err(Error::Invalid(format!("dropout probability {p} must be in [0, 1)")));
         }
-        Ok(Dropout { p, mask: Vec::new(), last_mode: Mode::Eval, store: Store::Add })
+        Ok(Dropout { p, mask: Vec::new(), last_mode: Mode::Eval })
     }
 }
 
@@ -56,17 +54,16 @@ impl Layer for Dropout {
         }
         Ok(())
     }
-    fn backward(&mut self, _inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx) -> Result<()> {
+    fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        self.backward_stored(inputs, out, d_out, d_inputs, ctx, Store::Add)
+    }
+    fn backward_stored(&mut self, _inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx, store: Store) -> Result<()> {
         if let Some(dx) = d_inputs[0].as_deref_mut() {
             match self.last_mode {
-                Mode::Train => scale_backward(dx.data_mut(), d_out.data(), &self.mask, self.store),
-                Mode::Eval => store_into(dx.data_mut(), d_out.data(), self.store),
+                Mode::Train => scale_backward(dx.data_mut(), d_out.data(), &self.mask, store),
+                Mode::Eval => store_into(dx.data_mut(), d_out.data(), store),
             }
         }
         Ok(())
-    }
-    fn write_input_grad(&mut self, on: bool) -> bool {
-        self.store = if on { Store::Write } else { Store::Add };
-        true
     }
 }

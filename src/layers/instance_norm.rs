@@ -8,6 +8,7 @@ use super::{expect_inputs, expect_nchw, BackwardCtx, ForwardCtx, Layer, Mode, Pa
 use crate::error::{Error, Result};
 use crate::geometry::Region;
 use crate::kernels::batchnorm::{affine_channels_then, batchnorm_train_backward, channel_stats, grad_sums};
+use crate::kernels::Store;
 use crate::tensor::Tensor;
 
 pub struct InstanceNorm2d {
@@ -98,7 +99,7 @@ impl Layer for InstanceNorm2d {
         }
         if let Some(dx) = d_inputs[0].as_deref_mut() {
             let gamma = Self::per_plane(self.weight.value.data(), n);
-            batchnorm_train_backward(dx.data_mut(), d_out.data(), x.data(), &self.mean, &self.invstd, &gamma, &sums, n * c, plane, plane);
+            batchnorm_train_backward(dx.data_mut(), d_out.data(), x.data(), &self.mean, &self.invstd, &gamma, &sums, n * c, plane, plane, Store::Add);
         }
         Ok(())
     }

@@ -15,10 +15,8 @@ pub struct Linear {
     bias: Option<Param>,
     /// The forward pass's transposed result `[out, N]`, kept between steps.
     scratch: Vec<f32>,
-    /// How the backward pass stores the parameter gradients (`Layer::write_param_grads`) and
-    /// the input's (`Layer::write_input_grad`).
+    /// How the backward pass stores the parameter gradients (`Layer::write_param_grads`).
     param_store: Store,
-    input_store: Store,
 }
 
 impl Linear {
@@ -30,7 +28,6 @@ impl Linear {
             bias: Some(Param::zeros(&[out_features])),
             scratch: Vec::new(),
             param_store: Store::Add,
-            input_store: Store::Add,
         }
     }
 
@@ -72,7 +69,10 @@ impl Layer for Linear {
         linear_forward(out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, n, self.in_features, self.out_features, &mut self.scratch);
         Ok(())
     }
-    fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+    fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        self.backward_stored(inputs, out, d_out, d_inputs, ctx, Store::Add)
+    }
+    fn backward_stored(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx, store: Store) -> Result<()> {
         let n = self.rows(inputs[0].shape())?;
         let d_input = d_inputs[0].as_deref_mut().map(|t| t.data_mut());
         let (d_weight, d_bias) = if ctx.param_grads {
@@ -80,16 +80,12 @@ impl Layer for Linear {
         } else {
             (None, None)
         };
-        let stores = (self.input_store, self.param_store);
+        let stores = (store, self.param_store);
         linear_backward(d_input, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), n, self.in_features, self.out_features, stores);
         Ok(())
     }
     fn write_param_grads(&mut self, on: bool) -> bool {
         self.param_store = if on { Store::Write } else { Store::Add };
-        true
-    }
-    fn write_input_grad(&mut self, on: bool) -> bool {
-        self.input_store = if on { Store::Write } else { Store::Add };
         true
     }
     fn params(&self) -> Vec<(&'static str, &Param)> {

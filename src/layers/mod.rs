@@ -41,7 +41,7 @@ pub use upsample::UpsampleNearest2d;
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Region};
 use crate::kernels::conv::PoolSink;
-use crate::kernels::ReluRule;
+use crate::kernels::{ReluRule, Store};
 use crate::rng::Rng;
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -169,20 +169,31 @@ pub trait Layer: Send {
         false
     }
 
-    /// The input gradient of `relu(z) -> this layer`, with respect to `z`, accumulated (`+=`, or
-    /// written: `write_input_grad`) into `d_relu_input` (`[shape of the input]`): the plain rule, `dz = dy_input * [input >
-    /// 0]`, in the layer's own backward pass. Only called where `passes_gradient_through_relu`.
-    fn backward_through_relu(&mut self, inputs: &[&Tensor], _out: &Tensor, _d_out: &Tensor, _d_relu_input: &mut Tensor) -> Result<()> {
-        let _ = inputs;
+    /// The input gradient of `relu(z) -> this layer`, with respect to `z`, stored (`+=`, or
+    /// `=`: `store`, as `backward_stored`) into `d_relu_input` (`[shape of the input]`): the
+    /// plain rule, `dz = dy_input * [input > 0]`, in the layer's own backward pass. Only called
+    /// where `passes_gradient_through_relu`.
+    fn backward_through_relu(&mut self, _inputs: &[&Tensor], _out: &Tensor, _d_out: &Tensor, _d_relu_input: &mut Tensor, _store: Store) -> Result<()> {
         Err(crate::error::Error::Graph(format!("a {} does not pass gradients through a ReLU", self.kind())))
     }
 
-    /// Asks the layer's backward pass to write (`=`) its input's gradient instead of adding to it
-    /// (`on`; through a ReLU too, `backward_through_relu`), or to add again; returns whether it
-    /// now writes. The net asks this of a value's only reader, and then does not zero that
-    /// gradient first: a pass over memory fewer. Layers of one input only.
-    fn write_input_grad(&mut self, _on: bool) -> bool {
-        false
+    /// `backward`, with its input's gradient stored as `store` says: added to (`Store::Add`,
+    /// as `backward`), or written over (`Store::Write`: the net passes it to a value's only
+    /// reader, and then does not zero that gradient first). The default zeroes the gradient and
+    /// adds; a layer that can write it outright (and so spare that pass over memory) overrides.
+    fn backward_stored(
+        &mut self,
+        inputs: &[&Tensor],
+        out: &Tensor,
+        d_out: &Tensor,
+        d_inputs: &mut [Option<&mut Tensor>],
+        ctx: &BackwardCtx,
+        store: Store,
+    ) -> Result<()> {
+        if store == Store::Write {
+            d_inputs.iter_mut().flatten().for_each(|d| d.fill(0.0));
+        }
+        self.backward(inputs, out, d_out, d_inputs, ctx)
     }
 
     /// Asks the layer's backward pass to write (`=`) its parameters' gradients instead of adding

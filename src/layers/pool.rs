@@ -51,19 +51,17 @@ pub struct MaxPool2d {
     window: Window2d,
     /// For each output cell of the last forward pass, the winning cell's index in its plane.
     argmax: Vec<u32>,
-    /// How the backward pass stores the input's gradient (`Layer::write_input_grad`).
-    store: Store,
 }
 
 impl MaxPool2d {
     pub fn new(window: Window2d) -> Result<Self> {
         check_window(&window)?;
-        Ok(MaxPool2d { window, argmax: Vec::new(), store: Store::Add })
+        Ok(MaxPool2d { window, argmax: Vec::new() })
     }
 
     /// A `k x k` window at stride `s`, unpadded: `square(2, 2)` or AlexNet's `square(3, 2)`.
     pub fn square(k: usize, s: usize) -> Self {
-        MaxPool2d { window: Window2d::square(k.max(1), s.max(1), Padding::Valid), argmax: Vec::new(), store: Store::Add }
+        MaxPool2d { window: Window2d::square(k.max(1), s.max(1), Padding::Valid), argmax: Vec::new() }
     }
 
     pub fn with_padding(mut self, p: Padding) -> Self {
@@ -105,11 +103,14 @@ impl Layer for MaxPool2d {
         max_pool_forward(out.data_mut(), &mut self.argmax, inputs[0].data(), &g);
         Ok(())
     }
-    fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx) -> Result<()> {
+    fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        self.backward_stored(inputs, out, d_out, d_inputs, ctx, Store::Add)
+    }
+    fn backward_stored(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx, store: Store) -> Result<()> {
         if let Some(dx) = d_inputs[0].as_deref_mut() {
             let (_, _, h, w) = inputs[0].dims4("input")?;
             let (_, _, ho, wo) = out.dims4("output")?;
-            max_pool_backward(dx.data_mut(), d_out.data(), &self.argmax, h * w, ho * wo, self.store);
+            max_pool_backward(dx.data_mut(), d_out.data(), &self.argmax, h * w, ho * wo, store);
         }
         Ok(())
     }
@@ -121,16 +122,12 @@ impl Layer for MaxPool2d {
     fn passes_gradient_through_relu(&self) -> bool {
         true
     }
-    fn write_input_grad(&mut self, on: bool) -> bool {
-        self.store = if on { Store::Write } else { Store::Add };
-        true
-    }
-    fn backward_through_relu(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_relu_input: &mut Tensor) -> Result<()> {
+    fn backward_through_relu(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_relu_input: &mut Tensor, store: Store) -> Result<()> {
         let (_, _, h, w) = inputs[0].dims4("input")?;
         let (_, _, ho, wo) = out.dims4("output")?;
         // The cell each output came from holds the ReLU's output there, which is this output:
         // the ReLU passes the gradient where it is not <= 0.
-        max_pool_backward_gated(d_relu_input.data_mut(), d_out.data(), &self.argmax, out.data(), h * w, ho * wo, self.store);
+        max_pool_backward_gated(d_relu_input.data_mut(), d_out.data(), &self.argmax, out.data(), h * w, ho * wo, store);
         Ok(())
     }
     fn leftover(&self, inputs: &[&[usize]]) -> (usize, usize) {

@@ -25,11 +25,14 @@ impl Layer for Relu {
         relu_forward(out.data_mut(), inputs[0].data());
         Ok(())
     }
-    fn backward(&mut self, _inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+    fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        self.backward_stored(inputs, out, d_out, d_inputs, ctx, Store::Add)
+    }
+    fn backward_stored(&mut self, _inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx, store: Store) -> Result<()> {
         if let Some(dx) = d_inputs[0].as_deref_mut() {
             // The output, not the input: the signs are the same, and a ReLU fused after a
             // convolution (`Net::fuse_activations`) holds its values in the output alone.
-            relu_backward(dx.data_mut(), d_out.data(), out.data(), ctx.rule, Store::Add);
+            relu_backward(dx.data_mut(), d_out.data(), out.data(), ctx.rule, store);
         }
         Ok(())
     }

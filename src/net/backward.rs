@@ -4,6 +4,7 @@
 
 use super::Net;
 use crate::error::{Error, Result};
+use crate::kernels::Store;
 use crate::layers::BackwardCtx;
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -70,17 +71,19 @@ impl Net {
                 self.grads[v].set_shape(&[0]);
             }
         }
-        // A value whose only reader writes its gradient outright (`Layer::write_input_grad`) is
-        // not zeroed first; nor one that reader writes through a fused ReLU. Not where a seed
-        // adds to a value before its readers do.
+        // A value with one reader of one input is not zeroed here: that reader stores its
+        // gradient with `Store::Write` (`Layer::backward_stored`), through a fused ReLU too.
+        // Not where a seed adds to a value before its readers do.
         let readers = self.readers();
         let mut written = vec![false; self.values.len()];
-        for (i, node) in self.nodes.iter_mut().enumerate().take(deepest + 1) {
+        let mut stores = vec![Store::Add; self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate().take(deepest + 1) {
             let [v] = node.inputs[..] else { continue };
             let target = through[i].unwrap_or(v);
             let only_writer = if through[i].is_some() { readers[target] == 1 } else { readers[v] == 1 };
-            if needed[i + 1] && needed[target] && only_writer && !at.contains(&target.wrapping_sub(1)) && node.layer.write_input_grad(true) {
+            if needed[i + 1] && needed[target] && only_writer && !at.contains(&target.wrapping_sub(1)) {
                 written[target] = true;
+                stores[i] = Store::Write;
             }
         }
         for (v, need) in needed.iter().enumerate() {
@@ -99,19 +102,20 @@ impl Net {
                 }
             }
         }
-        let result = self.backward_nodes(&at, seeds, &needed, &through, deepest, ctx);
-        for node in &mut self.nodes {
-            if fresh {
+        let result = self.backward_nodes(&at, seeds, &needed, &through, &stores, deepest, ctx);
+        if fresh {
+            for node in &mut self.nodes {
                 node.layer.write_param_grads(false);
             }
-            node.layer.write_input_grad(false);
         }
         result
     }
 
     /// The backward pass proper: the seeds added at their nodes, then every needed node from
-    /// the deepest down (`needed`: per value; `through`: `gradients_through_relu`).
-    fn backward_nodes(&mut self, at: &[usize], seeds: &[(&str, &Tensor)], needed: &[bool], through: &[Option<usize>], deepest: usize, ctx: &BackwardCtx) -> Result<()> {
+    /// the deepest down (`needed`: per value; `through`: `gradients_through_relu`; `stores`: per
+    /// node, how it stores its input's gradient).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_nodes(&mut self, at: &[usize], seeds: &[(&str, &Tensor)], needed: &[bool], through: &[Option<usize>], stores: &[Store], deepest: usize, ctx: &BackwardCtx) -> Result<()> {
         // Each seed adds to what the nodes above it will send down (layers accumulate too).
         for (&s, (_, seed)) in at.iter().zip(seeds) {
             for (g, v) in self.grads[s + 1].data_mut().iter_mut().zip(seed.data()) {
@@ -130,10 +134,10 @@ impl Net {
             let out = &self.values[i + 1];
             let start = self.timings.is_some().then(std::time::Instant::now);
             if let Some(u) = through[i] {
-                node.layer.backward_through_relu(&ins, out, d_out, &mut lower[u]).map_err(|e| e.in_layer(&node.name))?;
+                node.layer.backward_through_relu(&ins, out, d_out, &mut lower[u], stores[i]).map_err(|e| e.in_layer(&node.name))?;
             } else {
                 let mut d_inputs = pick_mut(lower, &node.inputs, needed);
-                node.layer.backward(&ins, out, d_out, &mut d_inputs, ctx).map_err(|e| e.in_layer(&node.name))?;
+                node.layer.backward_stored(&ins, out, d_out, &mut d_inputs, ctx, stores[i]).map_err(|e| e.in_layer(&node.name))?;
             }
             if let (Some(t), Some(start)) = (self.timings.as_mut(), start) {
                 t[i][1] += start.elapsed().as_secs_f64();
