@@ -402,11 +402,7 @@ fn fresh_backward_passes_are_zero_then_backward() {
 #[test]
 fn gradients_do_not_depend_on_the_pass_before() {
     let zoo = |name: &str, input: Option<[usize; 3]>| models::build_for(name, 10, input, 7).unwrap();
-    let cases: Vec<(&str, Option<[usize; 3]>, Vec<usize>)> = vec![
-        ("mnist-cnn", None, vec![3, 1, 28, 28]),
-        ("resnet18", Some([3, 32, 32]), vec![2, 3, 32, 32]),
-        ("alexnet", Some([3, 67, 67]), vec![2, 3, 67, 67]),
-    ];
+    let cases = [("mnist-cnn", None, [3, 1, 28, 28]), ("resnet18", Some([3, 32, 32]), [2, 3, 32, 32]), ("alexnet", Some([3, 67, 67]), [2, 3, 67, 67])];
     for (name, input, shape) in cases {
         let n: usize = shape.iter().product();
         let images = |k: usize| Tensor::from_vec(&shape, (0..n).map(|i| ((i * (29 + 2 * k)) % 17) as f32 / 17.0 - 0.4).collect()).unwrap();
