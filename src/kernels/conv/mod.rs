@@ -416,10 +416,15 @@ fn forward(
     let (panels, transformed, narrow_weights) = (&scratch.panels, &scratch.winograd, &scratch.narrow);
     let out_chunks = split_by_ranges(out, &ranges, out_len);
     // Each thread's share of the pooled output and its argmax, as of the convolution's.
-    let pooled_len = pool.as_ref().map_or(0, |p| { let (ho, wo) = p.geometry.out_hw(); d.c_out * ho * wo });
-    let (pool_geometry, pool_chunks) = match pool {
-        Some(p) => (Some(p.geometry), split_by_ranges(p.out, &ranges, pooled_len).into_iter().zip(split_lengths(p.argmax, ranges.iter().map(|r| r.len() * pooled_len))).map(Some).collect()),
-        None => (None, ranges.iter().map(|_| None).collect::<Vec<_>>()),
+    let pooled_len = pool.as_ref().map_or(0, |p| d.c_out * p.geometry.rows.output * p.geometry.cols.output);
+    let pool_geometry = pool.as_ref().map(|p| p.geometry);
+    let pool_chunks: Vec<Option<(&mut [f32], &mut [u32])>> = match pool {
+        Some(p) => {
+            let outs = split_by_ranges(p.out, &ranges, pooled_len);
+            let argmaxes = split_lengths(p.argmax, ranges.iter().map(|r| r.len() * pooled_len));
+            outs.into_iter().zip(argmaxes).map(Some).collect()
+        }
+        None => ranges.iter().map(|_| None).collect(),
     };
     out_chunks.into_par_iter().zip(pool_chunks).zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |(((out_chunk, mut pool_chunk), s), range)| {
