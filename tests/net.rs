@@ -397,12 +397,24 @@ fn fresh_backward_passes_are_zero_then_backward() {
 
 /// A value's only reader writes its gradient over the buffer the last pass left (the net does
 /// not zero it first): gradients after a pass on other images are those of a fresh net, bit for
-/// bit, with and without fused activations, through max pools, batch norm, ReLUs, dropout and
-/// fully connected layers.
+/// bit, with and without fused activations, through max pools, batch norm, instance norm (the
+/// style network), ReLUs, dropout, flattening and fully connected layers.
 #[test]
 fn gradients_do_not_depend_on_the_pass_before() {
-    let zoo = |name: &str, input: Option<[usize; 3]>| models::build_for(name, 10, input, 7).unwrap();
-    let cases = [("mnist-cnn", None, [3, 1, 28, 28]), ("resnet18", Some([3, 32, 32]), [2, 3, 32, 32]), ("alexnet", Some([3, 67, 67]), [2, 3, 67, 67])];
+    let zoo = |name: &str, input: Option<[usize; 3]>| match name {
+        "style" => {
+            let mut net = models::transformer::transformer_net(4, [3, 16, 16]).unwrap();
+            net.init(9);
+            net
+        }
+        _ => models::build_for(name, 10, input, 7).unwrap(),
+    };
+    let cases = [
+        ("mnist-cnn", None, [3, 1, 28, 28]),
+        ("resnet18", Some([3, 32, 32]), [2, 3, 32, 32]),
+        ("alexnet", Some([3, 67, 67]), [2, 3, 67, 67]),
+        ("style", None, [2, 3, 16, 16]),
+    ];
     for (name, input, shape) in cases {
         let n: usize = shape.iter().product();
         let images = |k: usize| Tensor::from_vec(&shape, (0..n).map(|i| ((i * (29 + 2 * k)) % 17) as f32 / 17.0 - 0.4).collect()).unwrap();

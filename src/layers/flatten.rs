@@ -3,7 +3,8 @@
 use super::{expect_inputs, BackwardCtx, ForwardCtx, Layer};
 use crate::error::{Error, Result};
 use crate::geometry::Region;
-use crate::kernels::activation::add_into;
+use crate::kernels::activation::store_into;
+use crate::kernels::Store;
 use crate::tensor::Tensor;
 
 #[derive(Default)]
@@ -27,9 +28,12 @@ impl Layer for Flatten {
         out.data_mut().copy_from_slice(inputs[0].data());
         Ok(())
     }
-    fn backward(&mut self, _inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx) -> Result<()> {
+    fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        self.backward_stored(inputs, out, d_out, d_inputs, ctx, Store::Add)
+    }
+    fn backward_stored(&mut self, _inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx, store: Store) -> Result<()> {
         if let Some(dx) = d_inputs[0].as_deref_mut() {
-            add_into(dx.data_mut(), d_out.data());
+            store_into(dx.data_mut(), d_out.data(), store);
         }
         Ok(())
     }

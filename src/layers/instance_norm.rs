@@ -86,7 +86,10 @@ impl Layer for InstanceNorm2d {
         self.fused_relu = on;
         on
     }
-    fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+    fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        self.backward_stored(inputs, out, d_out, d_inputs, ctx, Store::Add)
+    }
+    fn backward_stored(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx, store: Store) -> Result<()> {
         let x = inputs[0];
         let (n, c, h, w) = x.dims4("input")?;
         let plane = h * w;
@@ -99,7 +102,7 @@ impl Layer for InstanceNorm2d {
         }
         if let Some(dx) = d_inputs[0].as_deref_mut() {
             let gamma = Self::per_plane(self.weight.value.data(), n);
-            batchnorm_train_backward(dx.data_mut(), d_out.data(), x.data(), &self.mean, &self.invstd, &gamma, &sums, n * c, plane, plane, Store::Add);
+            batchnorm_train_backward(dx.data_mut(), d_out.data(), x.data(), &self.mean, &self.invstd, &gamma, &sums, n * c, plane, plane, store);
         }
         Ok(())
     }
