@@ -4,7 +4,8 @@
 use super::{expect_inputs, expect_nchw, init_fan_in, weight_and_bias, weight_and_bias_mut, BackwardCtx, ForwardCtx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Padding, Region, Window2d};
-use crate::kernels::conv::{conv2d_backward, conv2d_forward_pooled, conv2d_forward_with, ConvDims, ConvPath, ConvScratch, Epilogue, PoolSink};
+use crate::kernels::conv::{conv2d_backward_stored, conv2d_forward_pooled, conv2d_forward_with, ConvDims, ConvPath, ConvScratch, Epilogue, PoolSink};
+use crate::kernels::Store;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -157,7 +158,10 @@ impl Layer for Conv2d {
         on
     }
 
-    fn backward(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+    fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
+        self.backward_stored(inputs, out, d_out, d_inputs, ctx, Store::Add)
+    }
+    fn backward_stored(&mut self, inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx, store: Store) -> Result<()> {
         let d = self.dims(inputs[0].shape())?;
         let d_input = d_inputs[0].as_deref_mut().map(|t| t.data_mut());
         let (d_weight, d_bias) = if ctx.param_grads {
@@ -165,7 +169,7 @@ impl Layer for Conv2d {
         } else {
             (None, None)
         };
-        conv2d_backward(d_input, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), &d, &mut self.scratch);
+        conv2d_backward_stored(ConvPath::Auto, d_input, store, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), &d, &mut self.scratch);
         Ok(())
     }
 

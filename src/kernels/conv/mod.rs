@@ -29,6 +29,7 @@ use crate::geometry::Geometry;
 use crate::kernels::finite::all_finite;
 use crate::kernels::matmul::Threads;
 use crate::kernels::parallel::{chunk_ranges, split_lengths, sum_partials_into};
+use crate::kernels::Store;
 use rayon::prelude::*;
 use tiled::{ChannelPanels, ConvTileScratch};
 use winograd::{WinogradScratch, WinogradWeights};
@@ -498,6 +499,26 @@ pub fn conv2d_backward_via(
     d: &ConvDims,
     scratch: &mut ConvScratch,
 ) {
+    conv2d_backward_stored(path, d_input, Store::Add, d_weight, d_bias, d_out, input, weight, d, scratch)
+}
+
+/// `conv2d_backward_via` with the input gradient stored as `dx_store` says: added to, or
+/// written over (`Store::Write`: the transposed convolution's forward pass writes it outright;
+/// on the `gemm` route each sample's share is zeroed in cache first). Parameter gradients add.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_stored(
+    path: ConvPath,
+    d_input: Option<&mut [f32]>,
+    dx_store: Store,
+    d_weight: Option<&mut [f32]>,
+    d_bias: Option<&mut [f32]>,
+    d_out: &[f32],
+    input: &[f32],
+    weight: &[f32],
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
+    let add_dx = dx_store == Store::Add;
     let (ranges, threads) = plan(d.n);
     let (in_len, out_len, p) = (d.c_in * d.in_plane(), d.c_out * d.out_plane(), d.out_plane());
     let (mut d_input, mut d_weight) = (d_input, d_weight);
@@ -520,7 +541,7 @@ pub fn conv2d_backward_via(
     }
     if let (Some((t, k)), false, Some(dx)) = (&transposed, plan.usable, d_input.as_deref_mut()) {
         if batched::takes_forward(t) {
-            batched::forward(*k, dx, d_out, &scratch.panels, t, &mut scratch.batch, true);
+            batched::forward(*k, dx, d_out, &scratch.panels, t, &mut scratch.batch, add_dx);
             d_input = None;
         }
     }
@@ -552,15 +573,21 @@ pub fn conv2d_backward_via(
                 match (dx, &transposed) {
                     (Some(dx), Some((t, k))) => {
                         if plan.takes(dy) {
-                            winograd::forward_sample(*k, dx, dy, transformed, t, &mut s.winograd, true, threads);
+                            winograd::forward_sample(*k, dx, dy, transformed, t, &mut s.winograd, add_dx, threads);
                         } else {
-                            tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, true, threads);
+                            tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, add_dx, threads);
                         }
                         if w_on_gemm {
                             gemm_path::backward_sample(None, s, dy, x, weight, d, threads, true);
                         }
                     }
-                    (dx, _) if dx.is_some() || w_on_gemm => gemm_path::backward_sample(dx, s, dy, x, weight, d, threads, w_on_gemm),
+                    (mut dx, _) if dx.is_some() || w_on_gemm => {
+                        // col2im adds overlapping windows: start from zeros, in cache.
+                        if let (Some(dx), false) = (dx.as_deref_mut(), add_dx) {
+                            dx.fill(0.0);
+                        }
+                        gemm_path::backward_sample(dx, s, dy, x, weight, d, threads, w_on_gemm)
+                    }
                     _ => {}
                 }
                 if want_b {

@@ -120,6 +120,12 @@ impl Case {
         let mut dx_only = vec![DX0; x.len()];
         conv2d_backward_via(path, Some(&mut dx_only), None, None, dy, x, wt, d, &mut scratch);
         close_within(&dx_only, &self.dx, dx_size, &format!("{what} {path:?} d_input alone {d:?}"));
+        // Written over a buffer of NaN instead of added to DX0, with the parameters' too.
+        let dx_written: Vec<f32> = self.dx.iter().map(|v| v - DX0).collect();
+        let (mut dx, mut dw) = (vec![f32::NAN; x.len()], vec![DW0; wt.len()]);
+        conv2d_backward_stored(path, Some(&mut dx), Store::Write, Some(&mut dw), None, dy, x, wt, d, &mut scratch);
+        close_within(&dx, &dx_written, dx_size, &format!("{what} {path:?} d_input written {d:?}"));
+        close(&dw, &self.dw, &format!("{what} {path:?} d_weight beside a written d_input {d:?}"));
     }
 }
 
