@@ -52,6 +52,16 @@ pub fn sum_partials_into<'a>(dst: &mut [f32], partials: impl Iterator<Item = &'a
     }
 }
 
+/// `dst = p0 + p1 + ...`, in that order (the bits of `sum_partials_into` on zeros); zeros
+/// when there is no partial.
+pub fn write_partials_into<'a>(dst: &mut [f32], mut partials: impl Iterator<Item = &'a [f32]>) {
+    match partials.next() {
+        Some(first) => dst.copy_from_slice(&first[..dst.len()]),
+        None => dst.fill(0.0),
+    }
+    sum_partials_into(dst, partials);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

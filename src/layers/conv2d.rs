@@ -75,6 +75,8 @@ pub struct Conv2d {
     scratch: ConvScratch,
     /// Applied to each sample's output while it is in cache (a ReLU fused by the net).
     epilogue: Epilogue,
+    /// How the backward pass stores the parameters' gradients (`Layer::write_param_grads`).
+    param_store: Store,
 }
 
 impl Conv2d {
@@ -97,6 +99,7 @@ impl Conv2d {
             cfg,
             scratch: ConvScratch::default(),
             epilogue: Epilogue::None,
+            param_store: Store::Add,
         })
     }
 
@@ -152,6 +155,11 @@ impl Layer for Conv2d {
         Ok(true)
     }
 
+    fn write_param_grads(&mut self, on: bool) -> bool {
+        self.param_store = if on { Store::Write } else { Store::Add };
+        true
+    }
+
     /// The backward pass reads the input and the weights, never the output.
     fn fuse_relu(&mut self, on: bool) -> bool {
         self.epilogue = if on { Epilogue::Relu } else { Epilogue::None };
@@ -169,7 +177,7 @@ impl Layer for Conv2d {
         } else {
             (None, None)
         };
-        conv2d_backward_stored(ConvPath::Auto, d_input, store, d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), &d, &mut self.scratch);
+        conv2d_backward_stored(ConvPath::Auto, d_input, (store, self.param_store), d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), &d, &mut self.scratch);
         Ok(())
     }
 

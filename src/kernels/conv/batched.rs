@@ -123,8 +123,8 @@ pub(super) fn forward(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
     });
 }
 
-/// `dw += dY (x) col(x)` summed over the whole batch.
-pub(super) fn weight_grad(kernel: Kernel, dw: &mut [f32], dy: &[f32], x: &[f32], d: &ConvDims, s: &mut BatchScratch) {
+/// `dw += dY (x) col(x)` summed over the whole batch (`=` without `accumulate`).
+pub(super) fn weight_grad(kernel: Kernel, dw: &mut [f32], dy: &[f32], x: &[f32], d: &ConvDims, s: &mut BatchScratch, accumulate: bool) {
     let (rows, width) = (kernel.rows, kernel.width);
     let (n, p, og, kdim) = (d.n, d.out_plane(), d.c_out, d.kdim());
     s.prepare(x, d);
@@ -155,7 +155,7 @@ pub(super) fn weight_grad(kernel: Kernel, dw: &mut [f32], dy: &[f32], x: &[f32],
                     c: &mut dwb[k0..],
                     c_layout: CLayout::Transposed { column_stride: kdim },
                     n: lanes,
-                    accumulate: true,
+                    accumulate,
                 });
             }
         }

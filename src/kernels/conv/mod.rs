@@ -28,7 +28,7 @@ pub use tile::Kernel;
 use crate::geometry::Geometry;
 use crate::kernels::finite::all_finite;
 use crate::kernels::matmul::Threads;
-use crate::kernels::parallel::{chunk_ranges, split_lengths, sum_partials_into};
+use crate::kernels::parallel::{chunk_ranges, split_lengths, sum_partials_into, write_partials_into};
 use crate::kernels::Store;
 use rayon::prelude::*;
 use tiled::{ChannelPanels, ConvTileScratch};
@@ -499,17 +499,18 @@ pub fn conv2d_backward_via(
     d: &ConvDims,
     scratch: &mut ConvScratch,
 ) {
-    conv2d_backward_stored(path, d_input, Store::Add, d_weight, d_bias, d_out, input, weight, d, scratch)
+    conv2d_backward_stored(path, d_input, (Store::Add, Store::Add), d_weight, d_bias, d_out, input, weight, d, scratch)
 }
 
-/// `conv2d_backward_via` with the input gradient stored as `dx_store` says: added to, or
-/// written over (`Store::Write`: the transposed convolution's forward pass writes it outright;
-/// on the `gemm` route each sample's share is zeroed in cache first). Parameter gradients add.
+/// `conv2d_backward_via` with the input gradient and the parameters' stored as `dx_store` and
+/// `param_store` say: added to, or written over (`Store::Write`: the transposed convolution's
+/// forward pass writes the input gradient outright, the `gemm` route zeroes each sample's
+/// share in cache first; the threads' partial sums of the parameters' are copied, then added).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_stored(
     path: ConvPath,
     d_input: Option<&mut [f32]>,
-    dx_store: Store,
+    (dx_store, param_store): (Store, Store),
     d_weight: Option<&mut [f32]>,
     d_bias: Option<&mut [f32]>,
     d_out: &[f32],
@@ -536,7 +537,7 @@ pub fn conv2d_backward_stored(
     };
     // Layers whose weights outweigh a sample run each gradient over the whole batch at once.
     if let (Some(k), Some(dw)) = (w_kernel.filter(|_| batched::takes_weight_grad(d)), d_weight.as_deref_mut()) {
-        batched::weight_grad(k, dw, d_out, input, d, &mut scratch.batch);
+        batched::weight_grad(k, dw, d_out, input, d, &mut scratch.batch, param_store == Store::Add);
         d_weight = None;
     }
     if let (Some((t, k)), false, Some(dx)) = (&transposed, plan.usable, d_input.as_deref_mut()) {
@@ -598,11 +599,15 @@ pub fn conv2d_backward_stored(
             }
         },
     );
+    let store_partials = |dst: &mut [f32], partials: &mut dyn Iterator<Item = &[f32]>| match param_store {
+        Store::Add => sum_partials_into(dst, partials),
+        Store::Write => write_partials_into(dst, partials),
+    };
     if let Some(dw) = d_weight {
-        sum_partials_into(dw, scratch.chunks.iter().map(|c| c.d_weight.as_slice()));
+        store_partials(dw, &mut scratch.chunks.iter().map(|c| c.d_weight.as_slice()));
     }
     if let Some(db) = d_bias {
-        sum_partials_into(db, scratch.chunks.iter().map(|c| c.d_bias.as_slice()));
+        store_partials(db, &mut scratch.chunks.iter().map(|c| c.d_bias.as_slice()));
     }
 }
 

@@ -120,12 +120,21 @@ impl Case {
         let mut dx_only = vec![DX0; x.len()];
         conv2d_backward_via(path, Some(&mut dx_only), None, None, dy, x, wt, d, &mut scratch);
         close_within(&dx_only, &self.dx, dx_size, &format!("{what} {path:?} d_input alone {d:?}"));
-        // Written over a buffer of NaN instead of added to DX0, with the parameters' too.
-        let dx_written: Vec<f32> = self.dx.iter().map(|v| v - DX0).collect();
-        let (mut dx, mut dw) = (vec![f32::NAN; x.len()], vec![DW0; wt.len()]);
-        conv2d_backward_stored(path, Some(&mut dx), Store::Write, Some(&mut dw), None, dy, x, wt, d, &mut scratch);
-        close_within(&dx, &dx_written, dx_size, &format!("{what} {path:?} d_input written {d:?}"));
-        close(&dw, &self.dw, &format!("{what} {path:?} d_weight beside a written d_input {d:?}"));
+        // Written over buffers of NaN instead of added to DX0, DW0 and DB0: each gradient
+        // alone and all three together.
+        let written = |reference: &[f32], start: f32| -> Vec<f32> { reference.iter().map(|v| v - start).collect() };
+        let (dx_w, dw_w, db_w) = (written(&self.dx, DX0), written(&self.dw, DW0), written(&self.db, DB0));
+        let write = (Store::Write, Store::Write);
+        let (mut dx, mut dw, mut db) = (vec![f32::NAN; x.len()], vec![f32::NAN; wt.len()], vec![f32::NAN; d.c_out]);
+        conv2d_backward_stored(path, Some(&mut dx), write, Some(&mut dw), Some(&mut db), dy, x, wt, d, &mut scratch);
+        close_within(&dx, &dx_w, dx_size, &format!("{what} {path:?} d_input written {d:?}"));
+        close(&dw, &dw_w, &format!("{what} {path:?} d_weight written {d:?}"));
+        close(&db, &db_w, &format!("{what} {path:?} d_bias written"));
+        let (mut dx, mut dw) = (vec![f32::NAN; x.len()], vec![f32::NAN; wt.len()]);
+        conv2d_backward_stored(path, Some(&mut dx), write, None, None, dy, x, wt, d, &mut scratch);
+        close_within(&dx, &dx_w, dx_size, &format!("{what} {path:?} d_input written alone {d:?}"));
+        conv2d_backward_stored(path, None, write, Some(&mut dw), None, dy, x, wt, d, &mut scratch);
+        close(&dw, &dw_w, &format!("{what} {path:?} d_weight written alone {d:?}"));
     }
 }
 
