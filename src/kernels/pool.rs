@@ -272,6 +272,8 @@ pub fn max_pool_backward_gated(d_input: &mut [f32], d_out: &[f32], argmax: &[u32
     scatter(d_input, d_out, argmax, Some(out), in_len, out_len, store);
 }
 
+/// Both scatters: planes in tasks across the pool, each task's share of `d_input` zeroed in
+/// cache first for `Store::Write`; `gate` (the pool's output) stops a gradient where `<= 0`.
 fn scatter(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], gate: Option<&[f32]>, in_len: usize, out_len: usize, store: Store) {
     let per = planes_per_task(in_len);
     d_input.par_chunks_mut(in_len * per).zip(d_out.par_chunks(out_len * per)).zip(argmax.par_chunks(out_len * per)).enumerate().for_each(
