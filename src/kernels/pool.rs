@@ -35,7 +35,7 @@ pub fn max_pool_forward(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &
 }
 
 /// `max_pool_forward` on the calling thread (a convolution pools each sample's output right
-/// after computing it, while it is in cache: `conv2d_forward_pooled`).
+/// after computing it, while it is in cache: `Epilogue::ReluThenMaxPool`).
 pub fn max_pool_forward_here(out: &mut [f32], argmax: &mut [u32], input: &[f32], g: &Geometry) {
     max_pool_planes(out, argmax, input, g, None);
 }

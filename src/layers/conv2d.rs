@@ -4,7 +4,7 @@
 use super::{expect_inputs, expect_nchw, init_fan_in, weight_and_bias, weight_and_bias_mut, BackwardCtx, ForwardCtx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Padding, Region, Window2d};
-use crate::kernels::conv::{conv2d_backward_stored, conv2d_forward_pooled, conv2d_forward_with, ConvDims, ConvPath, ConvScratch, Epilogue, PoolSink};
+use crate::kernels::conv::{conv2d_backward_stored, conv2d_forward_with, ConvDims, ConvPath, ConvScratch, Epilogue, PoolSink};
 use crate::kernels::Store;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -73,8 +73,8 @@ pub struct Conv2d {
     weight: Param,
     bias: Option<Param>,
     scratch: ConvScratch,
-    /// Applied to each sample's output while it is in cache (a ReLU fused by the net).
-    epilogue: Epilogue,
+    /// A ReLU fused by the net, applied to each sample's output while it is in cache.
+    fused_relu: bool,
     /// How the backward pass stores the parameters' gradients (`Layer::write_param_grads`).
     param_store: Store,
 }
@@ -98,7 +98,7 @@ impl Conv2d {
             bias: cfg.bias.then(|| Param::zeros(&[co])),
             cfg,
             scratch: ConvScratch::default(),
-            epilogue: Epilogue::None,
+            fused_relu: false,
             param_store: Store::Add,
         })
     }
@@ -111,6 +111,14 @@ impl Conv2d {
     pub fn geometry(&self, input: &[usize]) -> Result<Geometry> {
         let (_, _, h, w) = expect_nchw(input, Some(self.cfg.in_channels))?;
         self.cfg.window().resolve(h, w)
+    }
+
+    /// The forward pass on `inputs[0]` into `out`, then `epilogue`.
+    fn forward_with(&mut self, inputs: &[&Tensor], out: &mut Tensor, epilogue: Epilogue) -> Result<()> {
+        let d = self.dims(inputs[0].shape())?;
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        conv2d_forward_with(ConvPath::Auto, epilogue, out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, &d, &mut self.scratch);
+        Ok(())
     }
 
     fn dims(&self, input: &[usize]) -> Result<ConvDims> {
@@ -139,19 +147,15 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx) -> Result<()> {
-        let d = self.dims(inputs[0].shape())?;
-        let bias = self.bias.as_ref().map(|b| b.value.data());
-        conv2d_forward_with(ConvPath::Auto, self.epilogue, out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, &d, &mut self.scratch);
-        Ok(())
+        let epilogue = if self.fused_relu { Epilogue::Relu } else { Epilogue::None };
+        self.forward_with(inputs, out, epilogue)
     }
 
     fn forward_pooled(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx, pool: PoolSink) -> Result<bool> {
-        if self.epilogue != Epilogue::Relu {
+        if !self.fused_relu {
             return Ok(false);
         }
-        let d = self.dims(inputs[0].shape())?;
-        let bias = self.bias.as_ref().map(|b| b.value.data());
-        conv2d_forward_pooled(ConvPath::Auto, out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, &d, &mut self.scratch, pool);
+        self.forward_with(inputs, out, Epilogue::ReluThenMaxPool(pool))?;
         Ok(true)
     }
 
@@ -162,7 +166,7 @@ impl Layer for Conv2d {
 
     /// The backward pass reads the input and the weights, never the output.
     fn fuse_relu(&mut self, on: bool) -> bool {
-        self.epilogue = if on { Epilogue::Relu } else { Epilogue::None };
+        self.fused_relu = on;
         on
     }
 

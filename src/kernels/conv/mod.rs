@@ -285,28 +285,32 @@ pub fn conv2d_forward_via(
 }
 
 /// What the forward pass does to its output after the bias, sample by sample while the sample
-/// is still in cache: nothing, or a ReLU (a convolution whose only reader is a ReLU: the net
-/// fuses the two, `Net::fuse_activations`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Epilogue {
+/// is still in cache: nothing, a ReLU (a convolution whose only reader is a ReLU: the net fuses
+/// the two, `Net::fuse_activations`), or a ReLU and then the max pool that reads it alone,
+/// written to `PoolSink` (the output is kept as well, ReLU applied): the pool reads each sample
+/// from cache instead of the whole batch's output back from memory in a pass of its own.
+#[derive(Debug, Default)]
+pub enum Epilogue<'a> {
     #[default]
     None,
     Relu,
+    ReluThenMaxPool(PoolSink<'a>),
 }
 
-impl Epilogue {
-    /// Applies the epilogue to `y`, one sample's output or several.
-    fn apply(self, y: &mut [f32]) {
-        if self == Epilogue::Relu {
-            crate::kernels::activation::relu_in_place(y);
-        }
-    }
+/// Where the max pool of `Epilogue::ReluThenMaxPool` writes: `out` and `argmax: [N, C, Ho,
+/// Wo]`, as `max_pool_forward` writes them over `geometry` (the pool's, over the
+/// convolution's output).
+#[derive(Debug)]
+pub struct PoolSink<'a> {
+    pub geometry: &'a Geometry,
+    pub out: &'a mut [f32],
+    pub argmax: &'a mut [u32],
+}
 
-    /// Applies it to a whole batch's output `[N, per]`, samples across the pool.
-    fn apply_batch(self, out: &mut [f32], per: usize) {
-        if self != Epilogue::None {
-            out.par_chunks_mut(per.max(1)).for_each(|y| self.apply(y));
-        }
+/// `y = max(y, 0)` where the epilogue has a ReLU, `y` one sample's output or several.
+fn relu_if(relu: bool, y: &mut [f32]) {
+    if relu {
+        crate::kernels::activation::relu_in_place(y);
     }
 }
 
@@ -322,51 +326,16 @@ pub fn conv2d_forward_with(
     d: &ConvDims,
     scratch: &mut ConvScratch,
 ) {
-    forward(path, epilogue, None, out, input, weight, bias, d, scratch)
-}
-
-/// Where a max pool reading the convolution's ReLU writes (`conv2d_forward_pooled`): `out` and
-/// `argmax: [N, C, Ho, Wo]`, as `max_pool_forward` writes them over `geometry` (the pool's,
-/// over the convolution's output).
-pub struct PoolSink<'a> {
-    pub geometry: &'a Geometry,
-    pub out: &'a mut [f32],
-    pub argmax: &'a mut [u32],
-}
-
-/// `maxpool(relu(conv(x)))` with the convolution's output kept as well (`out`, ReLU applied):
-/// each sample is pooled right after its ReLU, while its output is still in cache, instead of
-/// in a pass of its own that reads the whole batch's output back from memory (the net fuses a
-/// convolution, its ReLU and the max pool reading it, `Net::fuse_activations`).
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_forward_pooled(
-    path: ConvPath,
-    out: &mut [f32],
-    input: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    d: &ConvDims,
-    scratch: &mut ConvScratch,
-    pool: PoolSink,
-) {
-    forward(path, Epilogue::Relu, Some(pool), out, input, weight, bias, d, scratch)
-}
-
-/// The forward pass, its epilogue and, when given, the max pool after it.
-#[allow(clippy::too_many_arguments)]
-fn forward(
-    path: ConvPath,
-    epilogue: Epilogue,
-    pool: Option<PoolSink>,
-    out: &mut [f32],
-    input: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    d: &ConvDims,
-    scratch: &mut ConvScratch,
-) {
-    // The routes that finish the whole batch at once pool it at once.
-    let pool_all = |pool: Option<PoolSink>, out: &[f32]| {
+    let relu = !matches!(epilogue, Epilogue::None);
+    let pool = match epilogue {
+        Epilogue::ReluThenMaxPool(sink) => Some(sink),
+        _ => None,
+    };
+    // The routes that finish the whole batch at once apply it to the batch at once.
+    let finish_batch = |pool: Option<PoolSink>, out: &mut [f32], per: usize| {
+        if relu {
+            out.par_chunks_mut(per.max(1)).for_each(crate::kernels::activation::relu_in_place);
+        }
         if let Some(p) = pool {
             crate::kernels::pool::max_pool_forward(p.out, p.argmax, out, p.geometry);
         }
@@ -391,8 +360,7 @@ fn forward(
         };
         bands::forward(out, input, d, &rows, &mut scratch.chunks, route);
         add_bias(out, bias, d.out_plane());
-        epilogue.apply(out);
-        return pool_all(pool, out);
+        return finish_batch(pool, out, out.len());
     }
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
     if let (Some(k), None) = (kernel, path.winograd(d, kernel)) {
@@ -400,8 +368,7 @@ fn forward(
             scratch.panels.pack(weight, d, k.width);
             batched::forward(k, out, input, &scratch.panels, d, &mut scratch.batch, false);
             out.chunks_exact_mut(out_len).for_each(|y| add_bias(y, bias, d.out_plane()));
-            epilogue.apply_batch(out, out_len);
-            return pool_all(pool, out);
+            return finish_batch(pool, out, out_len);
         }
     }
     let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
@@ -444,7 +411,7 @@ fn forward(
                 } else {
                     gemm_path::forward_sample(y, x, weight, bias, d, &mut s.col, threads);
                 }
-                epilogue.apply(y);
+                relu_if(relu, y);
                 if let (Some((pooled, argmax)), Some(g)) = (pool_chunk.as_mut(), pool_geometry) {
                     let at = i * pooled_len..(i + 1) * pooled_len;
                     crate::kernels::pool::max_pool_forward_here(&mut pooled[at.clone()], &mut argmax[at], y, g);

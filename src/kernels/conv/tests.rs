@@ -555,7 +555,7 @@ fn the_relu_and_pool_epilogues_are_the_forward_pass_then_a_relu_and_a_pool() {
                         let (mut pooled, mut argmax) = (vec![f32::NAN; len], vec![u32::MAX; len]);
                         let mut kept = vec![f32::NAN; want.len()];
                         let sink = PoolSink { geometry: &pg, out: &mut pooled, argmax: &mut argmax };
-                        conv2d_forward_pooled(path, &mut kept, &x, &wt, Some(&b), &d, &mut scratch, sink);
+                        conv2d_forward_with(path, Epilogue::ReluThenMaxPool(sink), &mut kept, &x, &wt, Some(&b), &d, &mut scratch);
                         assert_eq!(kept, want, "{threads} threads, {path:?}, {d:?}: the ReLU's output");
                         assert_eq!(pooled, pool_want, "{threads} threads, {path:?}, {d:?}, pooled {window:?}");
                         assert_eq!(argmax, arg_want, "{threads} threads, {path:?}, {d:?}, argmax of {window:?}");
