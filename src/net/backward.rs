@@ -154,19 +154,12 @@ impl Net {
     /// pool with overlapping windows scatters in several parts) and where no seed starts at the
     /// ReLU (`seeds_at`: node ids).
     fn gradients_through_relu(&self, ctx: &BackwardCtx, seeds_at: &[usize]) -> Vec<Option<usize>> {
-        let mut through = vec![None; self.nodes.len()];
-        if ctx.rule != crate::kernels::ReluRule::Plain || !self.fused.contains(&true) {
-            return through;
-        }
-        let readers = self.readers();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let [v] = node.inputs[..] else { continue };
-            let relu = v.wrapping_sub(1);
-            if v > 0 && self.fused[relu] && readers[v] == 1 && !seeds_at.contains(&relu) && node.layer.passes_gradient_through_relu() {
-                through[i] = Some(self.nodes[relu].inputs[0]);
-            }
-        }
-        through
+        let plain = ctx.rule == crate::kernels::ReluRule::Plain;
+        let passes = |i: usize| {
+            let relu = self.nodes[i].inputs[0] - 1;
+            plain && !seeds_at.contains(&relu) && self.nodes[i].layer.passes_gradient_through_relu()
+        };
+        (0..self.nodes.len()).map(|i| self.behind_relu.get(i).copied().flatten().filter(|_| passes(i))).collect()
     }
 }
 

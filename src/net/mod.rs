@@ -40,6 +40,10 @@ pub struct Net {
     /// Per node: a ReLU that takes its producer's output over in place, the producer having
     /// applied it (`fuse_activations`).
     fused: Vec<bool>,
+    /// Per node that alone reads a fused ReLU's output: the value behind that ReLU (its
+    /// producer's output), where its gradient can go straight through the ReLU
+    /// (`Layer::backward_through_relu`).
+    behind_relu: Vec<Option<usize>>,
     /// Per node: the max pool reading its fused ReLU's output alone, which the node computes
     /// sample by sample in its own forward pass where it can (`Layer::forward_pooled`).
     pool_reader: Vec<Option<usize>>,
@@ -55,6 +59,7 @@ impl Net {
             grads: vec![Tensor::default()],
             timings: None,
             fused: Vec::new(),
+            behind_relu: Vec::new(),
             pool_reader: Vec::new(),
         }
     }
@@ -202,6 +207,7 @@ impl Net {
             }
         }
         self.fused = vec![false; self.nodes.len()];
+        self.behind_relu = vec![None; self.nodes.len()];
         self.pool_reader = vec![None; self.nodes.len()];
         if !on {
             return;
@@ -213,10 +219,15 @@ impl Net {
                 self.fused[j] = true;
             }
         }
+        // The only reader of a fused ReLU's output sees through it to the producer's output.
         for q in 0..self.nodes.len() {
             let [v] = self.nodes[q].inputs[..] else { continue };
-            if v > 0 && self.fused[v - 1] && readers[v] == 1 && self.nodes[q].layer.max_pool_window().is_some() {
-                self.pool_reader[self.nodes[v - 1].inputs[0] - 1] = Some(q);
+            if v > 0 && self.fused[v - 1] && readers[v] == 1 {
+                let behind = self.nodes[v - 1].inputs[0];
+                self.behind_relu[q] = Some(behind);
+                if self.nodes[q].layer.max_pool_window().is_some() {
+                    self.pool_reader[behind - 1] = Some(q);
+                }
             }
         }
     }
