@@ -58,16 +58,17 @@ impl Tensor {
         self.data
     }
 
-    /// Takes the buffer out, leaving an empty tensor (shape `[0]`), so another can reuse it.
+    /// Takes the buffer out (with the values it holds), leaving an empty tensor (shape `[0]`),
+    /// so another can reuse it.
     pub fn take_buffer(&mut self) -> Vec<f32> {
         self.shape.clear();
         self.shape.push(0);
-        self.data.clear();
         std::mem::take(&mut self.data)
     }
 
     /// A tensor of `shape` over a reused buffer (its allocation kept when large enough). Values
-    /// are unspecified, as after `set_shape`.
+    /// are unspecified, as after `set_shape`: what the buffer held, zero where it grew (a
+    /// buffer that held as many values is not written at all).
     pub fn reuse(mut buffer: Vec<f32>, shape: &[usize]) -> Self {
         buffer.resize(numel(shape), 0.0);
         Tensor { shape: shape.to_vec(), data: buffer }

@@ -217,14 +217,24 @@ fn the_readme_example_runs() -> fovea::Result<()> {
 
 /// The lean forward pass (buffers handed on once no node needs them) gives the full pass's
 /// output bit for bit, on nets with branches (GoogLeNet's concatenations, ResNet's residual
-/// additions, the style network's), and the net runs normally afterwards.
+/// additions, the style network's) and on nets whose convolutions pool as they go, keeping
+/// the pooled output alone once fused (the MNIST nets' 2x2 pools, AlexNet's overlapping 3x3
+/// ones), and the net runs normally afterwards.
 #[test]
 fn the_lean_forward_pass_gives_the_full_passes_output() {
     let ctx = ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() };
     let mut rng = fovea::rng::Rng::new(5);
     let mut style = fovea::models::transformer_net(4, [3, 20, 24]).unwrap();
     style.init(3);
-    let nets = [("resnet18", fovea::models::build("resnet18", 10, 1).unwrap(), [2, 3, 64, 64]), ("googlenet", fovea::models::build("googlenet", 10, 1).unwrap(), [1, 3, 64, 64]), ("style", style, [2, 3, 20, 24])];
+    let built = |model: &str| fovea::models::build(model, 10, 1).unwrap();
+    let nets = [
+        ("resnet18", built("resnet18"), [2, 3, 64, 64]),
+        ("googlenet", built("googlenet"), [1, 3, 64, 64]),
+        ("style", style, [2, 3, 20, 24]),
+        ("mnist-cnn", built("mnist-cnn"), [5, 1, 28, 28]),
+        ("lenet5", built("lenet5"), [3, 1, 28, 28]),
+        ("alexnet", built("alexnet"), [2, 3, 95, 95]),
+    ];
     for (name, mut net, shape) in nets {
         let x = Tensor::from_vec(&shape, rng.uniform_vec(shape.iter().product(), -1.0, 1.0)).unwrap();
         let full = net.forward(&x, &ctx).unwrap().clone();

@@ -299,11 +299,12 @@ fn run_infer(a: &Args) -> Result<()> {
     shape.extend_from_slice(net.input_shape());
     let x = Tensor::from_vec(&shape, Rng::new(5).uniform_vec(shape.iter().product(), -1.0, 1.0))?;
     let ctx = ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() };
-    net.forward(&x, &ctx)?;
+    // What `fovea predict` and `fovea eval` run: the logits alone, no value kept.
+    net.forward_lean(&x, &ctx)?;
     let (mut times, start) = (Vec::new(), Instant::now());
     while times.len() < 20 || start.elapsed().as_secs_f64() < 2.0 {
         let t = Instant::now();
-        net.forward(&x, &ctx)?;
+        net.forward_lean(&x, &ctx)?;
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(|x, y| x.total_cmp(y));

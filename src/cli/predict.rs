@@ -28,9 +28,11 @@ pub fn run(a: Args) -> Result<()> {
     net.fuse_activations(true);
     for path in &a.images {
         let x = super::weights::image_input_inverted(&net, &a.m.model, path, a.invert)?;
-        let logits = net.forward(&x, &ForwardCtx::default())?.clone();
+        let logits = net.forward_lean(&x, &ForwardCtx::default())?;
         let nonfinite = logits.data().iter().filter(|v| !v.is_finite()).count();
         if nonfinite > 0 {
+            // The lean pass keeps no value: a full one finds where the first non-number arose.
+            net.forward(&x, &ForwardCtx::default())?;
             let at = net.first_nonfinite_value().unwrap_or("?").to_string();
             let form = if a.json { " (written as null)" } else { "" };
             eprintln!("warning: {}: {nonfinite} of the {} logits are not numbers{form}; they first appear at {at}", path.display(), logits.len());

@@ -14,6 +14,7 @@ mod linear;
 mod lrn;
 mod op;
 mod pool;
+pub(crate) use pool::pool_geometry;
 mod reflection_pad;
 mod relu;
 mod softmax;

@@ -22,7 +22,7 @@ fn check_window(w: &Window2d) -> Result<()> {
     Ok(())
 }
 
-fn pool_geometry(w: &Window2d, input: &[usize]) -> Result<Geometry> {
+pub(crate) fn pool_geometry(w: &Window2d, input: &[usize]) -> Result<Geometry> {
     let (_, _, h, wd) = expect_nchw(input, None)?;
     let g = w.resolve(h, wd)?;
     g.require_real_cells()?;

@@ -5,6 +5,7 @@
 
 mod backward;
 mod receptive;
+mod spare;
 mod state;
 mod summary;
 
@@ -47,6 +48,8 @@ pub struct Net {
     /// Per node: the max pool reading its fused ReLU's output alone, which the node computes
     /// sample by sample in its own forward pass where it can (`Layer::forward_pooled`).
     pool_reader: Vec<Option<usize>>,
+    /// The buffers `forward_lean` used, kept for its next call (a `forward` drops them).
+    spare: spare::SpareBuffers,
 }
 
 impl Net {
@@ -61,6 +64,7 @@ impl Net {
             fused: Vec::new(),
             behind_relu: Vec::new(),
             pool_reader: Vec::new(),
+            spare: spare::SpareBuffers::default(),
         }
     }
 
@@ -272,8 +276,11 @@ impl Net {
     /// needs: a value's buffer goes back to a pool once its last reader has run, and later
     /// outputs are cut from the pool. A style network on a 1-megapixel photo holds ~1 GB
     /// instead of the ~5 GB of a full `forward` (which keeps every value for a backward pass),
-    /// and reused pages are not faulted in and zeroed again. Afterwards the net holds no values:
-    /// no backward pass can follow, `value` finds nothing; the next `forward` starts afresh.
+    /// and reused pages are not faulted in and zeroed again. A max pool that alone reads a fused
+    /// ReLU is run by the ReLU's producer, which keeps the pooled output alone
+    /// (`PoolSink::argmax`). Afterwards the net holds no values: no backward pass can follow,
+    /// `value` finds nothing; the next `forward` starts afresh (the buffers are kept for the
+    /// next `forward_lean` only).
     pub fn forward_lean(&mut self, input: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
         let count = self.nodes.len();
         let shapes = self.shapes_for(input.shape())?;
@@ -284,40 +291,75 @@ impl Net {
                 last_reader[v] = i;
             }
         }
-        let mut pool: Vec<Vec<f32>> = self.values.iter_mut().map(|v| v.take_buffer()).filter(|b| b.capacity() > 0).collect();
-        // The smallest buffer that holds `n` values, else the largest (it grows).
-        let take = |pool: &mut Vec<Vec<f32>>, n: usize| -> Vec<f32> {
-            let fits = (0..pool.len()).filter(|&i| pool[i].capacity() >= n).min_by_key(|&i| pool[i].capacity());
-            let pick = fits.or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].capacity()));
-            pick.map(|i| pool.swap_remove(i)).unwrap_or_default()
-        };
-        let mut v0 = Tensor::reuse(take(&mut pool, input.len()), input.shape());
+        let mut pool = std::mem::take(&mut self.spare);
+        for v in &mut self.values {
+            pool.give_back(v, None);
+        }
+        // Per value: what the pool lent it.
+        let mut lent = vec![None; count + 1];
+        let (mut v0, lent0) = pool.lend(input.shape());
         v0.data_mut().copy_from_slice(input.data());
-        self.values[0] = v0;
+        (self.values[0], lent[0]) = (v0, Some(lent0));
+        // Pools their producer ran already (`pool_reader`).
+        let mut pooled = vec![false; count];
         for i in 0..count {
             if self.fused.get(i) == Some(&true) {
                 // The producer applied this ReLU, and this node is its output's only reader.
                 let v = self.nodes[i].inputs[0];
                 self.values[i + 1] = std::mem::take(&mut self.values[v]);
+                lent[i + 1] = lent[v].take();
                 continue;
             }
-            let out = Tensor::reuse(take(&mut pool, crate::tensor::numel(&shapes[i + 1])), &shapes[i + 1]);
-            self.values[i + 1] = out;
-            let node = &mut self.nodes[i];
-            let (before, after) = self.values.split_at_mut(i + 1);
-            let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &before[v]).collect();
-            node.layer.forward(&ins, &mut after[0], &node_ctx(ctx, i)).map_err(|e| e.in_layer(&node.name))?;
+            if !pooled[i] {
+                // The net's output leaves with the caller: a buffer of its own, so that the pool
+                // keeps the buffers of this size of pass for the next.
+                (self.values[i + 1], lent[i + 1]) = match i + 1 == count {
+                    true => (Tensor::zeros(&shapes[i + 1]), None),
+                    false => {
+                        let (t, l) = pool.lend(&shapes[i + 1]);
+                        (t, Some(l))
+                    }
+                };
+                let (before, after) = self.values.split_at_mut(i + 1);
+                let (out, later) = after.split_at_mut(1);
+                let ins: Vec<&Tensor> = self.nodes[i].inputs.iter().map(|&v| &before[v]).collect();
+                let ctx = node_ctx(ctx, i);
+                let mut done = false;
+                let pool_reader = self.pool_reader.get(i).copied().flatten();
+                if let Some((q, window)) = pool_reader.and_then(|q| Some((q, self.nodes[q].layer.max_pool_window()?))) {
+                    // The producer pools for node q, keeping the pooled output alone: its own
+                    // output (the buffer `out` holds) stays in cache where it can.
+                    let pool_node = &self.nodes[q];
+                    let geometry = crate::layers::pool_geometry(&window, &shapes[pool_node.inputs[0]]).map_err(|e| e.in_layer(&pool_node.name))?;
+                    let (mut pooled_out, pooled_lent) = pool.lend(&shapes[q + 1]);
+                    let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax: None };
+                    let node = &mut self.nodes[i];
+                    done = node.layer.forward_pooled(&ins, &mut out[0], &ctx, sink).map_err(|e| e.in_layer(&node.name))?;
+                    match done {
+                        true => (later[q - i - 1], lent[q + 1]) = (pooled_out, Some(pooled_lent)),
+                        false => pool.give_back(&mut pooled_out, Some(pooled_lent)),
+                    }
+                    pooled[q] = done;
+                }
+                if !done {
+                    let node = &mut self.nodes[i];
+                    node.layer.forward(&ins, &mut out[0], &ctx).map_err(|e| e.in_layer(&node.name))?;
+                }
+            }
+            let node = &self.nodes[i];
             for &v in &node.inputs {
                 if last_reader[v] == i {
-                    pool.push(self.values[v].take_buffer());
+                    pool.give_back(&mut self.values[v], lent[v].take());
                 }
             }
         }
+        self.spare = pool;
         Ok(std::mem::take(&mut self.values[count]))
     }
 
     /// Runs nodes `0..count` on `input`.
     fn run_nodes(&mut self, input: &Tensor, ctx: &ForwardCtx, count: usize) -> Result<()> {
+        self.spare = spare::SpareBuffers::default();
         let mut shapes = vec![input.shape().to_vec()];
         for node in &self.nodes[..count] {
             let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v].as_slice()).collect();
@@ -359,7 +401,7 @@ impl Net {
                 pooled_out.set_shape(&shapes[q + 1]);
                 let pool_input = &shapes[pool_node.inputs[0]];
                 if let Some((geometry, argmax)) = pool_node.layer.max_pool_target(pool_input, pooled_out.len()).map_err(|e| e.in_layer(&pool_node.name))? {
-                    let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax };
+                    let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax: Some(argmax) };
                     done = node.layer.forward_pooled(&ins, out, &ctx, sink).map_err(|e| e.in_layer(&node.name))?;
                 }
                 pooled[q] = done;

@@ -64,7 +64,8 @@ fn tally(net: &mut Net, ds: &Dataset, norm: &Normalize, batch: usize, range: Ran
     let indices: Vec<usize> = range.collect();
     for chunk in indices.chunks(batch.max(1)) {
         fill_batch(ds, chunk, norm, None, &mut x, &mut labels);
-        let logits = net.forward(&x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
+        // The logits alone: no value is kept, pools run inside their convolutions.
+        let logits = &net.forward_lean(&x, &ForwardCtx { mode: Mode::Eval, seed: 0, ..Default::default() })?;
         let r = softmax_cross_entropy(logits, &labels)?;
         loss_sum += r.loss as f64 * chunk.len() as f64;
         for (&pred, &truth) in logits.argmax_rows().iter().zip(&labels) {

@@ -173,6 +173,8 @@ pub struct ConvScratch {
     batch: batched::BatchScratch,
     /// The weights' offsets for the pixel-lanes forward pass (`narrow.rs`).
     narrow: narrow::NarrowWeights,
+    /// The pool's argmax where only the pooled output is kept and the whole batch runs at once.
+    held_argmax: Vec<u32>,
 }
 
 /// One chunk's scratch: the column matrix (gemm path), partial parameter gradients, and the
@@ -187,6 +189,10 @@ pub(super) struct ChunkScratch {
     tiled_transposed: ConvTileScratch,
     winograd: WinogradScratch,
     narrow: narrow::NarrowScratch,
+    /// One sample's output and its pool's argmax where only the pooled output is kept
+    /// (`PoolSink::argmax` is `None`).
+    held_out: Vec<f32>,
+    held_argmax: Vec<u32>,
 }
 
 /// Where Winograd runs in one call.
@@ -287,8 +293,9 @@ pub fn conv2d_forward_via(
 /// What the forward pass does to its output after the bias, sample by sample while the sample
 /// is still in cache: nothing, a ReLU (a convolution whose only reader is a ReLU: the net fuses
 /// the two, `Net::fuse_activations`), or a ReLU and then the max pool that reads it alone,
-/// written to `PoolSink` (the output is kept as well, ReLU applied): the pool reads each sample
-/// from cache instead of the whole batch's output back from memory in a pass of its own.
+/// written to `PoolSink` (the output is kept as well, ReLU applied, unless the sink asks for
+/// the pooled output alone): the pool reads each sample from cache instead of the whole
+/// batch's output back from memory in a pass of its own.
 #[derive(Debug, Default)]
 pub enum Epilogue<'a> {
     #[default]
@@ -304,7 +311,11 @@ pub enum Epilogue<'a> {
 pub struct PoolSink<'a> {
     pub geometry: &'a Geometry,
     pub out: &'a mut [f32],
-    pub argmax: &'a mut [u32],
+    /// The pool's argmax, for a backward pass; the convolution's output is written as well.
+    /// `None`: the pooled output alone is wanted (inference, `Net::forward_lean`): where the
+    /// batch is split by samples, each sample's output goes to a buffer of its thread's, in
+    /// cache, and the call's `out` is left as it was; neither it nor the argmax reaches memory.
+    pub argmax: Option<&'a mut [u32]>,
 }
 
 /// `y = max(y, 0)` where the epilogue has a ReLU, `y` one sample's output or several.
@@ -332,12 +343,19 @@ pub fn conv2d_forward_with(
         _ => None,
     };
     // The routes that finish the whole batch at once apply it to the batch at once.
-    let finish_batch = |pool: Option<PoolSink>, out: &mut [f32], per: usize| {
+    let finish_batch = |pool: Option<PoolSink>, out: &mut [f32], per: usize, held_argmax: &mut Vec<u32>| {
         if relu {
             out.par_chunks_mut(per.max(1)).for_each(crate::kernels::activation::relu_in_place);
         }
         if let Some(p) = pool {
-            crate::kernels::pool::max_pool_forward(p.out, p.argmax, out, p.geometry);
+            let argmax = match p.argmax {
+                Some(argmax) => argmax,
+                None => {
+                    held_argmax.resize(p.out.len(), 0);
+                    held_argmax
+                }
+            };
+            crate::kernels::pool::max_pool_forward(p.out, argmax, out, p.geometry);
         }
     };
     let (ranges, threads) = plan(d.n);
@@ -360,7 +378,7 @@ pub fn conv2d_forward_with(
         };
         bands::forward(out, input, d, &rows, &mut scratch.chunks, route);
         add_bias(out, bias, d.out_plane());
-        return finish_batch(pool, out, out.len());
+        return finish_batch(pool, out, out.len(), &mut scratch.held_argmax);
     }
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
     if let (Some(k), None) = (kernel, path.winograd(d, kernel)) {
@@ -368,7 +386,7 @@ pub fn conv2d_forward_with(
             scratch.panels.pack(weight, d, k.width);
             batched::forward(k, out, input, &scratch.panels, d, &mut scratch.batch, false);
             out.chunks_exact_mut(out_len).for_each(|y| add_bias(y, bias, d.out_plane()));
-            return finish_batch(pool, out, out_len);
+            return finish_batch(pool, out, out_len, &mut scratch.held_argmax);
         }
     }
     let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
@@ -386,19 +404,32 @@ pub fn conv2d_forward_with(
     // Each thread's share of the pooled output and its argmax, as of the convolution's.
     let pooled_len = pool.as_ref().map_or(0, |p| d.c_out * p.geometry.rows.output * p.geometry.cols.output);
     let pool_geometry = pool.as_ref().map(|p| p.geometry);
-    let pool_chunks: Vec<Option<(&mut [f32], &mut [u32])>> = match pool {
+    // `None` for a sample's argmax: the pooled output alone is wanted (`PoolSink::argmax`).
+    let pool_chunks: Vec<Option<(&mut [f32], Option<&mut [u32]>)>> = match pool {
         Some(p) => {
             let outs = split_by_ranges(p.out, &ranges, pooled_len);
-            let argmaxes = split_lengths(p.argmax, ranges.iter().map(|r| r.len() * pooled_len));
+            let argmaxes: Vec<Option<&mut [u32]>> = match p.argmax {
+                Some(argmax) => split_lengths(argmax, ranges.iter().map(|r| r.len() * pooled_len)).into_iter().map(Some).collect(),
+                None => ranges.iter().map(|_| None).collect(),
+            };
             outs.into_iter().zip(argmaxes).map(Some).collect()
         }
         None => ranges.iter().map(|_| None).collect(),
     };
     out_chunks.into_par_iter().zip(pool_chunks).zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |(((out_chunk, mut pool_chunk), s), range)| {
+            // The pooled output alone: each sample's output and argmax in this thread's buffers.
+            let held = matches!(pool_chunk, Some((_, None)));
+            if held {
+                s.held_out.resize(out_len, 0.0);
+                s.held_argmax.resize(pooled_len, 0);
+            }
             for (i, sample) in range.clone().enumerate() {
                 let x = &input[sample * in_len..(sample + 1) * in_len];
-                let y = &mut out_chunk[i * out_len..(i + 1) * out_len];
+                let y = match held {
+                    true => &mut s.held_out[..],
+                    false => &mut out_chunk[i * out_len..(i + 1) * out_len],
+                };
                 if let Some(k) = narrow {
                     narrow::forward_sample(k, y, x, weight, narrow_weights, d, &mut s.tiled, &mut s.narrow);
                     add_bias(y, bias, d.out_plane());
@@ -414,7 +445,11 @@ pub fn conv2d_forward_with(
                 relu_if(relu, y);
                 if let (Some((pooled, argmax)), Some(g)) = (pool_chunk.as_mut(), pool_geometry) {
                     let at = i * pooled_len..(i + 1) * pooled_len;
-                    crate::kernels::pool::max_pool_forward_here(&mut pooled[at.clone()], &mut argmax[at], y, g);
+                    let argmax = match argmax {
+                        Some(argmax) => &mut argmax[at.clone()],
+                        None => &mut s.held_argmax[..],
+                    };
+                    crate::kernels::pool::max_pool_forward_here(&mut pooled[at], argmax, y, g);
                 }
             }
         },

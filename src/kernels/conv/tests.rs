@@ -504,7 +504,8 @@ fn macs_count_every_multiply_add() {
 }
 
 /// The ReLU epilogue gives the bits of the forward pass followed by a ReLU, and the pooled
-/// forward pass those of a max pool after it, on every route a forward pass takes: samples
+/// forward pass those of a max pool after it (with its argmax, or the pooled output alone), on
+/// every route a forward pass takes: samples
 /// split (direct tile, Winograd, gemm, few channels), the whole batch at once, and one large
 /// image cut into bands.
 #[test]
@@ -554,11 +555,22 @@ fn the_relu_and_pool_epilogues_are_the_forward_pass_then_a_relu_and_a_pool() {
                         crate::kernels::pool::max_pool_forward(&mut pool_want, &mut arg_want, &want, &pg);
                         let (mut pooled, mut argmax) = (vec![f32::NAN; len], vec![u32::MAX; len]);
                         let mut kept = vec![f32::NAN; want.len()];
-                        let sink = PoolSink { geometry: &pg, out: &mut pooled, argmax: &mut argmax };
+                        let sink = PoolSink { geometry: &pg, out: &mut pooled, argmax: Some(&mut argmax) };
                         conv2d_forward_with(path, Epilogue::ReluThenMaxPool(sink), &mut kept, &x, &wt, Some(&b), &d, &mut scratch);
                         assert_eq!(kept, want, "{threads} threads, {path:?}, {d:?}: the ReLU's output");
                         assert_eq!(pooled, pool_want, "{threads} threads, {path:?}, {d:?}, pooled {window:?}");
                         assert_eq!(argmax, arg_want, "{threads} threads, {path:?}, {d:?}, argmax of {window:?}");
+                        // The pooled output alone (inference): the same values, and where the
+                        // batch is split by samples the call's output is never written.
+                        let mut alone = vec![f32::NAN; len];
+                        let mut untouched = vec![f32::NAN; want.len()];
+                        let sink = PoolSink { geometry: &pg, out: &mut alone, argmax: None };
+                        conv2d_forward_with(path, Epilogue::ReluThenMaxPool(sink), &mut untouched, &x, &wt, Some(&b), &d, &mut scratch);
+                        assert_eq!(alone, pool_want, "{threads} threads, {path:?}, {d:?}, pooled alone {window:?}");
+                        let by_samples = n > 1 && !batched::takes_forward(&d);
+                        if by_samples {
+                            assert!(untouched.iter().all(|v| v.is_nan()), "{threads} threads, {path:?}, {d:?}: the output was written");
+                        }
                     }
                 }
             }
