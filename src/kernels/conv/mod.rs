@@ -445,11 +445,14 @@ pub fn conv2d_forward_with(
                 relu_if(relu, y);
                 if let (Some((pooled, argmax)), Some(g)) = (pool_chunk.as_mut(), pool_geometry) {
                     let at = i * pooled_len..(i + 1) * pooled_len;
-                    let argmax = match argmax {
-                        Some(argmax) => &mut argmax[at.clone()],
-                        None => &mut s.held_argmax[..],
-                    };
-                    crate::kernels::pool::max_pool_forward_here(&mut pooled[at], argmax, y, g);
+                    match argmax {
+                        Some(argmax) => crate::kernels::pool::max_pool_forward_here(&mut pooled[at.clone()], &mut argmax[at], y, g),
+                        None => {
+                            if !crate::kernels::pool::max_pool_values_here(&mut pooled[at.clone()], y, g) {
+                                crate::kernels::pool::max_pool_forward_here(&mut pooled[at], &mut s.held_argmax, y, g);
+                            }
+                        }
+                    }
                 }
             }
         },
