@@ -22,7 +22,8 @@ pub struct Args {
     /// style network's last layer (32 -> 3, 9x9, batch 4 of 256x256); `l1`: LeNet-5's conv1.
     #[arg(long, value_delimiter = ',')]
     shapes: Vec<String>,
-    /// Repetitions per measurement; the median is reported.
+    /// Repetitions per measurement, at least (more for fast calls, to fill about 2 s as the
+    /// baseline does, at most 100 or this); the median is reported.
     #[arg(long, default_value_t = 20)]
     reps: usize,
     /// Model for `step`, `train` and `infer`.
@@ -83,11 +84,19 @@ fn median_ms(reps: usize, f: impl FnMut()) -> f64 {
     median_and_min_ms(reps, f).0
 }
 
-/// (median, fastest) of `reps` timed calls after one warm-up call (buffers allocated and
-/// touched). The fastest is the steadier figure on a shared machine.
-fn median_and_min_ms(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
+/// (median, fastest) of timed calls after two warm-up calls (buffers allocated and touched),
+/// counted as the baseline's `bench()` (`../shared/bench/common.py`) counts them: at least
+/// `reps`, more for fast calls, to fill about 2 s (at most 100, or `reps`). Twenty calls of a
+/// 0.5 ms convolution are 10 ms, over before a waking core has settled: shape a's forward pass
+/// at two threads gave medians of 0.52-0.97 ms from run to run, its fastest 0.43-0.48. The
+/// fastest is the steadier figure on a shared machine.
+fn median_and_min_ms(reps: usize, mut f: impl FnMut()) -> (f64, f64, usize) {
+    let start = Instant::now();
     f();
-    let mut times: Vec<f64> = (0..reps.max(1))
+    let first = start.elapsed().as_secs_f64();
+    f();
+    let reps = ((2.0 / first.max(1e-6)) as usize).clamp(reps.max(1), reps.max(100));
+    let mut times: Vec<f64> = (0..reps)
         .map(|_| {
             let t = Instant::now();
             f();
@@ -95,7 +104,7 @@ fn median_and_min_ms(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
         })
         .collect();
     times.sort_by(|a, b| a.total_cmp(b));
-    (times[times.len() / 2], times[0])
+    (times[times.len() / 2], times[0], reps)
 }
 
 fn conv_path(name: &str) -> ConvPath {
@@ -149,8 +158,8 @@ pub fn run(a: Args) -> Result<()> {
         let gflop = 2.0 * d.macs() as f64 / 1e9;
         // Named by what they run on this shape: `fovea-tiled-avx512`, `fovea-gemm`, ...
         let paths: Vec<_> = a.path.iter().map(|p| conv_path(p)).map(|p| (p, format!("fovea-{}", p.forward_name(&d)))).collect();
-        let report = |op: &str, name: &str, (ms, min): (f64, f64)| {
-            println!("{letter}\t{op}\t{name}\t{threads}\t{}\t{ms:.3}\t{:.1}\t{min:.3}", a.reps, gflop / (ms / 1e3));
+        let report = |op: &str, name: &str, (ms, min, reps): (f64, f64, usize)| {
+            println!("{letter}\t{op}\t{name}\t{threads}\t{reps}\t{ms:.3}\t{:.1}\t{min:.3}", gflop / (ms / 1e3));
         };
         // Each operation on every path in turn, so the paths are compared side by side.
         for op in ["fwd", "bwd_input", "bwd_weight"].into_iter().filter(|op| a.ops.iter().any(|o| o == op)) {
