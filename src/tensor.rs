@@ -4,10 +4,26 @@
 use crate::error::{Error, Result};
 use std::fmt;
 
-#[derive(Clone, PartialEq, Default)]
+#[derive(Default)]
 pub struct Tensor {
     shape: Vec<usize>,
+    /// The values, `data[..len]`; a reused buffer may hold more past them (`reuse`), which
+    /// are not the tensor's.
     data: Vec<f32>,
+    /// `numel(shape)`.
+    len: usize,
+}
+
+impl Clone for Tensor {
+    fn clone(&self) -> Self {
+        Tensor { shape: self.shape.clone(), data: self.data().to_vec(), len: self.len }
+    }
+}
+
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data() == other.data()
+    }
 }
 
 /// Number of elements of a shape.
@@ -22,11 +38,11 @@ pub fn fmt_shape(shape: &[usize]) -> String {
 
 impl Tensor {
     pub fn zeros(shape: &[usize]) -> Self {
-        Tensor { shape: shape.to_vec(), data: vec![0.0; numel(shape)] }
+        Tensor { shape: shape.to_vec(), data: vec![0.0; numel(shape)], len: numel(shape) }
     }
 
     pub fn full(shape: &[usize], value: f32) -> Self {
-        Tensor { shape: shape.to_vec(), data: vec![value; numel(shape)] }
+        Tensor { shape: shape.to_vec(), data: vec![value; numel(shape)], len: numel(shape) }
     }
 
     /// A tensor over `data`; fails when the length does not match the shape.
@@ -39,7 +55,7 @@ impl Tensor {
                 numel(shape)
             )));
         }
-        Ok(Tensor { shape: shape.to_vec(), data })
+        Ok(Tensor { shape: shape.to_vec(), len: data.len(), data })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -47,39 +63,45 @@ impl Tensor {
     }
 
     pub fn data(&self) -> &[f32] {
-        &self.data
+        &self.data[..self.len]
     }
 
     pub fn data_mut(&mut self) -> &mut [f32] {
-        &mut self.data
+        &mut self.data[..self.len]
     }
 
-    pub fn into_vec(self) -> Vec<f32> {
+    pub fn into_vec(mut self) -> Vec<f32> {
+        self.data.truncate(self.len);
         self.data
     }
 
-    /// Takes the buffer out (with the values it holds), leaving an empty tensor (shape `[0]`),
-    /// so another can reuse it.
+    /// Takes the buffer out with every value it holds (its length is the most values it has
+    /// held, `reuse`), leaving an empty tensor (shape `[0]`), so another can reuse it.
     pub fn take_buffer(&mut self) -> Vec<f32> {
         self.shape.clear();
         self.shape.push(0);
+        self.len = 0;
         std::mem::take(&mut self.data)
     }
 
-    /// A tensor of `shape` over a reused buffer (its allocation kept when large enough). Values
-    /// are unspecified, as after `set_shape`: what the buffer held, zero where it grew (a
-    /// buffer that held as many values is not written at all).
+    /// A tensor of `shape` over a reused buffer. Values are unspecified, as after `set_shape`:
+    /// what the buffer held, zero where it grew. A buffer that holds more values keeps them
+    /// past the tensor's, so lent out for a smaller value and then a larger one again (as
+    /// `Net::forward_lean` lends its buffers) it is never written to but by its users.
     pub fn reuse(mut buffer: Vec<f32>, shape: &[usize]) -> Self {
-        buffer.resize(numel(shape), 0.0);
-        Tensor { shape: shape.to_vec(), data: buffer }
+        let len = numel(shape);
+        if buffer.len() < len {
+            buffer.resize(len, 0.0);
+        }
+        Tensor { shape: shape.to_vec(), data: buffer, len }
     }
 
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len == 0
     }
 
     /// Gives the tensor a new shape, keeping its allocation when it is large enough. Values are
@@ -89,13 +111,16 @@ impl Tensor {
         if self.shape != shape {
             self.shape.clear();
             self.shape.extend_from_slice(shape);
-            self.data.resize(numel(shape), 0.0);
+            // Zero where the tensor grows, a reused buffer's spare values included.
+            self.data.truncate(self.len);
+            self.len = numel(shape);
+            self.data.resize(self.len, 0.0);
         }
     }
 
     /// Same values, another shape of the same size.
     pub fn reshape(&mut self, shape: &[usize]) -> Result<()> {
-        if numel(shape) != self.data.len() {
+        if numel(shape) != self.len {
             return Err(Error::shape(format!(
                 "cannot reshape {} to {}",
                 fmt_shape(&self.shape),
@@ -107,7 +132,7 @@ impl Tensor {
     }
 
     pub fn fill(&mut self, value: f32) {
-        crate::kernels::parallel::fill(&mut self.data, value);
+        crate::kernels::parallel::fill(self.data_mut(), value);
     }
 
     /// `(n, c, h, w)` of a 4-d tensor, or an error that names `what`.
@@ -121,7 +146,7 @@ impl Tensor {
         if k == 0 {
             return Vec::new();
         }
-        self.data
+        self.data()
             .chunks(k)
             .map(|row| {
                 let mut best = 0;
@@ -140,7 +165,7 @@ impl Tensor {
         if self.shape != other.shape {
             return None;
         }
-        Some(self.data.iter().zip(&other.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max))
+        Some(self.data().iter().zip(other.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max))
     }
 }
 
@@ -157,7 +182,7 @@ pub fn dims4(shape: &[usize], what: &str) -> Result<(usize, usize, usize, usize)
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let head: Vec<f32> = self.data.iter().take(8).copied().collect();
-        write!(f, "Tensor{:?} {:?}{}", self.shape, head, if self.data.len() > 8 { " ..." } else { "" })
+        let head: Vec<f32> = self.data().iter().take(8).copied().collect();
+        write!(f, "Tensor{:?} {:?}{}", self.shape, head, if self.len > 8 { " ..." } else { "" })
     }
 }

@@ -293,13 +293,11 @@ impl Net {
         }
         let mut pool = std::mem::take(&mut self.spare);
         for v in &mut self.values {
-            pool.give_back(v, None);
+            pool.give_back(v);
         }
-        // Per value: what the pool lent it.
-        let mut lent = vec![None; count + 1];
-        let (mut v0, lent0) = pool.lend(input.shape());
+        let mut v0 = pool.lend(input.shape());
         v0.data_mut().copy_from_slice(input.data());
-        (self.values[0], lent[0]) = (v0, Some(lent0));
+        self.values[0] = v0;
         // Pools their producer ran already (`pool_reader`).
         let mut pooled = vec![false; count];
         for i in 0..count {
@@ -307,19 +305,12 @@ impl Net {
                 // The producer applied this ReLU, and this node is its output's only reader.
                 let v = self.nodes[i].inputs[0];
                 self.values[i + 1] = std::mem::take(&mut self.values[v]);
-                lent[i + 1] = lent[v].take();
                 continue;
             }
             if !pooled[i] {
                 // The net's output leaves with the caller: a buffer of its own, so that the pool
                 // keeps the buffers of this size of pass for the next.
-                (self.values[i + 1], lent[i + 1]) = match i + 1 == count {
-                    true => (Tensor::zeros(&shapes[i + 1]), None),
-                    false => {
-                        let (t, l) = pool.lend(&shapes[i + 1]);
-                        (t, Some(l))
-                    }
-                };
+                self.values[i + 1] = if i + 1 == count { Tensor::zeros(&shapes[i + 1]) } else { pool.lend(&shapes[i + 1]) };
                 let (before, after) = self.values.split_at_mut(i + 1);
                 let (out, later) = after.split_at_mut(1);
                 let ins: Vec<&Tensor> = self.nodes[i].inputs.iter().map(|&v| &before[v]).collect();
@@ -331,13 +322,13 @@ impl Net {
                     // output (the buffer `out` holds) stays in cache where it can.
                     let pool_node = &self.nodes[q];
                     let geometry = crate::layers::pool_geometry(&window, &shapes[pool_node.inputs[0]]).map_err(|e| e.in_layer(&pool_node.name))?;
-                    let (mut pooled_out, pooled_lent) = pool.lend(&shapes[q + 1]);
+                    let mut pooled_out = pool.lend(&shapes[q + 1]);
                     let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax: None };
                     let node = &mut self.nodes[i];
                     done = node.layer.forward_pooled(&ins, &mut out[0], &ctx, sink).map_err(|e| e.in_layer(&node.name))?;
                     match done {
-                        true => (later[q - i - 1], lent[q + 1]) = (pooled_out, Some(pooled_lent)),
-                        false => pool.give_back(&mut pooled_out, Some(pooled_lent)),
+                        true => later[q - i - 1] = pooled_out,
+                        false => pool.give_back(&mut pooled_out),
                     }
                     pooled[q] = done;
                 }
@@ -349,7 +340,7 @@ impl Net {
             let node = &self.nodes[i];
             for &v in &node.inputs {
                 if last_reader[v] == i {
-                    pool.give_back(&mut self.values[v], lent[v].take());
+                    pool.give_back(&mut self.values[v]);
                 }
             }
         }

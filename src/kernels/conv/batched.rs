@@ -14,7 +14,7 @@
 
 use super::padded::Padded;
 use super::tile::{self, CLayout, Kernel, Offsets, Tile};
-use super::tiled::{ChannelPanels, PixelTiles, FORWARD_KC};
+use super::tiled::{output_rows, ChannelPanels, PixelTiles, FORWARD_KC};
 use super::ConvDims;
 use crate::geometry::Geometry;
 use crate::kernels::aligned::AlignedVec;
@@ -114,7 +114,7 @@ pub(super) fn forward(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
     shares.into_par_iter().zip(pieces).for_each(|(cbs, mut outs)| {
         for (ci, ks) in chunks.iter().enumerate() {
             for cb in cbs.clone() {
-                let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(0, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0 };
+                let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(0, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0, output_rows: output_rows(d, kernel) };
                 for (i, out) in outs.iter_mut().enumerate() {
                     block.run(&mut out[(cb - cbs.start) * width * p..], pixels, i * p, p);
                 }

@@ -405,7 +405,8 @@ pub fn conv2d_forward_with(
     let pooled_len = pool.as_ref().map_or(0, |p| d.c_out * p.geometry.rows.output * p.geometry.cols.output);
     let pool_geometry = pool.as_ref().map(|p| p.geometry);
     // `None` for a sample's argmax: the pooled output alone is wanted (`PoolSink::argmax`).
-    let pool_chunks: Vec<Option<(&mut [f32], Option<&mut [u32]>)>> = match pool {
+    type PoolChunk<'a> = Option<(&'a mut [f32], Option<&'a mut [u32]>)>;
+    let pool_chunks: Vec<PoolChunk> = match pool {
         Some(p) => {
             let outs = split_by_ranges(p.out, &ranges, pooled_len);
             let argmaxes: Vec<Option<&mut [u32]>> = match p.argmax {

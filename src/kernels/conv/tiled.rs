@@ -177,7 +177,7 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
             let blocks = |cbs: Range<usize>, part: &mut [f32]| {
                 for cb in cbs.clone() {
                     let yb = &mut part[(cb - cbs.start) * width * p..];
-                    let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(grp, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0 };
+                    let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(grp, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0, output_rows: output_rows(d, kernel) };
                     block.run(yb, pixels, 0, p);
                 }
             };
@@ -200,26 +200,61 @@ pub(super) struct PixelTiles<'a> {
     /// Channels of the block that exist.
     pub n: usize,
     pub accumulate: bool,
+    /// The output's rows, where their pixels' windows are evenly spaced as the tile along a
+    /// row takes them (`output_rows`).
+    pub output_rows: Option<OutputRows>,
+}
+
+/// Output rows of `width` pixels whose windows lie `step` apart in the padded sample.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OutputRows {
+    width: usize,
+    step: usize,
+}
+
+/// The output rows of `d` for the tile along a row (`tile::run_along_a_row`): a column
+/// stride it takes, and rows wide enough to fill more than the general tile.
+pub(super) fn output_rows(d: &ConvDims, kernel: Kernel) -> Option<OutputRows> {
+    let cols = &d.geom.cols;
+    let step = cols.stride;
+    let width = cols.output;
+    (tile::ROW_STEPS.contains(&step) && width > kernel.rows).then_some(OutputRows { width, step })
 }
 
 impl PixelTiles<'_> {
     /// `yb: [width][p]` (the block's rows of one sample's output) from the pixels whose window
     /// offsets start at `pixels[first]`.
     pub fn run(&self, yb: &mut [f32], pixels: &Offsets, first: usize, p: usize) {
+        if let Some(OutputRows { width, step }) = self.output_rows {
+            // Each output row in runs of near-equal length, at most `row_run` pixels.
+            let runs = width.div_ceil(self.kernel.row_run);
+            for row0 in (0..p).step_by(width) {
+                for r in 0..runs {
+                    let (start, end) = (row0 + r * width / runs, row0 + (r + 1) * width / runs);
+                    tile::run_along_a_row(self.kernel, self.tile(yb, pixels, first, p, start..end), step);
+                }
+            }
+            return;
+        }
         let rows = self.kernel.rows;
         for px0 in (0..p).step_by(rows) {
-            tile::run(self.kernel, Tile {
-                rows: rows.min(p - px0),
-                k: self.ks.len(),
-                data: self.data,
-                row_offsets: pixels.from(first + px0),
-                k_offsets: self.taps.from(self.ks.start),
-                b: self.b,
-                c: &mut yb[px0..],
-                c_layout: CLayout::Transposed { column_stride: p },
-                n: self.n,
-                accumulate: self.accumulate,
-            });
+            tile::run(self.kernel, self.tile(yb, pixels, first, p, px0..(px0 + rows).min(p)));
+        }
+    }
+
+    /// The tile of output pixels `px` (of the sample starting at `pixels[first]`).
+    fn tile<'b>(&'b self, yb: &'b mut [f32], pixels: &'b Offsets, first: usize, p: usize, px: Range<usize>) -> Tile<'b> {
+        Tile {
+            rows: px.len(),
+            k: self.ks.len(),
+            data: self.data,
+            row_offsets: pixels.from(first + px.start),
+            k_offsets: self.taps.from(self.ks.start),
+            b: self.b,
+            c: &mut yb[px.start..],
+            c_layout: CLayout::Transposed { column_stride: p },
+            n: self.n,
+            accumulate: self.accumulate,
         }
     }
 }

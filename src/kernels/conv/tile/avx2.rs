@@ -56,12 +56,30 @@ unsafe impl Simd for Avx2 {
 pub(super) unsafe fn run<const GATHER: bool>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX2.rows == 6);
     match rows {
-        1 => simd::tile::<Avx2, 1, GATHER>(o),
-        2 => simd::tile::<Avx2, 2, GATHER>(o),
-        3 => simd::tile::<Avx2, 3, GATHER>(o),
-        4 => simd::tile::<Avx2, 4, GATHER>(o),
-        5 => simd::tile::<Avx2, 5, GATHER>(o),
-        _ => simd::tile::<Avx2, 6, GATHER>(o),
+        1 => simd::tile::<Avx2, 1, GATHER, 0>(o),
+        2 => simd::tile::<Avx2, 2, GATHER, 0>(o),
+        3 => simd::tile::<Avx2, 3, GATHER, 0>(o),
+        4 => simd::tile::<Avx2, 4, GATHER, 0>(o),
+        5 => simd::tile::<Avx2, 5, GATHER, 0>(o),
+        _ => simd::tile::<Avx2, 6, GATHER, 0>(o),
+    }
+}
+
+/// One tile of `rows <= 6` output pixels along an output row, `STEP` apart (as `run`: AVX2's
+/// 16 registers hold no more rows either way).
+///
+/// # Safety
+/// As `run`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn run_along_a_row<const STEP: usize>(o: Operands, rows: usize) {
+    const _: () = assert!(super::Kernel::AVX2.row_run == 6);
+    match rows {
+        1 => simd::tile::<Avx2, 1, false, STEP>(o),
+        2 => simd::tile::<Avx2, 2, false, STEP>(o),
+        3 => simd::tile::<Avx2, 3, false, STEP>(o),
+        4 => simd::tile::<Avx2, 4, false, STEP>(o),
+        5 => simd::tile::<Avx2, 5, false, STEP>(o),
+        _ => simd::tile::<Avx2, 6, false, STEP>(o),
     }
 }
 

@@ -71,15 +71,41 @@ unsafe impl Simd for Avx512 {
 pub(super) unsafe fn run<const GATHER: bool>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX512.rows == 10);
     match rows {
-        1 => simd::tile::<Avx512, 1, GATHER>(o),
-        2 => simd::tile::<Avx512, 2, GATHER>(o),
-        3 => simd::tile::<Avx512, 3, GATHER>(o),
-        4 => simd::tile::<Avx512, 4, GATHER>(o),
-        5 => simd::tile::<Avx512, 5, GATHER>(o),
-        6 => simd::tile::<Avx512, 6, GATHER>(o),
-        7 => simd::tile::<Avx512, 7, GATHER>(o),
-        8 => simd::tile::<Avx512, 8, GATHER>(o),
-        9 => simd::tile::<Avx512, 9, GATHER>(o),
-        _ => simd::tile::<Avx512, 10, GATHER>(o),
+        1 => simd::tile::<Avx512, 1, GATHER, 0>(o),
+        2 => simd::tile::<Avx512, 2, GATHER, 0>(o),
+        3 => simd::tile::<Avx512, 3, GATHER, 0>(o),
+        4 => simd::tile::<Avx512, 4, GATHER, 0>(o),
+        5 => simd::tile::<Avx512, 5, GATHER, 0>(o),
+        6 => simd::tile::<Avx512, 6, GATHER, 0>(o),
+        7 => simd::tile::<Avx512, 7, GATHER, 0>(o),
+        8 => simd::tile::<Avx512, 8, GATHER, 0>(o),
+        9 => simd::tile::<Avx512, 9, GATHER, 0>(o),
+        _ => simd::tile::<Avx512, 10, GATHER, 0>(o),
+    }
+}
+
+/// One tile of `rows <= 14` output pixels along an output row, `STEP` apart in the padded
+/// sample (`super::run_along_a_row`): 28 accumulators, 2 vectors of B and a broadcast.
+///
+/// # Safety
+/// As `run`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn run_along_a_row<const STEP: usize>(o: Operands, rows: usize) {
+    const _: () = assert!(super::Kernel::AVX512.row_run == 14);
+    match rows {
+        1 => simd::tile::<Avx512, 1, false, STEP>(o),
+        2 => simd::tile::<Avx512, 2, false, STEP>(o),
+        3 => simd::tile::<Avx512, 3, false, STEP>(o),
+        4 => simd::tile::<Avx512, 4, false, STEP>(o),
+        5 => simd::tile::<Avx512, 5, false, STEP>(o),
+        6 => simd::tile::<Avx512, 6, false, STEP>(o),
+        7 => simd::tile::<Avx512, 7, false, STEP>(o),
+        8 => simd::tile::<Avx512, 8, false, STEP>(o),
+        9 => simd::tile::<Avx512, 9, false, STEP>(o),
+        10 => simd::tile::<Avx512, 10, false, STEP>(o),
+        11 => simd::tile::<Avx512, 11, false, STEP>(o),
+        12 => simd::tile::<Avx512, 12, false, STEP>(o),
+        13 => simd::tile::<Avx512, 13, false, STEP>(o),
+        _ => simd::tile::<Avx512, 14, false, STEP>(o),
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! `C(r, j) = c[r + j * c_cs]  (+)=  sum_k data[row_offsets[r] + k_offsets[k]] * b[width k + j]`
 //!
-//! keeping the `rows x width` block of C in `2 * rows` vector registers while it runs over k:
+//! keeping the `rows x width` block of C in `2 * rows` vector registers while it runs over k
+//! (rows evenly spaced in A, output pixels along a row, go through `run_along_a_row`, which
+//! holds more of them):
 //! per k, two vector loads of B, one offset load and `rows` broadcasts feed `2 * rows` FMAs.
 //! A is gathered through two offset lists, so a convolution reads its zero-padded sample in
 //! place whatever the stride, dilation or row width: in the forward pass r is an output pixel
@@ -42,15 +44,18 @@ pub struct Kernel {
     pub rows: usize,
     /// Columns of C one tile covers: two vectors (the width of B's panels).
     pub width: usize,
+    /// Rows of C one tile covers at most where they are evenly spaced in A
+    /// (`run_along_a_row`): no register holds a row's address then.
+    pub row_run: usize,
 }
 
 impl Kernel {
     /// 6 rows x 2 ymm vectors: 12 accumulators + 2 for B + 1 for A of the 16 registers.
-    pub const AVX2: Kernel = Kernel { isa: Isa::Avx2, rows: 6, width: 16 };
+    pub const AVX2: Kernel = Kernel { isa: Isa::Avx2, rows: 6, width: 16, row_run: 6 };
     /// 10 rows x 2 zmm vectors: 20 accumulators + 2 for B + 10 broadcasts of A at most, all in
     /// the 32 registers (12 or 14 rows spilled accumulators inside the loop: 71 against 130
     /// GFLOP/s on shape b).
-    pub const AVX512: Kernel = Kernel { isa: Isa::Avx512, rows: 10, width: 32 };
+    pub const AVX512: Kernel = Kernel { isa: Isa::Avx512, rows: 10, width: 32, row_run: 14 };
 
     /// The tile written for `isa` (none for scalar code).
     pub fn for_isa(isa: Isa) -> Option<Kernel> {
@@ -165,13 +170,33 @@ pub fn run_reading_b_rows(kernel: Kernel, t: Tile, b_rows: OffsetsFrom) {
     run_with(kernel, t, Some(b_rows))
 }
 
+/// Strides along a row `run_along_a_row` takes (each a tile of its own).
+pub const ROW_STEPS: [usize; 3] = [1, 2, 4];
+
+/// `run` for rows of A evenly spaced: row r at `row_offsets[0] + r * step` (output pixels
+/// along an output row, `step` the convolution's column stride, one of `ROW_STEPS`), up to
+/// `kernel.row_run` rows. With every row's address one constant displacement from the
+/// first's, AVX-512's tile keeps 14 rows (28 of its 32 registers) instead of the 10 whose
+/// addresses fit in the general registers.
+pub fn run_along_a_row(kernel: Kernel, t: Tile, step: usize) {
+    run_checked(kernel, t, None, step)
+}
+
 fn run_with(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>) {
-    let Kernel { isa, rows: max_rows, width } = kernel;
+    run_checked(kernel, t, b_rows, 0)
+}
+
+/// `step`: 0 for rows at their own offsets, else as `run_along_a_row`.
+fn run_checked(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>, step: usize) {
+    let Kernel { isa, rows, width, row_run } = kernel;
+    let max_rows = if step > 0 { row_run } else { rows };
+    assert!(step == 0 || (ROW_STEPS.contains(&step) && b_rows.is_none()), "tile: rows {step} apart");
     assert!(t.rows >= 1 && t.rows <= max_rows && t.n >= 1 && t.n <= width, "tile: {} rows x {} columns", t.rows, t.n);
-    assert!(t.row_offsets.offsets.len() >= t.rows, "tile: {} row offsets for {} rows", t.row_offsets.offsets.len(), t.rows);
+    assert!(t.row_offsets.offsets.len() >= t.rows.min(if step > 0 { 1 } else { t.rows }), "tile: {} row offsets for {} rows", t.row_offsets.offsets.len(), t.rows);
     if t.k > 0 {
         assert!(t.k_offsets.offsets.len() >= t.k, "tile: {} k offsets for k = {}", t.k_offsets.offsets.len(), t.k);
-        let last = t.row_offsets.max + t.k_offsets.max;
+        let last_row = if step > 0 { t.row_offsets.offsets[0] + (t.rows - 1) * step } else { t.row_offsets.max };
+        let last = last_row + t.k_offsets.max;
         assert!(last < t.data.len(), "tile: A has {} values, reads up to {last}", t.data.len());
         match &b_rows {
             None => assert!(t.k * width <= t.b.len(), "tile: B has {} values, needs {}x{width}", t.b.len(), t.k),
@@ -207,11 +232,18 @@ fn run_with(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>) {
     // SAFETY: the asserts above bound every read of A and B and every write of C for
     // `t.rows` rows; the CPU supports the instructions (checked above).
     unsafe {
-        match isa {
+        match (isa, step, gather) {
+            // Rows evenly spaced (`run_along_a_row`).
+            (Isa::Avx512, 1, _) => avx512::run_along_a_row::<1>(o, t.rows),
+            (Isa::Avx512, 2, _) => avx512::run_along_a_row::<2>(o, t.rows),
+            (Isa::Avx512, 4, _) => avx512::run_along_a_row::<4>(o, t.rows),
+            (_, 1, _) => avx2::run_along_a_row::<1>(o, t.rows),
+            (_, 2, _) => avx2::run_along_a_row::<2>(o, t.rows),
+            (_, 4, _) => avx2::run_along_a_row::<4>(o, t.rows),
             // B's rows read through offsets (`run_reading_b_rows`) or from packed panels.
-            Isa::Avx512 if gather => avx512::run::<true>(o, t.rows),
-            Isa::Avx512 => avx512::run::<false>(o, t.rows),
-            _ if gather => avx2::run::<true>(o, t.rows),
+            (Isa::Avx512, _, true) => avx512::run::<true>(o, t.rows),
+            (Isa::Avx512, _, false) => avx512::run::<false>(o, t.rows),
+            (_, _, true) => avx2::run::<true>(o, t.rows),
             _ => avx2::run::<false>(o, t.rows),
         }
     }

@@ -39,12 +39,14 @@ pub(super) unsafe trait Simd {
 /// The CPU has `S`'s instructions; the operands hold every value the formula indexes for `R`
 /// rows, `o.k` steps and `o.n` columns (`super::run` checks).
 #[inline(always)]
-pub(super) unsafe fn tile<S: Simd, const R: usize, const GATHER: bool>(o: Operands) {
+pub(super) unsafe fn tile<S: Simd, const R: usize, const GATHER: bool, const STEP: usize>(o: Operands) {
     let Operands { k, data, row_offsets, k_offsets, b, b_offsets, c, c_layout, n, accumulate } = o;
     let mut acc = [[S::zero(); 2]; R];
+    // With `STEP`, row r's values are `STEP * r` after row 0's: one pointer and constant
+    // displacements instead of a register per row (`run_along_a_row`).
     let mut rows = [data; R];
     for (r, p) in rows.iter_mut().enumerate() {
-        *p = data.add(*row_offsets.add(r));
+        *p = if STEP > 0 { data.add(*row_offsets) } else { data.add(*row_offsets.add(r)) };
     }
     let mut bp = b;
     for kk in 0..k {
@@ -53,7 +55,7 @@ pub(super) unsafe fn tile<S: Simd, const R: usize, const GATHER: bool>(o: Operan
         let b0 = S::load(row);
         let b1 = S::load(row.add(S::LANES));
         for r in 0..R {
-            let a = S::splat(rows[r].add(base));
+            let a = if STEP > 0 { S::splat(rows[0].add(base + r * STEP)) } else { S::splat(rows[r].add(base)) };
             acc[r][0] = S::fmadd(a, b0, acc[r][0]);
             acc[r][1] = S::fmadd(a, b1, acc[r][1]);
         }

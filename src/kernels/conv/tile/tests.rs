@@ -209,3 +209,54 @@ fn reading_b_rows_in_place_matches_the_packed_panel() {
         assert!(short.is_err(), "a B row past the end must be refused");
     }
 }
+
+/// Rows evenly spaced (`run_along_a_row`) give the bits of the general tile over the same
+/// rows listed one by one, for every row count up to `row_run` (past the general tile's
+/// `rows` on AVX-512), each step, partial widths and accumulation; a last row past A, a step
+/// it has no tile for and too many rows are refused.
+#[test]
+fn rows_along_a_row_match_the_same_rows_listed() {
+    let mut rng = Rng::new(14);
+    for kernel in runnable_kernels("rows along a row") {
+        let w = kernel.width;
+        for step in ROW_STEPS {
+            for rows in 1..=kernel.row_run {
+                for &(k, n, acc) in &[(1, w, false), (40, w - 5, true), (300, w, false)] {
+                    let data = rng.uniform_vec(700, -1.0, 1.0);
+                    let first = rng.below(20);
+                    let (mut one, mut listed, mut k_offsets) = (Offsets::default(), Offsets::default(), Offsets::default());
+                    one.set([first].into_iter());
+                    listed.set((0..rows).map(|r| first + r * step));
+                    k_offsets.set((0..k).map(|kk| (kk * 11) % 600));
+                    let b = rng.uniform_vec(k * w, -1.0, 1.0);
+                    let c_cs = kernel.row_run + 3;
+                    let start = rng.uniform_vec(rows + (w - 1) * c_cs + 1, -1.0, 1.0);
+                    let (mut along, mut general) = (start.clone(), start.clone());
+                    let layout = CLayout::Transposed { column_stride: c_cs };
+                    run_along_a_row(kernel, Tile { rows, k, data: &data, row_offsets: one.from(0), k_offsets: k_offsets.from(0), b: &b, c: &mut along, c_layout: layout, n, accumulate: acc }, step);
+                    // The general tile over the same rows, at most `kernel.rows` at a time.
+                    for r0 in (0..rows).step_by(kernel.rows) {
+                        let r = kernel.rows.min(rows - r0);
+                        run(kernel, Tile { rows: r, k, data: &data, row_offsets: listed.from(r0), k_offsets: k_offsets.from(0), b: &b, c: &mut general[r0..], c_layout: layout, n, accumulate: acc });
+                    }
+                    assert!(along.iter().zip(&general).all(|(a, g)| a.to_bits() == g.to_bits()), "{} step {step} rows {rows} k {k} n {n}", kernel.name());
+                    assert!(along.iter().zip(&start).any(|(a, s)| a != s));
+                }
+            }
+        }
+        let refused = |rows: usize, step: usize, a_len: usize| {
+            std::panic::catch_unwind(|| {
+                let (data, b, mut c) = (vec![1.0; a_len], vec![1.0; 2 * w], vec![0.0; 64 * w]);
+                let (mut one, mut two) = (Offsets::default(), Offsets::default());
+                one.set([0usize].into_iter());
+                two.set(0..2);
+                run_along_a_row(kernel, Tile { rows, k: 2, data: &data, row_offsets: one.from(0), k_offsets: two.from(0), b: &b, c: &mut c, c_layout: CLayout::Transposed { column_stride: 64 }, n: w, accumulate: false }, step);
+            })
+            .is_err()
+        };
+        assert!(!refused(4, 2, 3 * 2 + 2), "{}: the last row's last value is in A", kernel.name());
+        assert!(refused(4, 2, 3 * 2 + 1), "{}: a last row past A", kernel.name());
+        assert!(refused(4, 3, 100), "{}: a step without a tile", kernel.name());
+        assert!(refused(kernel.row_run + 1, 1, 100), "{}: more rows than the tile holds", kernel.name());
+    }
+}
