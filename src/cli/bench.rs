@@ -19,7 +19,8 @@ pub struct Args {
     what: String,
     /// Shapes by letter (a-f, as in the PyTorch baseline; default all six), or `r3`, `r4`:
     /// ResNet-18's 3x3 layers of 256 channels on 14x14 and 512 on 7x7, batch 8; `s9`: the
-    /// style network's last layer (32 -> 3, 9x9, batch 4 of 256x256); `l1`: LeNet-5's conv1.
+    /// style network's last layer (32 -> 3, 9x9, batch 4 of 256x256); `l1`, `l2`: LeNet-5's
+    /// conv1 and conv2.
     #[arg(long, value_delimiter = ',')]
     shapes: Vec<String>,
     /// Repetitions per measurement, at least (more for fast calls, to fill about 2 s as the
@@ -67,17 +68,19 @@ const SHAPES: &[ConvShape] = &[
     ("f", 32, 256, 28, 28, 64, 1, 1, 0),
 ];
 
-/// fovea's own, not in the baseline's list, run when asked by name (`--shapes r3,r4,s9,l1`):
+/// fovea's own, not in the baseline's list, run when asked by name (`--shapes r3,r4,s9,l1,l2`):
 /// ResNet-18's 3x3 layers of its last two stages at batch 8 (large weights, small maps: the
 /// weights, not the image, stream through cache), `scripts/bench_torch_convs.py` times them in
 /// PyTorch; the style network's last layer at training size (32 -> 3 channels, 9x9, batch 4
 /// of 256x256) and LeNet-5's conv1 (6 channels, 5x5 on 28x28, batch 128): few output
-/// channels.
+/// channels; LeNet-5's conv2 (6 -> 16, 5x5 on 14x14, batch 128): few input channels and
+/// small maps.
 const EXTRA_SHAPES: &[ConvShape] = &[
     ("r3", 8, 256, 14, 14, 256, 3, 1, 1),
     ("r4", 8, 512, 7, 7, 512, 3, 1, 1),
     ("s9", 4, 32, 256, 256, 3, 9, 1, 4),
     ("l1", 128, 1, 28, 28, 6, 5, 1, 2),
+    ("l2", 128, 6, 14, 14, 16, 5, 1, 0),
 ];
 
 fn median_ms(reps: usize, f: impl FnMut()) -> f64 {

@@ -104,12 +104,12 @@ pub enum ConvPath {
 impl ConvPath {
     /// The tile this path runs for a problem with `channels` output channels per group, or
     /// `None` for `gemm` (`Auto` also takes `gemm` below `min_channels`). A problem of at most
-    /// 16 channels takes the AVX2 tile even where AVX-512 is allowed (the 32-wide tile would
-    /// leave half its lanes empty).
+    /// 16 channels takes AVX-512's tile of one vector (`Kernel::AVX512_16`: the 32-wide tile
+    /// would leave half its lanes empty, AVX2's runs at half the rate).
     fn kernel(self, d: &ConvDims, channels: usize, min_channels: usize) -> Option<Kernel> {
         let best = || {
             let k = Kernel::best()?;
-            Some(if k.isa > crate::kernels::isa::Isa::Avx2 && channels <= Kernel::AVX2.width { Kernel::AVX2 } else { k })
+            Some(if k == Kernel::AVX512 && channels <= Kernel::AVX512_16.width { Kernel::AVX512_16 } else { k })
         };
         match self {
             ConvPath::Gemm => None,

@@ -39,11 +39,11 @@ unsafe impl Simd for Avx2 {
         _mm256_fmadd_ps(a, b, c)
     }
     #[inline(always)]
-    unsafe fn store_transposed<const R: usize>(acc: &[[__m256; 2]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
-        if R == 6 {
+    unsafe fn store_transposed<const R: usize, const NV: usize>(acc: &[[__m256; NV]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
+        if R == 6 && NV == 2 {
             store_six(acc, c, c_cs, n, accumulate)
         } else {
-            simd::store_transposed_plain::<Avx2, R>(acc, c, c_cs, n, accumulate)
+            simd::store_transposed_plain::<Avx2, R, NV>(acc, c, c_cs, n, accumulate)
         }
     }
 }
@@ -56,12 +56,12 @@ unsafe impl Simd for Avx2 {
 pub(super) unsafe fn run<const GATHER: bool>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX2.rows == 6);
     match rows {
-        1 => simd::tile::<Avx2, 1, GATHER, 0>(o),
-        2 => simd::tile::<Avx2, 2, GATHER, 0>(o),
-        3 => simd::tile::<Avx2, 3, GATHER, 0>(o),
-        4 => simd::tile::<Avx2, 4, GATHER, 0>(o),
-        5 => simd::tile::<Avx2, 5, GATHER, 0>(o),
-        _ => simd::tile::<Avx2, 6, GATHER, 0>(o),
+        1 => simd::tile::<Avx2, 1, 2, GATHER, 0>(o),
+        2 => simd::tile::<Avx2, 2, 2, GATHER, 0>(o),
+        3 => simd::tile::<Avx2, 3, 2, GATHER, 0>(o),
+        4 => simd::tile::<Avx2, 4, 2, GATHER, 0>(o),
+        5 => simd::tile::<Avx2, 5, 2, GATHER, 0>(o),
+        _ => simd::tile::<Avx2, 6, 2, GATHER, 0>(o),
     }
 }
 
@@ -74,12 +74,12 @@ pub(super) unsafe fn run<const GATHER: bool>(o: Operands, rows: usize) {
 pub(super) unsafe fn run_along_a_row<const STEP: usize>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX2.row_run == 6);
     match rows {
-        1 => simd::tile::<Avx2, 1, false, STEP>(o),
-        2 => simd::tile::<Avx2, 2, false, STEP>(o),
-        3 => simd::tile::<Avx2, 3, false, STEP>(o),
-        4 => simd::tile::<Avx2, 4, false, STEP>(o),
-        5 => simd::tile::<Avx2, 5, false, STEP>(o),
-        _ => simd::tile::<Avx2, 6, false, STEP>(o),
+        1 => simd::tile::<Avx2, 1, 2, false, STEP>(o),
+        2 => simd::tile::<Avx2, 2, 2, false, STEP>(o),
+        3 => simd::tile::<Avx2, 3, 2, false, STEP>(o),
+        4 => simd::tile::<Avx2, 4, 2, false, STEP>(o),
+        5 => simd::tile::<Avx2, 5, 2, false, STEP>(o),
+        _ => simd::tile::<Avx2, 6, 2, false, STEP>(o),
     }
 }
 
@@ -148,9 +148,9 @@ pub(super) unsafe fn pack_panels(panels: *mut f32, src: *const f32, rows: usize,
 /// As `run`: C holds `5 + (n - 1) * c_cs + 1` values.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-unsafe fn store_six<const R: usize>(acc: &[[__m256; 2]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
+unsafe fn store_six<const R: usize, const NV: usize>(acc: &[[__m256; NV]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
     let zero = _mm256_setzero_ps();
-    for half in 0..2 {
+    for half in 0..NV {
         let row = |i: usize| if i < R { acc[i][half] } else { zero };
         // cols[j] holds rows 0..8 of column half * 8 + j.
         let cols = transpose8([row(0), row(1), row(2), row(3), row(4), row(5), zero, zero]);

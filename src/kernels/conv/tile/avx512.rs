@@ -39,48 +39,53 @@ unsafe impl Simd for Avx512 {
         _mm512_fmadd_ps(a, b, c)
     }
     /// Spills the block row by row (vector stores), then gathers each column's R values
-    /// (stride 32 in the spill) and writes them with one masked store: 2 x 16 gathers instead
-    /// of 16 x 32 scalar moves.
+    /// (stride 32 in the spill) and writes them with one masked store per 16 rows: 2 x 16
+    /// gathers instead of 16 x 32 scalar moves.
     #[inline(always)]
-    unsafe fn store_transposed<const R: usize>(acc: &[[__m512; 2]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
+    unsafe fn store_transposed<const R: usize, const NV: usize>(acc: &[[__m512; NV]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
         const W: usize = 32;
         let mut buf = [[0.0f32; W]; R];
-        for (r, pair) in acc.iter().enumerate() {
-            _mm512_storeu_ps(buf[r].as_mut_ptr(), pair[0]);
-            _mm512_storeu_ps(buf[r].as_mut_ptr().add(16), pair[1]);
+        for (r, vs) in acc.iter().enumerate() {
+            for (v, &x) in vs.iter().enumerate() {
+                _mm512_storeu_ps(buf[r].as_mut_ptr().add(16 * v), x);
+            }
         }
-        let mask: __mmask16 = ((1u32 << R) - 1) as __mmask16;
         let rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(W as i32));
-        let base = buf.as_ptr() as *const f32;
-        for j in 0..n {
-            let column = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, rows, base.add(j) as _);
-            let d = c.add(j * c_cs);
-            let v = if accumulate { _mm512_add_ps(column, _mm512_maskz_loadu_ps(mask, d)) } else { column };
-            _mm512_mask_storeu_ps(d, mask, v);
+        // Sixteen rows per gather (the one-vector tile along a row has up to 24).
+        for r0 in (0..R).step_by(16) {
+            let mask: __mmask16 = ((1u32 << (R - r0).min(16)) - 1) as __mmask16;
+            let base = buf[r0..].as_ptr() as *const f32;
+            for j in 0..n {
+                let column = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, rows, base.add(j) as _);
+                let d = c.add(j * c_cs + r0);
+                let v = if accumulate { _mm512_add_ps(column, _mm512_maskz_loadu_ps(mask, d)) } else { column };
+                _mm512_mask_storeu_ps(d, mask, v);
+            }
         }
     }
 }
 
-/// One tile of `rows <= 10` rows (`Kernel::AVX512.rows`: 20 accumulators, 2 vectors of B and
-/// the 10 broadcasts of A fit the 32 registers; 12 or 14 rows made the compiler spill
-/// accumulators inside the loop, at half the speed).
+/// One tile of `rows <= 10` rows of `NV` vectors (`Kernel::AVX512.rows`: 20 accumulators, 2
+/// vectors of B and the 10 broadcasts of A fit the 32 registers; 12 or 14 rows made the
+/// compiler spill accumulators inside the loop, at half the speed: the rows' addresses take a
+/// general register each).
 ///
 /// # Safety
 /// AVX-512 F, AVX2 and FMA; the operands as `super::run` checked them.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn run<const GATHER: bool>(o: Operands, rows: usize) {
-    const _: () = assert!(super::Kernel::AVX512.rows == 10);
+pub(super) unsafe fn run<const GATHER: bool, const NV: usize>(o: Operands, rows: usize) {
+    const _: () = assert!(super::Kernel::AVX512.rows == 10 && super::Kernel::AVX512_16.rows == 10);
     match rows {
-        1 => simd::tile::<Avx512, 1, GATHER, 0>(o),
-        2 => simd::tile::<Avx512, 2, GATHER, 0>(o),
-        3 => simd::tile::<Avx512, 3, GATHER, 0>(o),
-        4 => simd::tile::<Avx512, 4, GATHER, 0>(o),
-        5 => simd::tile::<Avx512, 5, GATHER, 0>(o),
-        6 => simd::tile::<Avx512, 6, GATHER, 0>(o),
-        7 => simd::tile::<Avx512, 7, GATHER, 0>(o),
-        8 => simd::tile::<Avx512, 8, GATHER, 0>(o),
-        9 => simd::tile::<Avx512, 9, GATHER, 0>(o),
-        _ => simd::tile::<Avx512, 10, GATHER, 0>(o),
+        1 => simd::tile::<Avx512, 1, NV, GATHER, 0>(o),
+        2 => simd::tile::<Avx512, 2, NV, GATHER, 0>(o),
+        3 => simd::tile::<Avx512, 3, NV, GATHER, 0>(o),
+        4 => simd::tile::<Avx512, 4, NV, GATHER, 0>(o),
+        5 => simd::tile::<Avx512, 5, NV, GATHER, 0>(o),
+        6 => simd::tile::<Avx512, 6, NV, GATHER, 0>(o),
+        7 => simd::tile::<Avx512, 7, NV, GATHER, 0>(o),
+        8 => simd::tile::<Avx512, 8, NV, GATHER, 0>(o),
+        9 => simd::tile::<Avx512, 9, NV, GATHER, 0>(o),
+        _ => simd::tile::<Avx512, 10, NV, GATHER, 0>(o),
     }
 }
 
@@ -93,19 +98,55 @@ pub(super) unsafe fn run<const GATHER: bool>(o: Operands, rows: usize) {
 pub(super) unsafe fn run_along_a_row<const STEP: usize>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX512.row_run == 14);
     match rows {
-        1 => simd::tile::<Avx512, 1, false, STEP>(o),
-        2 => simd::tile::<Avx512, 2, false, STEP>(o),
-        3 => simd::tile::<Avx512, 3, false, STEP>(o),
-        4 => simd::tile::<Avx512, 4, false, STEP>(o),
-        5 => simd::tile::<Avx512, 5, false, STEP>(o),
-        6 => simd::tile::<Avx512, 6, false, STEP>(o),
-        7 => simd::tile::<Avx512, 7, false, STEP>(o),
-        8 => simd::tile::<Avx512, 8, false, STEP>(o),
-        9 => simd::tile::<Avx512, 9, false, STEP>(o),
-        10 => simd::tile::<Avx512, 10, false, STEP>(o),
-        11 => simd::tile::<Avx512, 11, false, STEP>(o),
-        12 => simd::tile::<Avx512, 12, false, STEP>(o),
-        13 => simd::tile::<Avx512, 13, false, STEP>(o),
-        _ => simd::tile::<Avx512, 14, false, STEP>(o),
+        1 => simd::tile::<Avx512, 1, 2, false, STEP>(o),
+        2 => simd::tile::<Avx512, 2, 2, false, STEP>(o),
+        3 => simd::tile::<Avx512, 3, 2, false, STEP>(o),
+        4 => simd::tile::<Avx512, 4, 2, false, STEP>(o),
+        5 => simd::tile::<Avx512, 5, 2, false, STEP>(o),
+        6 => simd::tile::<Avx512, 6, 2, false, STEP>(o),
+        7 => simd::tile::<Avx512, 7, 2, false, STEP>(o),
+        8 => simd::tile::<Avx512, 8, 2, false, STEP>(o),
+        9 => simd::tile::<Avx512, 9, 2, false, STEP>(o),
+        10 => simd::tile::<Avx512, 10, 2, false, STEP>(o),
+        11 => simd::tile::<Avx512, 11, 2, false, STEP>(o),
+        12 => simd::tile::<Avx512, 12, 2, false, STEP>(o),
+        13 => simd::tile::<Avx512, 13, 2, false, STEP>(o),
+        _ => simd::tile::<Avx512, 14, 2, false, STEP>(o),
+    }
+}
+
+/// The same for tiles of one vector (16 channels, `Kernel::AVX512_16`): `rows <= 24`, 24
+/// accumulators, a vector of B and a broadcast.
+///
+/// # Safety
+/// As `run`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn run_along_a_row_16<const STEP: usize>(o: Operands, rows: usize) {
+    const _: () = assert!(super::Kernel::AVX512_16.row_run == 24);
+    match rows {
+        1 => simd::tile::<Avx512, 1, 1, false, STEP>(o),
+        2 => simd::tile::<Avx512, 2, 1, false, STEP>(o),
+        3 => simd::tile::<Avx512, 3, 1, false, STEP>(o),
+        4 => simd::tile::<Avx512, 4, 1, false, STEP>(o),
+        5 => simd::tile::<Avx512, 5, 1, false, STEP>(o),
+        6 => simd::tile::<Avx512, 6, 1, false, STEP>(o),
+        7 => simd::tile::<Avx512, 7, 1, false, STEP>(o),
+        8 => simd::tile::<Avx512, 8, 1, false, STEP>(o),
+        9 => simd::tile::<Avx512, 9, 1, false, STEP>(o),
+        10 => simd::tile::<Avx512, 10, 1, false, STEP>(o),
+        11 => simd::tile::<Avx512, 11, 1, false, STEP>(o),
+        12 => simd::tile::<Avx512, 12, 1, false, STEP>(o),
+        13 => simd::tile::<Avx512, 13, 1, false, STEP>(o),
+        14 => simd::tile::<Avx512, 14, 1, false, STEP>(o),
+        15 => simd::tile::<Avx512, 15, 1, false, STEP>(o),
+        16 => simd::tile::<Avx512, 16, 1, false, STEP>(o),
+        17 => simd::tile::<Avx512, 17, 1, false, STEP>(o),
+        18 => simd::tile::<Avx512, 18, 1, false, STEP>(o),
+        19 => simd::tile::<Avx512, 19, 1, false, STEP>(o),
+        20 => simd::tile::<Avx512, 20, 1, false, STEP>(o),
+        21 => simd::tile::<Avx512, 21, 1, false, STEP>(o),
+        22 => simd::tile::<Avx512, 22, 1, false, STEP>(o),
+        23 => simd::tile::<Avx512, 23, 1, false, STEP>(o),
+        _ => simd::tile::<Avx512, 24, 1, false, STEP>(o),
     }
 }

@@ -16,7 +16,8 @@ use super::{CLayout, Operands};
 /// Implementations may only be called where the CPU has the instruction set.
 pub(super) unsafe trait Simd {
     type V: Copy;
-    /// f32 lanes per vector; a tile is two vectors wide.
+    /// f32 lanes per vector; a tile is `NV` vectors wide (two, or one for AVX-512's tile of 16
+    /// channels).
     const LANES: usize;
     unsafe fn zero() -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
@@ -27,21 +28,22 @@ pub(super) unsafe trait Simd {
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     /// `a * b + c`, fused.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    /// Stores the `R x 2 LANES` block held as row vectors transposed: column j's R values go to
-    /// `c[j * c_cs ..][..R]`, for `j < n`; added to what is there when `accumulate`.
-    unsafe fn store_transposed<const R: usize>(acc: &[[Self::V; 2]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool);
+    /// Stores the `R x NV LANES` block held as row vectors transposed: column j's R values go
+    /// to `c[j * c_cs ..][..R]`, for `j < n`; added to what is there when `accumulate`.
+    unsafe fn store_transposed<const R: usize, const NV: usize>(acc: &[[Self::V; NV]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool);
 }
 
-/// `C(r, j) (+)= sum_k A(r, k) B(k, j)` for `R` rows: the module comment of `tile/mod.rs`.
-/// B's row k is `b[2 LANES k..]` (packed panels) or, with `GATHER`, `b[b_offsets[k]..]`.
+/// `C(r, j) (+)= sum_k A(r, k) B(k, j)` for `R` rows and `NV` vectors of columns: the module
+/// comment of `tile/mod.rs`. B's row k is `b[NV LANES k..]` (packed panels) or, with
+/// `GATHER`, `b[b_offsets[k]..]`.
 ///
 /// # Safety
 /// The CPU has `S`'s instructions; the operands hold every value the formula indexes for `R`
 /// rows, `o.k` steps and `o.n` columns (`super::run` checks).
 #[inline(always)]
-pub(super) unsafe fn tile<S: Simd, const R: usize, const GATHER: bool, const STEP: usize>(o: Operands) {
+pub(super) unsafe fn tile<S: Simd, const R: usize, const NV: usize, const GATHER: bool, const STEP: usize>(o: Operands) {
     let Operands { k, data, row_offsets, k_offsets, b, b_offsets, c, c_layout, n, accumulate } = o;
-    let mut acc = [[S::zero(); 2]; R];
+    let mut acc = [[S::zero(); NV]; R];
     // With `STEP`, row r's values are `STEP * r` after row 0's: one pointer and constant
     // displacements instead of a register per row (`run_along_a_row`).
     let mut rows = [data; R];
@@ -52,24 +54,27 @@ pub(super) unsafe fn tile<S: Simd, const R: usize, const GATHER: bool, const STE
     for kk in 0..k {
         let base = *k_offsets.add(kk);
         let row = if GATHER { b.add(*b_offsets.add(kk)) } else { bp };
-        let b0 = S::load(row);
-        let b1 = S::load(row.add(S::LANES));
+        let mut bv = [S::zero(); NV];
+        for (v, bv) in bv.iter_mut().enumerate() {
+            *bv = S::load(row.add(v * S::LANES));
+        }
         for r in 0..R {
             let a = if STEP > 0 { S::splat(rows[0].add(base + r * STEP)) } else { S::splat(rows[r].add(base)) };
-            acc[r][0] = S::fmadd(a, b0, acc[r][0]);
-            acc[r][1] = S::fmadd(a, b1, acc[r][1]);
+            for v in 0..NV {
+                acc[r][v] = S::fmadd(a, bv[v], acc[r][v]);
+            }
         }
-        bp = bp.add(2 * S::LANES);
+        bp = bp.add(NV * S::LANES);
     }
     match c_layout {
-        CLayout::Transposed { column_stride } => S::store_transposed::<R>(&acc, c, column_stride, n, accumulate),
-        CLayout::Rows { row_stride } => store_rows::<S, R>(&acc, c, row_stride, accumulate),
+        CLayout::Transposed { column_stride } => S::store_transposed::<R, NV>(&acc, c, column_stride, n, accumulate),
+        CLayout::Rows { row_stride } => store_rows::<S, R, NV>(&acc, c, row_stride, accumulate),
     }
 }
 
-/// Each row's two vectors to `c[r * row_stride..][..2 * LANES]`.
+/// Each row's `NV` vectors to `c[r * row_stride..][..NV * LANES]`.
 #[inline(always)]
-unsafe fn store_rows<S: Simd, const R: usize>(acc: &[[S::V; 2]; R], c: *mut f32, row_stride: usize, accumulate: bool) {
+unsafe fn store_rows<S: Simd, const R: usize, const NV: usize>(acc: &[[S::V; NV]; R], c: *mut f32, row_stride: usize, accumulate: bool) {
     for (r, pair) in acc.iter().enumerate() {
         let row = c.add(r * row_stride);
         for (half, &v) in pair.iter().enumerate() {
@@ -82,12 +87,13 @@ unsafe fn store_rows<S: Simd, const R: usize>(acc: &[[S::V; 2]; R], c: *mut f32,
 /// The plain transposed store through a stack copy, for any row count and width: used where
 /// an ISA has no faster one for `R`.
 #[inline(always)]
-pub(super) unsafe fn store_transposed_plain<S: Simd, const R: usize>(acc: &[[S::V; 2]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
+pub(super) unsafe fn store_transposed_plain<S: Simd, const R: usize, const NV: usize>(acc: &[[S::V; NV]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
     let mut buf = [[0.0f32; 32]; R];
-    debug_assert!(2 * S::LANES <= 32);
-    for (r, pair) in acc.iter().enumerate() {
-        S::store(buf[r].as_mut_ptr(), pair[0]);
-        S::store(buf[r].as_mut_ptr().add(S::LANES), pair[1]);
+    debug_assert!(NV * S::LANES <= 32);
+    for (r, vs) in acc.iter().enumerate() {
+        for (v, &x) in vs.iter().enumerate() {
+            S::store(buf[r].as_mut_ptr().add(v * S::LANES), x);
+        }
     }
     for j in 0..n {
         let col = c.add(j * c_cs);

@@ -3,7 +3,7 @@ use crate::rng::Rng;
 
 /// The tiles this CPU runs; prints one line for each it cannot.
 pub(crate) fn runnable_kernels(test: &str) -> Vec<Kernel> {
-    [Kernel::AVX2, Kernel::AVX512]
+    [Kernel::AVX2, Kernel::AVX512, Kernel::AVX512_16]
         .into_iter()
         .filter(|k| {
             let ok = k.isa.supported();
@@ -222,7 +222,8 @@ fn rows_along_a_row_match_the_same_rows_listed() {
         for step in ROW_STEPS {
             for rows in 1..=kernel.row_run {
                 for &(k, n, acc) in &[(1, w, false), (40, w - 5, true), (300, w, false)] {
-                    let data = rng.uniform_vec(700, -1.0, 1.0);
+                    // Up to 24 rows 4 apart past the taps' 600 values.
+                    let data = rng.uniform_vec(720, -1.0, 1.0);
                     let first = rng.below(20);
                     let (mut one, mut listed, mut k_offsets) = (Offsets::default(), Offsets::default(), Offsets::default());
                     one.set([first].into_iter());
