@@ -79,6 +79,19 @@ impl ConvDims {
 /// conv1's 0.85 -> 0.62). The forward pass keeps the tile (conv1 0.65 ms against 0.73).
 const MIN_GRADIENT_TILE_CHANNELS: usize = 8;
 
+/// Samples whose weight gradient a thread computes together (`batched::weight_grad` on the
+/// group), for maps of few pixels: a tile's reduction runs over about this many pixels of
+/// theirs at once, so C is stored once per group instead of once per sample. The MNIST net's
+/// conv2 (196 pixels, groups of 4), one thread / two (`bench conv --shapes b`): 169-172 ->
+/// 186 GFLOP/s, 326-343 -> 359-360; its conv1 (784 pixels) was slower in groups of 4 (85 ->
+/// 77) and keeps one sample at a time.
+const WEIGHT_GRAD_PIXELS: usize = 800;
+
+/// How many samples a thread's weight gradient takes at once for `d` (1: sample by sample).
+fn weight_grad_group(d: &ConvDims) -> usize {
+    (WEIGHT_GRAD_PIXELS / d.out_plane().max(1)).clamp(1, 8)
+}
+
 /// Which kernels compute a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvPath {
@@ -189,6 +202,8 @@ pub(super) struct ChunkScratch {
     tiled_transposed: ConvTileScratch,
     winograd: WinogradScratch,
     narrow: narrow::NarrowScratch,
+    /// A group of samples padded together for the weight gradient (`weight_grad_group`).
+    batch: batched::BatchScratch,
     /// One sample's output and its pool's argmax where only the pooled output is kept
     /// (`PoolSink::argmax` is `None`).
     held_out: Vec<f32>,
@@ -569,12 +584,25 @@ pub fn conv2d_backward_stored(
     };
     dx_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |((mut dx_chunk, s), range)| {
+            // The weight gradient of a few samples at a time where the batch is split by
+            // samples: each tile then reduces over their pixels together and stores C once for
+            // them, their padded inputs and dY in L2 (`batched::weight_grad` on the group).
+            let group_size = weight_grad_group(d);
+            let grouped = want_w && d.groups == 1 && threads == Threads::One && group_size > 1;
+            if let (true, Some(k)) = (grouped, w_kernel) {
+                for first in range.clone().step_by(group_size) {
+                    let last = (first + group_size).min(range.end);
+                    let group = ConvDims { n: last - first, ..*d };
+                    let (x, dy) = (&input[first * in_len..last * in_len], &d_out[first * out_len..last * out_len]);
+                    batched::weight_grad(k, &mut s.d_weight, dy, x, &group, &mut s.batch, true);
+                }
+            }
             for (i, sample) in range.clone().enumerate() {
                 let x = &input[sample * in_len..(sample + 1) * in_len];
                 let dy = &d_out[sample * out_len..(sample + 1) * out_len];
                 let dx = dx_chunk.as_deref_mut().map(|c| &mut c[i * in_len..(i + 1) * in_len]);
                 let w_on_gemm = want_w && w_kernel.is_none();
-                if let (true, Some(k)) = (want_w, w_kernel) {
+                if let (true, false, Some(k)) = (want_w, grouped, w_kernel) {
                     tiled::weight_grad_sample(k, &mut s.d_weight, dy, x, d, &mut s.tiled, threads);
                 }
                 match (dx, &transposed) {

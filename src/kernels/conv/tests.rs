@@ -341,6 +341,29 @@ fn the_whole_batch_path_matches_the_reference() {
     check_all(&cases, &paths);
 }
 
+/// The weight gradient of small maps in groups of samples (`weight_grad_group`): more samples
+/// per thread than a group holds, and a last group cut short, held to the reference on every
+/// path and pool; each shape is checked to be grouped, and a large map not to be.
+#[test]
+fn weight_gradients_in_groups_of_samples_match_the_reference() {
+    let mut rng = Rng::new(35);
+    // (n, c_in, c_out, kernel, padding, h, w): groups of 8, 8, 4 and 2 samples.
+    let shapes: &[(usize, usize, usize, usize, usize, usize, usize)] = &[(21, 6, 16, 5, 0, 14, 14), (19, 5, 40, 3, 1, 6, 6), (11, 8, 33, 5, 2, 14, 14), (7, 3, 20, 3, 1, 20, 19)];
+    let cases: Vec<Case> = shapes
+        .iter()
+        .map(|&(n, c_in, c_out, k, p, h, w)| {
+            let d = ConvDims { n, c_in, c_out, groups: 1, geom: Window2d::square(k, 1, Padding::uniform(p)).resolve(h, w).unwrap() };
+            assert!(weight_grad_group(&d) > 1 && n > 2 * weight_grad_group(&d) && n % weight_grad_group(&d) != 0, "{d:?}");
+            Case::new(d, &mut rng)
+        })
+        .collect();
+    let large = ConvDims { n: 4, c_in: 1, c_out: 32, groups: 1, geom: Window2d::square(5, 1, Padding::uniform(2)).resolve(28, 28).unwrap() };
+    assert_eq!(weight_grad_group(&large), 1, "28x28 maps go sample by sample");
+    let mut paths = paths("weight gradients in groups");
+    paths.push(ConvPath::Auto);
+    check_all(&cases, &paths);
+}
+
 /// `Auto` runs what `FOVEA_ISA` and the CPU allow, and names it.
 #[test]
 fn auto_takes_the_widest_allowed_tile() {
