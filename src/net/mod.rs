@@ -308,9 +308,10 @@ impl Net {
                 continue;
             }
             if !pooled[i] {
-                // The net's output leaves with the caller: a buffer of its own, so that the pool
-                // keeps the buffers of this size of pass for the next.
-                self.values[i + 1] = if i + 1 == count { Tensor::zeros(&shapes[i + 1]) } else { pool.lend(&shapes[i + 1]) };
+                // The net's output leaves with the caller: it gets a buffer of its own, so that
+                // the pool keeps every buffer for the next call.
+                let lend = |pool: &mut spare::SpareBuffers, v: usize| if v == count { Tensor::zeros(&shapes[v]) } else { pool.lend(&shapes[v]) };
+                self.values[i + 1] = lend(&mut pool, i + 1);
                 let (before, after) = self.values.split_at_mut(i + 1);
                 let (out, later) = after.split_at_mut(1);
                 let ins: Vec<&Tensor> = self.nodes[i].inputs.iter().map(|&v| &before[v]).collect();
@@ -322,7 +323,7 @@ impl Net {
                     // output (the buffer `out` holds) stays in cache where it can.
                     let pool_node = &self.nodes[q];
                     let geometry = crate::layers::pool_geometry(&window, &shapes[pool_node.inputs[0]]).map_err(|e| e.in_layer(&pool_node.name))?;
-                    let mut pooled_out = pool.lend(&shapes[q + 1]);
+                    let mut pooled_out = lend(&mut pool, q + 1);
                     let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax: None };
                     let node = &mut self.nodes[i];
                     done = node.layer.forward_pooled(&ins, &mut out[0], &ctx, sink).map_err(|e| e.in_layer(&node.name))?;
