@@ -9,8 +9,8 @@
 //! `C(r, j) = c[r + j * c_cs]  (+)=  sum_k data[row_offsets[r] + k_offsets[k]] * b[width k + j]`
 //!
 //! keeping the `rows x width` block of C in `2 * rows` vector registers while it runs over k
-//! (rows evenly spaced in A, output pixels along a row, go through `run_along_a_row`, which
-//! holds more of them):
+//! (`rows` for AVX-512's tile of one vector; rows evenly spaced in A, output pixels along a
+//! row, go through `run_along_a_row`, which holds more of them):
 //! per k, two vector loads of B, one offset load and `rows` broadcasts feed `2 * rows` FMAs.
 //! A is gathered through two offset lists, so a convolution reads its zero-padded sample in
 //! place whatever the stride, dilation or row width: in the forward pass r is an output pixel
@@ -197,7 +197,9 @@ fn run_checked(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>, step: usize
     let max_rows = if step > 0 { row_run } else { rows };
     assert!(step == 0 || (ROW_STEPS.contains(&step) && b_rows.is_none()), "tile: rows {step} apart");
     assert!(t.rows >= 1 && t.rows <= max_rows && t.n >= 1 && t.n <= width, "tile: {} rows x {} columns", t.rows, t.n);
-    assert!(t.row_offsets.offsets.len() >= t.rows.min(if step > 0 { 1 } else { t.rows }), "tile: {} row offsets for {} rows", t.row_offsets.offsets.len(), t.rows);
+    // Rows evenly spaced need the first row's offset alone.
+    let listed = if step > 0 { 1 } else { t.rows };
+    assert!(t.row_offsets.offsets.len() >= listed, "tile: {} row offsets for {} rows", t.row_offsets.offsets.len(), t.rows);
     if t.k > 0 {
         assert!(t.k_offsets.offsets.len() >= t.k, "tile: {} k offsets for k = {}", t.k_offsets.offsets.len(), t.k);
         let last_row = if step > 0 { t.row_offsets.offsets[0] + (t.rows - 1) * step } else { t.row_offsets.max };
