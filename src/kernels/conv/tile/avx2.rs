@@ -3,7 +3,7 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use super::simd::{self, Simd};
+use super::simd::{self, tile_for_rows, Simd};
 use super::Operands;
 use std::arch::x86_64::*;
 
@@ -55,14 +55,7 @@ unsafe impl Simd for Avx2 {
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn run<const GATHER: bool>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX2.rows == 6);
-    match rows {
-        1 => simd::tile::<Avx2, 1, 2, GATHER, 0>(o),
-        2 => simd::tile::<Avx2, 2, 2, GATHER, 0>(o),
-        3 => simd::tile::<Avx2, 3, 2, GATHER, 0>(o),
-        4 => simd::tile::<Avx2, 4, 2, GATHER, 0>(o),
-        5 => simd::tile::<Avx2, 5, 2, GATHER, 0>(o),
-        _ => simd::tile::<Avx2, 6, 2, GATHER, 0>(o),
-    }
+    tile_for_rows!(rows, o, Avx2, 2, GATHER, 0; 1 2 3 4 5; 6)
 }
 
 /// One tile of `rows <= 6` output pixels along an output row, `STEP` apart (as `run`: AVX2's
@@ -73,14 +66,7 @@ pub(super) unsafe fn run<const GATHER: bool>(o: Operands, rows: usize) {
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn run_along_a_row<const STEP: usize>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX2.row_run == 6);
-    match rows {
-        1 => simd::tile::<Avx2, 1, 2, false, STEP>(o),
-        2 => simd::tile::<Avx2, 2, 2, false, STEP>(o),
-        3 => simd::tile::<Avx2, 3, 2, false, STEP>(o),
-        4 => simd::tile::<Avx2, 4, 2, false, STEP>(o),
-        5 => simd::tile::<Avx2, 5, 2, false, STEP>(o),
-        _ => simd::tile::<Avx2, 6, 2, false, STEP>(o),
-    }
+    tile_for_rows!(rows, o, Avx2, 2, false, STEP; 1 2 3 4 5; 6)
 }
 
 /// The transpose of an 8 x 8 block held as 8 row vectors.

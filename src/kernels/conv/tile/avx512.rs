@@ -3,7 +3,7 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use super::simd::{self, Simd};
+use super::simd::{tile_for_rows, Simd};
 use super::Operands;
 use std::arch::x86_64::*;
 
@@ -75,18 +75,7 @@ unsafe impl Simd for Avx512 {
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) unsafe fn run<const GATHER: bool, const NV: usize>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX512.rows == 10 && super::Kernel::AVX512_16.rows == 10);
-    match rows {
-        1 => simd::tile::<Avx512, 1, NV, GATHER, 0>(o),
-        2 => simd::tile::<Avx512, 2, NV, GATHER, 0>(o),
-        3 => simd::tile::<Avx512, 3, NV, GATHER, 0>(o),
-        4 => simd::tile::<Avx512, 4, NV, GATHER, 0>(o),
-        5 => simd::tile::<Avx512, 5, NV, GATHER, 0>(o),
-        6 => simd::tile::<Avx512, 6, NV, GATHER, 0>(o),
-        7 => simd::tile::<Avx512, 7, NV, GATHER, 0>(o),
-        8 => simd::tile::<Avx512, 8, NV, GATHER, 0>(o),
-        9 => simd::tile::<Avx512, 9, NV, GATHER, 0>(o),
-        _ => simd::tile::<Avx512, 10, NV, GATHER, 0>(o),
-    }
+    tile_for_rows!(rows, o, Avx512, NV, GATHER, 0; 1 2 3 4 5 6 7 8 9; 10)
 }
 
 /// One tile of `rows <= 14` output pixels along an output row, `STEP` apart in the padded
@@ -97,22 +86,7 @@ pub(super) unsafe fn run<const GATHER: bool, const NV: usize>(o: Operands, rows:
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) unsafe fn run_along_a_row<const STEP: usize>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX512.row_run == 14);
-    match rows {
-        1 => simd::tile::<Avx512, 1, 2, false, STEP>(o),
-        2 => simd::tile::<Avx512, 2, 2, false, STEP>(o),
-        3 => simd::tile::<Avx512, 3, 2, false, STEP>(o),
-        4 => simd::tile::<Avx512, 4, 2, false, STEP>(o),
-        5 => simd::tile::<Avx512, 5, 2, false, STEP>(o),
-        6 => simd::tile::<Avx512, 6, 2, false, STEP>(o),
-        7 => simd::tile::<Avx512, 7, 2, false, STEP>(o),
-        8 => simd::tile::<Avx512, 8, 2, false, STEP>(o),
-        9 => simd::tile::<Avx512, 9, 2, false, STEP>(o),
-        10 => simd::tile::<Avx512, 10, 2, false, STEP>(o),
-        11 => simd::tile::<Avx512, 11, 2, false, STEP>(o),
-        12 => simd::tile::<Avx512, 12, 2, false, STEP>(o),
-        13 => simd::tile::<Avx512, 13, 2, false, STEP>(o),
-        _ => simd::tile::<Avx512, 14, 2, false, STEP>(o),
-    }
+    tile_for_rows!(rows, o, Avx512, 2, false, STEP; 1 2 3 4 5 6 7 8 9 10 11 12 13; 14)
 }
 
 /// The same for tiles of one vector (16 channels, `Kernel::AVX512_16`): `rows <= 24`, 24
@@ -123,30 +97,5 @@ pub(super) unsafe fn run_along_a_row<const STEP: usize>(o: Operands, rows: usize
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) unsafe fn run_along_a_row_16<const STEP: usize>(o: Operands, rows: usize) {
     const _: () = assert!(super::Kernel::AVX512_16.row_run == 24);
-    match rows {
-        1 => simd::tile::<Avx512, 1, 1, false, STEP>(o),
-        2 => simd::tile::<Avx512, 2, 1, false, STEP>(o),
-        3 => simd::tile::<Avx512, 3, 1, false, STEP>(o),
-        4 => simd::tile::<Avx512, 4, 1, false, STEP>(o),
-        5 => simd::tile::<Avx512, 5, 1, false, STEP>(o),
-        6 => simd::tile::<Avx512, 6, 1, false, STEP>(o),
-        7 => simd::tile::<Avx512, 7, 1, false, STEP>(o),
-        8 => simd::tile::<Avx512, 8, 1, false, STEP>(o),
-        9 => simd::tile::<Avx512, 9, 1, false, STEP>(o),
-        10 => simd::tile::<Avx512, 10, 1, false, STEP>(o),
-        11 => simd::tile::<Avx512, 11, 1, false, STEP>(o),
-        12 => simd::tile::<Avx512, 12, 1, false, STEP>(o),
-        13 => simd::tile::<Avx512, 13, 1, false, STEP>(o),
-        14 => simd::tile::<Avx512, 14, 1, false, STEP>(o),
-        15 => simd::tile::<Avx512, 15, 1, false, STEP>(o),
-        16 => simd::tile::<Avx512, 16, 1, false, STEP>(o),
-        17 => simd::tile::<Avx512, 17, 1, false, STEP>(o),
-        18 => simd::tile::<Avx512, 18, 1, false, STEP>(o),
-        19 => simd::tile::<Avx512, 19, 1, false, STEP>(o),
-        20 => simd::tile::<Avx512, 20, 1, false, STEP>(o),
-        21 => simd::tile::<Avx512, 21, 1, false, STEP>(o),
-        22 => simd::tile::<Avx512, 22, 1, false, STEP>(o),
-        23 => simd::tile::<Avx512, 23, 1, false, STEP>(o),
-        _ => simd::tile::<Avx512, 24, 1, false, STEP>(o),
-    }
+    tile_for_rows!(rows, o, Avx512, 1, false, STEP; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23; 24)
 }

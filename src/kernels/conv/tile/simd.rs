@@ -33,6 +33,19 @@ pub(super) unsafe trait Simd {
     unsafe fn store_transposed<const R: usize, const NV: usize>(acc: &[[Self::V; NV]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool);
 }
 
+/// `match rows { 1 => tile::<S, 1, ..>(o), 2 => .., _ => tile::<S, MAX, ..>(o) }`: an ISA
+/// file's dispatch of a run-time row count to the const-generic tiles, for the counts listed
+/// and the last (the tile's most) for any other. `$nv`, `$gather`, `$step` as `tile`'s.
+macro_rules! tile_for_rows {
+    ($rows:expr, $o:expr, $simd:ty, $nv:tt, $gather:tt, $step:tt; $($r:literal)+; $max:literal) => {
+        match $rows {
+            $($r => $crate::kernels::conv::tile::simd::tile::<$simd, $r, $nv, $gather, $step>($o),)+
+            _ => $crate::kernels::conv::tile::simd::tile::<$simd, $max, $nv, $gather, $step>($o),
+        }
+    };
+}
+pub(super) use tile_for_rows;
+
 /// `C(r, j) (+)= sum_k A(r, k) B(k, j)` for `R` rows and `NV` vectors of columns: the module
 /// comment of `tile/mod.rs`. B's row k is `b[NV LANES k..]` (packed panels) or, with
 /// `GATHER`, `b[b_offsets[k]..]`.
