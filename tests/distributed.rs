@@ -71,8 +71,13 @@ fn ranks_train_the_single_process_run() {
             let got = checkpoint::load(&dir.join("last.safetensors")).unwrap();
             let (worst, name) = worst_difference(&want.model, &got.model);
             assert!(worst < 1e-5, "{optimizer}, {ranks} ranks: {name} differs from the single process's by {worst:e}");
+            // The optimizer's state carries the gradients' rounding more than the weights do:
+            // conv2's input gradient under Winograd F(2x2, 5x5) rounds at a few float epsilons
+            // of its terms' size, and the ranks' weights, an ulp off the single process's after
+            // the first sum in another order, round it differently (Adam's second moments of
+            // conv1 then differ by ~1.2e-5, against 2.6e-6 with the direct tile).
             let (worst, name) = worst_difference(&want.optimizer, &got.optimizer);
-            assert!(worst < 1e-5, "{optimizer}, {ranks} ranks: optimizer state {name} differs by {worst:e}");
+            assert!(worst < 5e-5, "{optimizer}, {ranks} ranks: optimizer state {name} differs by {worst:e}");
             // Every rank holds rank 0's weights, bit for bit, and the shared evaluation gives
             // every rank the whole test set's accuracy.
             for o in &outcomes {

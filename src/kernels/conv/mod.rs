@@ -232,7 +232,9 @@ impl ConvScratch {
     /// direct `tile` unless Winograd takes every sample of `samples` (then nothing reads them).
     fn ready_weights(&mut self, weight: &[f32], d: &ConvDims, tile: Option<Kernel>, winograd: bool, samples: &[f32]) -> WinogradPlan {
         if winograd {
-            self.winograd.prepare(weight, d.c_in, d.c_out, d.geom.rows.kernel, tile.map_or(1, |k| k.rows));
+            if let Some(k) = tile {
+                self.winograd.prepare(weight, d, k);
+            }
         }
         let usable = winograd && self.winograd.finite();
         let plan = WinogradPlan { usable, every: usable && all_finite(samples) };
@@ -248,7 +250,7 @@ impl ConvScratch {
     fn ready_transposed_weights(&mut self, weight: &[f32], d: &ConvDims, t: &ConvDims, tile: Kernel, winograd: bool, samples: &[f32]) -> WinogradPlan {
         if winograd {
             tiled::flip_weights(&mut self.flipped, weight, d);
-            self.winograd.prepare(&self.flipped, t.c_in, t.c_out, t.geom.rows.kernel, tile.rows);
+            self.winograd.prepare(&self.flipped, t, tile);
         }
         let usable = winograd && self.winograd.finite();
         let plan = WinogradPlan { usable, every: usable && all_finite(samples) };

@@ -24,6 +24,7 @@
 //!
 //! Shapes per sample: `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, weights `[Cout, Cin, r, r]`.
 
+mod by_channels;
 mod transform;
 
 use super::tile::{self, CLayout, Kernel, Offsets, Tile};
@@ -70,18 +71,15 @@ pub fn applies(d: &ConvDims) -> bool {
     transform::FILTERS.contains(&r) && d.groups == 1 && axis_ok(&g.rows) && axis_ok(&g.cols) && d.c_in >= MIN_CHANNELS && d.c_out >= MIN_CHANNELS
 }
 
-/// Whether `ConvPath::Auto` takes Winograd for `d`: a 3x3 filter where it applies, its
-/// transformed weights stay in L2 (`MAX_U_BYTES`) and the image fills its strips
-/// (`MIN_TILES`).
+/// Whether `ConvPath::Auto` takes Winograd for `d`: where it applies, its transformed
+/// weights stay in L2 (`MAX_U_BYTES`) and the image fills its strips (`MIN_TILES`).
 ///
-/// Not 5x5: F(2x2, 5x5) was slower than the direct tile on every 5x5 layer measured (Xeon,
-/// AVX-512, one thread, forward): the MNIST net's conv2 10.8 against 7.4 ms, AlexNet's conv2
-/// (64 -> 192 on 27x27) 22.4 against 22.0, GoogLeNet's 16 -> 32 on 28x28 1.7 against 0.9.
-/// Its products run at 110-130 GFLOP/s on 32 to 64 input channels, and the transforms of 36
-/// points cost as much again; `--path winograd-*` still runs it.
+/// F(2x2, 5x5) pays with the channels in the lanes only (`Layout::of`): by blocks it was
+/// slower than the direct tile on every 5x5 layer measured (the MNIST net's conv2 10.8 against
+/// 7.4 ms), its vectors a row of 7 blocks on 16 lanes there.
 pub fn pays(d: &ConvDims) -> bool {
     let r = d.geom.rows.kernel;
-    r == 3 && applies(d) && points(r) * d.c_in * d.c_out * 4 <= MAX_U_BYTES && Grid::of(d).tiles() >= MIN_TILES
+    applies(d) && points(r) * d.c_in * d.c_out * 4 <= MAX_U_BYTES && Grid::of(d).tiles() >= MIN_TILES
 }
 
 /// Points of the transform for filters of side `r`: `(r + 1)^2`.
@@ -121,6 +119,36 @@ pub struct WinogradWeights {
     /// `ci * block`: the tile's reduction.
     reduction: Offsets,
     finite: bool,
+    /// Which layout the weights were readied for; with `Layout::Channels` they are in
+    /// `channels` and the fields above are unused.
+    layout: Layout,
+    channels: by_channels::ChannelWeights,
+}
+
+/// Where the transforms put their vectors' lanes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// 2x2 blocks along a row of the image (this file): whole vectors where rows of blocks
+    /// are long.
+    #[default]
+    Blocks,
+    /// Channels of one block (`by_channels.rs`): whole vectors however narrow the image.
+    Channels,
+}
+
+impl Layout {
+    /// The layout that runs `d`: channels for 5x5 filters, blocks for 3x3 (one thread,
+    /// AVX-512, forward; docs/PERFORMANCE.md): the MNIST net's conv2 (14x14, 7 blocks a
+    /// row) 6.1-6.2 ms by channels against 10.9 by blocks (and 7.4 for the direct tile); for
+    /// 3x3 blocks are faster where rows are long (32x32: 15.6 against 17.2 ms; 56x56: 12.6
+    /// against 14.6), channels only on ResNet-18's 256-channel 14x14 layer, which Winograd
+    /// does not take (U of 4 MB).
+    pub fn of(d: &ConvDims) -> Layout {
+        match d.geom.rows.kernel {
+            5 => Layout::Channels,
+            _ => Layout::Blocks,
+        }
+    }
 }
 
 impl WinogradWeights {
@@ -132,7 +160,19 @@ impl WinogradWeights {
     /// Transforms `weight: [Cout, Cin, r, r]` for a tile of `block` rows: each point's block
     /// `U[xi]` is a linear combination of the `r * r` tap planes
     /// (`transform::weight_coefficients`), written point by point across the pool.
-    pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize, r: usize, block: usize) {
+    pub fn prepare(&mut self, weight: &[f32], d: &ConvDims, kernel: Kernel) {
+        self.layout = Layout::of(d);
+        let (c_in, c_out, r, block) = (d.c_in, d.c_out, d.geom.rows.kernel, kernel.rows);
+        if self.layout == Layout::Channels {
+            self.channels.prepare(weight, c_in, c_out, r, kernel.width);
+            self.finite = self.channels.finite();
+            return;
+        }
+        self.prepare_blocks(weight, c_in, c_out, r, block);
+    }
+
+    /// `prepare` for `Layout::Blocks`.
+    fn prepare_blocks(&mut self, weight: &[f32], c_in: usize, c_out: usize, r: usize, block: usize) {
         let taps = r * r;
         assert_eq!(weight.len(), c_out * c_in * taps, "winograd: weights of {c_out}x{c_in}x{r}x{r}");
         self.finite = crate::kernels::finite::all_finite(weight);
@@ -182,6 +222,7 @@ pub struct WinogradScratch {
     v: AlignedVec,
     /// A strip's products: `[P][Cout][width]`.
     m: AlignedVec,
+    channels: by_channels::ChannelScratch,
 }
 
 /// The tile grid of a sample: `th x tw` blocks of 2x2 outputs, each reading an `r + 1`
@@ -236,6 +277,9 @@ impl Grid {
 /// same way either way.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &WinogradWeights, d: &ConvDims, s: &mut WinogradScratch, accumulate: bool, threads: Threads) {
+    if w.layout == Layout::Channels {
+        return by_channels::forward_sample(kernel, y, x, &w.channels, d, &mut s.channels, accumulate, threads);
+    }
     let (c_in, c_out, width) = (d.c_in, d.c_out, kernel.width);
     assert!(applies(d) && (w.c_in, w.c_out, w.r) == (c_in, c_out, d.geom.rows.kernel), "winograd: weights for {}x{}x{r}x{r}, a {c_out}x{c_in} problem", w.c_out, w.c_in, r = w.r);
     let grid = Grid::of(d);
@@ -386,10 +430,15 @@ mod tests {
         assert!(pays(&dims(56, 64)) && pays(&dims(28, 128)) && pays(&dims(10, 64)));
         assert!(applies(&dims(14, 256)) && !pays(&dims(14, 256)), "U of 4 MB");
         assert!(applies(&dims(8, 64)) && !pays(&dims(8, 64)), "16 tiles");
-        // 5x5 applies (the MNIST net's conv2, 32 -> 64 on 14x14) but is left to the direct tile.
-        let geom = Window2d::square(5, 1, Padding::uniform(2)).resolve(14, 14).unwrap();
-        let conv2 = ConvDims { n: 1, c_in: 32, c_out: 64, groups: 1, geom };
-        assert!(applies(&conv2) && !pays(&conv2));
+        // 5x5 pays by channels (the MNIST net's conv2, 32 -> 64 on 14x14), not past 1 MB of U
+        // (AlexNet's conv2, 64 -> 192: 1.8 MB).
+        let five = |c_in: usize, c_out: usize, side: usize| {
+            let geom = Window2d::square(5, 1, Padding::uniform(2)).resolve(side, side).unwrap();
+            ConvDims { n: 1, c_in, c_out, groups: 1, geom }
+        };
+        assert!(pays(&five(32, 64, 14)) && Layout::of(&five(32, 64, 14)) == Layout::Channels);
+        assert!(applies(&five(64, 192, 27)) && !pays(&five(64, 192, 27)));
+        assert_eq!(Layout::of(&dims(14, 64)), Layout::Blocks);
     }
 
     /// Point `xi` of filter `(co, ci)` sits at `U[xi][co][ci]` and is the coefficients'
@@ -405,7 +454,7 @@ mod tests {
             let block = 2;
             // Planted values the padding filter must not keep.
             w.u = vec![f32::NAN; 2 * points(r) * 6 * c_in];
-            w.prepare(&weight, c_in, c_out, r, block);
+            w.prepare_blocks(&weight, c_in, c_out, r, block);
             let coefficients = transform::weight_coefficients(r);
             assert_eq!(w.u.len(), points(r) * 6 * c_in, "5 output channels in 3 blocks of 2");
             for co in 0..6 {

@@ -378,6 +378,125 @@ pub fn output_row(isa: Isa, r: usize, m: &[f32], stride: usize, lane: usize, len
     }
 }
 
+/// Channels in the lanes (`by_channels.rs`): one row of `blocks` blocks, 16 channels per
+/// lane vector. `cells: [rows][cols][cp]` is the padded sample channels last from the blocks'
+/// first row on (`row_stride = cols * cp`), block `b` reading columns `2 b .. 2 b + A`; point
+/// `xi` of block `b`, channels `c .. c + 16`, goes to `v[xi * v_stride + b * cp + c..]`.
+/// `cp` is a multiple of 16.
+#[inline(always)]
+fn input_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
+    assert!(cp.is_multiple_of(LANES) && blocks > 0, "input_cells: {cp} channels, {blocks} blocks");
+    assert!(cells.len() >= (A - 1) * row_stride + (2 * blocks + A - 2) * cp, "input_cells: {} cells for {blocks} blocks of {cp} channels", cells.len());
+    assert!(v.len() >= (A * A - 1) * v_stride + blocks * cp, "input_cells: {} values for {blocks} blocks x {} points", v.len(), A * A);
+    for b in 0..blocks {
+        for c in (0..cp).step_by(LANES) {
+            input_block::<V, Lanes, A, R>(
+                |i, j| Lanes::load(&cells[i * row_stride + (2 * b + j) * cp + c..]),
+                |xi, x| x.store(&mut v[xi * v_stride + b * cp + c..]),
+            );
+        }
+    }
+}
+
+/// The output transform of `input_cells_body`'s layout: block `b`'s products of channels
+/// `c .. c + 16` at `m[xi * m_stride + b * row + c..]` (`row` values per block), for
+/// `c < oq` (a multiple of 16); its 2x2 outputs go to `out[a * out_row + (2 b + j) * oq + c..]`
+/// (`out: [2][2 blocks][oq]`, channels last).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn output_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
+    assert!(oq.is_multiple_of(LANES) && oq <= row && blocks > 0, "output_cells: {oq} of {row} channels, {blocks} blocks");
+    assert!(m.len() >= (A * A - 1) * m_stride + (blocks - 1) * row + oq, "output_cells: {} products for {blocks} blocks", m.len());
+    assert!(out.len() >= out_row + 2 * blocks * oq && out_row >= 2 * blocks * oq, "output_cells: {} outputs, rows of {out_row}", out.len());
+    for b in 0..blocks {
+        for c in (0..oq).step_by(LANES) {
+            let y = output_block::<V, Lanes, A, R>(|xi| Lanes::load(&m[xi * m_stride + b * row + c..]));
+            for (a, pair) in y.into_iter().enumerate() {
+                for (j, value) in pair.into_iter().enumerate() {
+                    value.store(&mut out[a * out_row + (2 * b + j) * oq + c..]);
+                }
+            }
+        }
+    }
+}
+
+/// `input_cells_body` and `output_cells_body` compiled for AVX-512, AVX2, or neither.
+macro_rules! cells_entry_points {
+    ($($isa:ident => $features:literal),*) => {
+        $(
+            #[cfg(target_arch = "x86_64")]
+            mod $isa {
+                use super::*;
+                #[target_feature(enable = $features)]
+                pub(super) fn input_cells<V: Variant<A, R>, const A: usize, const R: usize>(cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
+                    input_cells_body::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride)
+                }
+                #[target_feature(enable = $features)]
+                #[allow(clippy::too_many_arguments)]
+                pub(super) fn output_cells<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
+                    output_cells_body::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row)
+                }
+            }
+        )*
+    };
+}
+cells_entry_points!(cells_avx512 => "avx512f,avx2,fma", cells_avx2 => "avx2,fma");
+
+#[allow(clippy::too_many_arguments)]
+fn input_cells_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the CPU has the instruction set (checked by `supported`).
+        match isa {
+            Isa::Avx512 if isa.supported() => return unsafe { cells_avx512::input_cells::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride) },
+            Isa::Avx2 if isa.supported() => return unsafe { cells_avx2::input_cells::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride) },
+            _ => {}
+        }
+    }
+    let _ = isa;
+    input_cells_body::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn output_cells_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the CPU has the instruction set (checked by `supported`).
+        match isa {
+            Isa::Avx512 if isa.supported() => return unsafe { cells_avx512::output_cells::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row) },
+            Isa::Avx2 if isa.supported() => return unsafe { cells_avx2::output_cells::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row) },
+            _ => {}
+        }
+    }
+    let _ = isa;
+    output_cells_body::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row)
+}
+
+/// Channels per lane vector of the channel-lane transforms.
+pub const CHANNEL_LANES: usize = LANES;
+
+/// The input transform of filters of side `r` over one row of blocks, channels in the lanes
+/// (`input_cells_body`).
+#[allow(clippy::too_many_arguments)]
+pub fn input_cells(isa: Isa, r: usize, cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
+    match r {
+        3 => input_cells_of::<F2x3, 4, 3>(isa, cells, row_stride, cp, blocks, v, v_stride),
+        5 => input_cells_of::<F2x5, 6, 5>(isa, cells, row_stride, cp, blocks, v, v_stride),
+        _ => panic!("winograd: no transform for {r}x{r} filters"),
+    }
+}
+
+/// The output transform of filters of side `r` over one row of blocks, channels in the lanes
+/// (`output_cells_body`).
+#[allow(clippy::too_many_arguments)]
+pub fn output_cells(isa: Isa, r: usize, m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
+    match r {
+        3 => output_cells_of::<F2x3, 4, 3>(isa, m, m_stride, row, oq, blocks, out, out_row),
+        5 => output_cells_of::<F2x5, 6, 5>(isa, m, m_stride, row, oq, blocks, out, out_row),
+        _ => panic!("winograd: no transform for {r}x{r} filters"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,257 @@
+//! Winograd with channels in the lanes: the transforms run on vectors of 16 channels of one
+//! 2x2 block, so every lane holds a value wherever the channels are a multiple of 16, however
+//! narrow the image. (The blocks-in-the-lanes layout of `mod.rs` fills a vector with one row
+//! of blocks: 7 of 16 lanes on a 14x14 image.)
+//!
+//! Per sample: the zero-padded sample channels last, `cells: [Hp][Wp][cp]` -> input transform
+//! per block into `V[xi] [blocks][cp]` -> per point, `M[xi] [blocks][op] = V[xi] U[xi]` on the
+//! register tile (rows = blocks through offsets, lanes = output channels, U packed in the
+//! tile's panels, C stored by rows) -> output transform per block into `out: [2 th][2 tw][oq]`
+//! channels last -> NCHW.
+//!
+//! Shapes per sample: `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, weights `[Cout, Cin, r, r]`;
+//! `cp`, `oq` round Cin and Cout up to 16, `op` Cout up to the tile's width.
+
+use super::transform::{self, CHANNEL_LANES};
+use super::{points, Grid, POINT_GAP};
+use crate::kernels::aligned::AlignedVec;
+use crate::kernels::conv::tile::{self, CLayout, Kernel, Offsets, Tile};
+use crate::kernels::conv::ConvDims;
+use crate::kernels::matmul::Threads;
+use rayon::prelude::*;
+
+/// The weights transformed once per call into the tile's panels: per point, per block of
+/// `width` output channels, `[Cin][width]` (channels past Cout zero).
+#[derive(Default)]
+pub struct ChannelWeights {
+    /// `[P][ceil(Cout / width)][Cin][width]`.
+    u: AlignedVec,
+    /// The weights by tap in U's layout, `[r * r][per point]`.
+    taps: Vec<f32>,
+    c_in: usize,
+    c_out: usize,
+    r: usize,
+    width: usize,
+    finite: bool,
+}
+
+impl ChannelWeights {
+    /// Transforms `weight: [Cout, Cin, r, r]` for a tile `width` channels wide: point `xi` of
+    /// filter `(co, ci)` is `sum_t c[xi][t] w[co][ci][t]` (`transform::weight_coefficients`).
+    pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize, r: usize, width: usize) {
+        let taps = r * r;
+        assert_eq!(weight.len(), c_out * c_in * taps, "winograd: weights of {c_out}x{c_in}x{r}x{r}");
+        self.finite = crate::kernels::finite::all_finite(weight);
+        let per_point = c_out.div_ceil(width) * c_in * width;
+        // [r * r][per_point]: tap t of every filter in a point's layout (zero past Cout), so
+        // that each point is a sum of whole planes.
+        self.taps.clear();
+        self.taps.resize(taps * per_point, 0.0);
+        for (f, g) in weight.chunks_exact(taps).enumerate() {
+            let (co, ci) = (f / c_in, f % c_in);
+            let at = (co / width * c_in + ci) * width + co % width;
+            for (t, &v) in g.iter().enumerate() {
+                self.taps[t * per_point + at] = v;
+            }
+        }
+        let coefficients = transform::weight_coefficients(r);
+        self.u.resize(points(r) * per_point, 0.0);
+        let planes = &self.taps;
+        self.u.as_mut_slice().par_chunks_mut(per_point).zip(coefficients.par_iter()).for_each(|(u, coef)| {
+            u.fill(0.0);
+            for (t, &c) in coef.iter().enumerate().filter(|(_, c)| **c != 0.0) {
+                for (u, w) in u.iter_mut().zip(&planes[t * per_point..(t + 1) * per_point]) {
+                    *u += c * w;
+                }
+            }
+        });
+        (self.c_in, self.c_out, self.r, self.width) = (c_in, c_out, r, width);
+    }
+
+    /// Whether these weights may go through the transforms at all.
+    pub fn finite(&self) -> bool {
+        self.finite
+    }
+
+    /// Point `xi`'s panel of output-channel block `cb`: `[Cin][width]`.
+    fn panel(&self, xi: usize, cb: usize) -> &[f32] {
+        let per_panel = self.c_in * self.width;
+        let per_point = self.c_out.div_ceil(self.width) * per_panel;
+        &self.u.as_slice()[xi * per_point + cb * per_panel..][..per_panel]
+    }
+}
+
+/// One thread's scratch, kept between calls.
+#[derive(Default)]
+pub struct ChannelScratch {
+    /// The zero-padded sample, channels last: `[Hp][Wp][cp]`.
+    cells: Vec<f32>,
+    /// `[P][blocks][cp]`, points `POINT_GAP` apart beyond their size.
+    v: AlignedVec,
+    /// `[P][blocks][op]`, likewise.
+    m: AlignedVec,
+    /// The outputs channels last: `[2 th][2 tw][oq]`.
+    out: Vec<f32>,
+    /// `block * cp`: the product tile's rows.
+    blocks: Offsets,
+    /// `0 .. Cin`: its reduction.
+    reduction: Offsets,
+    listed_for: (usize, usize, usize),
+}
+
+/// `y (+)= conv(x, weight)` for one sample, no bias, `w` transformed by `prepare` for
+/// `kernel`'s width. With `Threads::Pool` the points' products are shared across the pool;
+/// every value is computed the same way either way.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &ChannelWeights, d: &ConvDims, s: &mut ChannelScratch, accumulate: bool, threads: Threads) {
+    let (c_in, c_out, width) = (d.c_in, d.c_out, kernel.width);
+    assert!(super::applies(d) && (w.c_in, w.c_out, w.r, w.width) == (c_in, c_out, d.geom.rows.kernel, width), "winograd: weights for {}x{}x{r}x{r} at width {}, a {c_out}x{c_in} problem at {width}", w.c_out, w.c_in, w.width, r = w.r);
+    let grid = Grid::of(d);
+    let (r, side) = (grid.r, transform::side(grid.r));
+    assert!(x.len() == c_in * d.in_plane() && y.len() == c_out * grid.ho * grid.wo, "winograd: sample of {} / {} values", x.len(), y.len());
+    let (cp, oq, op) = (c_in.next_multiple_of(CHANNEL_LANES), c_out.next_multiple_of(CHANNEL_LANES), c_out.div_ceil(width) * width);
+    let (blocks, wp) = (grid.tiles(), 2 * grid.tw + r - 1);
+    pad_channels_last(&mut s.cells, x, d, grid.hp, wp, cp);
+    let (v_stride, m_stride) = (blocks * cp + POINT_GAP, blocks * op + POINT_GAP);
+    s.v.resize(side * side * v_stride, 0.0);
+    s.m.resize(side * side * m_stride, 0.0);
+    if s.listed_for != (blocks, cp, c_in) {
+        s.blocks.set((0..blocks).map(|b| b * cp));
+        s.reduction.set(0..c_in);
+        s.listed_for = (blocks, cp, c_in);
+    }
+    let row_cells = wp * cp;
+    for ty in 0..grid.th {
+        let cells = &s.cells[2 * ty * row_cells..];
+        transform::input_cells(kernel.isa, r, cells, row_cells, cp, grid.tw, &mut s.v.as_mut_slice()[ty * grid.tw * cp..], v_stride);
+    }
+    products(kernel, s, w, blocks, (cp, op), (v_stride, m_stride), threads);
+    let out_row = 2 * grid.tw * oq;
+    s.out.resize(2 * grid.th * out_row, 0.0);
+    for ty in 0..grid.th {
+        let out = &mut s.out[2 * ty * out_row..];
+        transform::output_cells(kernel.isa, r, &s.m.as_slice()[ty * grid.tw * op..], m_stride, op, oq, grid.tw, out, out_row);
+    }
+    to_planes(y, &s.out, grid.ho, grid.wo, out_row, oq, accumulate);
+}
+
+/// `cells[(r + top) * wp + c + left][ch] = x[ch][r][c]`, zero elsewhere (the padding and the
+/// channels past Cin).
+fn pad_channels_last(cells: &mut Vec<f32>, x: &[f32], d: &ConvDims, hp: usize, wp: usize, cp: usize) {
+    let (h, w) = d.geom.in_hw();
+    let (top, left) = (d.geom.rows.pad_lo, d.geom.cols.pad_lo);
+    let c_in = x.len() / (h * w);
+    cells.clear();
+    cells.resize(hp * wp * cp, 0.0);
+    for r in 0..h {
+        let row = &mut cells[((r + top) * wp + left) * cp..][..w * cp];
+        for (c, cell) in row.chunks_exact_mut(cp).enumerate() {
+            // One pixel's channels, a plane apart in x.
+            for (v, x) in cell[..c_in].iter_mut().zip(x[r * w + c..].iter().step_by(h * w)) {
+                *v = *x;
+            }
+        }
+    }
+}
+
+/// `M[xi] [blocks][op] = V[xi] [blocks][Cin] U[xi] [Cin][op]` for every point.
+fn products(kernel: Kernel, s: &mut ChannelScratch, w: &ChannelWeights, blocks: usize, (cp, op): (usize, usize), (v_stride, m_stride): (usize, usize), threads: Threads) {
+    let (rows, width) = (kernel.rows, kernel.width);
+    let (v, offsets, reduction) = (s.v.as_slice(), &s.blocks, &s.reduction);
+    let one_point = |xi: usize, mx: &mut [f32]| {
+        let a = &v[xi * v_stride..][..blocks * cp];
+        for cb in 0..op / width {
+            let b = w.panel(xi, cb);
+            for b0 in (0..blocks).step_by(rows) {
+                tile::run(kernel, Tile {
+                    rows: rows.min(blocks - b0),
+                    k: w.c_in,
+                    data: a,
+                    row_offsets: offsets.from(b0),
+                    k_offsets: reduction.from(0),
+                    b,
+                    c: &mut mx[b0 * op + cb * width..],
+                    c_layout: CLayout::Rows { row_stride: op },
+                    n: width,
+                    accumulate: false,
+                });
+            }
+        }
+    };
+    let per_point = s.m.as_mut_slice().chunks_mut(m_stride).take(points(w.r));
+    if threads == Threads::Pool && rayon::current_num_threads() > 1 {
+        per_point.collect::<Vec<_>>().into_par_iter().enumerate().for_each(|(xi, mx)| one_point(xi, mx));
+    } else {
+        per_point.enumerate().for_each(|(xi, mx)| one_point(xi, mx));
+    }
+}
+
+/// `y[co][oy][ox] (+)= out[oy][ox][co]` for the `ho x wo` outputs that exist (`out`'s rows are
+/// `out_row` long, its cells `oq`).
+fn to_planes(y: &mut [f32], out: &[f32], ho: usize, wo: usize, out_row: usize, oq: usize, accumulate: bool) {
+    for (co, plane) in y.chunks_exact_mut(ho * wo).enumerate() {
+        for (oy, row) in plane.chunks_exact_mut(wo).enumerate() {
+            let src = &out[oy * out_row + co..];
+            for (ox, d) in row.iter_mut().enumerate() {
+                let v = src[ox * oq];
+                *d = if accumulate { *d + v } else { v };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::{Padding, Window2d};
+    use crate::kernels::conv::conv2d_forward_ref;
+    use crate::kernels::conv::tile::tests::runnable_kernels;
+    use crate::rng::Rng;
+
+    /// Each sample against the definition, 3x3 and 5x5, on every tile this CPU has: channels
+    /// that fill no whole vector (17, 20, 40) and that do, odd and even sides (a last block
+    /// half outside), lopsided padding, one output pixel; written and added, on one thread and
+    /// with the points shared across a pool; twice on one scratch (a larger problem after a
+    /// smaller one, then back). Within 4 float epsilons of the terms' size, as `tests.rs`
+    /// allows Winograd.
+    #[test]
+    fn each_sample_matches_the_definition() {
+        let mut rng = Rng::new(43);
+        // (c_in, c_out, filter side, padding [top, bottom, left, right], h, w)
+        let shapes = [
+            (32, 64, 5, [2, 2, 2, 2], 14, 14), // the MNIST net's conv2
+            (64, 32, 5, [2, 2, 2, 2], 14, 13), // its input gradient's direction
+            (17, 40, 5, [0, 3, 1, 2], 7, 8),
+            (16, 20, 5, [0, 0, 0, 0], 5, 5), // one output pixel
+            (20, 16, 3, [1, 1, 1, 1], 9, 7),
+            (48, 33, 3, [0, 2, 1, 0], 6, 11),
+            (16, 16, 3, [0, 0, 0, 0], 3, 3),
+        ];
+        let mut s = ChannelScratch::default();
+        for kernel in runnable_kernels("winograd by channels") {
+            for &(c_in, c_out, r, pad, h, w) in shapes.iter().chain(shapes.iter().rev()) {
+                let window = Window2d { padding: Padding::explicit(pad), ..Window2d::square(r, 1, Padding::Valid) };
+                let d = ConvDims { n: 1, c_in, c_out, groups: 1, geom: window.resolve(h, w).unwrap() };
+                let x = rng.uniform_vec(c_in * h * w, -1.0, 1.0);
+                let weight = rng.uniform_vec(c_out * c_in * r * r, -1.0, 1.0);
+                let mut want = vec![0.0; c_out * d.out_plane()];
+                conv2d_forward_ref(&mut want, &x, &weight, None, &d);
+                let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
+                let mut size = vec![0.0; want.len()];
+                conv2d_forward_ref(&mut size, &abs(&x), &abs(&weight), None, &d);
+                let mut w8 = ChannelWeights::default();
+                w8.prepare(&weight, c_in, c_out, r, kernel.width);
+                let y0 = rng.uniform_vec(want.len(), -1.0, 1.0);
+                for (accumulate, threads) in [(false, Threads::One), (true, Threads::One), (false, Threads::Pool)] {
+                    let mut y = if accumulate { y0.clone() } else { vec![f32::NAN; want.len()] };
+                    forward_sample(kernel, &mut y, &x, &w8, &d, &mut s, accumulate, threads);
+                    for (i, (got, want)) in y.iter().zip(&want).enumerate() {
+                        let want = want + if accumulate { y0[i] } else { 0.0 };
+                        let ok = (got - want).abs() <= 1e-4 * (1.0 + want.abs()) + 4.0 * f32::EPSILON * size[i];
+                        assert!(ok, "{kernel:?} {c_in}->{c_out} {r}x{r} on {h}x{w}, accumulate {accumulate}: y[{i}] {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+}
