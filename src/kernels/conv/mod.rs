@@ -7,8 +7,9 @@
 //! - `gemm_path.rs`: im2col (`im2col.rs`) + a `gemm` product (CPUs without a tile, 1x1
 //!   stride-1 unpadded convolutions, the input gradient of strided, dilated or few-channel
 //!   convolutions);
-//! - `winograd/`: 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3), whose 16 products
-//!   run on the same tile (forward pass and input gradient; finite operands only);
+//! - `winograd/`: 3x3 and 5x5 stride-1 convolutions by Winograd's F(2x2, 3x3) and F(2x2,
+//!   5x5), whose products run on the same tile (forward pass and input gradient; finite
+//!   operands only);
 //! - `reference.rs`: the definition in f64, which tests hold all of them to.
 
 mod bands;

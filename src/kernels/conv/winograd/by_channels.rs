@@ -92,6 +92,9 @@ pub struct ChannelScratch {
     m: AlignedVec,
     /// The outputs channels last: `[2 th][2 tw][oq]`.
     out: Vec<f32>,
+    /// The sample channels last before padding, then the outputs by channel: the transposes'
+    /// other side.
+    planes: Vec<f32>,
     /// `block * cp`: the product tile's rows.
     blocks: Offsets,
     /// `0 .. Cin`: its reduction.
@@ -109,12 +112,31 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &ChannelWeigh
     let grid = Grid::of(d);
     let (r, side) = (grid.r, transform::side(grid.r));
     assert!(x.len() == c_in * d.in_plane() && y.len() == c_out * grid.ho * grid.wo, "winograd: sample of {} / {} values", x.len(), y.len());
-    let (cp, oq, op) = (c_in.next_multiple_of(CHANNEL_LANES), c_out.next_multiple_of(CHANNEL_LANES), c_out.div_ceil(width) * width);
-    let (blocks, wp) = (grid.tiles(), 2 * grid.tw + r - 1);
-    pad_channels_last(&mut s.cells, x, d, grid.hp, wp, cp);
-    let (v_stride, m_stride) = (blocks * cp + POINT_GAP, blocks * op + POINT_GAP);
-    s.v.resize(side * side * v_stride, 0.0);
+    let (oq, op) = (c_out.next_multiple_of(CHANNEL_LANES), c_out.div_ceil(width) * width);
+    let (blocks, cp, v_stride) = transform_input(kernel, x, d, s);
+    let m_stride = blocks * op + POINT_GAP;
     s.m.resize(side * side * m_stride, 0.0);
+    products(kernel, s, w, blocks, (cp, op), (v_stride, m_stride), threads);
+    let out_row = 2 * grid.tw * oq;
+    s.out.resize(2 * grid.th * out_row, 0.0);
+    for ty in 0..grid.th {
+        let out = &mut s.out[2 * ty * out_row..];
+        transform::output_cells(kernel.isa, r, &s.m.as_slice()[ty * grid.tw * op..], m_stride, op, oq, grid.tw, out, out_row);
+    }
+    to_planes(y, &s.out, &mut s.planes, (grid.ho, grid.wo), grid.tw, oq, accumulate);
+}
+
+/// The input transform of sample `x` into `s.v: [P][blocks][cp]` (points `v_stride` apart),
+/// with the product tile's offsets over it listed in `s.blocks` and `s.reduction`; returns
+/// `(blocks, cp, v_stride)`.
+fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScratch) -> (usize, usize, usize) {
+    let grid = Grid::of(d);
+    let (r, side, c_in) = (grid.r, transform::side(grid.r), d.c_in);
+    let cp = c_in.next_multiple_of(CHANNEL_LANES);
+    let (blocks, wp) = (grid.tiles(), 2 * grid.tw + r - 1);
+    pad_channels_last(&mut s.cells, &mut s.planes, x, d, grid.hp, wp, cp);
+    let v_stride = blocks * cp + POINT_GAP;
+    s.v.resize(side * side * v_stride, 0.0);
     if s.listed_for != (blocks, cp, c_in) {
         s.blocks.set((0..blocks).map(|b| b * cp));
         s.reduction.set(0..c_in);
@@ -125,32 +147,24 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &ChannelWeigh
         let cells = &s.cells[2 * ty * row_cells..];
         transform::input_cells(kernel.isa, r, cells, row_cells, cp, grid.tw, &mut s.v.as_mut_slice()[ty * grid.tw * cp..], v_stride);
     }
-    products(kernel, s, w, blocks, (cp, op), (v_stride, m_stride), threads);
-    let out_row = 2 * grid.tw * oq;
-    s.out.resize(2 * grid.th * out_row, 0.0);
-    for ty in 0..grid.th {
-        let out = &mut s.out[2 * ty * out_row..];
-        transform::output_cells(kernel.isa, r, &s.m.as_slice()[ty * grid.tw * op..], m_stride, op, oq, grid.tw, out, out_row);
-    }
-    to_planes(y, &s.out, grid.ho, grid.wo, out_row, oq, accumulate);
+    (blocks, cp, v_stride)
 }
 
 /// `cells[(r + top) * wp + c + left][ch] = x[ch][r][c]`, zero elsewhere (the padding and the
-/// channels past Cin).
-fn pad_channels_last(cells: &mut Vec<f32>, x: &[f32], d: &ConvDims, hp: usize, wp: usize, cp: usize) {
+/// channels past Cin): `x` transposed to channels last by the tile's panel packing (8 x 8
+/// register transposes), then its rows copied into the padded rows.
+#[allow(clippy::too_many_arguments)]
+fn pad_channels_last(cells: &mut Vec<f32>, last: &mut Vec<f32>, x: &[f32], d: &ConvDims, hp: usize, wp: usize, cp: usize) {
     let (h, w) = d.geom.in_hw();
     let (top, left) = (d.geom.rows.pad_lo, d.geom.cols.pad_lo);
-    let c_in = x.len() / (h * w);
+    // [h * w][cp]; the lanes past Cin are never written by the packing: zero.
+    last.clear();
+    last.resize(h * w * cp, 0.0);
+    tile::pack_panels(last, x, d.c_in, h * w, cp);
     cells.clear();
     cells.resize(hp * wp * cp, 0.0);
-    for r in 0..h {
-        let row = &mut cells[((r + top) * wp + left) * cp..][..w * cp];
-        for (c, cell) in row.chunks_exact_mut(cp).enumerate() {
-            // One pixel's channels, a plane apart in x.
-            for (v, x) in cell[..c_in].iter_mut().zip(x[r * w + c..].iter().step_by(h * w)) {
-                *v = *x;
-            }
-        }
+    for (r, src) in last.chunks_exact(w * cp).enumerate() {
+        cells[((r + top) * wp + left) * cp..][..w * cp].copy_from_slice(src);
     }
 }
 
@@ -186,71 +200,20 @@ fn products(kernel: Kernel, s: &mut ChannelScratch, w: &ChannelWeights, blocks: 
     }
 }
 
-/// `y[co][oy][ox] (+)= out[oy][ox][co]` for the `ho x wo` outputs that exist (`out`'s rows are
-/// `out_row` long, its cells `oq`).
-fn to_planes(y: &mut [f32], out: &[f32], ho: usize, wo: usize, out_row: usize, oq: usize, accumulate: bool) {
-    for (co, plane) in y.chunks_exact_mut(ho * wo).enumerate() {
-        for (oy, row) in plane.chunks_exact_mut(wo).enumerate() {
-            let src = &out[oy * out_row + co..];
-            for (ox, d) in row.iter_mut().enumerate() {
-                let v = src[ox * oq];
-                *d = if accumulate { *d + v } else { v };
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::geometry::{Padding, Window2d};
-    use crate::kernels::conv::conv2d_forward_ref;
-    use crate::kernels::conv::tile::tests::runnable_kernels;
-    use crate::rng::Rng;
-
-    /// Each sample against the definition, 3x3 and 5x5, on every tile this CPU has: channels
-    /// that fill no whole vector (17, 20, 40) and that do, odd and even sides (a last block
-    /// half outside), lopsided padding, one output pixel; written and added, on one thread and
-    /// with the points shared across a pool; twice on one scratch (a larger problem after a
-    /// smaller one, then back). Within 4 float epsilons of the terms' size, as `tests.rs`
-    /// allows Winograd.
-    #[test]
-    fn each_sample_matches_the_definition() {
-        let mut rng = Rng::new(43);
-        // (c_in, c_out, filter side, padding [top, bottom, left, right], h, w)
-        let shapes = [
-            (32, 64, 5, [2, 2, 2, 2], 14, 14), // the MNIST net's conv2
-            (64, 32, 5, [2, 2, 2, 2], 14, 13), // its input gradient's direction
-            (17, 40, 5, [0, 3, 1, 2], 7, 8),
-            (16, 20, 5, [0, 0, 0, 0], 5, 5), // one output pixel
-            (20, 16, 3, [1, 1, 1, 1], 9, 7),
-            (48, 33, 3, [0, 2, 1, 0], 6, 11),
-            (16, 16, 3, [0, 0, 0, 0], 3, 3),
-        ];
-        let mut s = ChannelScratch::default();
-        for kernel in runnable_kernels("winograd by channels") {
-            for &(c_in, c_out, r, pad, h, w) in shapes.iter().chain(shapes.iter().rev()) {
-                let window = Window2d { padding: Padding::explicit(pad), ..Window2d::square(r, 1, Padding::Valid) };
-                let d = ConvDims { n: 1, c_in, c_out, groups: 1, geom: window.resolve(h, w).unwrap() };
-                let x = rng.uniform_vec(c_in * h * w, -1.0, 1.0);
-                let weight = rng.uniform_vec(c_out * c_in * r * r, -1.0, 1.0);
-                let mut want = vec![0.0; c_out * d.out_plane()];
-                conv2d_forward_ref(&mut want, &x, &weight, None, &d);
-                let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
-                let mut size = vec![0.0; want.len()];
-                conv2d_forward_ref(&mut size, &abs(&x), &abs(&weight), None, &d);
-                let mut w8 = ChannelWeights::default();
-                w8.prepare(&weight, c_in, c_out, r, kernel.width);
-                let y0 = rng.uniform_vec(want.len(), -1.0, 1.0);
-                for (accumulate, threads) in [(false, Threads::One), (true, Threads::One), (false, Threads::Pool)] {
-                    let mut y = if accumulate { y0.clone() } else { vec![f32::NAN; want.len()] };
-                    forward_sample(kernel, &mut y, &x, &w8, &d, &mut s, accumulate, threads);
-                    for (i, (got, want)) in y.iter().zip(&want).enumerate() {
-                        let want = want + if accumulate { y0[i] } else { 0.0 };
-                        let ok = (got - want).abs() <= 1e-4 * (1.0 + want.abs()) + 4.0 * f32::EPSILON * size[i];
-                        assert!(ok, "{kernel:?} {c_in}->{c_out} {r}x{r} on {h}x{w}, accumulate {accumulate}: y[{i}] {got} vs {want}");
-                    }
-                }
+/// `y[co][oy][ox] (+)= out[oy][ox][co]` for the `ho x wo` outputs that exist (`out: [2 th][2
+/// tw][oq]`, `planes` scratch): `out` transposed by the tile's panel packing into
+/// `[oq][pixels]` (one panel as wide as the rounded pixel count), then its rows to `y`.
+fn to_planes(y: &mut [f32], out: &[f32], planes: &mut Vec<f32>, (ho, wo): (usize, usize), tw: usize, oq: usize, accumulate: bool) {
+    let pixels = out.len() / oq;
+    let stride = pixels.next_multiple_of(8);
+    planes.resize(oq * stride, 0.0);
+    tile::pack_panels(planes, out, pixels, oq, stride);
+    for (plane, from) in y.chunks_exact_mut(ho * wo).zip(planes.chunks_exact(stride)) {
+        for (row, src) in plane.chunks_exact_mut(wo).zip(from.chunks_exact(2 * tw)) {
+            if accumulate {
+                row.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+            } else {
+                row.copy_from_slice(&src[..wo]);
             }
         }
     }

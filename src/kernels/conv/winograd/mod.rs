@@ -5,16 +5,17 @@
 //!
 //! `M[xi] [Cout, tiles] = U[xi] [Cout, Cin] x V[xi] [Cin, tiles]`,
 //!
-//! run on fovea's register tile (`tile/`) with the roles turned around from the direct path:
-//! a tile's rows are output channels (U read in place through offsets), its lanes are 2x2
-//! blocks of the image (V packed in panels by the input transform), and C is stored by rows, so
-//! every store is a plain vector store.
+//! run on fovea's register tile (`tile/`). Two layouts (`Layout`): this file's, for 3x3, puts
+//! 2x2 blocks along a row of the image in the transforms' lanes; `by_channels.rs`, for 5x5,
+//! puts channels there (every lane used on a narrow image).
 //!
-//! One sample at a time, in strips of one panel of tiles (the tile's width: 32 on AVX-512,
-//! 16 on AVX2), so that V and M stay in L1 and L2 and the input transform writes B's panels
-//! directly: pad the sample (split by column parity, so the transforms read and write whole
-//! vectors of tiles) -> per strip: input transform -> P products -> output transform into
-//! NCHW.
+//! Blocks in the lanes: a tile's rows are output channels (U read in place through offsets),
+//! its lanes are 2x2 blocks of the image (V packed in panels by the input transform), and C is
+//! stored by rows, so every store is a plain vector store. One sample at a time, in strips of
+//! one panel of tiles (the tile's width: 32 on AVX-512, 16 on AVX2), so that V and M stay in
+//! L1 and L2 and the input transform writes B's panels directly: pad the sample (split by
+//! column parity, so the transforms read and write whole vectors of tiles) -> per strip:
+//! input transform -> P products -> output transform into NCHW.
 //!
 //! Used for the forward pass and for the input gradient (the forward pass of the transposed
 //! convolution, also stride 1 with the same filter size). Only where every operand is finite:
