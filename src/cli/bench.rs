@@ -20,7 +20,7 @@ pub struct Args {
     /// Shapes by letter (a-f, as in the PyTorch baseline; default all six), or `r3`, `r4`:
     /// ResNet-18's 3x3 layers of 256 channels on 14x14 and 512 on 7x7, batch 8; `s9`: the
     /// style network's last layer (32 -> 3, 9x9, batch 4 of 256x256); `l1`, `l2`: LeNet-5's
-    /// conv1 and conv2.
+    /// conv1 and conv2; `x2`: AlexNet's conv2 (64 -> 192, 5x5 on 27x27, batch 8).
     #[arg(long, value_delimiter = ',')]
     shapes: Vec<String>,
     /// Repetitions per measurement, at least (more for fast calls, to fill about 2 s as the
@@ -74,13 +74,15 @@ const SHAPES: &[ConvShape] = &[
 /// PyTorch; the style network's last layer at training size (32 -> 3 channels, 9x9, batch 4
 /// of 256x256) and LeNet-5's conv1 (6 channels, 5x5 on 28x28, batch 128): few output
 /// channels; LeNet-5's conv2 (6 -> 16, 5x5 on 14x14, batch 128): few input channels and
-/// small maps.
+/// small maps; AlexNet's conv2 (64 -> 192, 5x5 on 27x27, batch 8): a 5x5 layer whose
+/// transformed weights (1.8 MB) outgrow what Winograd is taken for.
 const EXTRA_SHAPES: &[ConvShape] = &[
     ("r3", 8, 256, 14, 14, 256, 3, 1, 1),
     ("r4", 8, 512, 7, 7, 512, 3, 1, 1),
     ("s9", 4, 32, 256, 256, 3, 9, 1, 4),
     ("l1", 128, 1, 28, 28, 6, 5, 1, 2),
     ("l2", 128, 6, 14, 14, 16, 5, 1, 0),
+    ("x2", 8, 64, 27, 27, 192, 5, 1, 2),
 ];
 
 fn median_ms(reps: usize, f: impl FnMut()) -> f64 {

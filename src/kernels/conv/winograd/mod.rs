@@ -53,10 +53,11 @@ fn point_stride(rows: usize, width: usize) -> usize {
     rows * width + POINT_GAP
 }
 
-/// At most this many bytes of transformed weights `U` (16 floats per 3x3 filter, 36 per 5x5):
-/// U is read once per strip of 32 tiles and must stay in L2. ResNet-18's 256- and 512-channel
-/// layers read 4 and 16 MB per strip from memory: 34 ms against 7 for the direct tile
-/// (layer4). 1 MB: 128 x 128 3x3 filters, 85 x 85 5x5 ones.
+/// At most this many bytes of transformed weights `U` (16 floats per 3x3 filter, 36 per 5x5)
+/// that must stay in L2: all of it by blocks, one point's by channels (`pays`). By blocks,
+/// ResNet-18's 256- and 512-channel layers read 4 and 16 MB per strip from memory: 34 ms
+/// against 7 for the direct tile (layer4). 1 MB: 128 x 128 3x3 filters, 85 x 85 5x5 ones
+/// by blocks; 512 x 512 filters a point by channels.
 const MAX_U_BYTES: usize = 1 << 20;
 
 /// At least this many 2x2 blocks per sample: fewer leave most of a 32-lane strip empty (a 7x7
@@ -73,14 +74,22 @@ pub fn applies(d: &ConvDims) -> bool {
 }
 
 /// Whether `ConvPath::Auto` takes Winograd for `d`: where it applies, its transformed
-/// weights stay in L2 (`MAX_U_BYTES`) and the image fills its strips (`MIN_TILES`).
+/// weights stay in L2 (`MAX_U_BYTES`) and the image fills its strips (`MIN_TILES`). Blocks in
+/// the lanes read all of U for every strip of 32 blocks, so all of it must fit; channels in
+/// the lanes read each point's U once per sample, point after point, so one point's must
+/// (AlexNet's conv2, 64 -> 192 on 27x27, 1.8 MB of U in all: 18.8 against 22.4 ms for the
+/// direct tile, one thread, forward).
 ///
 /// F(2x2, 5x5) pays with the channels in the lanes only (`Layout::of`): by blocks it was
 /// slower than the direct tile on every 5x5 layer measured (the MNIST net's conv2 10.8 against
 /// 7.4 ms), its vectors a row of 7 blocks on 16 lanes there.
 pub fn pays(d: &ConvDims) -> bool {
     let r = d.geom.rows.kernel;
-    applies(d) && points(r) * d.c_in * d.c_out * 4 <= MAX_U_BYTES && Grid::of(d).tiles() >= MIN_TILES
+    let u_bytes = match Layout::of(d) {
+        Layout::Blocks => points(r) * d.c_in * d.c_out * 4,
+        Layout::Channels => d.c_in * d.c_out * 4,
+    };
+    applies(d) && u_bytes <= MAX_U_BYTES && Grid::of(d).tiles() >= MIN_TILES
 }
 
 /// Points of the transform for filters of side `r`: `(r + 1)^2`.
@@ -431,14 +440,15 @@ mod tests {
         assert!(pays(&dims(56, 64)) && pays(&dims(28, 128)) && pays(&dims(10, 64)));
         assert!(applies(&dims(14, 256)) && !pays(&dims(14, 256)), "U of 4 MB");
         assert!(applies(&dims(8, 64)) && !pays(&dims(8, 64)), "16 tiles");
-        // 5x5 pays by channels (the MNIST net's conv2, 32 -> 64 on 14x14), not past 1 MB of U
-        // (AlexNet's conv2, 64 -> 192: 1.8 MB).
+        // 5x5 pays by channels (the MNIST net's conv2, 32 -> 64 on 14x14; AlexNet's, 64 -> 192
+        // on 27x27, 1.8 MB of U but 49 KB a point), not past 1 MB of one point's U.
         let five = |c_in: usize, c_out: usize, side: usize| {
             let geom = Window2d::square(5, 1, Padding::uniform(2)).resolve(side, side).unwrap();
             ConvDims { n: 1, c_in, c_out, groups: 1, geom }
         };
         assert!(pays(&five(32, 64, 14)) && Layout::of(&five(32, 64, 14)) == Layout::Channels);
-        assert!(applies(&five(64, 192, 27)) && !pays(&five(64, 192, 27)));
+        assert!(pays(&five(64, 192, 27)));
+        assert!(applies(&five(512, 1024, 27)) && !pays(&five(512, 1024, 27)), "2 MB a point");
         assert_eq!(Layout::of(&dims(14, 64)), Layout::Blocks);
     }
 
