@@ -50,6 +50,7 @@ impl Rng {
 }
 
 /// SplitMix64's finaliser: a well-mixed 64-bit hash of `x`.
+#[inline]
 pub fn mix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -58,6 +59,7 @@ pub fn mix64(mut x: u64) -> u64 {
 }
 
 /// A uniform number in `[0, 1)` fixed by `(seed, index)`.
+#[inline]
 pub fn hash_uniform(seed: u64, index: u64) -> f32 {
     let h = mix64(seed ^ mix64(index));
     (h >> 40) as f32 / (1u64 << 24) as f32
