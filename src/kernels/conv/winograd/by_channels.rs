@@ -218,3 +218,60 @@ fn to_planes(y: &mut [f32], out: &[f32], planes: &mut Vec<f32>, (ho, wo): (usize
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::{Padding, Window2d};
+    use crate::kernels::conv::conv2d_forward_ref;
+    use crate::kernels::conv::tile::tests::runnable_kernels;
+    use crate::rng::Rng;
+
+    /// Each sample against the definition, 3x3 and 5x5, on every tile this CPU has: channels
+    /// that fill no whole vector (17, 20, 40) and that do, odd and even sides (a last block
+    /// half outside), lopsided padding, one output pixel; written and added, on one thread and
+    /// with the points shared across a pool; twice on one scratch (a larger problem after a
+    /// smaller one, then back). Within 4 float epsilons of the terms' size, as `tests.rs`
+    /// allows Winograd.
+    #[test]
+    fn each_sample_matches_the_definition() {
+        let mut rng = Rng::new(43);
+        // (c_in, c_out, filter side, padding [top, bottom, left, right], h, w)
+        let shapes = [
+            (32, 64, 5, [2, 2, 2, 2], 14, 14), // the MNIST net's conv2
+            (64, 32, 5, [2, 2, 2, 2], 14, 13), // its input gradient's direction
+            (17, 40, 5, [0, 3, 1, 2], 7, 8),
+            (16, 20, 5, [0, 0, 0, 0], 5, 5), // one output pixel
+            (20, 16, 3, [1, 1, 1, 1], 9, 7),
+            (48, 33, 3, [0, 2, 1, 0], 6, 11),
+            (64, 192, 5, [2, 2, 2, 2], 9, 9), // AlexNet's conv2 channels: 12 blocks of 16 channels out
+            (16, 16, 3, [0, 0, 0, 0], 3, 3),
+        ];
+        let mut s = ChannelScratch::default();
+        for kernel in runnable_kernels("winograd by channels") {
+            for &(c_in, c_out, r, pad, h, w) in shapes.iter().chain(shapes.iter().rev()) {
+                let window = Window2d { padding: Padding::explicit(pad), ..Window2d::square(r, 1, Padding::Valid) };
+                let d = ConvDims { n: 1, c_in, c_out, groups: 1, geom: window.resolve(h, w).unwrap() };
+                let x = rng.uniform_vec(c_in * h * w, -1.0, 1.0);
+                let weight = rng.uniform_vec(c_out * c_in * r * r, -1.0, 1.0);
+                let mut want = vec![0.0; c_out * d.out_plane()];
+                conv2d_forward_ref(&mut want, &x, &weight, None, &d);
+                let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
+                let mut size = vec![0.0; want.len()];
+                conv2d_forward_ref(&mut size, &abs(&x), &abs(&weight), None, &d);
+                let mut w8 = ChannelWeights::default();
+                w8.prepare(&weight, c_in, c_out, r, kernel.width);
+                let y0 = rng.uniform_vec(want.len(), -1.0, 1.0);
+                for (accumulate, threads) in [(false, Threads::One), (true, Threads::One), (false, Threads::Pool)] {
+                    let mut y = if accumulate { y0.clone() } else { vec![f32::NAN; want.len()] };
+                    forward_sample(kernel, &mut y, &x, &w8, &d, &mut s, accumulate, threads);
+                    for (i, (got, want)) in y.iter().zip(&want).enumerate() {
+                        let want = want + if accumulate { y0[i] } else { 0.0 };
+                        let ok = (got - want).abs() <= 1e-4 * (1.0 + want.abs()) + 4.0 * f32::EPSILON * size[i];
+                        assert!(ok, "{kernel:?} {c_in}->{c_out} {r}x{r} on {h}x{w}, accumulate {accumulate}: y[{i}] {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+}
