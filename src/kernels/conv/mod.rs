@@ -145,8 +145,9 @@ impl ConvPath {
     }
 
     /// The tile Winograd's products run on for `d`, where this path takes Winograd (`Auto`
-    /// where it pays: 3x3 stride-1 layers of 16 to 128 channels on images of 24 or more 2x2
-    /// blocks; `Winograd` wherever it applies); `tile` is what `kernel` chose.
+    /// where it pays, `winograd::pays`: 3x3 and 5x5 stride-1 layers of 16 channels or more
+    /// whose transformed weights stay in L2, on images of 24 or more 2x2 blocks; `Winograd`
+    /// wherever it applies); `tile` is what `kernel` chose.
     fn winograd(self, d: &ConvDims, tile: Option<Kernel>) -> Option<Kernel> {
         match self {
             ConvPath::Auto => tile.filter(|_| winograd::pays(d)),

@@ -149,7 +149,7 @@ pub enum Layout {
 impl Layout {
     /// The layout that runs `d`: channels for 5x5 filters, blocks for 3x3 (one thread,
     /// AVX-512, forward; docs/PERFORMANCE.md): the MNIST net's conv2 (14x14, 7 blocks a
-    /// row) 6.1-6.2 ms by channels against 10.9 by blocks (and 7.4 for the direct tile); for
+    /// row) 5.8 ms by channels against 10.9 by blocks (and 7.4 for the direct tile); for
     /// 3x3 blocks are faster where rows are long (32x32: 15.6 against 17.2 ms; 56x56: 12.6
     /// against 14.6), channels only on ResNet-18's 256-channel 14x14 layer, which Winograd
     /// does not take (U of 4 MB).
