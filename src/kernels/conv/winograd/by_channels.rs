@@ -153,7 +153,6 @@ fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScrat
 /// `cells[(r + top) * wp + c + left][ch] = x[ch][r][c]`, zero elsewhere (the padding and the
 /// channels past Cin): `x` transposed to channels last by the tile's panel packing (8 x 8
 /// register transposes), then its rows copied into the padded rows.
-#[allow(clippy::too_many_arguments)]
 fn pad_channels_last(cells: &mut Vec<f32>, last: &mut Vec<f32>, x: &[f32], d: &ConvDims, hp: usize, wp: usize, cp: usize) {
     let (h, w) = d.geom.in_hw();
     let (top, left) = (d.geom.rows.pad_lo, d.geom.cols.pad_lo);
