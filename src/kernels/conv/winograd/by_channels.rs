@@ -13,7 +13,7 @@
 //! `cp`, `oq` round Cin and Cout up to 16, `op` Cout up to the tile's width.
 
 use super::transform::{self, CHANNEL_LANES};
-use super::{points, Grid, POINT_GAP};
+use super::{points, transform_weights, Grid, POINT_GAP};
 use crate::kernels::aligned::AlignedVec;
 use crate::kernels::conv::tile::{self, CLayout, Kernel, Offsets, Tile};
 use crate::kernels::conv::ConvDims;
@@ -26,7 +26,7 @@ use rayon::prelude::*;
 pub struct ChannelWeights {
     /// `[P][ceil(Cout / width)][Cin][width]`.
     u: AlignedVec,
-    /// The weights by tap in U's layout, `[r * r][per point]`.
+    /// The weights by tap in U's layout (`transform_weights`).
     taps: Vec<f32>,
     c_in: usize,
     c_out: usize,
@@ -43,28 +43,8 @@ impl ChannelWeights {
         assert_eq!(weight.len(), c_out * c_in * taps, "winograd: weights of {c_out}x{c_in}x{r}x{r}");
         self.finite = crate::kernels::finite::all_finite(weight);
         let per_point = c_out.div_ceil(width) * c_in * width;
-        // [r * r][per_point]: tap t of every filter in a point's layout (zero past Cout), so
-        // that each point is a sum of whole planes.
-        self.taps.clear();
-        self.taps.resize(taps * per_point, 0.0);
-        for (f, g) in weight.chunks_exact(taps).enumerate() {
-            let (co, ci) = (f / c_in, f % c_in);
-            let at = (co / width * c_in + ci) * width + co % width;
-            for (t, &v) in g.iter().enumerate() {
-                self.taps[t * per_point + at] = v;
-            }
-        }
-        let coefficients = transform::weight_coefficients(r);
         self.u.resize(points(r) * per_point, 0.0);
-        let planes = &self.taps;
-        self.u.as_mut_slice().par_chunks_mut(per_point).zip(coefficients.par_iter()).for_each(|(u, coef)| {
-            u.fill(0.0);
-            for (t, &c) in coef.iter().enumerate().filter(|(_, c)| **c != 0.0) {
-                for (u, w) in u.iter_mut().zip(&planes[t * per_point..(t + 1) * per_point]) {
-                    *u += c * w;
-                }
-            }
-        });
+        transform_weights(self.u.as_mut_slice(), &mut self.taps, weight, c_in, r, per_point, |co, ci| (co / width * c_in + ci) * width + co % width);
         (self.c_in, self.c_out, self.r, self.width) = (c_in, c_out, r, width);
     }
 

@@ -187,28 +187,8 @@ impl WinogradWeights {
         assert_eq!(weight.len(), c_out * c_in * taps, "winograd: weights of {c_out}x{c_in}x{r}x{r}");
         self.finite = crate::kernels::finite::all_finite(weight);
         let n = c_out.div_ceil(block) * block * c_in;
-        // [r * r][n]: tap t of every filter, in U's layout, zero in the padding filters.
-        self.taps.clear();
-        self.taps.resize(taps * n, 0.0);
-        for (f, g) in weight.chunks_exact(taps).enumerate() {
-            let at = Self::index(f / c_in, f % c_in, c_in, block);
-            for (t, v) in g.iter().enumerate() {
-                self.taps[t * n + at] = *v;
-            }
-        }
-        let coefficients = transform::weight_coefficients(r);
         self.u.resize(points(r) * n, 0.0);
-        let taps = &self.taps;
-        self.u.par_chunks_mut(n).zip(coefficients.par_iter()).for_each(|(block, coef)| {
-            block.fill(0.0);
-            for (t, &c) in coef.iter().enumerate() {
-                if c != 0.0 {
-                    for (u, w) in block.iter_mut().zip(&taps[t * n..(t + 1) * n]) {
-                        *u += c * w;
-                    }
-                }
-            }
-        });
+        transform_weights(&mut self.u, &mut self.taps, weight, c_in, r, n, |co, ci| Self::index(co, ci, c_in, block));
         if (self.c_in, self.c_out, self.block) != (c_in, c_out, block) {
             self.rows.set((0..c_out).map(|co| Self::index(co, 0, c_in, block)));
             self.reduction.set((0..c_in).map(|ci| ci * block));
@@ -221,6 +201,32 @@ impl WinogradWeights {
     pub fn finite(&self) -> bool {
         self.finite
     }
+}
+
+/// `u: [P][per_point]`, the transformed weights of `weight: [Cout, Cin, r, r]` with filter
+/// `(co, ci)` at `at(co, ci)` of each point's block (values no filter lands on are zero): each
+/// point is a combination of the `r * r` tap planes (`transform::weight_coefficients`), laid
+/// out first in `taps: [r * r][per_point]`, written point by point across the pool.
+fn transform_weights(u: &mut [f32], taps: &mut Vec<f32>, weight: &[f32], c_in: usize, r: usize, per_point: usize, at: impl Fn(usize, usize) -> usize) {
+    let side = r * r;
+    taps.clear();
+    taps.resize(side * per_point, 0.0);
+    for (f, g) in weight.chunks_exact(side).enumerate() {
+        let at = at(f / c_in, f % c_in);
+        for (t, &v) in g.iter().enumerate() {
+            taps[t * per_point + at] = v;
+        }
+    }
+    let coefficients = transform::weight_coefficients(r);
+    let planes = &*taps;
+    u.par_chunks_mut(per_point).zip(coefficients.par_iter()).for_each(|(u, coef)| {
+        u.fill(0.0);
+        for (t, &c) in coef.iter().enumerate().filter(|(_, c)| **c != 0.0) {
+            for (u, w) in u.iter_mut().zip(&planes[t * per_point..(t + 1) * per_point]) {
+                *u += c * w;
+            }
+        }
+    });
 }
 
 /// One thread's scratch, kept between calls.
