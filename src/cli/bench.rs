@@ -68,14 +68,15 @@ const SHAPES: &[ConvShape] = &[
     ("f", 32, 256, 28, 28, 64, 1, 1, 0),
 ];
 
-/// fovea's own, not in the baseline's list, run when asked by name (`--shapes r3,r4,s9,l1,l2`):
+/// fovea's own, not in the baseline's list, run when asked by name (`--shapes r3,r4,s9,l1,l2,x2`):
 /// ResNet-18's 3x3 layers of its last two stages at batch 8 (large weights, small maps: the
 /// weights, not the image, stream through cache), `scripts/bench_torch_convs.py` times them in
 /// PyTorch; the style network's last layer at training size (32 -> 3 channels, 9x9, batch 4
 /// of 256x256) and LeNet-5's conv1 (6 channels, 5x5 on 28x28, batch 128): few output
 /// channels; LeNet-5's conv2 (6 -> 16, 5x5 on 14x14, batch 128): few input channels and
 /// small maps; AlexNet's conv2 (64 -> 192, 5x5 on 27x27, batch 8): a 5x5 layer whose
-/// transformed weights (1.8 MB) outgrow what Winograd is taken for.
+/// transformed weights (1.8 MB) outgrow L2, which Winograd by channels reads a point at a
+/// time.
 const EXTRA_SHAPES: &[ConvShape] = &[
     ("r3", 8, 256, 14, 14, 256, 3, 1, 1),
     ("r4", 8, 512, 7, 7, 512, 3, 1, 1),

@@ -233,10 +233,8 @@ impl ConvScratch {
     /// will read it: transformed for Winograd when `winograd`, packed into panels for the
     /// direct `tile` unless Winograd takes every sample of `samples` (then nothing reads them).
     fn ready_weights(&mut self, weight: &[f32], d: &ConvDims, tile: Option<Kernel>, winograd: bool, samples: &[f32]) -> WinogradPlan {
-        if winograd {
-            if let Some(k) = tile {
-                self.winograd.prepare(weight, d, k);
-            }
+        if let (true, Some(k)) = (winograd, tile) {
+            self.winograd.prepare(weight, d, k);
         }
         let usable = winograd && self.winograd.finite();
         let plan = WinogradPlan { usable, every: usable && all_finite(samples) };
