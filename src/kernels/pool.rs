@@ -319,20 +319,27 @@ fn scatter(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], gate: Option<&[f3
                 dx.fill(0.0);
             }
             let gate = gate.map(|out| &out[task * out_len * per..][..dy.len()]);
-            for (p, (dx, dy)) in dx.chunks_mut(in_len).zip(dy.chunks(out_len)).enumerate() {
-                let arg = &arg[p * out_len..][..out_len];
-                match gate {
-                    None => dy.iter().zip(arg).for_each(|(&g, &i)| dx[i as usize] += g),
-                    Some(out) => {
-                        let out = &out[p * out_len..][..out_len];
-                        for ((&g, &i), &y) in dy.iter().zip(arg).zip(out) {
-                            dx[i as usize] += if y <= 0.0 { 0.0 } else { g };
-                        }
-                    }
-                }
-            }
+            scatter_planes(dx, dy, arg, gate, in_len, out_len);
         },
     );
+}
+
+/// The scatter of `max_pool_backward` (`gate`: of `max_pool_backward_gated`) on one thread,
+/// added to `d_input: [P, H, W]`; `d_out`, `argmax`, `gate: [P, Ho, Wo]`. A convolution takes
+/// its output gradient this way a sample at a time (`conv::PooledGrad`).
+pub fn scatter_planes(d_input: &mut [f32], d_out: &[f32], argmax: &[u32], gate: Option<&[f32]>, in_len: usize, out_len: usize) {
+    for (p, (dx, dy)) in d_input.chunks_mut(in_len).zip(d_out.chunks(out_len)).enumerate() {
+        let arg = &argmax[p * out_len..][..out_len];
+        match gate {
+            None => dy.iter().zip(arg).for_each(|(&g, &i)| dx[i as usize] += g),
+            Some(out) => {
+                let out = &out[p * out_len..][..out_len];
+                for ((&g, &i), &y) in dy.iter().zip(arg).zip(out) {
+                    dx[i as usize] += if y <= 0.0 { 0.0 } else { g };
+                }
+            }
+        }
+    }
 }
 
 /// Average pooling over the real cells of each window. `out: [P, Ho, Wo]` overwritten,

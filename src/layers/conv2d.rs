@@ -4,7 +4,7 @@
 use super::{expect_inputs, expect_nchw, init_fan_in, weight_and_bias, weight_and_bias_mut, BackwardCtx, ForwardCtx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Padding, Region, Window2d};
-use crate::kernels::conv::{conv2d_backward_stored, conv2d_forward_with, ConvDims, ConvPath, ConvScratch, Epilogue, PoolSink};
+use crate::kernels::conv::{conv2d_backward_pooled, conv2d_backward_stored, conv2d_forward_with, ConvDims, ConvPath, ConvScratch, Epilogue, PoolSink, PooledGrad};
 use crate::kernels::Store;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -182,6 +182,25 @@ impl Layer for Conv2d {
             (None, None)
         };
         conv2d_backward_stored(ConvPath::Auto, d_input, (store, self.param_store), d_weight, d_bias, d_out.data(), inputs[0].data(), self.weight.value.data(), &d, &mut self.scratch);
+        Ok(())
+    }
+
+    /// With its ReLU fused: the pool behind it hands its gradient down.
+    fn takes_pooled_grad(&self) -> bool {
+        self.fused_relu
+    }
+    fn backward_from_pool(&mut self, inputs: &[&Tensor], pooled: PooledGrad, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx, store: Store) -> Result<()> {
+        let d = self.dims(inputs[0].shape())?;
+        let expected = d.n * d.c_out * pooled.out_plane;
+        if pooled.d_out.len() != expected || pooled.argmax.len() != expected || pooled.out.len() != expected {
+            return Err(Error::shape(format!("conv: the pool's gradient has {} values, its {} output channels need {expected}", pooled.d_out.len(), d.c_out)));
+        }
+        let d_input = d_inputs[0].as_deref_mut().map(|t| t.data_mut());
+        let (d_weight, d_bias) = match ctx.param_grads {
+            true => (Some(self.weight.grad.data_mut()), self.bias.as_mut().map(|b| b.grad.data_mut())),
+            false => (None, None),
+        };
+        conv2d_backward_pooled(ConvPath::Auto, d_input, (store, self.param_store), d_weight, d_bias, pooled, inputs[0].data(), self.weight.value.data(), &d, &mut self.scratch);
         Ok(())
     }
 

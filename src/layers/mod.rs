@@ -41,7 +41,7 @@ pub use upsample::UpsampleNearest2d;
 
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Region};
-use crate::kernels::conv::PoolSink;
+use crate::kernels::conv::{PoolSink, PooledGrad};
 use crate::kernels::{ReluRule, Store};
 use crate::rng::Rng;
 use crate::tensor::{fmt_shape, Tensor};
@@ -176,6 +176,27 @@ pub trait Layer: Send {
     /// where `passes_gradient_through_relu`.
     fn backward_through_relu(&mut self, _inputs: &[&Tensor], _out: &Tensor, _d_out: &Tensor, _d_relu_input: &mut Tensor, _store: Store) -> Result<()> {
         Err(crate::error::Error::Graph(format!("a {} does not pass gradients through a ReLU", self.kind())))
+    }
+
+    /// For a max pool that passes its gradient through a ReLU (`passes_gradient_through_relu`):
+    /// what its backward pass would scatter, from its output `out` and that output's gradient
+    /// `d_out`, for the ReLU's producer to take in its own backward pass (`backward_from_pool`)
+    /// while the net skips the pool's. `None` for other layers.
+    fn pooled_grad<'a>(&'a self, _out: &'a Tensor, _d_out: &'a Tensor) -> Option<PooledGrad<'a>> {
+        None
+    }
+
+    /// Whether the layer's backward pass can take its output gradient as the max pool behind its
+    /// fused ReLU hands it down (`backward_from_pool`).
+    fn takes_pooled_grad(&self) -> bool {
+        false
+    }
+
+    /// `backward_stored` with the output gradient `pooled` (`pooled_grad` of the max pool that
+    /// alone reads this layer's output through its fused ReLU) instead of a gradient tensor,
+    /// which the net then never forms. Only called where `takes_pooled_grad`.
+    fn backward_from_pool(&mut self, _inputs: &[&Tensor], _pooled: PooledGrad, _d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx, _store: Store) -> Result<()> {
+        Err(crate::error::Error::Graph(format!("a {} does not take a pool's gradient", self.kind())))
     }
 
     /// `backward`, with its input's gradient stored as `store` says: added to (`Store::Add`,

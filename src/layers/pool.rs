@@ -9,6 +9,7 @@ use crate::kernels::pool::{
     adaptive_avg_backward, adaptive_avg_forward, adaptive_bin, avg_pool_backward, avg_pool_forward, max_pool_backward,
     max_pool_backward_gated, max_pool_forward,
 };
+use crate::kernels::conv::PooledGrad;
 use crate::kernels::Store;
 use crate::tensor::Tensor;
 
@@ -129,6 +130,10 @@ impl Layer for MaxPool2d {
         // the ReLU passes the gradient where it is not <= 0.
         max_pool_backward_gated(d_relu_input.data_mut(), d_out.data(), &self.argmax, out.data(), h * w, ho * wo, store);
         Ok(())
+    }
+    fn pooled_grad<'a>(&'a self, out: &'a Tensor, d_out: &'a Tensor) -> Option<PooledGrad<'a>> {
+        let (_, _, ho, wo) = out.dims4("output").ok()?;
+        (self.argmax.len() == out.len() && d_out.len() == out.len()).then_some(PooledGrad { d_out: d_out.data(), argmax: &self.argmax, out: out.data(), out_plane: ho * wo })
     }
     fn leftover(&self, inputs: &[&[usize]]) -> (usize, usize) {
         window_leftover(&self.window, inputs[0])

@@ -71,6 +71,20 @@ impl Net {
                 self.grads[v].set_shape(&[0]);
             }
         }
+        // Where a max pool's gradient goes through a fused ReLU to a producer that takes it as
+        // the pool hands it down (`Layer::backward_from_pool`), the producer's output gradient
+        // is not formed either: per producer node, the pool node. Not where a seed starts at
+        // the producer.
+        let mut from_pool: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        for (q, u) in through.iter().enumerate() {
+            if let Some(u) = *u {
+                let producer = u - 1;
+                if needed[q + 1] && u > 0 && !at.contains(&producer) && self.nodes[producer].layer.takes_pooled_grad() {
+                    from_pool[producer] = Some(q);
+                    self.grads[u].set_shape(&[0]);
+                }
+            }
+        }
         // A value with one reader of one input is not zeroed here: that reader stores its
         // gradient with `Store::Write` (`Layer::backward_stored`), through a fused ReLU too.
         // Not where a seed adds to a value before its readers do.
@@ -86,8 +100,9 @@ impl Net {
                 stores[i] = Store::Write;
             }
         }
+        let unformed: Vec<usize> = from_pool.iter().enumerate().filter(|(_, q)| q.is_some()).map(|(i, _)| i + 1).collect();
         for (v, need) in needed.iter().enumerate() {
-            if *need {
+            if *need && !unformed.contains(&v) {
                 self.grads[v].set_shape(self.values[v].shape());
                 if !written[v] {
                     self.grads[v].fill(0.0);
@@ -102,7 +117,7 @@ impl Net {
                 }
             }
         }
-        let result = self.backward_nodes(&at, seeds, &needed, &through, &stores, deepest, ctx);
+        let result = self.backward_nodes(&at, seeds, &needed, &through, &from_pool, &stores, deepest, ctx);
         if fresh {
             for node in &mut self.nodes {
                 node.layer.write_param_grads(false);
@@ -112,10 +127,11 @@ impl Net {
     }
 
     /// The backward pass proper: the seeds added at their nodes, then every needed node from
-    /// the deepest down (`needed`: per value; `through`: `gradients_through_relu`; `stores`: per
-    /// node, how it stores its input's gradient).
+    /// the deepest down (`needed`: per value; `through`: `gradients_through_relu`;
+    /// `from_pool`: per node, the pool whose gradient it takes as handed down, a pool skipped
+    /// then; `stores`: per node, how it stores its input's gradient).
     #[allow(clippy::too_many_arguments)]
-    fn backward_nodes(&mut self, at: &[usize], seeds: &[(&str, &Tensor)], needed: &[bool], through: &[Option<usize>], stores: &[Store], deepest: usize, ctx: &BackwardCtx) -> Result<()> {
+    fn backward_nodes(&mut self, at: &[usize], seeds: &[(&str, &Tensor)], needed: &[bool], through: &[Option<usize>], from_pool: &[Option<usize>], stores: &[Store], deepest: usize, ctx: &BackwardCtx) -> Result<()> {
         // Each seed adds to what the nodes above it will send down (layers accumulate too).
         for (&s, (_, seed)) in at.iter().zip(seeds) {
             for (g, v) in self.grads[s + 1].data_mut().iter_mut().zip(seed.data()) {
@@ -124,16 +140,23 @@ impl Net {
         }
 
         for i in (0..=deepest).rev() {
-            if !needed[i + 1] {
+            if !needed[i + 1] || from_pool.contains(&Some(i)) {
                 continue;
             }
-            let node = &mut self.nodes[i];
+            let (nodes, pools) = self.nodes.split_at_mut(i + 1);
+            let node = &mut nodes[i];
             let (lower, upper) = self.grads.split_at_mut(i + 1);
             let d_out = &upper[0];
             let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &self.values[v]).collect();
             let out = &self.values[i + 1];
             let start = self.timings.is_some().then(std::time::Instant::now);
-            if let Some(u) = through[i] {
+            if let Some(q) = from_pool[i] {
+                let (pool, at) = (&pools[q - i - 1], q + 1);
+                let pooled = pool.layer.pooled_grad(&self.values[at], &upper[at - i - 1]);
+                let pooled = pooled.ok_or_else(|| Error::Graph(format!("{} hands down no pooled gradient", pool.name)))?;
+                let mut d_inputs = pick_mut(lower, &node.inputs, needed);
+                node.layer.backward_from_pool(&ins, pooled, &mut d_inputs, ctx, stores[i]).map_err(|e| e.in_layer(&node.name))?;
+            } else if let Some(u) = through[i] {
                 node.layer.backward_through_relu(&ins, out, d_out, &mut lower[u], stores[i]).map_err(|e| e.in_layer(&node.name))?;
             } else {
                 let mut d_inputs = pick_mut(lower, &node.inputs, needed);

@@ -18,11 +18,13 @@ mod gemm_path;
 pub mod im2col;
 pub mod narrow;
 pub mod padded;
+mod pooled_grad;
 mod reference;
 pub mod tile;
 pub mod tiled;
 pub mod winograd;
 
+pub use pooled_grad::PooledGrad;
 pub use reference::{conv2d_backward_ref, conv2d_forward_ref};
 pub use tile::Kernel;
 
@@ -31,6 +33,7 @@ use crate::kernels::finite::all_finite;
 use crate::kernels::matmul::Threads;
 use crate::kernels::parallel::{chunk_ranges, split_lengths, sum_partials_into, write_partials_into};
 use crate::kernels::Store;
+use pooled_grad::OutputGrad;
 use rayon::prelude::*;
 use tiled::{ChannelPanels, ConvTileScratch};
 use winograd::{WinogradScratch, WinogradWeights};
@@ -190,6 +193,9 @@ pub struct ConvScratch {
     narrow: narrow::NarrowWeights,
     /// The pool's argmax where only the pooled output is kept and the whole batch runs at once.
     held_argmax: Vec<u32>,
+    /// The whole batch's output gradient scattered from a pool's, for the routes that take the
+    /// batch at once.
+    pooled_dy: Vec<f32>,
 }
 
 /// One chunk's scratch: the column matrix (gemm path), partial parameter gradients, and the
@@ -210,6 +216,8 @@ pub(super) struct ChunkScratch {
     /// (`PoolSink::argmax` is `None`).
     held_out: Vec<f32>,
     held_argmax: Vec<u32>,
+    /// A sample's (or a group's) output gradient, scattered from a pool's (`PooledGrad`).
+    dy: Vec<f32>,
 }
 
 /// Where Winograd runs in one call.
@@ -247,13 +255,13 @@ impl ConvScratch {
     /// As `ready_weights`, for the transposed convolution `t = tiled::transposed_dims(d)` whose
     /// forward pass is the input gradient of `d`: the direct tile's panels are packed straight
     /// from `weight`; the flipped weights are only written out for Winograd's transform.
-    fn ready_transposed_weights(&mut self, weight: &[f32], d: &ConvDims, t: &ConvDims, tile: Kernel, winograd: bool, samples: &[f32]) -> WinogradPlan {
+    fn ready_transposed_weights(&mut self, weight: &[f32], d: &ConvDims, t: &ConvDims, tile: Kernel, winograd: bool, samples: OutputGrad) -> WinogradPlan {
         if winograd {
             tiled::flip_weights(&mut self.flipped, weight, d);
             self.winograd.prepare(&self.flipped, t, tile);
         }
         let usable = winograd && self.winograd.finite();
-        let plan = WinogradPlan { usable, every: usable && all_finite(samples) };
+        let plan = WinogradPlan { usable, every: usable && samples.all_finite() };
         if !plan.every {
             self.panels.pack_transposed(weight, d, tile.width);
         }
@@ -542,9 +550,46 @@ pub fn conv2d_backward_stored(
     d: &ConvDims,
     scratch: &mut ConvScratch,
 ) {
+    backward(path, d_input, (dx_store, param_store), d_weight, d_bias, OutputGrad::Dense(d_out), input, weight, d, scratch)
+}
+
+/// `conv2d_backward_stored` for a convolution whose output (through a ReLU) only a max pool
+/// reads, from the pool's gradient, argmax and output (`pooled`) instead of the convolution's
+/// own output gradient: a sample at a time is scattered in cache, the same values the pool's
+/// backward pass would have written to memory (`pooled_grad.rs`).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_pooled(
+    path: ConvPath,
+    d_input: Option<&mut [f32]>,
+    stores: (Store, Store),
+    d_weight: Option<&mut [f32]>,
+    d_bias: Option<&mut [f32]>,
+    pooled: PooledGrad,
+    input: &[f32],
+    weight: &[f32],
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
+    backward(path, d_input, stores, d_weight, d_bias, OutputGrad::Pooled(pooled), input, weight, d, scratch)
+}
+
+/// Both backward passes: `d_out` dense or as a pool hands it down.
+#[allow(clippy::too_many_arguments)]
+fn backward(
+    path: ConvPath,
+    d_input: Option<&mut [f32]>,
+    (dx_store, param_store): (Store, Store),
+    d_weight: Option<&mut [f32]>,
+    d_bias: Option<&mut [f32]>,
+    d_out: OutputGrad,
+    input: &[f32],
+    weight: &[f32],
+    d: &ConvDims,
+    scratch: &mut ConvScratch,
+) {
     let add_dx = dx_store == Store::Add;
     let (ranges, threads) = plan(d.n);
-    let (in_len, out_len, p) = (d.c_in * d.in_plane(), d.c_out * d.out_plane(), d.out_plane());
+    let (in_len, p) = (d.c_in * d.in_plane(), d.out_plane());
     let (mut d_input, mut d_weight) = (d_input, d_weight);
     let want_b = d_bias.is_some();
     // The weight gradient's tile (over output channels), and the transposed convolution with
@@ -558,16 +603,27 @@ pub fn conv2d_backward_stored(
         Some((t, k)) => scratch.ready_transposed_weights(weight, d, t, *k, path.winograd(t, Some(*k)).is_some(), d_out),
         None => WinogradPlan::default(),
     };
-    // Layers whose weights outweigh a sample run each gradient over the whole batch at once.
-    if let (Some(k), Some(dw)) = (w_kernel.filter(|_| batched::takes_weight_grad(d)), d_weight.as_deref_mut()) {
-        batched::weight_grad(k, dw, d_out, input, d, &mut scratch.batch, param_store == Store::Add);
+    // Layers whose weights outweigh a sample run each gradient over the whole batch at once,
+    // from the whole batch's dense gradient (scattered here from a pool's where it comes so).
+    let batched_dw = w_kernel.filter(|_| batched::takes_weight_grad(d) && d_weight.is_some());
+    let batched_dx = match (&transposed, plan.usable, &d_input) {
+        (Some((t, k)), false, Some(_)) if batched::takes_forward(t) => Some((t, *k)),
+        _ => None,
+    };
+    let mut pooled_dy = std::mem::take(&mut scratch.pooled_dy);
+    let whole = match d_out {
+        OutputGrad::Dense(dy) => Some(dy),
+        OutputGrad::Pooled(_) if batched_dw.is_some() || batched_dx.is_some() => Some(d_out.samples(0..d.n, d.c_out, p, &mut pooled_dy)),
+        OutputGrad::Pooled(_) => None,
+    };
+    let d_out = whole.map_or(d_out, OutputGrad::Dense);
+    if let (Some(k), Some(dw), Some(dy)) = (batched_dw, d_weight.as_deref_mut(), whole) {
+        batched::weight_grad(k, dw, dy, input, d, &mut scratch.batch, param_store == Store::Add);
         d_weight = None;
     }
-    if let (Some((t, k)), false, Some(dx)) = (&transposed, plan.usable, d_input.as_deref_mut()) {
-        if batched::takes_forward(t) {
-            batched::forward(*k, dx, d_out, &scratch.panels, t, &mut scratch.batch, add_dx);
-            d_input = None;
-        }
+    if let (Some((t, k)), Some(dx), Some(dy)) = (batched_dx, d_input.as_deref_mut(), whole) {
+        batched::forward(k, dx, dy, &scratch.panels, t, &mut scratch.batch, add_dx);
+        d_input = None;
     }
     let want_w = d_weight.is_some();
     let dx_on_gemm = d_input.is_some() && transposed.is_none();
@@ -586,6 +642,8 @@ pub fn conv2d_backward_stored(
     };
     dx_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |((mut dx_chunk, s), range)| {
+            // Where the gradient comes from a pool, each sample's (or group's) is scattered here.
+            let mut dy_buf = std::mem::take(&mut s.dy);
             // The weight gradient of a few samples at a time where the batch is split by
             // samples: each tile then reduces over their pixels together and stores C once for
             // them, their padded inputs and dY in L2 (`batched::weight_grad` on the group).
@@ -595,13 +653,14 @@ pub fn conv2d_backward_stored(
                 for first in range.clone().step_by(group_size) {
                     let last = (first + group_size).min(range.end);
                     let group = ConvDims { n: last - first, ..*d };
-                    let (x, dy) = (&input[first * in_len..last * in_len], &d_out[first * out_len..last * out_len]);
+                    let x = &input[first * in_len..last * in_len];
+                    let dy = d_out.samples(first..last, d.c_out, p, &mut dy_buf);
                     batched::weight_grad(k, &mut s.d_weight, dy, x, &group, &mut s.batch, true);
                 }
             }
             for (i, sample) in range.clone().enumerate() {
                 let x = &input[sample * in_len..(sample + 1) * in_len];
-                let dy = &d_out[sample * out_len..(sample + 1) * out_len];
+                let dy = d_out.samples(sample..sample + 1, d.c_out, p, &mut dy_buf);
                 let dx = dx_chunk.as_deref_mut().map(|c| &mut c[i * in_len..(i + 1) * in_len]);
                 let w_on_gemm = want_w && w_kernel.is_none();
                 if let (true, false, Some(k)) = (want_w, grouped, w_kernel) {
@@ -633,8 +692,10 @@ pub fn conv2d_backward_stored(
                     }
                 }
             }
+            s.dy = dy_buf;
         },
     );
+    scratch.pooled_dy = pooled_dy;
     let store_partials = |dst: &mut [f32], partials: &mut dyn Iterator<Item = &[f32]>| match param_store {
         Store::Add => sum_partials_into(dst, partials),
         Store::Write => write_partials_into(dst, partials),
