@@ -456,19 +456,21 @@ pub fn conv2d_forward_with(
                     true => &mut s.held_out[..],
                     false => &mut out_chunk[i * out_len..(i + 1) * out_len],
                 };
-                if let Some(k) = narrow {
+                // The bias still to add (`gemm` adds its own).
+                let bias_left = if let Some(k) = narrow {
                     narrow::forward_sample(k, y, x, weight, narrow_weights, d, &mut s.tiled, &mut s.narrow);
-                    add_bias(y, bias, d.out_plane());
+                    bias
                 } else if let (Some(k), true) = (kernel, plan.takes(x)) {
                     winograd::forward_sample(k, y, x, transformed, d, &mut s.winograd, false, threads);
-                    add_bias(y, bias, d.out_plane());
+                    bias
                 } else if let Some(k) = kernel {
                     tiled::forward_sample(k, y, x, panels, d, &mut s.tiled, false, threads);
-                    add_bias(y, bias, d.out_plane());
+                    bias
                 } else {
                     gemm_path::forward_sample(y, x, weight, bias, d, &mut s.col, threads);
-                }
-                relu_if(relu, y);
+                    None
+                };
+                add_bias_then_relu(y, bias_left, relu, d.out_plane());
                 if let (Some((pooled, argmax)), Some(g)) = (pool_chunk.as_mut(), pool_geometry) {
                     let at = i * pooled_len..(i + 1) * pooled_len;
                     match argmax {
@@ -483,6 +485,22 @@ pub fn conv2d_forward_with(
             }
         },
     );
+}
+
+/// `add_bias`, then `y = max(y, 0)` where `relu`, in one pass over `y: [C, plane]` (a sample's
+/// output while it is in cache; the same values as the two passes).
+fn add_bias_then_relu(y: &mut [f32], bias: Option<&[f32]>, relu: bool, plane: usize) {
+    match (bias, relu) {
+        (Some(b), true) => {
+            for (values, &bv) in y.chunks_mut(plane).zip(b) {
+                values.iter_mut().for_each(|v| *v = crate::kernels::activation::relu(*v + bv));
+            }
+        }
+        (bias, relu) => {
+            add_bias(y, bias, plane);
+            relu_if(relu, y);
+        }
+    }
 }
 
 /// `y[c, :] += bias[c]` for `y: [C, plane]`.
