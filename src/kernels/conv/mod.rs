@@ -660,53 +660,55 @@ fn backward(
     };
     dx_chunks.into_par_iter().zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |((mut dx_chunk, s), range)| {
-            // Where the gradient comes from a pool, each sample's (or group's) is scattered here.
+            // Where the gradient comes from a pool, each group's (or sample's) is scattered here
+            // once, for both gradients.
             let mut dy_buf = std::mem::take(&mut s.dy);
             // The weight gradient of a few samples at a time where the batch is split by
             // samples: each tile then reduces over their pixels together and stores C once for
-            // them, their padded inputs and dY in L2 (`batched::weight_grad` on the group).
+            // them, their padded inputs and dY in L2 (`batched::weight_grad` on the group);
+            // the group's input gradients follow while its dY is still in cache.
             let group_size = weight_grad_group(d);
             let grouped = want_w && d.groups == 1 && threads == Threads::One && group_size > 1;
-            if let (true, Some(k)) = (grouped, w_kernel) {
-                for first in range.clone().step_by(group_size) {
-                    let last = (first + group_size).min(range.end);
+            for first in range.clone().step_by(if grouped { group_size } else { 1 }) {
+                let last = if grouped { (first + group_size).min(range.end) } else { first + 1 };
+                let dys = d_out.samples(first..last, d.c_out, p, &mut dy_buf);
+                if let (true, Some(k)) = (grouped, w_kernel) {
                     let group = ConvDims { n: last - first, ..*d };
-                    let x = &input[first * in_len..last * in_len];
-                    let dy = d_out.samples(first..last, d.c_out, p, &mut dy_buf);
-                    batched::weight_grad(k, &mut s.d_weight, dy, x, &group, &mut s.batch, true);
+                    batched::weight_grad(k, &mut s.d_weight, dys, &input[first * in_len..last * in_len], &group, &mut s.batch, true);
                 }
-            }
-            for (i, sample) in range.clone().enumerate() {
-                let x = &input[sample * in_len..(sample + 1) * in_len];
-                let dy = d_out.samples(sample..sample + 1, d.c_out, p, &mut dy_buf);
-                let dx = dx_chunk.as_deref_mut().map(|c| &mut c[i * in_len..(i + 1) * in_len]);
-                let w_on_gemm = want_w && w_kernel.is_none();
-                if let (true, false, Some(k)) = (want_w, grouped, w_kernel) {
-                    tiled::weight_grad_sample(k, &mut s.d_weight, dy, x, d, &mut s.tiled, threads);
-                }
-                match (dx, &transposed) {
-                    (Some(dx), Some((t, k))) => {
-                        if plan.takes(dy) {
-                            winograd::forward_sample(*k, dx, dy, transformed, t, &mut s.winograd, add_dx, threads);
-                        } else {
-                            tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, add_dx, threads);
-                        }
-                        if w_on_gemm {
-                            gemm_path::backward_sample(None, s, dy, x, weight, d, threads, true);
-                        }
+                for (j, sample) in (first..last).enumerate() {
+                    let i = sample - range.start;
+                    let x = &input[sample * in_len..(sample + 1) * in_len];
+                    let dy = &dys[j * d.c_out * p..(j + 1) * d.c_out * p];
+                    let dx = dx_chunk.as_deref_mut().map(|c| &mut c[i * in_len..(i + 1) * in_len]);
+                    let w_on_gemm = want_w && w_kernel.is_none();
+                    if let (true, false, Some(k)) = (want_w, grouped, w_kernel) {
+                        tiled::weight_grad_sample(k, &mut s.d_weight, dy, x, d, &mut s.tiled, threads);
                     }
-                    (mut dx, _) if dx.is_some() || w_on_gemm => {
-                        // col2im adds overlapping windows: start from zeros, in cache.
-                        if let (Some(dx), false) = (dx.as_deref_mut(), add_dx) {
-                            dx.fill(0.0);
+                    match (dx, &transposed) {
+                        (Some(dx), Some((t, k))) => {
+                            if plan.takes(dy) {
+                                winograd::forward_sample(*k, dx, dy, transformed, t, &mut s.winograd, add_dx, threads);
+                            } else {
+                                tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, add_dx, threads);
+                            }
+                            if w_on_gemm {
+                                gemm_path::backward_sample(None, s, dy, x, weight, d, threads, true);
+                            }
                         }
-                        gemm_path::backward_sample(dx, s, dy, x, weight, d, threads, w_on_gemm)
+                        (mut dx, _) if dx.is_some() || w_on_gemm => {
+                            // col2im adds overlapping windows: start from zeros, in cache.
+                            if let (Some(dx), false) = (dx.as_deref_mut(), add_dx) {
+                                dx.fill(0.0);
+                            }
+                            gemm_path::backward_sample(dx, s, dy, x, weight, d, threads, w_on_gemm)
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                }
-                if want_b {
-                    for (db, plane) in s.d_bias.iter_mut().zip(dy.chunks(p)) {
-                        *db += sum(plane);
+                    if want_b {
+                        for (db, plane) in s.d_bias.iter_mut().zip(dy.chunks(p)) {
+                            *db += sum(plane);
+                        }
                     }
                 }
             }
