@@ -76,13 +76,15 @@ impl Net {
         // is not formed either: per producer node, the pool node. Not where a seed starts at
         // the producer.
         let mut from_pool: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        let mut formed = vec![true; self.values.len()];
         for (q, u) in through.iter().enumerate() {
-            if let Some(u) = *u {
-                let producer = u - 1;
-                if needed[q + 1] && u > 0 && !at.contains(&producer) && self.nodes[producer].layer.takes_pooled_grad() {
-                    from_pool[producer] = Some(q);
-                    self.grads[u].set_shape(&[0]);
-                }
+            // (A fused ReLU reads a node's output, never the net's input: `u > 0`.)
+            let Some(u) = u.filter(|&u| u > 0) else { continue };
+            let producer = u - 1;
+            if needed[q + 1] && !at.contains(&producer) && self.nodes[producer].layer.takes_pooled_grad() {
+                from_pool[producer] = Some(q);
+                formed[u] = false;
+                self.grads[u].set_shape(&[0]);
             }
         }
         // A value with one reader of one input is not zeroed here: that reader stores its
@@ -100,9 +102,8 @@ impl Net {
                 stores[i] = Store::Write;
             }
         }
-        let unformed: Vec<usize> = from_pool.iter().enumerate().filter(|(_, q)| q.is_some()).map(|(i, _)| i + 1).collect();
         for (v, need) in needed.iter().enumerate() {
-            if *need && !unformed.contains(&v) {
+            if *need && formed[v] {
                 self.grads[v].set_shape(self.values[v].shape());
                 if !written[v] {
                     self.grads[v].fill(0.0);
@@ -139,8 +140,11 @@ impl Net {
             }
         }
 
+        // The pools whose producers take their gradients: skipped.
+        let mut handed_down = vec![false; self.nodes.len()];
+        from_pool.iter().flatten().for_each(|&q| handed_down[q] = true);
         for i in (0..=deepest).rev() {
-            if !needed[i + 1] || from_pool.contains(&Some(i)) {
+            if !needed[i + 1] || handed_down[i] {
                 continue;
             }
             let (nodes, pools) = self.nodes.split_at_mut(i + 1);

@@ -601,3 +601,68 @@ fn the_relu_and_pool_epilogues_are_the_forward_pass_then_a_relu_and_a_pool() {
         })
     }
 }
+
+/// The backward pass from the gradient a max pool hands down (its gradient, argmax and output:
+/// `conv2d_backward_pooled`) gives the bits of the pass from the gradient the pool's own gated
+/// scatter writes (`max_pool_backward_gated`), on every path, with the input gradient wanted or
+/// not, added or written: sample by sample, weight gradients in groups of samples (small maps),
+/// Winograd's input gradient, the whole batch at once, and `gemm`'s gradients (few channels);
+/// 2x2 windows and overlapping 3x3 ones at stride 2 (a cell can be two windows' argmax).
+#[test]
+fn the_backward_pass_from_a_pools_gradient_is_the_pass_from_its_scatter() {
+    let mut rng = Rng::new(53);
+    // (n, c_in, c_out, kernel, padding, h, w)
+    let shapes: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
+        (3, 8, 20, 5, 2, 9, 10),   // weight gradients in groups of samples
+        (2, 8, 16, 3, 1, 30, 30),  // sample by sample (900 pixels)
+        (3, 24, 32, 3, 1, 12, 12), // Winograd's input gradient
+        (2, 256, 40, 3, 1, 4, 4),  // the whole batch at once
+        (3, 2, 5, 3, 1, 8, 8),     // few channels: gemm's gradients
+    ];
+    let mut paths = paths("the pooled backward pass");
+    paths.push(ConvPath::Auto);
+    let mut gated = 0;
+    for threads in [1, 2] {
+        in_pool(threads, || {
+            for &(n, c_in, c_out, k, p, h, w) in shapes {
+                let geom = Window2d::square(k, 1, Padding::uniform(p)).resolve(h, w).unwrap();
+                let d = ConvDims { n, c_in, c_out, groups: 1, geom };
+                if c_in == 256 {
+                    assert!(batched::takes_weight_grad(&d), "{d:?}: the weight gradient runs on the whole batch");
+                }
+                let x = rng.uniform_vec(n * c_in * h * w, -1.0, 1.0);
+                let wt = rng.uniform_vec(c_out * c_in * k * k, -1.0, 1.0);
+                let b = rng.uniform_vec(c_out, -1.0, 1.0);
+                let (ho, wo) = geom.out_hw();
+                let mut scratch = ConvScratch::default();
+                for window in [Window2d::square(2, 2, Padding::Valid), Window2d::square(3, 2, Padding::Valid)] {
+                    let Ok(pg) = window.resolve(ho, wo) else { continue };
+                    let (pho, pwo) = pg.out_hw();
+                    let len = n * c_out * pho * pwo;
+                    let (mut pooled, mut argmax, mut kept) = (vec![0.0; len], vec![0u32; len], vec![0.0; n * c_out * ho * wo]);
+                    let sink = PoolSink { geometry: &pg, out: &mut pooled, argmax: Some(&mut argmax) };
+                    conv2d_forward_with(ConvPath::Auto, Epilogue::ReluThenMaxPool(sink), &mut kept, &x, &wt, Some(&b), &d, &mut scratch);
+                    gated += pooled.iter().filter(|&&v| v <= 0.0).count();
+                    let d_pooled = rng.uniform_vec(len, -1.0, 1.0);
+                    let mut dy = vec![0.0; kept.len()];
+                    crate::kernels::pool::max_pool_backward_gated(&mut dy, &d_pooled, &argmax, &pooled, ho * wo, pho * pwo, Store::Add);
+                    let handed = PooledGrad { d_out: &d_pooled, argmax: &argmax, out: &pooled, out_plane: pho * pwo };
+                    for &path in &paths {
+                        for (with_dx, store) in [(true, Store::Add), (true, Store::Write), (false, Store::Add)] {
+                            let at = format!("{threads} threads, {path:?}, {d:?}, {window:?}, input gradient {with_dx}, {store:?}");
+                            let fresh = || (vec![0.5f32; x.len()], vec![0.25f32; wt.len()], vec![1.0f32; c_out]);
+                            let ((mut dx, mut dw, mut db), (mut dx2, mut dw2, mut db2)) = (fresh(), fresh());
+                            conv2d_backward_stored(path, with_dx.then_some(&mut dx[..]), (store, store), Some(&mut dw), Some(&mut db), &dy, &x, &wt, &d, &mut scratch);
+                            conv2d_backward_pooled(path, with_dx.then_some(&mut dx2[..]), (store, store), Some(&mut dw2), Some(&mut db2), handed, &x, &wt, &d, &mut scratch);
+                            assert!(dw.iter().any(|&v| v != 0.25), "{at}: a weight gradient of nothing proves nothing");
+                            assert_eq!(dx2, dx, "{at}: input gradient");
+                            assert_eq!(dw2, dw, "{at}: weight gradient");
+                            assert_eq!(db2, db, "{at}: bias gradient");
+                        }
+                    }
+                }
+            }
+        })
+    }
+    assert!(gated > 0, "no pooled value at or below zero: the ReLU's gate went untested");
+}
