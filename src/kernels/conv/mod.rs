@@ -343,13 +343,6 @@ pub struct PoolSink<'a> {
     pub argmax: Option<&'a mut [u32]>,
 }
 
-/// `y = max(y, 0)` where the epilogue has a ReLU, `y` one sample's output or several.
-fn relu_if(relu: bool, y: &mut [f32]) {
-    if relu {
-        crate::kernels::activation::relu_in_place(y);
-    }
-}
-
 /// `conv2d_forward_via`, then `epilogue` on the output.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward_with(
@@ -367,11 +360,8 @@ pub fn conv2d_forward_with(
         Epilogue::ReluThenMaxPool(sink) => Some(sink),
         _ => None,
     };
-    // The routes that finish the whole batch at once apply it to the batch at once.
-    let finish_batch = |pool: Option<PoolSink>, out: &mut [f32], per: usize, held_argmax: &mut Vec<u32>| {
-        if relu {
-            out.par_chunks_mut(per.max(1)).for_each(crate::kernels::activation::relu_in_place);
-        }
+    // The routes that finish the whole batch at once pool the batch at once.
+    let finish_batch = |pool: Option<PoolSink>, out: &mut [f32], held_argmax: &mut Vec<u32>| {
         if let Some(p) = pool {
             let argmax = match p.argmax {
                 Some(argmax) => argmax,
@@ -402,16 +392,16 @@ pub fn conv2d_forward_with(
             }
         };
         bands::forward(out, input, d, &rows, &mut scratch.chunks, route);
-        add_bias(out, bias, d.out_plane());
-        return finish_batch(pool, out, out.len(), &mut scratch.held_argmax);
+        add_bias_then_relu(out, bias, relu, d.out_plane());
+        return finish_batch(pool, out, &mut scratch.held_argmax);
     }
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
     if let (Some(k), None) = (kernel, path.winograd(d, kernel)) {
         if batched::takes_forward(d) {
             scratch.panels.pack(weight, d, k.width);
             batched::forward(k, out, input, &scratch.panels, d, &mut scratch.batch, false);
-            out.chunks_exact_mut(out_len).for_each(|y| add_bias(y, bias, d.out_plane()));
-            return finish_batch(pool, out, out_len, &mut scratch.held_argmax);
+            out.par_chunks_exact_mut(out_len).for_each(|y| add_bias_then_relu(y, bias, relu, d.out_plane()));
+            return finish_batch(pool, out, &mut scratch.held_argmax);
         }
     }
     let col_len = if d.is_pointwise() || kernel.is_some() { 0 } else { d.kdim() * d.out_plane() };
@@ -488,7 +478,8 @@ pub fn conv2d_forward_with(
 }
 
 /// `add_bias`, then `y = max(y, 0)` where `relu`, in one pass over `y: [C, plane]` (a sample's
-/// output while it is in cache; the same values as the two passes).
+/// output while it is in cache; the same values as the two passes): every forward route's
+/// epilogue before any pool.
 fn add_bias_then_relu(y: &mut [f32], bias: Option<&[f32]>, relu: bool, plane: usize) {
     match (bias, relu) {
         (Some(b), true) => {
@@ -498,7 +489,9 @@ fn add_bias_then_relu(y: &mut [f32], bias: Option<&[f32]>, relu: bool, plane: us
         }
         (bias, relu) => {
             add_bias(y, bias, plane);
-            relu_if(relu, y);
+            if relu {
+                crate::kernels::activation::relu_in_place(y);
+            }
         }
     }
 }
