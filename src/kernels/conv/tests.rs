@@ -532,11 +532,22 @@ fn macs_count_every_multiply_add() {
 /// every route a forward pass takes: samples
 /// split (direct tile, Winograd, gemm, few channels), the whole batch at once, and one large
 /// image cut into bands.
+/// `(n, c_in, c_out, kernel, padding, h, w)`: a square-filter, stride-1 problem with random
+/// input `[n, c_in, h, w]`, weights and bias in [-1, 1].
+type Shape = (usize, usize, usize, usize, usize, usize, usize);
+
+fn random_problem(rng: &mut Rng, (n, c_in, c_out, k, p, h, w): Shape) -> (ConvDims, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let geom = Window2d::square(k, 1, Padding::uniform(p)).resolve(h, w).unwrap();
+    let x = rng.uniform_vec(n * c_in * h * w, -1.0, 1.0);
+    let wt = rng.uniform_vec(c_out * c_in * k * k, -1.0, 1.0);
+    let b = rng.uniform_vec(c_out, -1.0, 1.0);
+    (ConvDims { n, c_in, c_out, groups: 1, geom }, x, wt, b)
+}
+
 #[test]
 fn the_relu_and_pool_epilogues_are_the_forward_pass_then_a_relu_and_a_pool() {
     let mut rng = Rng::new(51);
-    // (n, c_in, c_out, kernel, padding, h, w)
-    let shapes: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
+    let shapes: &[Shape] = &[
         (3, 8, 20, 5, 2, 9, 10),   // direct tile, samples split
         (3, 24, 32, 3, 1, 12, 12), // Winograd
         (2, 256, 40, 3, 1, 2, 2),  // the whole batch at once
@@ -547,19 +558,16 @@ fn the_relu_and_pool_epilogues_are_the_forward_pass_then_a_relu_and_a_pool() {
     paths.push(ConvPath::Auto);
     for threads in [1, 2] {
         in_pool(threads, || {
-            for &(n, c_in, c_out, k, p, h, w) in shapes {
-                let geom = Window2d::square(k, 1, Padding::uniform(p)).resolve(h, w).unwrap();
-                let d = ConvDims { n, c_in, c_out, groups: 1, geom };
+            for &shape in shapes {
+                let (d, x, wt, b) = random_problem(&mut rng, shape);
+                let (n, c_in, c_out) = (d.n, d.c_in, d.c_out);
                 if c_in == 256 {
                     assert!(batched::takes_forward(&d), "{d:?} runs as a whole batch");
                 }
                 if n == 1 && threads > 1 {
                     assert!(bands::row_bands(&d, Threads::Pool).is_some(), "{d:?} runs in bands");
                 }
-                let x = rng.uniform_vec(n * c_in * h * w, -1.0, 1.0);
-                let wt = rng.uniform_vec(c_out * c_in * k * k, -1.0, 1.0);
-                let b = rng.uniform_vec(c_out, -1.0, 1.0);
-                let (ho, wo) = geom.out_hw();
+                let (ho, wo) = d.geom.out_hw();
                 for &path in &paths {
                     let mut scratch = ConvScratch::default();
                     let mut want = vec![f32::NAN; n * c_out * ho * wo];
@@ -611,8 +619,7 @@ fn the_relu_and_pool_epilogues_are_the_forward_pass_then_a_relu_and_a_pool() {
 #[test]
 fn the_backward_pass_from_a_pools_gradient_is_the_pass_from_its_scatter() {
     let mut rng = Rng::new(53);
-    // (n, c_in, c_out, kernel, padding, h, w)
-    let shapes: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
+    let shapes: &[Shape] = &[
         (3, 8, 20, 5, 2, 9, 10),   // weight gradients in groups of samples
         (2, 8, 16, 3, 1, 30, 30),  // sample by sample (900 pixels)
         (3, 24, 32, 3, 1, 12, 12), // Winograd's input gradient
@@ -624,16 +631,13 @@ fn the_backward_pass_from_a_pools_gradient_is_the_pass_from_its_scatter() {
     let mut gated = 0;
     for threads in [1, 2] {
         in_pool(threads, || {
-            for &(n, c_in, c_out, k, p, h, w) in shapes {
-                let geom = Window2d::square(k, 1, Padding::uniform(p)).resolve(h, w).unwrap();
-                let d = ConvDims { n, c_in, c_out, groups: 1, geom };
-                if c_in == 256 {
+            for &shape in shapes {
+                let (d, x, wt, b) = random_problem(&mut rng, shape);
+                let (n, c_out) = (d.n, d.c_out);
+                if d.c_in == 256 {
                     assert!(batched::takes_weight_grad(&d), "{d:?}: the weight gradient runs on the whole batch");
                 }
-                let x = rng.uniform_vec(n * c_in * h * w, -1.0, 1.0);
-                let wt = rng.uniform_vec(c_out * c_in * k * k, -1.0, 1.0);
-                let b = rng.uniform_vec(c_out, -1.0, 1.0);
-                let (ho, wo) = geom.out_hw();
+                let (ho, wo) = d.geom.out_hw();
                 let mut scratch = ConvScratch::default();
                 for window in [Window2d::square(2, 2, Padding::Valid), Window2d::square(3, 2, Padding::Valid)] {
                     let Ok(pg) = window.resolve(ho, wo) else { continue };
