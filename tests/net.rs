@@ -254,15 +254,22 @@ fn the_lean_forward_pass_gives_the_full_passes_output() {
 }
 
 /// One training pass (forward in training mode, backward to the parameters and the input) of
-/// `net` on `x`: the output, every parameter gradient and the input gradient.
-fn pass(net: &mut Net, x: &Tensor) -> (Tensor, Vec<Tensor>, Tensor) {
+/// `net` on `x`, the forward pass told that only a backward pass from the output follows
+/// (`ForwardCtx::backward_from_output_only`) or not: the output, every parameter gradient and
+/// the input gradient.
+fn pass_told(net: &mut Net, x: &Tensor, backward_from_output_only: bool) -> (Tensor, Vec<Tensor>, Tensor) {
     net.zero_grads();
-    let out = net.forward(x, &ForwardCtx { mode: Mode::Train, seed: 5, ..Default::default() }).unwrap().clone();
+    let out = net.forward(x, &ForwardCtx { mode: Mode::Train, seed: 5, backward_from_output_only, ..Default::default() }).unwrap().clone();
     let seed = Tensor::from_vec(out.shape(), (0..out.len()).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.4).collect()).unwrap();
     let last = net.output_name().to_string();
     net.backward(&last, &seed, &BackwardCtx { input_grad: true, ..Default::default() }).unwrap();
     let grads = net.params().into_iter().map(|(_, p)| p.grad.clone()).collect();
     (out, grads, net.input_grad().clone())
+}
+
+/// `pass_told`, every value kept.
+fn pass(net: &mut Net, x: &Tensor) -> (Tensor, Vec<Tensor>, Tensor) {
+    pass_told(net, x, false)
 }
 
 /// A ReLU fused into the convolution before it (`Net::fuse_activations`) gives the unfused
@@ -300,8 +307,10 @@ fn fused_activations_give_the_unfused_bits() {
         fused.fuse_activations(true);
         let n: usize = shape.iter().product();
         let x = Tensor::from_vec(&shape, (0..n).map(|i| ((i * 31) % 17) as f32 / 17.0 - 0.3).collect()).unwrap();
-        for round in 0..2 {
-            let (a, b) = (pass(&mut plain, &x), pass(&mut fused, &x));
+        // The fused net's forward pass told that only a backward pass from the output follows
+        // (rounds 2 and 3: conv -> ReLU -> max pool leaves the ReLU's output unwritten), and not.
+        for round in 0..4 {
+            let (a, b) = (pass(&mut plain, &x), pass_told(&mut fused, &x, round >= 2));
             assert_eq!(a.0, b.0, "{shape:?} round {round}: output");
             assert_eq!(a.1, b.1, "{shape:?} round {round}: parameter gradients");
             assert_eq!(a.2, b.2, "{shape:?} round {round}: input gradient");
@@ -330,6 +339,39 @@ fn fused_activations_give_the_unfused_bits() {
             assert!(fused.value(fused_node).is_some());
         }
     }
+}
+
+/// Told that only a plain backward pass from the output follows, a fused net leaves out the
+/// ReLU outputs that a max pool alone reads (the convolution pools and takes the pool's
+/// gradient): `value` finds nothing there, a backward pass that would read one (another ReLU
+/// rule, a seed at the ReLU) fails and names it, the pass from the output and one from the
+/// pool run; the next forward pass not told keeps it again.
+#[test]
+fn a_relu_output_left_out_for_the_backward_pass_is_never_read() {
+    let mut net = models::build_for("mnist-cnn", 10, None, 3).unwrap();
+    net.fuse_activations(true);
+    let x = Tensor::from_vec(&[2, 1, 28, 28], (0..2 * 784).map(|i| ((i * 13) % 17) as f32 / 17.0 - 0.3).collect()).unwrap();
+    let told = ForwardCtx { mode: Mode::Train, seed: 1, backward_from_output_only: true, ..Default::default() };
+    let seed_at = |net: &Net, node: &str| {
+        let shape = net.value(node).map(|v| v.shape().to_vec()).unwrap_or_else(|| vec![2, 32, 28, 28]);
+        Tensor::from_vec(&shape, vec![0.5; shape.iter().product()]).unwrap()
+    };
+    net.forward(&x, &told).unwrap();
+    assert!(net.value("relu1").is_none() && net.value("relu2").is_none(), "the pooled ReLUs' outputs are left out");
+    assert!(net.value("pool1").is_some() && net.value("relu3").is_some(), "the others are kept");
+    for (from, rule) in [("relu1", ReluRule::Plain), ("fc2", ReluRule::Guided), ("pool2", ReluRule::Deconvnet)] {
+        let seed = seed_at(&net, from);
+        let err = net.backward(from, &seed, &BackwardCtx { rule, ..Default::default() }).unwrap_err().to_string();
+        assert!(err.contains("relu") && err.contains("did not keep its output"), "from {from}, {rule:?}: {err}");
+    }
+    for from in ["fc2", "pool1"] {
+        let seed = seed_at(&net, from);
+        net.backward(from, &seed, &BackwardCtx::default()).unwrap();
+    }
+    net.forward(&x, &ForwardCtx { backward_from_output_only: false, ..told }).unwrap();
+    assert!(net.value("relu1").is_some());
+    let seed = seed_at(&net, "relu1");
+    net.backward("relu1", &seed, &BackwardCtx { rule: ReluRule::Guided, ..Default::default() }).unwrap();
 }
 
 /// A max pool after a fused ReLU sends the plain gradient through it in one pass; under guided

@@ -78,6 +78,12 @@ pub struct ForwardCtx {
     /// drawn for the image's place in the whole batch, so a share gets the masks the single
     /// process would give those images.
     pub first_image: usize,
+    /// Whether the only pass to follow is a plain backward pass from the net's output (a
+    /// training step): a value no such pass reads is then not kept where leaving it out saves
+    /// a pass over memory (`Net::forward`: a fused ReLU's output that a max pool alone reads,
+    /// the pool run and its gradient taken by the ReLU's producer). A backward pass that would
+    /// read it fails and says so. Off: every value is kept.
+    pub backward_from_output_only: bool,
 }
 
 /// What a backward pass needs besides its inputs.

@@ -61,6 +61,8 @@ impl Net {
             }
         }
         needed[0] = needed[0] && ctx.input_grad;
+        // Which values a backward pass reads before the ReLUs' gradients are skipped below.
+        let reached = needed.clone();
         // Where a fused ReLU's only reader sends its gradient through it, the ReLU's own
         // gradient is neither computed nor kept.
         let through = self.gradients_through_relu(ctx, &at);
@@ -87,6 +89,7 @@ impl Net {
                 self.grads[u].set_shape(&[0]);
             }
         }
+        self.check_unkept_unread(&reached, &from_pool)?;
         // A value with one reader of one input is not zeroed here: that reader stores its
         // gradient with `Store::Write` (`Layer::backward_stored`), through a fused ReLU too.
         // Not where a seed adds to a value before its readers do.
@@ -173,6 +176,24 @@ impl Net {
         Ok(())
     }
 
+
+    /// Fails where this pass would read a ReLU's output the last forward pass did not keep
+    /// (`Net::unkept`): its pool's gradient is not handed down to the producer this time
+    /// (`reached`: the values whose gradients the pass reaches; `from_pool`: per producer, the
+    /// pool it takes its gradient from).
+    fn check_unkept_unread(&self, reached: &[bool], from_pool: &[Option<usize>]) -> Result<()> {
+        for (producer, q) in self.pool_reader.iter().enumerate() {
+            let Some(q) = *q else { continue };
+            let relu = self.nodes[q].inputs[0];
+            if self.unkept.get(relu) == Some(&true) && reached[relu] && from_pool[producer] != Some(q) {
+                return Err(Error::Graph(format!(
+                    "{}: the fused forward pass did not keep its output (the max pool {} hands its gradient to {}), and this backward pass reads it (another ReLU rule, or a seed at the ReLU): run the forward pass unfused (Net::fuse_activations(false))",
+                    self.nodes[relu - 1].name, self.nodes[q].name, self.nodes[producer].name
+                )));
+            }
+        }
+        Ok(())
+    }
 
     /// Per node: the value whose gradient the node's backward pass writes straight through the
     /// fused ReLU before it (`Layer::backward_through_relu`, a max pool: one scatter instead of

@@ -48,6 +48,11 @@ pub struct Net {
     /// Per node: the max pool reading its fused ReLU's output alone, which the node computes
     /// sample by sample in its own forward pass where it can (`Layer::forward_pooled`).
     pool_reader: Vec<Option<usize>>,
+    /// Per value: not kept by the last `forward` (its buffer holds no values to read): a fused
+    /// ReLU's output that a max pool alone reads, where the ReLU's producer ran the pool and
+    /// takes the pool's gradient as handed down (`Layer::takes_pooled_grad`), so that no
+    /// backward pass from the output reads it.
+    unkept: Vec<bool>,
     /// The buffers `forward_lean` used, kept for its next call (a `forward` drops them).
     spare: spare::SpareBuffers,
 }
@@ -64,6 +69,7 @@ impl Net {
             fused: Vec::new(),
             behind_relu: Vec::new(),
             pool_reader: Vec::new(),
+            unkept: Vec::new(),
             spare: spare::SpareBuffers::default(),
         }
     }
@@ -202,7 +208,10 @@ impl Net {
     /// layer's output over instead of reading it and writing a copy: one pass over those
     /// activations fewer, forward. For training and inference, where only the output and the
     /// gradients are read: a fused node's own output is not kept (`value` finds nothing there,
-    /// `forward_to` refuses it). Adding or replacing a node undoes it; `false` undoes it.
+    /// `forward_to` refuses it); before a plain backward pass from the output
+    /// (`ForwardCtx::backward_from_output_only`), neither is the ReLU's where a max pool alone
+    /// reads it and the producer pools and takes the pool's gradient. Adding or replacing a
+    /// node undoes it; `false` undoes it.
     pub fn fuse_activations(&mut self, on: bool) {
         for (j, fused) in self.fused.iter().enumerate() {
             if *fused {
@@ -250,6 +259,12 @@ impl Net {
     /// Whether value `v` is a fused node's output, which its ReLU took over.
     fn taken_over(&self, v: usize) -> bool {
         self.fused.iter().enumerate().any(|(j, &f)| f && self.nodes[j].inputs[0] == v)
+    }
+
+    /// Whether the last forward pass kept value `v` (neither taken over by a fused ReLU nor
+    /// left unwritten, `unkept`).
+    fn kept(&self, v: usize) -> bool {
+        !self.taken_over(v) && !self.unkept.get(v).copied().unwrap_or(false)
     }
 
     /// Runs every node on `input` (`[N, ...input_shape]`) and returns the last node's output.
@@ -324,7 +339,7 @@ impl Net {
                     let pool_node = &self.nodes[q];
                     let geometry = crate::layers::pool_geometry(&window, &shapes[pool_node.inputs[0]]).map_err(|e| e.in_layer(&pool_node.name))?;
                     let mut pooled_out = lend(&mut pool, q + 1);
-                    let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax: None };
+                    let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax: None, keep_conv_out: false };
                     let node = &mut self.nodes[i];
                     done = node.layer.forward_pooled(&ins, &mut out[0], &ctx, sink).map_err(|e| e.in_layer(&node.name))?;
                     match done {
@@ -363,6 +378,7 @@ impl Net {
         v0.data_mut().copy_from_slice(input.data());
         // Pools their producer ran already (`pool_reader`).
         let mut pooled = vec![false; count];
+        self.unkept = vec![false; self.values.len()];
         for i in 0..count {
             if self.fused.get(i) == Some(&true) {
                 // The producer applied this ReLU: take its output over (the producer's slot
@@ -392,11 +408,17 @@ impl Net {
                 let pooled_out = &mut later[q - i - 1];
                 pooled_out.set_shape(&shapes[q + 1]);
                 let pool_input = &shapes[pool_node.inputs[0]];
+                // Before a plain backward pass from the output, a producer that takes the pool's
+                // gradient as handed down never reads its output again (nor does the pool):
+                // that output need not leave the cache.
+                let keep_conv_out = !(ctx.backward_from_output_only && node.layer.takes_pooled_grad());
                 if let Some((geometry, argmax)) = pool_node.layer.max_pool_target(pool_input, pooled_out.len()).map_err(|e| e.in_layer(&pool_node.name))? {
-                    let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax: Some(argmax) };
+                    let sink = PoolSink { geometry: &geometry, out: pooled_out.data_mut(), argmax: Some(argmax), keep_conv_out };
                     done = node.layer.forward_pooled(&ins, out, &ctx, sink).map_err(|e| e.in_layer(&node.name))?;
                 }
                 pooled[q] = done;
+                // The ReLU's output, which takes the producer's over.
+                self.unkept[pool_node.inputs[0]] = done && !keep_conv_out;
             }
             if !done {
                 let node = &mut self.nodes[i];
@@ -430,7 +452,7 @@ impl Net {
     /// The output of node `name` in the last forward pass (`None` for a node whose output a
     /// fused ReLU took over, `fuse_activations`).
     pub fn value(&self, name: &str) -> Option<&Tensor> {
-        self.value_id(name).filter(|&v| !self.taken_over(v)).map(|v| &self.values[v])
+        self.value_id(name).filter(|&v| self.kept(v)).map(|v| &self.values[v])
     }
 
     /// The gradient at node `name`'s output from the last backward pass (empty when the pass
@@ -446,7 +468,7 @@ impl Net {
             .chain(self.node_names())
             .zip(&self.values)
             .enumerate()
-            .find(|&(v, (_, value))| !self.taken_over(v) && !all_finite(value.data()))
+            .find(|&(v, (_, value))| self.kept(v) && !all_finite(value.data()))
             .map(|(_, (name, _))| name)
     }
 

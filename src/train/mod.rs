@@ -344,7 +344,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, resume: bool, opts: &RunOptions)
         fill_batch(&train_set, &batch[part.clone()], &norm, shift, &mut x, &mut labels);
 
         let lr = schedule.lr(cfg.lr, step, total_steps);
-        let ctx = ForwardCtx { mode: Mode::Train, seed: mix64(cfg.seed ^ mix64(step as u64)), first_image: part.start };
+        let ctx = ForwardCtx { mode: Mode::Train, seed: mix64(cfg.seed ^ mix64(step as u64)), first_image: part.start, backward_from_output_only: true };
         let logits = net.forward(&x, &ctx)?;
         let mut r = softmax_cross_entropy(logits, &labels)?;
         let nonfinite_loss = |loss: f32, net: &crate::net::Net| {

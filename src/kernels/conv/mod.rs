@@ -336,11 +336,15 @@ pub enum Epilogue<'a> {
 pub struct PoolSink<'a> {
     pub geometry: &'a Geometry,
     pub out: &'a mut [f32],
-    /// The pool's argmax, for a backward pass; the convolution's output is written as well.
-    /// `None`: the pooled output alone is wanted (inference, `Net::forward_lean`): where the
-    /// batch is split by samples, each sample's output goes to a buffer of its thread's, in
-    /// cache, and the call's `out` is left as it was; neither it nor the argmax reaches memory.
+    /// The pool's argmax, for a backward pass; `None`: the pooled output alone is wanted
+    /// (inference, `Net::forward_lean`).
     pub argmax: Option<&'a mut [u32]>,
+    /// Whether the convolution's own output must reach the call's `out` (a backward pass
+    /// through the ReLU reads it). Where it need not (inference; training where the pool
+    /// hands its gradient down, `conv2d_backward_pooled`) and the batch is split by samples,
+    /// each sample's output goes to a buffer of its thread's, in cache, and `out` is left as
+    /// it was: the MNIST net's conv1 writes 12.8 MB a step fewer.
+    pub keep_conv_out: bool,
 }
 
 /// `conv2d_forward_via`, then `epilogue` on the output.
@@ -420,6 +424,7 @@ pub fn conv2d_forward_with(
     let pooled_len = pool.as_ref().map_or(0, |p| d.c_out * p.geometry.rows.output * p.geometry.cols.output);
     let pool_geometry = pool.as_ref().map(|p| p.geometry);
     // `None` for a sample's argmax: the pooled output alone is wanted (`PoolSink::argmax`).
+    let keep_conv_out = pool.as_ref().is_none_or(|p| p.keep_conv_out);
     type PoolChunk<'a> = Option<(&'a mut [f32], Option<&'a mut [u32]>)>;
     let pool_chunks: Vec<PoolChunk> = match pool {
         Some(p) => {
@@ -434,10 +439,13 @@ pub fn conv2d_forward_with(
     };
     out_chunks.into_par_iter().zip(pool_chunks).zip(scratch.chunks.par_iter_mut()).zip(ranges.par_iter()).for_each(
         |(((out_chunk, mut pool_chunk), s), range)| {
-            // The pooled output alone: each sample's output and argmax in this thread's buffers.
-            let held = matches!(pool_chunk, Some((_, None)));
+            // The convolution's output not wanted: each sample's in this thread's buffer (and
+            // its argmax too where the pooled output alone is wanted).
+            let held = !keep_conv_out;
             if held {
                 s.held_out.resize(out_len, 0.0);
+            }
+            if matches!(pool_chunk, Some((_, None))) {
                 s.held_argmax.resize(pooled_len, 0);
             }
             for (i, sample) in range.clone().enumerate() {

@@ -587,21 +587,30 @@ fn the_relu_and_pool_epilogues_are_the_forward_pass_then_a_relu_and_a_pool() {
                         crate::kernels::pool::max_pool_forward(&mut pool_want, &mut arg_want, &want, &pg);
                         let (mut pooled, mut argmax) = (vec![f32::NAN; len], vec![u32::MAX; len]);
                         let mut kept = vec![f32::NAN; want.len()];
-                        let sink = PoolSink { geometry: &pg, out: &mut pooled, argmax: Some(&mut argmax) };
+                        let sink = PoolSink { geometry: &pg, out: &mut pooled, argmax: Some(&mut argmax), keep_conv_out: true };
                         conv2d_forward_with(path, Epilogue::ReluThenMaxPool(sink), &mut kept, &x, &wt, Some(&b), &d, &mut scratch);
                         assert_eq!(kept, want, "{threads} threads, {path:?}, {d:?}: the ReLU's output");
                         assert_eq!(pooled, pool_want, "{threads} threads, {path:?}, {d:?}, pooled {window:?}");
                         assert_eq!(argmax, arg_want, "{threads} threads, {path:?}, {d:?}, argmax of {window:?}");
-                        // The pooled output alone (inference): the same values, and where the
-                        // batch is split by samples the call's output is never written.
-                        let mut alone = vec![f32::NAN; len];
-                        let mut untouched = vec![f32::NAN; want.len()];
-                        let sink = PoolSink { geometry: &pg, out: &mut alone, argmax: None };
-                        conv2d_forward_with(path, Epilogue::ReluThenMaxPool(sink), &mut untouched, &x, &wt, Some(&b), &d, &mut scratch);
-                        assert_eq!(alone, pool_want, "{threads} threads, {path:?}, {d:?}, pooled alone {window:?}");
-                        let by_samples = n > 1 && !batched::takes_forward(&d);
-                        if by_samples {
-                            assert!(untouched.iter().all(|v| v.is_nan()), "{threads} threads, {path:?}, {d:?}: the output was written");
+                        // The convolution's output not wanted, with the argmax (training, the
+                        // pool's gradient handed down) or without (inference): the same pooled
+                        // values and argmax, and where the batch is split by samples the call's
+                        // output is never written.
+                        for with_argmax in [true, false] {
+                            let (mut alone, mut arg_alone) = (vec![f32::NAN; len], vec![u32::MAX; len]);
+                            let mut untouched = vec![f32::NAN; want.len()];
+                            let argmax = with_argmax.then_some(&mut arg_alone[..]);
+                            let sink = PoolSink { geometry: &pg, out: &mut alone, argmax, keep_conv_out: false };
+                            conv2d_forward_with(path, Epilogue::ReluThenMaxPool(sink), &mut untouched, &x, &wt, Some(&b), &d, &mut scratch);
+                            let at = format!("{threads} threads, {path:?}, {d:?}, {window:?}, argmax {with_argmax}");
+                            assert_eq!(alone, pool_want, "{at}: pooled alone");
+                            if with_argmax {
+                                assert_eq!(arg_alone, arg_want, "{at}: argmax");
+                            }
+                            let by_samples = n > 1 && !batched::takes_forward(&d);
+                            if by_samples {
+                                assert!(untouched.iter().all(|v| v.is_nan()), "{at}: the output was written");
+                            }
                         }
                     }
                 }
@@ -644,7 +653,7 @@ fn the_backward_pass_from_a_pools_gradient_is_the_pass_from_its_scatter() {
                     let (pho, pwo) = pg.out_hw();
                     let len = n * c_out * pho * pwo;
                     let (mut pooled, mut argmax, mut kept) = (vec![0.0; len], vec![0u32; len], vec![0.0; n * c_out * ho * wo]);
-                    let sink = PoolSink { geometry: &pg, out: &mut pooled, argmax: Some(&mut argmax) };
+                    let sink = PoolSink { geometry: &pg, out: &mut pooled, argmax: Some(&mut argmax), keep_conv_out: true };
                     conv2d_forward_with(ConvPath::Auto, Epilogue::ReluThenMaxPool(sink), &mut kept, &x, &wt, Some(&b), &d, &mut scratch);
                     gated += pooled.iter().filter(|&&v| v <= 0.0).count();
                     let d_pooled = rng.uniform_vec(len, -1.0, 1.0);

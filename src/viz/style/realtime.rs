@@ -352,7 +352,7 @@ pub fn train(cfg: &RealtimeConfig, loss_net: &mut Net, norm: &Normalize, run_dir
     let total_steps = steps_per_epoch * cfg.epochs;
     let info = info(cfg);
     let back = BackwardCtx { param_grads: true, input_grad: false, ..BackwardCtx::default() };
-    let train_ctx = ForwardCtx { mode: Mode::Train, ..Default::default() };
+    let train_ctx = ForwardCtx { mode: Mode::Train, backward_from_output_only: true, ..Default::default() };
     let out_name = net.output_name().to_string();
     let mut bar: Option<crate::progress::Progress> = None;
     let mut order: Vec<usize> = Vec::new();
