@@ -264,11 +264,12 @@ fn run_checked(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>, step: usize
 }
 
 /// `src: [rows, cols]` into `width`-row panels `[ceil(rows / width)][cols][width]` (the tile's
-/// B layout); lanes past `rows` in the last panel are left as they are.
+/// B layout); lanes past `rows` in the last panel are left as they are. `width` is a multiple
+/// of 8, or holds every row (one panel: `src` transposed into rows `width` apart).
 pub fn pack_panels(panels: &mut [f32], src: &[f32], rows: usize, cols: usize, width: usize) {
     assert!(src.len() >= rows * cols, "pack_panels: {} values for {rows}x{cols}", src.len());
     assert!(panels.len() >= rows.div_ceil(width) * cols * width, "pack_panels: {} values for the panels", panels.len());
-    assert!(width.is_multiple_of(8), "pack_panels: width {width} is not a multiple of 8");
+    assert!(width.is_multiple_of(8) || rows <= width, "pack_panels: width {width} is not a multiple of 8 and {rows} rows need more than one panel");
     #[cfg(target_arch = "x86_64")]
     if Isa::Avx2.supported() {
         // SAFETY: sizes checked above, AVX2 present.

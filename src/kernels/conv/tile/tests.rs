@@ -28,8 +28,11 @@ fn plain_panels(src: &[f32], rows: usize, cols: usize, width: usize) -> Vec<f32>
 #[test]
 fn panels_hold_the_transpose() {
     let mut rng = Rng::new(2);
-    for width in [16, 32] {
-        for &(rows, cols) in &[(64, 196), (6, 784), (19, 13), (8, 8), (1, 3), (40, 17), (72, 9)] {
+    // Widths of 8 lanes and more, and one panel of any width (a transpose into rows that far
+    // apart: Winograd's outputs straight into NCHW planes of 196 pixels).
+    let cases = [16, 32].iter().flat_map(|&w| [(64, 196), (6, 784), (19, 13), (8, 8), (1, 3), (40, 17), (72, 9)].map(|(r, c)| (r, c, w)));
+    for (rows, cols, width) in cases.chain([(196, 32, 196), (49, 16, 49), (13, 9, 13), (7, 3, 10)]) {
+        {
             let src = rng.uniform_vec(rows * cols, -1.0, 1.0);
             let want = plain_panels(&src, rows, cols, width);
             for (which, pack) in [("fast", pack_panels as fn(&mut [f32], &[f32], usize, usize, usize)), ("plain", pack_panels_plain)] {
