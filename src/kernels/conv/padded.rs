@@ -13,6 +13,9 @@ pub struct Padded {
     data: Vec<f32>,
     hp: usize,
     wp: usize,
+    /// What `data` was last filled for, its zeros (padding, slack) in place: `(N * C, H, W,
+    /// top, bottom, left, right)`.
+    filled_for: [usize; 7],
 }
 
 impl Padded {
@@ -22,14 +25,20 @@ impl Padded {
     }
 
     /// Fills from `x: [N, C, H, W]` (`samples = N`): sample `i` starts at `i * sample_len()`.
+    /// The zeros are written once for a run of fills of one geometry: the copies below write
+    /// the same places every time and never reach them.
     pub fn fill_samples(&mut self, x: &[f32], samples: usize, channels: usize, g: &Geometry) {
         let (h, w) = g.in_hw();
         self.hp = g.rows.pad_lo + h + g.rows.pad_hi;
         self.wp = g.cols.pad_lo + w + g.cols.pad_hi;
-        self.data.clear();
-        // Zeros past the last sample: a tile reading a row of output pixels in place reads a
-        // whole vector pair from the last window on (`narrow.rs`).
-        self.data.resize(samples * channels * self.hp * self.wp + SLACK, 0.0);
+        let geometry = [samples * channels, h, w, g.rows.pad_lo, g.rows.pad_hi, g.cols.pad_lo, g.cols.pad_hi];
+        if self.filled_for != geometry {
+            self.data.clear();
+            // Zeros past the last sample: a tile reading a row of output pixels in place reads
+            // a whole vector pair from the last window on (`narrow.rs`).
+            self.data.resize(samples * channels * self.hp * self.wp + SLACK, 0.0);
+            self.filled_for = geometry;
+        }
         for c in 0..samples * channels {
             let plane = &x[c * h * w..(c + 1) * h * w];
             for (y, src) in plane.chunks_exact(w).enumerate() {
@@ -74,6 +83,7 @@ mod tests {
     #[test]
     fn offsets_read_the_column_matrix() {
         let mut rng = Rng::new(3);
+        let mut padded = Padded::default();
         for case in 0..60 {
             let window = Window2d {
                 kernel: [1 + rng.below(5), 1 + rng.below(4)],
@@ -90,7 +100,9 @@ mod tests {
             let (p, kdim) = (ho * wo, c * g.rows.kernel * g.cols.kernel);
             let mut col = vec![0.0; kdim * p];
             im2col(&mut col, &x, c, &g);
-            let mut padded = Padded::default();
+            // One buffer for every case (filled for other geometries before), and filled with
+            // other values of this geometry first: what is not written must read as zero.
+            padded.fill(&rng.uniform_vec(c * h * w, 2.0, 3.0), c, &g);
             padded.fill(&x, c, &g);
             for row in 0..kdim {
                 for px in 0..p {
