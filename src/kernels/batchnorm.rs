@@ -4,6 +4,41 @@
 use super::Store;
 use rayon::prelude::*;
 
+/// `fn $name(isa, args) -> ret`: `$body` compiled inside a `#[target_feature]` wrapper for
+/// AVX-512 and for AVX2 (so that its loops vectorise at that width), or as the x86-64 baseline
+/// for `Isa::Scalar` and CPUs without them. The body is one source: its lanes and rounding
+/// are the same on each, so are its bits.
+macro_rules! compiled_per_isa {
+    ($(#[$doc:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name(isa: crate::kernels::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use crate::kernels::isa::Isa;
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU has the instruction set (checked by `supported`).
+                match isa {
+                    Isa::Avx512 if isa.supported() => return unsafe { avx512($($arg),*) },
+                    Isa::Avx2 if isa.supported() => return unsafe { avx2($($arg),*) },
+                    _ => {}
+                }
+            }
+            let _ = isa;
+            $body($($arg),*)
+        }
+    };
+}
+
 /// Per-channel mean and biased variance of `x: [N, C, H, W]`, in f64.
 pub fn channel_stats(x: &[f32], n: usize, c: usize, plane: usize) -> Vec<(f64, f64)> {
     let m = (n * plane) as f64;
@@ -63,32 +98,11 @@ fn plane_sums_body(x: &[f32], mean: Option<f64>) -> f64 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn plane_sums_avx512(x: &[f32], mean: Option<f64>) -> f64 {
-    plane_sums_body(x, mean)
-}
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn plane_sums_avx2(x: &[f32], mean: Option<f64>) -> f64 {
-    plane_sums_body(x, mean)
-}
 
-/// `plane_sums_body` compiled for `isa`.
-fn plane_sums(isa: crate::kernels::isa::Isa, x: &[f32], mean: Option<f64>) -> f64 {
-    use crate::kernels::isa::Isa;
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the CPU has the instruction set (checked by `supported`).
-        match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { plane_sums_avx512(x, mean) },
-            Isa::Avx2 if isa.supported() => return unsafe { plane_sums_avx2(x, mean) },
-            _ => {}
-        }
-    }
-    let _ = isa;
-    plane_sums_body(x, mean)
+compiled_per_isa! {
+    /// `plane_sums_body` compiled for `isa`.
+    fn plane_sums => plane_sums_body(x: &[f32], mean: Option<f64>) -> f64
 }
 
 /// `out[n, c] = x[n, c] * a[c] + b[c]` plane by plane; `out` overwritten.
@@ -99,16 +113,27 @@ pub fn affine_channels(out: &mut [f32], x: &[f32], a: &[f32], b: &[f32], c: usiz
 /// `affine_channels`, then `max(0, .)` in the same pass where `relu` (a ReLU fused into the
 /// normalisation, `Layer::fuse_relu`; `activation::relu`).
 pub fn affine_channels_then(out: &mut [f32], x: &[f32], a: &[f32], b: &[f32], c: usize, plane: usize, relu: bool) {
+    let isa = crate::kernels::isa::Isa::active();
     out.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(i, (y, x))| {
         let ch = i % c;
-        let (a, b) = (a[ch], b[ch]);
-        // One loop per case, so each vectorises.
-        if relu {
-            y.iter_mut().zip(x).for_each(|(y, x)| *y = crate::kernels::activation::relu(x * a + b));
-        } else {
-            y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
-        }
+        affine_plane(isa, y, x, a[ch], b[ch], relu);
     });
+}
+
+/// `y = x * a + b` (then the ReLU) over one plane.
+#[inline(always)]
+fn affine_plane_body(y: &mut [f32], x: &[f32], a: f32, b: f32, relu: bool) {
+    // One loop per case, so each vectorises.
+    if relu {
+        y.iter_mut().zip(x).for_each(|(y, x)| *y = crate::kernels::activation::relu(x * a + b));
+    } else {
+        y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
+    }
+}
+
+compiled_per_isa! {
+    /// `affine_plane_body` compiled for `isa`.
+    fn affine_plane => affine_plane_body(y: &mut [f32], x: &[f32], a: f32, b: f32, relu: bool)
 }
 
 /// Per-channel `(sum dy, sum dy * (x - mean) * invstd)`, in f64 (`plane_grad_sums` per plane).
@@ -165,32 +190,11 @@ fn plane_grad_sums_body(dy: &[f32], x: &[f32], m: f32, is: f32) -> (f64, f64) {
     (s, sx)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn plane_grad_sums_avx512(dy: &[f32], x: &[f32], m: f32, is: f32) -> (f64, f64) {
-    plane_grad_sums_body(dy, x, m, is)
-}
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn plane_grad_sums_avx2(dy: &[f32], x: &[f32], m: f32, is: f32) -> (f64, f64) {
-    plane_grad_sums_body(dy, x, m, is)
-}
 
-/// `plane_grad_sums_body` compiled for `isa` (the same bits on each).
-fn plane_grad_sums(isa: crate::kernels::isa::Isa, dy: &[f32], x: &[f32], m: f32, is: f32) -> (f64, f64) {
-    use crate::kernels::isa::Isa;
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the CPU has the instruction set (checked by `supported`).
-        match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { plane_grad_sums_avx512(dy, x, m, is) },
-            Isa::Avx2 if isa.supported() => return unsafe { plane_grad_sums_avx2(dy, x, m, is) },
-            _ => {}
-        }
-    }
-    let _ = isa;
-    plane_grad_sums_body(dy, x, m, is)
+compiled_per_isa! {
+    /// `plane_grad_sums_body` compiled for `isa` (the same bits on each).
+    fn plane_grad_sums => plane_grad_sums_body(dy: &[f32], x: &[f32], m: f32, is: f32) -> (f64, f64)
 }
 
 /// Training-mode input gradient, `+=` into `dx` (or `=`, `store`):
@@ -210,19 +214,33 @@ pub fn batchnorm_train_backward(
     store: Store,
 ) {
     let m = m as f32;
+    let isa = crate::kernels::isa::Isa::active();
     dx.par_chunks_mut(plane).zip(dy.par_chunks(plane)).zip(x.par_chunks(plane)).enumerate().for_each(
         |(i, ((dx, dy), x))| {
             let ch = i % c;
             let (mu, is, g) = (mean[ch], invstd[ch], gamma[ch]);
             let (s, sx) = (sums[ch].0 as f32, sums[ch].1 as f32);
             let k = g * is / m;
-            let grad = |gy: f32, v: f32| k * (m * gy - s - (v - mu) * is * sx);
-            match store {
-                Store::Add => dx.iter_mut().zip(dy).zip(x).for_each(|((d, &gy), &v)| *d += grad(gy, v)),
-                Store::Write => dx.iter_mut().zip(dy).zip(x).for_each(|((d, &gy), &v)| *d = grad(gy, v)),
-            }
+            backward_plane(isa, dx, dy, x, [k, m, s, mu, is, sx], store == Store::Add);
         },
     );
+}
+
+/// `dx (+)= k * (m * dy - s - (x - mu) * is * sx)` over one plane, `[k, m, s, mu, is, sx]`.
+#[inline(always)]
+fn backward_plane_body(dx: &mut [f32], dy: &[f32], x: &[f32], [k, m, s, mu, is, sx]: [f32; 6], add: bool) {
+    let grad = |gy: f32, v: f32| k * (m * gy - s - (v - mu) * is * sx);
+    // One loop per case, so each vectorises.
+    if add {
+        dx.iter_mut().zip(dy).zip(x).for_each(|((d, &gy), &v)| *d += grad(gy, v));
+    } else {
+        dx.iter_mut().zip(dy).zip(x).for_each(|((d, &gy), &v)| *d = grad(gy, v));
+    }
+}
+
+compiled_per_isa! {
+    /// `backward_plane_body` compiled for `isa`.
+    fn backward_plane => backward_plane_body(dx: &mut [f32], dy: &[f32], x: &[f32], coefficients: [f32; 6], add: bool)
 }
 
 #[cfg(test)]
@@ -233,7 +251,9 @@ mod tests {
 
     /// A plane's gradient sums are the f64 sums of the same f32 terms within 16 f32 roundings
     /// of the terms' sizes, with the same bits on every ISA this CPU has: planes shorter than a
-    /// block, whole blocks, blocks and a tail (MNIST's 196 and 784, ResNet's 3136).
+    /// block, whole blocks, blocks and a tail (MNIST's 196 and 784, ResNet's 3136). So are the
+    /// statistics' sums and the elementwise passes (the affine map with and without the ReLU,
+    /// the input gradient written and added).
     #[test]
     fn plane_grad_sums_are_the_sums_on_every_isa() {
         let mut rng = Rng::new(8);
@@ -250,6 +270,24 @@ mod tests {
             for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
                 let got = plane_grad_sums(isa, &dy, &x, m, is);
                 assert_eq!((got.0.to_bits(), got.1.to_bits()), (scalar.0.to_bits(), scalar.1.to_bits()), "{isa:?}, {len} values");
+                // The elementwise passes: the baseline's bits, a NaN kept by the ReLU.
+                let mut x_nan = x.clone();
+                if len > 3 {
+                    x_nan[3] = f32::NAN;
+                }
+                for relu in [false, true] {
+                    let (mut got, mut base) = (vec![0.0; len], vec![0.0; len]);
+                    affine_plane(isa, &mut got, &x_nan, 1.7, -0.4, relu);
+                    affine_plane(Isa::Scalar, &mut base, &x_nan, 1.7, -0.4, relu);
+                    assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), base.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{isa:?} affine, relu {relu}");
+                }
+                for add in [false, true] {
+                    let coefficients = [0.3, len as f32, 1.1, 0.7, 1.3, -0.6];
+                    let (mut got, mut base) = (dy.clone(), dy.clone());
+                    backward_plane(isa, &mut got, &dy, &x, coefficients, add);
+                    backward_plane(Isa::Scalar, &mut base, &dy, &x, coefficients, add);
+                    assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), base.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{isa:?} backward, add {add}");
+                }
                 // The statistics' sums too: the same bits as the baseline's, near the f64 sums.
                 for mean in [None, Some(0.7)] {
                     let want: f64 = x.iter().map(|&v| mean.map_or(v as f64, |m| (v as f64 - m).powi(2))).sum();
