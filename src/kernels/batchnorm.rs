@@ -1,43 +1,9 @@
 //! Batch normalisation over `[N, C, H, W]`, per channel: training mode (batch statistics,
 //! running statistics updated as PyTorch does) and evaluation mode (running statistics).
 
+use super::isa::compiled_per_isa;
 use super::Store;
 use rayon::prelude::*;
-
-/// `fn $name(isa, args) -> ret`: `$body` compiled inside a `#[target_feature]` wrapper for
-/// AVX-512 and for AVX2 (so that its loops vectorise at that width), or as the x86-64 baseline
-/// for `Isa::Scalar` and CPUs without them. The body is one source: its lanes and rounding
-/// are the same on each, so are its bits.
-macro_rules! compiled_per_isa {
-    ($(#[$doc:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?) => {
-        $(#[$doc])*
-        #[allow(clippy::too_many_arguments)]
-        fn $name(isa: crate::kernels::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                use crate::kernels::isa::Isa;
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx512($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU has the instruction set (checked by `supported`).
-                match isa {
-                    Isa::Avx512 if isa.supported() => return unsafe { avx512($($arg),*) },
-                    Isa::Avx2 if isa.supported() => return unsafe { avx2($($arg),*) },
-                    _ => {}
-                }
-            }
-            let _ = isa;
-            $body($($arg),*)
-        }
-    };
-}
 
 /// Per-channel mean and biased variance of `x: [N, C, H, W]`, in f64.
 pub fn channel_stats(x: &[f32], n: usize, c: usize, plane: usize) -> Vec<(f64, f64)> {

@@ -80,6 +80,42 @@ fn detect() -> Isa {
     Isa::Scalar
 }
 
+/// `fn $name(isa, args) -> ret`: `$body` compiled inside a `#[target_feature]` wrapper for
+/// AVX-512 and for AVX2 (so that its loops vectorise at that width), or as the x86-64 baseline
+/// for `Isa::Scalar` and CPUs without them. The body is one source: its lanes and rounding
+/// are the same on each, so are its bits.
+macro_rules! compiled_per_isa {
+    ($(#[$doc:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name(isa: crate::kernels::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use crate::kernels::isa::Isa;
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU has the instruction set (checked by `supported`).
+                match isa {
+                    Isa::Avx512 if isa.supported() => return unsafe { avx512($($arg),*) },
+                    Isa::Avx2 if isa.supported() => return unsafe { avx2($($arg),*) },
+                    _ => {}
+                }
+            }
+            let _ = isa;
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use compiled_per_isa;
+
 #[cfg(test)]
 mod tests {
     use super::*;
