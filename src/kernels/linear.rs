@@ -11,13 +11,14 @@ use super::Store;
 use super::parallel::{chunk_ranges, split_lengths};
 use rayon::prelude::*;
 
-/// `out: [N, O]` overwritten; `input: [N, I]`; `weight: [O, I]`; `bias: [O]`.
+/// `out: [N, O]` overwritten; `input: [N, I]`; `weight: [O, I]`; `bias: [O]`; then `max(0, .)`
+/// where `relu` (a ReLU fused into the layer, `activation::relu`).
 ///
 /// Computed as `out^T [O, N] = W [O, I] @ X^T [I, N]` with W's rows split across the pool, then
 /// transposed: each thread packs only its share of W (the large operand: 12.8 MB for the MNIST
 /// net's fc1), where splitting by batch rows made every thread pack all of it.
 #[allow(clippy::too_many_arguments)]
-pub fn linear_forward(out: &mut [f32], input: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, i: usize, o: usize, scratch: &mut Vec<f32>) {
+pub fn linear_forward(out: &mut [f32], input: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, i: usize, o: usize, relu: bool, scratch: &mut Vec<f32>) {
     scratch.resize(o * n, 0.0);
     let ranges = chunk_ranges(o, rayon::current_num_threads());
     let parts = split_lengths(scratch, ranges.iter().map(|r| r.len() * n));
@@ -29,6 +30,9 @@ pub fn linear_forward(out: &mut [f32], input: &[f32], weight: &[f32], bias: Opti
     for (row, out_row) in out.chunks_mut(o).enumerate().take(n) {
         for (col, v) in out_row.iter_mut().enumerate() {
             *v = scratch[col * n + row] + bias.map_or(0.0, |b| b[col]);
+        }
+        if relu {
+            out_row.iter_mut().for_each(|v| *v = super::activation::relu(*v));
         }
     }
 }
@@ -114,10 +118,15 @@ mod tests {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 pool.install(|| {
                     let (mut y, mut scratch) = (vec![f32::NAN; n * o], Vec::new());
-                    linear_forward(&mut y, &x, &w, Some(&b), n, i, o, &mut scratch);
+                    linear_forward(&mut y, &x, &w, Some(&b), n, i, o, false, &mut scratch);
                     close(&y, &y_ref, &format!("{n}x{i}->{o}, {threads} threads: output"));
+                    // With the ReLU fused: the same values through `max(0, .)`, bit for bit.
+                    let mut rectified = vec![f32::NAN; n * o];
+                    linear_forward(&mut rectified, &x, &w, Some(&b), n, i, o, true, &mut scratch);
+                    let want: Vec<f32> = y.iter().map(|&v| crate::kernels::activation::relu(v)).collect();
+                    assert_eq!(rectified, want, "{n}x{i}->{o}, {threads} threads: output with the ReLU");
                     let mut unbiased = vec![f32::NAN; n * o];
-                    linear_forward(&mut unbiased, &x, &w, None, n, i, o, &mut scratch);
+                    linear_forward(&mut unbiased, &x, &w, None, n, i, o, false, &mut scratch);
                     let want: Vec<f32> = y_ref.iter().enumerate().map(|(k, v)| v - b[k % o]).collect();
                     close(&unbiased, &want, &format!("{n}x{i}->{o}, {threads} threads: output without a bias"));
                     let (mut dx, mut dw, mut db) = (vec![0.5; n * i], vec![0.25; o * i], vec![1.0; o]);

@@ -17,6 +17,9 @@ pub struct Linear {
     scratch: Vec<f32>,
     /// How the backward pass stores the parameter gradients (`Layer::write_param_grads`).
     param_store: Store,
+    /// A ReLU fused into the forward pass (`Layer::fuse_relu`): applied where the result is
+    /// transposed and the bias added.
+    fused_relu: bool,
 }
 
 impl Linear {
@@ -28,6 +31,7 @@ impl Linear {
             bias: Some(Param::zeros(&[out_features])),
             scratch: Vec::new(),
             param_store: Store::Add,
+            fused_relu: false,
         }
     }
 
@@ -66,8 +70,14 @@ impl Layer for Linear {
     fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx) -> Result<()> {
         let n = self.rows(inputs[0].shape())?;
         let bias = self.bias.as_ref().map(|b| b.value.data());
-        linear_forward(out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, n, self.in_features, self.out_features, &mut self.scratch);
+        linear_forward(out.data_mut(), inputs[0].data(), self.weight.value.data(), bias, n, self.in_features, self.out_features, self.fused_relu, &mut self.scratch);
         Ok(())
+    }
+    /// The backward pass reads the input and the weights, never the output: the ReLU's node
+    /// takes the output over.
+    fn fuse_relu(&mut self, on: bool) -> bool {
+        self.fused_relu = on;
+        on
     }
     fn backward(&mut self, inputs: &[&Tensor], out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], ctx: &BackwardCtx) -> Result<()> {
         self.backward_stored(inputs, out, d_out, d_inputs, ctx, Store::Add)

@@ -203,7 +203,8 @@ impl Net {
     }
 
     /// Fuses each ReLU into the node before it where that node's output has no other reader and
-    /// its layer can apply the ReLU itself (`Layer::fuse_relu`: convolutions). The layer then
+    /// its layer can apply the ReLU itself (`Layer::fuse_relu`: convolutions, the norms, fully
+    /// connected layers). The layer then
     /// applies it to each sample while the sample is in cache, and the ReLU node takes the
     /// layer's output over instead of reading it and writing a copy: one pass over those
     /// activations fewer, forward. For training and inference, where only the output and the
