@@ -204,10 +204,9 @@ impl Net {
 
     /// Fuses each ReLU into the node before it where that node's output has no other reader and
     /// its layer can apply the ReLU itself (`Layer::fuse_relu`: convolutions, the norms, fully
-    /// connected layers). The layer then
-    /// applies it to each sample while the sample is in cache, and the ReLU node takes the
-    /// layer's output over instead of reading it and writing a copy: one pass over those
-    /// activations fewer, forward. For training and inference, where only the output and the
+    /// connected layers). The layer then applies it while its output is in cache (a
+    /// convolution sample by sample), and the ReLU node takes the layer's output over instead
+    /// of reading it and writing a copy: one pass over those activations fewer, forward. For training and inference, where only the output and the
     /// gradients are read: a fused node's own output is not kept (`value` finds nothing there,
     /// `forward_to` refuses it); before a plain backward pass from the output
     /// (`ForwardCtx::backward_from_output_only`), neither is the ReLU's where a max pool alone
