@@ -15,6 +15,7 @@
 use super::transform::{self, CHANNEL_LANES};
 use super::{points, transform_weights, Grid, POINT_GAP};
 use crate::kernels::aligned::AlignedVec;
+use crate::kernels::conv::padded::ZeroedOnce;
 use crate::kernels::conv::tile::{self, CLayout, Kernel, Offsets, Tile};
 use crate::kernels::conv::ConvDims;
 use crate::kernels::matmul::Threads;
@@ -64,17 +65,15 @@ impl ChannelWeights {
 /// One thread's scratch, kept between calls.
 #[derive(Default)]
 pub struct ChannelScratch {
-    /// The zero-padded sample, channels last: `[Hp][Wp][cp]`.
-    cells: Vec<f32>,
+    /// The zero-padded sample, channels last: `[Hp][Wp][cp]`, zeroed for `(Cin, cp, H, W, Hp,
+    /// Wp, top, left)`.
+    cells: ZeroedOnce<8>,
     /// `[P][blocks][cp]`, points `POINT_GAP` apart beyond their size.
     v: AlignedVec,
     /// `[P][blocks][op]`, likewise.
     m: AlignedVec,
     /// The outputs channels last: `[2 th][2 tw][oq]`.
     out: Vec<f32>,
-    /// The geometry `cells` holds a sample of, its padding's zeros in place: `(Cin, cp, H,
-    /// W, Hp, Wp, top, left)`.
-    padded_for: [usize; 8],
     /// The sample channels last before padding, then the outputs by channel where they cannot
     /// go to `y` directly: the transposes' other side (one buffer: AlexNet's conv2 ran 3%
     /// slower with two, the cache holding 187 KB more).
@@ -118,7 +117,7 @@ fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScrat
     let (r, side, c_in) = (grid.r, transform::side(grid.r), d.c_in);
     let cp = c_in.next_multiple_of(CHANNEL_LANES);
     let (blocks, wp) = (grid.tiles(), 2 * grid.tw + r - 1);
-    pad_channels_last(&mut s.cells, &mut s.padded_for, &mut s.planes, x, d, grid.hp, wp, cp);
+    pad_channels_last(&mut s.cells, &mut s.planes, x, d, grid.hp, wp, cp);
     let v_stride = blocks * cp + POINT_GAP;
     s.v.resize(side * side * v_stride, 0.0);
     if s.listed_for != (blocks, cp, c_in) {
@@ -128,7 +127,7 @@ fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScrat
     }
     let row_cells = wp * cp;
     for ty in 0..grid.th {
-        let cells = &s.cells[2 * ty * row_cells..];
+        let cells = &s.cells.data()[2 * ty * row_cells..];
         transform::input_cells(kernel.isa, r, cells, row_cells, cp, grid.tw, &mut s.v.as_mut_slice()[ty * grid.tw * cp..], v_stride);
     }
     (blocks, cp, v_stride)
@@ -137,19 +136,13 @@ fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScrat
 /// `cells[(r + top) * wp + c + left][ch] = x[ch][r][c]`, zero elsewhere (the padding and the
 /// channels past Cin): `x` transposed to channels last in `last` by the tile's panel packing
 /// (8 x 8 register transposes), then its rows copied into the padded rows. The padding's zeros
-/// are written once per geometry (`padded_for`): the copies never reach them (the MNIST net's
-/// conv2 zeroed 83 KB a sample for its input gradient); the lanes past Cin, which the packing
-/// never writes, are zeroed where there are any.
-#[allow(clippy::too_many_arguments)]
-fn pad_channels_last(cells: &mut Vec<f32>, padded_for: &mut [usize; 8], last: &mut Vec<f32>, x: &[f32], d: &ConvDims, hp: usize, wp: usize, cp: usize) {
+/// are written once per geometry (`ZeroedOnce`; the MNIST net's conv2 zeroed 83 KB a sample
+/// for its input gradient before); the lanes past Cin, which the packing never writes, are
+/// zeroed where there are any.
+fn pad_channels_last(cells: &mut ZeroedOnce<8>, last: &mut Vec<f32>, x: &[f32], d: &ConvDims, hp: usize, wp: usize, cp: usize) {
     let (h, w) = d.geom.in_hw();
     let (top, left) = (d.geom.rows.pad_lo, d.geom.cols.pad_lo);
-    let geometry = [d.c_in, cp, h, w, hp, wp, top, left];
-    if *padded_for != geometry {
-        cells.clear();
-        cells.resize(hp * wp * cp, 0.0);
-        *padded_for = geometry;
-    }
+    let cells = cells.for_geometry([d.c_in, cp, h, w, hp, wp, top, left], hp * wp * cp);
     if d.c_in < cp {
         last.clear();
     }

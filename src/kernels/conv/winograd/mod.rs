@@ -29,6 +29,7 @@ mod by_channels;
 mod transform;
 
 use super::tile::{self, CLayout, Kernel, Offsets, Tile};
+use super::padded::ZeroedOnce;
 use super::ConvDims;
 use crate::kernels::aligned::AlignedVec;
 use crate::kernels::matmul::Threads;
@@ -232,11 +233,9 @@ fn transform_weights(u: &mut [f32], taps: &mut Vec<f32>, weight: &[f32], c_in: u
 /// One thread's scratch, kept between calls.
 #[derive(Default)]
 pub struct WinogradScratch {
-    /// The zero-padded sample split by column parity: `[Cin][Hp][2][half]`.
-    planes: Vec<f32>,
-    /// The geometry `planes` holds a sample of, its padding's zeros in place: `(Cin, H, W,
-    /// top, left, Hp, half)`.
-    padded_for: [usize; 7],
+    /// The zero-padded sample split by column parity: `[Cin][Hp][2][half]`, zeroed for `(Cin,
+    /// H, W, top, left, Hp, half)`.
+    planes: ZeroedOnce<7>,
     /// A strip's transformed input: `[P][Cin][width]`, P panels (B of the products).
     v: AlignedVec,
     /// A strip's products: `[P][Cout][width]`.
@@ -304,31 +303,25 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &WinogradWeig
     let grid = Grid::of(d);
     let points = points(grid.r);
     assert!(x.len() == c_in * d.in_plane() && y.len() == c_out * grid.ho * grid.wo, "winograd: sample of {} / {} values", x.len(), y.len());
-    pad_by_parity(&mut s.planes, &mut s.padded_for, x, d, &grid);
+    pad_by_parity(&mut s.planes, x, d, &grid);
     s.v.resize(points * point_stride(c_in, width) + SLACK, 0.0);
     s.m.resize(points * point_stride(c_out, width) + SLACK, 0.0);
     for t0 in (0..grid.tiles()).step_by(width) {
         let t1 = (t0 + width).min(grid.tiles());
-        input_strip(kernel, s.v.as_mut_slice(), &s.planes, &grid, c_in, t0, t1);
+        input_strip(kernel, s.v.as_mut_slice(), s.planes.data(), &grid, c_in, t0, t1);
         products(kernel, s.m.as_mut_slice(), s.v.as_slice(), w, threads);
         output_strip(kernel, y, s.m.as_slice(), &grid, c_out, t0, t1, width, accumulate);
     }
 }
 
 /// `planes[c][r][parity][t] = x[c][r - pad_top][2 t + parity - pad_left]`, zero outside x.
-/// The zeros are written once per geometry (`padded_for`): the copies below write the same
-/// places every time and never reach them (ResNet-18's 56x56 layers zeroed 0.9 MB a sample).
-fn pad_by_parity(planes: &mut Vec<f32>, padded_for: &mut [usize; 7], x: &[f32], d: &ConvDims, grid: &Grid) {
+/// The zeros are written once per geometry (`ZeroedOnce`).
+fn pad_by_parity(planes: &mut ZeroedOnce<7>, x: &[f32], d: &ConvDims, grid: &Grid) {
     let (h, w) = d.geom.in_hw();
     let (top, left) = (d.geom.rows.pad_lo, d.geom.cols.pad_lo);
     let (half, plane) = (grid.half(), grid.plane());
-    let geometry = [d.c_in, h, w, top, left, grid.hp, half];
-    if *padded_for != geometry {
-        planes.clear();
-        // Slack past the last row: the input transform reads whole vectors of tiles.
-        planes.resize(d.c_in * plane + SLACK, 0.0);
-        *padded_for = geometry;
-    }
+    // Slack past the last row: the input transform reads whole vectors of tiles.
+    let planes = planes.for_geometry([d.c_in, h, w, top, left, grid.hp, half], d.c_in * plane + SLACK);
     // Column `col` of x lands at padded column `col + left`: the columns of x whose padded
     // column is even start at `left % 2`, the odd ones at `1 - left % 2`.
     let first = [left % 2, 1 - left % 2];
