@@ -176,7 +176,6 @@ impl Net {
         Ok(())
     }
 
-
     /// Fails where this pass would read a ReLU's output the last forward pass did not keep
     /// (`Net::unkept`): its pool's gradient is not handed down to the producer this time
     /// (`reached`: the values whose gradients the pass reaches; `from_pool`: per producer, the
@@ -187,7 +186,7 @@ impl Net {
             let relu = self.nodes[q].inputs[0];
             if self.unkept.get(relu) == Some(&true) && reached[relu] && from_pool[producer] != Some(q) {
                 return Err(Error::Graph(format!(
-                    "{}: the fused forward pass did not keep its output (the max pool {} hands its gradient to {}), and this backward pass reads it (another ReLU rule, or a seed at the ReLU): run the forward pass unfused (Net::fuse_activations(false))",
+                    "{}: the forward pass did not keep its output (told that only a plain backward pass from the output follows, ForwardCtx::backward_from_output_only; the max pool {} hands its gradient to {}), and this backward pass reads it (another ReLU rule, or a seed at the ReLU): run the forward pass without that flag",
                     self.nodes[relu - 1].name, self.nodes[q].name, self.nodes[producer].name
                 )));
             }
