@@ -43,6 +43,20 @@ impl Isa {
         self <= Isa::detected()
     }
 
+    /// For tests: the instruction sets this CPU has, after printing one line for each it
+    /// lacks, naming `test`.
+    pub fn testable(test: &str) -> Vec<Isa> {
+        Isa::ALL
+            .into_iter()
+            .filter(|isa| {
+                if !isa.supported() {
+                    println!("{test}: skipped {} (this CPU lacks it)", isa.name());
+                }
+                isa.supported()
+            })
+            .collect()
+    }
+
     /// What fovea's kernels use: the CPU's widest, or `FOVEA_ISA` if that is narrower. A
     /// value that is not one of the three, or wider than the CPU, is reported once on standard
     /// error and the CPU's widest is used.

@@ -29,6 +29,7 @@
 //! (`input_block`, `output_block`), compiled inside a `#[target_feature]` wrapper per
 //! instruction set (`input_row`, `output_row`) so they vectorise at the tile's width.
 
+use super::lanes::{Lanes, Zip, LANES};
 use crate::kernels::isa::Isa;
 use std::ops::{Add, Mul, Sub};
 
@@ -98,69 +99,6 @@ pub const FILTERS: [usize; 2] = [3, 5];
 /// Points per side for filters of side `r` (`r + 1`).
 pub fn side(r: usize) -> usize {
     r + 1
-}
-
-/// 16 tiles' values side by side: the row transforms run on these (whole vectors of tiles);
-/// the transforms are generic so the tests also run them on plain `f32`, one tile at a time.
-#[derive(Clone, Copy, Default)]
-struct Lanes([f32; LANES]);
-const LANES: usize = 16;
-
-impl Lanes {
-    // No `array::from_fn` or `try_into` here: they are not inlined into the
-    // `#[target_feature]` callers, and every call then copies its arrays through memory.
-    #[inline(always)]
-    #[allow(clippy::manual_memcpy)]
-    fn load(s: &[f32]) -> Lanes {
-        let s = &s[..LANES];
-        let mut v = [0.0f32; LANES];
-        for i in 0..LANES {
-            v[i] = s[i];
-        }
-        Lanes(v)
-    }
-
-    #[inline(always)]
-    #[allow(clippy::manual_memcpy)]
-    fn store(self, d: &mut [f32]) {
-        let d = &mut d[..LANES];
-        for i in 0..LANES {
-            d[i] = self.0[i];
-        }
-    }
-}
-
-impl Add for Lanes {
-    type Output = Lanes;
-    #[inline(always)]
-    fn add(mut self, o: Lanes) -> Lanes {
-        for i in 0..LANES {
-            self.0[i] += o.0[i];
-        }
-        self
-    }
-}
-
-impl Sub for Lanes {
-    type Output = Lanes;
-    #[inline(always)]
-    fn sub(mut self, o: Lanes) -> Lanes {
-        for i in 0..LANES {
-            self.0[i] -= o.0[i];
-        }
-        self
-    }
-}
-
-impl Mul<f32> for Lanes {
-    type Output = Lanes;
-    #[inline(always)]
-    fn mul(mut self, c: f32) -> Lanes {
-        for i in 0..LANES {
-            self.0[i] *= c;
-        }
-        self
-    }
 }
 
 /// What the transforms compute on: a lane vector of tiles, or one tile's `f32`.
@@ -234,63 +172,96 @@ pub fn weight_coefficients(r: usize) -> Vec<Vec<f32>> {
     }
 }
 
-/// One row of tiles of one channel, into lanes `lane..lane + len` of `v: [A^2][stride]`, in
-/// whole vectors of 16 tiles: lanes up to `lane + round_up(len, 16)` are written, those past
-/// `len` with values of no use (callers leave room, and write the next tiles after).
-/// `even[i]` and `odd[i]` are padded row `i` of the tiles' `A` rows split by column parity
-/// (`even[i][t] = row[2 t]`, `odd[i][t] = row[2 t + 1]`), from the row's first tile on, each
-/// at least `round_up(len, 16) + A / 2 - 1` long: tile `l` reads columns `2 l .. 2 l + A`.
-#[inline(always)]
-fn input_row_body<V: Variant<A, R>, const A: usize, const R: usize>(even: [&[f32]; A], odd: [&[f32]; A], v: &mut [f32], stride: usize, lane: usize, len: usize) {
-    let whole = len.div_ceil(LANES) * LANES;
-    assert!(v.len() >= (A * A - 1) * stride + lane + whole, "input_row: {} values for lanes {lane}+{whole} of {} x {stride}", v.len(), A * A);
-    assert!(even.iter().chain(&odd).all(|r| r.len() >= whole + A / 2 - 1), "input_row: rows shorter than {whole} + {} tiles", A / 2 - 1);
-    for l in (0..whole).step_by(LANES) {
-        input_block::<V, Lanes, A, R>(
-            |i, c| Lanes::load(&(if c % 2 == 0 { even[i] } else { odd[i] })[l + c / 2..]),
-            |xi, x| x.store(&mut v[xi * stride + lane + l..]),
-        );
+/// Where a row of tiles lies in `v` or `m` (`[channel][A^2][stride]`, lanes along the tiles):
+/// lanes `lane..lane + len` of `channels` channels, channel `c`'s point `xi` from
+/// `c * channel + xi * stride + lane` on. The row transforms run over all the channels in one
+/// call: a call per channel and row of tiles cost a tenth of a 32x32 layer's forward pass in
+/// setting up.
+#[derive(Clone, Copy, Debug)]
+pub struct Lanes2d {
+    pub channels: usize,
+    pub channel: usize,
+    pub stride: usize,
+    pub lane: usize,
+    pub len: usize,
+}
+
+impl Lanes2d {
+    /// Lanes up to `lane + round_up(len, 16)`: the transforms read and write whole vectors.
+    fn whole(&self) -> usize {
+        self.len.div_ceil(LANES) * LANES
+    }
+    /// Values the buffer must hold for `points` points.
+    fn needs(&self, points: usize) -> usize {
+        match self.channels {
+            0 => 0,
+            c => (c - 1) * self.channel + (points - 1) * self.stride + self.lane + self.whole(),
+        }
     }
 }
 
-/// One output channel's row of tiles from `m`'s lanes `lane..lane + len` (`m[xi * stride + lane + l]`):
-/// tile `l` gives `top[2 l..2 l + 2]` and `bottom[2 l..2 l + 2]` (`bottom` absent for the last
-/// row of an odd height; the last tile's right column dropped when `top` is odd in length).
-/// Added to what is there when `accumulate`. Reads whole vectors: `m` holds lanes up to
-/// `lane + round_up(len, 16)` of every point.
+/// The input transform of a row of tiles of every channel into `v` (`at`), in whole vectors
+/// of 16 tiles: lanes up to `lane + round_up(len, 16)` are written, those past `len` with
+/// values of no use (callers write the next tiles after), but none past the channel's
+/// `channel` lanes. Channel `c`'s padded
+/// row `i` of the tiles' `A`, split by column parity `p` (`[row[2 t], row[2 t + 1]]`), starts
+/// at `src[c * plane + rows[i][p]]` at the row's first tile, with at least `round_up(len, 16) +
+/// A / 2 - 1` values: tile `l` reads columns `2 l .. 2 l + A`.
 #[inline(always)]
-fn output_row_body<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
-    let whole = len.div_ceil(LANES) * LANES;
-    assert!(m.len() >= (A * A - 1) * stride + lane + whole, "output_row: {} values for lanes {lane}+{whole}", m.len());
-    assert!(top.len() >= 2 * len - 1 && top.len() <= 2 * len, "output_row: a row of {} for {len} tiles", top.len());
-    let width = top.len();
-    let mut bottom = bottom;
-    for l in (0..len).step_by(LANES) {
-        let n = (len - l).min(LANES);
-        let y = output_block::<V, Lanes, A, R>(|xi| Lanes::load(&m[xi * stride + lane + l..]));
-        // Columns 2 l .. of this stretch: 2 n, or one fewer at the end of an odd row.
-        let cols = (width - 2 * l).min(2 * n);
-        for (a, pair) in y.iter().enumerate() {
-            let row = match (a, bottom.as_deref_mut()) {
-                (0, _) => &mut *top,
-                (_, Some(b)) => b,
-                _ => continue,
-            };
-            // Interleave the two columns: row[2 (l + i) + b] = pair[b][i].
-            let mut both = [0.0f32; 2 * LANES];
-            for i in 0..LANES {
-                both[2 * i] = pair[0].0[i];
-                both[2 * i + 1] = pair[1].0[i];
-            }
-            let dst = &mut row[2 * l..2 * l + cols];
-            if accumulate {
-                for (d, x) in dst.iter_mut().zip(&both) {
-                    *d += x;
-                }
-            } else {
-                for (d, x) in dst.iter_mut().zip(&both) {
-                    *d = *x;
-                }
+fn input_row_body<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
+    let whole = at.whole();
+    assert!(v.len() >= at.needs(A * A), "input_row: {} values for {at:?}", v.len());
+    let reach = rows.iter().flatten().max().map_or(0, |r| r + whole + A / 2 - 1);
+    assert!(at.channels == 0 || src.len() >= (at.channels - 1) * plane + reach, "input_row: {} values for {} channels of {plane}", src.len(), at.channels);
+    assert!(at.channel >= at.lane + at.len, "input_row: {at:?} reaches past its channel");
+    for c in 0..at.channels {
+        let (s, vc) = (&src[c * plane..], &mut v[c * at.channel + at.lane..]);
+        for l in (0..whole).step_by(LANES) {
+            // Not past the channel's lanes: the next channel's first lanes hold an earlier row
+            // of tiles of the strip.
+            let keep = (at.channel - at.lane - l).min(LANES);
+            input_block::<V, Lanes, A, R>(|i, col| Lanes::load(&s[rows[i][col % 2] + l + col / 2..]), |xi, x| x.store_first(keep, &mut vc[xi * at.stride + l..]));
+        }
+    }
+}
+
+/// Where the output transform's rows go: channel `c`'s top row of the tiles at `y[c * plane +
+/// top..][..cols]`, its bottom row at `bottom` likewise (none for the last row of an odd
+/// height); `cols` is `2 len`, or one fewer when the last tile's right column is past the image.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputRows {
+    pub plane: usize,
+    pub top: usize,
+    pub bottom: Option<usize>,
+    pub cols: usize,
+}
+
+/// The output transform of a row of tiles of every channel, from `m`'s lanes (`at`): tile `l`
+/// gives columns `2 l, 2 l + 1` of the top and bottom rows (`rows`). Added to what is there
+/// when `accumulate`. `Z` interleaves the columns, per instruction set. Reads whole vectors.
+#[inline(always)]
+fn output_row_body<V: Variant<A, R>, Z: Zip, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
+    let len = at.len;
+    assert!(m.len() >= at.needs(A * A), "output_row: {} products for {at:?}", m.len());
+    assert!(rows.cols >= (2 * len).max(1) - 1 && rows.cols <= 2 * len, "output_row: a row of {} for {len} tiles", rows.cols);
+    let last = rows.bottom.unwrap_or(0).max(rows.top);
+    assert!(rows.bottom.is_none_or(|b| b >= rows.top + rows.cols), "output_row: rows overlap in {rows:?}");
+    assert!(at.channels == 0 || y.len() >= (at.channels - 1) * rows.plane + last + rows.cols, "output_row: {} outputs for {} channels, {rows:?}", y.len(), at.channels);
+    for c in 0..at.channels {
+        let mc = &m[c * at.channel + at.lane..];
+        let yc = &mut y[c * rows.plane..];
+        let (above, below) = yc.split_at_mut(rows.bottom.unwrap_or(rows.top + rows.cols));
+        let top = &mut above[rows.top..rows.top + rows.cols];
+        let mut bottom = rows.bottom.map(|_| &mut below[..rows.cols]);
+        for l in (0..len).step_by(LANES) {
+            let n = (len - l).min(LANES);
+            let out = output_block::<V, Lanes, A, R>(|xi| Lanes::load(&mc[xi * at.stride + l..]));
+            // Columns 2 l .. of this stretch: 2 n, or one fewer at the end of an odd row.
+            let cols = (rows.cols - 2 * l).min(2 * n);
+            // SAFETY: each entry point passes the `Zip` of the instruction set it is compiled for.
+            unsafe { Z::store(out[0][0], out[0][1], &mut top[2 * l..2 * l + cols], accumulate) };
+            if let Some(b) = bottom.as_deref_mut() {
+                unsafe { Z::store(out[1][0], out[1][1], &mut b[2 * l..2 * l + cols], accumulate) };
             }
         }
     }
@@ -298,82 +269,75 @@ fn output_row_body<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], 
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn input_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(even: [&[f32]; A], odd: [&[f32]; A], v: &mut [f32], stride: usize, lane: usize, len: usize) {
-    input_row_body::<V, A, R>(even, odd, v, stride, lane, len)
+fn input_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
+    input_row_body::<V, A, R>(src, plane, rows, v, at)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn input_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(even: [&[f32]; A], odd: [&[f32]; A], v: &mut [f32], stride: usize, lane: usize, len: usize) {
-    input_row_body::<V, A, R>(even, odd, v, stride, lane, len)
+fn input_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
+    input_row_body::<V, A, R>(src, plane, rows, v, at)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn output_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
-    output_row_body::<V, A, R>(m, stride, lane, len, top, bottom, accumulate)
+fn output_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
+    output_row_body::<V, super::lanes::Avx512Zip, A, R>(m, at, y, rows, accumulate)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn output_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
-    output_row_body::<V, A, R>(m, stride, lane, len, top, bottom, accumulate)
+fn output_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
+    output_row_body::<V, super::lanes::Avx2Zip, A, R>(m, at, y, rows, accumulate)
 }
 
 /// `input_row_body` of variant `V` compiled for `isa`.
-fn input_row_of<'a, V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, even: &[&'a [f32]], odd: &[&'a [f32]], v: &mut [f32], stride: usize, lane: usize, len: usize) {
-    fn rows<'a, const A: usize>(r: &[&'a [f32]]) -> [&'a [f32]; A] {
-        r.try_into().unwrap_or_else(|_| panic!("input_row: {} rows for {A}", r.len()))
-    }
-    let (even, odd) = (rows::<A>(even), rows::<A>(odd));
+fn input_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, src: &[f32], plane: usize, rows: &[[usize; 2]], v: &mut [f32], at: Lanes2d) {
+    let rows: [[usize; 2]; A] = rows.try_into().unwrap_or_else(|_| panic!("input_row: {} rows for {A}", rows.len()));
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: the CPU has the instruction set (checked by `supported`).
         match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { input_row_avx512::<V, A, R>(even, odd, v, stride, lane, len) },
-            Isa::Avx2 if isa.supported() => return unsafe { input_row_avx2::<V, A, R>(even, odd, v, stride, lane, len) },
+            Isa::Avx512 if isa.supported() => return unsafe { input_row_avx512::<V, A, R>(src, plane, rows, v, at) },
+            Isa::Avx2 if isa.supported() => return unsafe { input_row_avx2::<V, A, R>(src, plane, rows, v, at) },
             _ => {}
         }
     }
     let _ = isa;
-    input_row_body::<V, A, R>(even, odd, v, stride, lane, len)
+    input_row_body::<V, A, R>(src, plane, rows, v, at)
 }
 
 /// `output_row_body` of variant `V` compiled for `isa`.
-#[allow(clippy::too_many_arguments)]
-fn output_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
+fn output_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: the CPU has the instruction set (checked by `supported`).
         match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { output_row_avx512::<V, A, R>(m, stride, lane, len, top, bottom, accumulate) },
-            Isa::Avx2 if isa.supported() => return unsafe { output_row_avx2::<V, A, R>(m, stride, lane, len, top, bottom, accumulate) },
+            Isa::Avx512 if isa.supported() => return unsafe { output_row_avx512::<V, A, R>(m, at, y, rows, accumulate) },
+            Isa::Avx2 if isa.supported() => return unsafe { output_row_avx2::<V, A, R>(m, at, y, rows, accumulate) },
             _ => {}
         }
     }
     let _ = isa;
-    output_row_body::<V, A, R>(m, stride, lane, len, top, bottom, accumulate)
+    output_row_body::<V, super::lanes::PlainZip, A, R>(m, at, y, rows, accumulate)
 }
 
-/// The input transform of filters of side `r` over one row of tiles (`input_row_body`), with
-/// the `r + 1` rows of each parity.
-#[allow(clippy::too_many_arguments)]
-pub fn input_row(isa: Isa, r: usize, even: &[&[f32]], odd: &[&[f32]], v: &mut [f32], stride: usize, lane: usize, len: usize) {
+/// The input transform of filters of side `r` over one row of tiles of every channel
+/// (`input_row_body`), `rows` holding the offsets of the `r + 1` rows' two parities.
+pub fn input_row(isa: Isa, r: usize, src: &[f32], plane: usize, rows: &[[usize; 2]], v: &mut [f32], at: Lanes2d) {
     match r {
-        3 => input_row_of::<F2x3, 4, 3>(isa, even, odd, v, stride, lane, len),
-        5 => input_row_of::<F2x5, 6, 5>(isa, even, odd, v, stride, lane, len),
+        3 => input_row_of::<F2x3, 4, 3>(isa, src, plane, rows, v, at),
+        5 => input_row_of::<F2x5, 6, 5>(isa, src, plane, rows, v, at),
         _ => panic!("winograd: no transform for {r}x{r} filters"),
     }
 }
 
-/// The output transform of filters of side `r` over one row of tiles (`output_row_body`).
-#[allow(clippy::too_many_arguments)]
-pub fn output_row(isa: Isa, r: usize, m: &[f32], stride: usize, lane: usize, len: usize, top: &mut [f32], bottom: Option<&mut [f32]>, accumulate: bool) {
+/// The output transform of filters of side `r` over one row of tiles of every channel
+/// (`output_row_body`).
+pub fn output_row(isa: Isa, r: usize, m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
     match r {
-        3 => output_row_of::<F2x3, 4, 3>(isa, m, stride, lane, len, top, bottom, accumulate),
-        5 => output_row_of::<F2x5, 6, 5>(isa, m, stride, lane, len, top, bottom, accumulate),
+        3 => output_row_of::<F2x3, 4, 3>(isa, m, at, y, rows, accumulate),
+        5 => output_row_of::<F2x5, 6, 5>(isa, m, at, y, rows, accumulate),
         _ => panic!("winograd: no transform for {r}x{r} filters"),
     }
 }
@@ -579,49 +543,61 @@ mod tests {
         coefficients_are_g_g_gt::<F2x5, 6, 5>(&mut rng);
     }
 
-    /// The row transforms are the single-tile ones, lane by lane, on every ISA this CPU has
-    /// (and write nothing outside their lanes and columns).
+    /// The row transforms are the single-tile ones, lane by lane and channel by channel, on
+    /// every ISA this CPU has (and write nothing outside their lanes, channels and columns):
+    /// one and three channels, channels side by side within a point's block as the strips lay
+    /// them out, rows of odd and even widths, with and without a bottom row.
     fn rows_are_tiles<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
         let points = A * A;
         let reach = A / 2 - 1;
-        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
-            for &(len, lane, stride, width) in &[(1usize, 0, 1, 1), (1, 0, 1, 2), (5, 3, 9, 10), (33, 0, 40, 65), (17, 15, 32, 34), (16, 0, 16, 32), (40, 4, 48, 79), (37, 2, 40, 74)] {
-                let whole = len.div_ceil(LANES) * LANES;
-                let even: Vec<Vec<f32>> = (0..A).map(|_| rng.uniform_vec(whole + reach, -1.0, 1.0)).collect();
-                let odd: Vec<Vec<f32>> = (0..A).map(|_| rng.uniform_vec(whole + reach, -1.0, 1.0)).collect();
-                let (even_rows, odd_rows): (Vec<&[f32]>, Vec<&[f32]>) = (even.iter().map(|r| &r[..]).collect(), odd.iter().map(|r| &r[..]).collect());
-                let mut v = vec![7.0; points * stride + whole];
-                input_row(isa, R, &even_rows, &odd_rows, &mut v, stride, lane, len);
-                // Lanes past len up to a whole vector are the callers' slack; nothing else moves.
-                let slack = |idx: usize| (lane + len..lane + whole).any(|s| (0..points).any(|xi| xi * stride + s == idx));
-                for (idx, x) in v.iter().enumerate() {
-                    let (xi, s) = (idx / stride, idx % stride);
-                    if slack(idx) {
-                        continue;
-                    }
-                    if xi >= points || s < lane || s >= lane + len {
-                        assert_eq!(*x, 7.0, "{isa:?} {R}x{R}: v[{idx}] outside the lanes written");
-                        continue;
-                    }
-                    let l = s - lane;
-                    let d: Vec<f32> = (0..A * A).map(|k| (k / A, k % A)).map(|(i, c)| if c % 2 == 0 { even[i][l + c / 2] } else { odd[i][l + c / 2] }).collect();
-                    assert_eq!(*x, tile_input::<V, A, R>(&d)[xi], "{isa:?} {R}x{R}: input lane {l} point {xi}");
-                }
-                let m = rng.uniform_vec(points * stride + whole, -1.0, 1.0);
-                for accumulate in [false, true] {
-                    let (top0, bottom0) = (rng.uniform_vec(width + 1, -1.0, 1.0), rng.uniform_vec(width + 1, -1.0, 1.0));
-                    let (mut top, mut bottom) = (top0.clone(), bottom0.clone());
-                    output_row(isa, R, &m, stride, lane, len, &mut top[..width], Some(&mut bottom[..width]), accumulate);
-                    for c in 0..=width {
-                        let l = c / 2;
-                        if c == width {
-                            assert_eq!((top[c], bottom[c]), (top0[c], bottom0[c]), "{isa:?} {R}x{R}: column {c} past the row written");
+        for isa in Isa::testable("winograd row transforms") {
+            for &(len, lane, width) in &[(1usize, 0, 1), (1, 0, 2), (5, 3, 10), (33, 0, 65), (17, 15, 34), (16, 0, 32), (40, 4, 79), (37, 2, 74)] {
+                for (channels, tight) in [(1usize, false), (3, false), (3, true)] {
+                    let whole = len.div_ceil(LANES) * LANES;
+                    // Tight: the channels' lanes end at the row's last tile, as a strip's last.
+                    let channel = if tight { lane + len } else { lane + whole + 1 };
+                    let at = Lanes2d { channels, channel, stride: channels * channel + 5, lane, len };
+                    // Channel c's row i of parity p at c * plane + rows[i][p], rows apart by a gap.
+                    let row_len = whole + reach + 2;
+                    let rows: Vec<[usize; 2]> = (0..A).map(|i| [0, 1].map(|p| (2 * i + p) * row_len + 1)).collect();
+                    let plane = 2 * A * row_len + 3;
+                    let src = rng.uniform_vec(channels * plane, -1.0, 1.0);
+                    let mut v = vec![7.0; at.needs(points) + 9];
+                    input_row(isa, R, &src, plane, &rows, &mut v, at);
+                    for (idx, x) in v.iter().enumerate() {
+                        let (xi, c, s) = (idx / at.stride, idx % at.stride / channel, idx % at.stride % channel);
+                        let ours = xi < points && c < channels;
+                        if ours && s >= lane + len && s < lane + whole {
+                            continue; // the callers' slack
+                        }
+                        if !ours || s < lane || s >= lane + len {
+                            assert_eq!(*x, 7.0, "{isa:?} {R}x{R}: v[{idx}] outside the lanes written");
                             continue;
                         }
-                        let y = output_block::<V, f32, A, R>(|xi| m[xi * stride + lane + l]);
-                        let base = |was: f32| if accumulate { was } else { 0.0 };
-                        assert_eq!(top[c], base(top0[c]) + y[0][c % 2], "{isa:?} {R}x{R}: top column {c}");
-                        assert_eq!(bottom[c], base(bottom0[c]) + y[1][c % 2], "{isa:?} {R}x{R}: bottom column {c}");
+                        let l = s - lane;
+                        let d: Vec<f32> = (0..A * A).map(|k| (k / A, k % A)).map(|(i, col)| src[c * plane + rows[i][col % 2] + l + col / 2]).collect();
+                        assert_eq!(*x, tile_input::<V, A, R>(&d)[xi], "{isa:?} {R}x{R}: input channel {c} lane {l} point {xi}");
+                    }
+                    let m = rng.uniform_vec(at.needs(points), -1.0, 1.0);
+                    for (accumulate, has_bottom) in [(false, true), (true, true), (false, false)] {
+                        let y_plane = 2 * width + 7;
+                        let rows = OutputRows { plane: y_plane, top: 2, bottom: has_bottom.then_some(width + 4), cols: width };
+                        let y0 = rng.uniform_vec(channels * y_plane, -1.0, 1.0);
+                        let mut y = y0.clone();
+                        output_row(isa, R, &m, at, &mut y, rows, accumulate);
+                        for (idx, got) in y.iter().enumerate() {
+                            let (c, at_y) = (idx / y_plane, idx % y_plane);
+                            let row = [Some(rows.top), rows.bottom].iter().position(|r| r.is_some_and(|r| at_y >= r && at_y < r + width));
+                            let Some(a) = row else {
+                                assert_eq!(*got, y0[idx], "{isa:?} {R}x{R}: y[{idx}] outside the rows written");
+                                continue;
+                            };
+                            let col = at_y - [Some(rows.top), rows.bottom][a].unwrap();
+                            let l = col / 2;
+                            let out = output_block::<V, f32, A, R>(|xi| m[c * channel + xi * at.stride + lane + l]);
+                            let base = if accumulate { y0[idx] } else { 0.0 };
+                            assert_eq!(*got, base + out[a][col % 2], "{isa:?} {R}x{R}: channel {c} row {a} column {col}");
+                        }
                     }
                 }
             }
@@ -640,7 +616,7 @@ mod tests {
     /// this CPU has: rows of 1 to 17 blocks (runs of 8 and their last, shorter one), 16 and 32
     /// channels, and writes nothing else.
     fn cells_are_tiles<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
-        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+        for isa in Isa::testable("winograd cell transforms") {
             for &(blocks, cp) in &[(1usize, 16usize), (7, 32), (8, 16), (9, 16), (17, 32)] {
                 let columns = 2 * blocks + A - 2;
                 let row_stride = (columns + 3) * cp;
