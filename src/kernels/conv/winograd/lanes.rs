@@ -1,7 +1,7 @@
 //! The transforms' vector: 16 tiles' (or channels') values side by side, as plain Rust that
-//! vectorises at the width of the `#[target_feature]` function it is compiled in; and the one
-//! step plain Rust does not compile well, storing two vectors interleaved (`Zip`), written per
-//! instruction set.
+//! vectorises at the width of the `#[target_feature]` function it is compiled in; and the
+//! stores plain Rust does not compile well, two vectors interleaved and the first few values of
+//! one (`Stores`), written per instruction set.
 
 use std::ops::{Add, Mul, Sub};
 
@@ -25,16 +25,6 @@ impl Lanes {
             v[i] = s[i];
         }
         Lanes(v)
-    }
-
-    /// The first `n` values (all when `n` is `LANES`, as one vector store).
-    #[inline(always)]
-    pub(super) fn store_first(self, n: usize, d: &mut [f32]) {
-        if n >= LANES {
-            self.store(d);
-        } else {
-            d[..n].copy_from_slice(&self.0[..n]);
-        }
     }
 
     #[inline(always)]
@@ -80,41 +70,57 @@ impl Mul<f32> for Lanes {
     }
 }
 
-/// `row[2 i] (+)= even[i]`, `row[2 i + 1] (+)= odd[i]` for every index below `row.len()` (at
-/// most `2 LANES`): the two columns of a row of 2x2 output blocks back into the image's row.
-/// As a plain loop LLVM took the two vectors through the stack and `memcpy`, a
+/// The stores written per instruction set.
+///
+/// `zip`: `row[2 i] (+)= even[i]`, `row[2 i + 1] (+)= odd[i]` for every index below
+/// `row.len()` (at most `2 LANES`): the two columns of a row of 2x2 output blocks back into the
+/// image's row. As a plain loop LLVM took the two vectors through the stack and `memcpy`, a
 /// store-forwarding stall per vector that was half of the output transform's time.
 ///
+/// `first`: `d[i] = v[i]` for `i < n` (`n < LANES`; a strip's last vector of tiles where the
+/// next channel's lanes follow): a plain loop became a call to `memcpy`, 4% of a 56x56 layer.
+///
 /// # Safety
-/// `store` may only be called where the CPU has the implementation's instruction set.
-pub(super) unsafe trait Zip {
-    unsafe fn store(even: Lanes, odd: Lanes, row: &mut [f32], accumulate: bool);
+/// Both may only be called where the CPU has the implementation's instruction set.
+pub(super) unsafe trait Stores {
+    unsafe fn zip(even: Lanes, odd: Lanes, row: &mut [f32], accumulate: bool);
+    unsafe fn first(v: Lanes, n: usize, d: &mut [f32]);
 }
 
 /// Any CPU: value by value.
-pub(super) struct PlainZip;
+pub(super) struct PlainStores;
 
 // SAFETY: plain Rust.
-unsafe impl Zip for PlainZip {
+unsafe impl Stores for PlainStores {
     #[inline(always)]
-    unsafe fn store(even: Lanes, odd: Lanes, row: &mut [f32], accumulate: bool) {
+    unsafe fn zip(even: Lanes, odd: Lanes, row: &mut [f32], accumulate: bool) {
         assert!(row.len() <= 2 * LANES, "zip: a row of {} for two vectors", row.len());
         for (i, d) in row.iter_mut().enumerate() {
             let x = if i % 2 == 0 { even.0[i / 2] } else { odd.0[i / 2] };
             *d = if accumulate { *d + x } else { x };
         }
     }
+    #[inline(always)]
+    unsafe fn first(v: Lanes, n: usize, d: &mut [f32]) {
+        d[..n].copy_from_slice(&v.0[..n]);
+    }
 }
 
-/// AVX-512: two two-source permutes, then one (masked) store per 16 values.
+/// AVX-512: masked stores; `zip` by two two-source permutes, then one store per 16 values.
 #[cfg(target_arch = "x86_64")]
-pub(super) struct Avx512Zip;
+pub(super) struct Avx512Stores;
 
 // SAFETY: AVX-512 F intrinsics only, on values inside `row` (masked past its end).
 #[cfg(target_arch = "x86_64")]
-unsafe impl Zip for Avx512Zip {
+unsafe impl Stores for Avx512Stores {
     #[inline(always)]
-    unsafe fn store(even: Lanes, odd: Lanes, row: &mut [f32], accumulate: bool) {
+    unsafe fn first(v: Lanes, n: usize, d: &mut [f32]) {
+        use std::arch::x86_64::*;
+        assert!(n <= LANES && n <= d.len(), "first: {n} values into {}", d.len());
+        _mm512_mask_storeu_ps(d.as_mut_ptr(), ((1u32 << n) - 1) as __mmask16, _mm512_loadu_ps(v.0.as_ptr()));
+    }
+    #[inline(always)]
+    unsafe fn zip(even: Lanes, odd: Lanes, row: &mut [f32], accumulate: bool) {
         use std::arch::x86_64::*;
         assert!(row.len() <= 2 * LANES, "zip: a row of {} for two vectors", row.len());
         let (e, o) = (_mm512_loadu_ps(even.0.as_ptr()), _mm512_loadu_ps(odd.0.as_ptr()));
@@ -134,16 +140,26 @@ unsafe impl Zip for Avx512Zip {
     }
 }
 
-/// AVX2: per half of 8 lanes, unpack and swap 128-bit halves into two rows of 8; the last,
-/// shorter one through a mask.
+/// AVX2: masked stores; `zip` per half of 8 lanes by unpacking and swapping 128-bit halves into
+/// two rows of 8, the last, shorter one through a mask.
 #[cfg(target_arch = "x86_64")]
-pub(super) struct Avx2Zip;
+pub(super) struct Avx2Stores;
 
 // SAFETY: AVX2 intrinsics only, on values inside `row` (masked past its end).
 #[cfg(target_arch = "x86_64")]
-unsafe impl Zip for Avx2Zip {
+unsafe impl Stores for Avx2Stores {
     #[inline(always)]
-    unsafe fn store(even: Lanes, odd: Lanes, row: &mut [f32], accumulate: bool) {
+    unsafe fn first(v: Lanes, n: usize, d: &mut [f32]) {
+        use std::arch::x86_64::*;
+        assert!(n <= LANES && n <= d.len(), "first: {n} values into {}", d.len());
+        let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for h in 0..2 {
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32 - 8 * h as i32), index);
+            _mm256_maskstore_ps(d.as_mut_ptr().add(8 * h), mask, _mm256_loadu_ps(v.0.as_ptr().add(8 * h)));
+        }
+    }
+    #[inline(always)]
+    unsafe fn zip(even: Lanes, odd: Lanes, row: &mut [f32], accumulate: bool) {
         use std::arch::x86_64::*;
         assert!(row.len() <= 2 * LANES, "zip: a row of {} for two vectors", row.len());
         for h in 0..2 {

@@ -29,7 +29,7 @@
 //! (`input_block`, `output_block`), compiled inside a `#[target_feature]` wrapper per
 //! instruction set (`input_row`, `output_row`) so they vectorise at the tile's width.
 
-use super::lanes::{Lanes, Zip, LANES};
+use super::lanes::{Avx2Stores, Avx512Stores, Lanes, PlainStores, Stores, LANES};
 use crate::kernels::isa::Isa;
 use std::ops::{Add, Mul, Sub};
 
@@ -208,7 +208,7 @@ impl Lanes2d {
 /// at `src[c * plane + rows[i][p]]` at the row's first tile, with at least `round_up(len, 16) +
 /// A / 2 - 1` values: tile `l` reads columns `2 l .. 2 l + A`.
 #[inline(always)]
-fn input_row_body<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
+fn input_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
     let whole = at.whole();
     assert!(v.len() >= at.needs(A * A), "input_row: {} values for {at:?}", v.len());
     let reach = rows.iter().flatten().max().map_or(0, |r| r + whole + A / 2 - 1);
@@ -220,7 +220,16 @@ fn input_row_body<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32],
             // Not past the channel's lanes: the next channel's first lanes hold an earlier row
             // of tiles of the strip.
             let keep = (at.channel - at.lane - l).min(LANES);
-            input_block::<V, Lanes, A, R>(|i, col| Lanes::load(&s[rows[i][col % 2] + l + col / 2..]), |xi, x| x.store_first(keep, &mut vc[xi * at.stride + l..]));
+            input_block::<V, Lanes, A, R>(|i, col| Lanes::load(&s[rows[i][col % 2] + l + col / 2..]), |xi, x| {
+                let d = &mut vc[xi * at.stride + l..];
+                if keep == LANES {
+                    x.store(d)
+                } else {
+                    // SAFETY: each entry point passes the `Stores` of the instruction set it is
+                    // compiled for.
+                    unsafe { S::first(x, keep, d) }
+                }
+            });
         }
     }
 }
@@ -238,9 +247,9 @@ pub struct OutputRows {
 
 /// The output transform of a row of tiles of every channel, from `m`'s lanes (`at`): tile `l`
 /// gives columns `2 l, 2 l + 1` of the top and bottom rows (`rows`). Added to what is there
-/// when `accumulate`. `Z` interleaves the columns, per instruction set. Reads whole vectors.
+/// when `accumulate`. `S` interleaves the columns, per instruction set. Reads whole vectors.
 #[inline(always)]
-fn output_row_body<V: Variant<A, R>, Z: Zip, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
+fn output_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
     let len = at.len;
     assert!(m.len() >= at.needs(A * A), "output_row: {} products for {at:?}", m.len());
     assert!(rows.cols >= (2 * len).max(1) - 1 && rows.cols <= 2 * len, "output_row: a row of {} for {len} tiles", rows.cols);
@@ -258,10 +267,10 @@ fn output_row_body<V: Variant<A, R>, Z: Zip, const A: usize, const R: usize>(m: 
             let out = output_block::<V, Lanes, A, R>(|xi| Lanes::load(&mc[xi * at.stride + l..]));
             // Columns 2 l .. of this stretch: 2 n, or one fewer at the end of an odd row.
             let cols = (rows.cols - 2 * l).min(2 * n);
-            // SAFETY: each entry point passes the `Zip` of the instruction set it is compiled for.
-            unsafe { Z::store(out[0][0], out[0][1], &mut top[2 * l..2 * l + cols], accumulate) };
+            // SAFETY: each entry point passes the `Stores` of the instruction set it is compiled for.
+            unsafe { S::zip(out[0][0], out[0][1], &mut top[2 * l..2 * l + cols], accumulate) };
             if let Some(b) = bottom.as_deref_mut() {
-                unsafe { Z::store(out[1][0], out[1][1], &mut b[2 * l..2 * l + cols], accumulate) };
+                unsafe { S::zip(out[1][0], out[1][1], &mut b[2 * l..2 * l + cols], accumulate) };
             }
         }
     }
@@ -270,25 +279,25 @@ fn output_row_body<V: Variant<A, R>, Z: Zip, const A: usize, const R: usize>(m: 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn input_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
-    input_row_body::<V, A, R>(src, plane, rows, v, at)
+    input_row_body::<V, Avx512Stores, A, R>(src, plane, rows, v, at)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn input_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
-    input_row_body::<V, A, R>(src, plane, rows, v, at)
+    input_row_body::<V, Avx2Stores, A, R>(src, plane, rows, v, at)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn output_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
-    output_row_body::<V, super::lanes::Avx512Zip, A, R>(m, at, y, rows, accumulate)
+    output_row_body::<V, Avx512Stores, A, R>(m, at, y, rows, accumulate)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn output_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
-    output_row_body::<V, super::lanes::Avx2Zip, A, R>(m, at, y, rows, accumulate)
+    output_row_body::<V, Avx2Stores, A, R>(m, at, y, rows, accumulate)
 }
 
 /// `input_row_body` of variant `V` compiled for `isa`.
@@ -304,7 +313,7 @@ fn input_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, src:
         }
     }
     let _ = isa;
-    input_row_body::<V, A, R>(src, plane, rows, v, at)
+    input_row_body::<V, PlainStores, A, R>(src, plane, rows, v, at)
 }
 
 /// `output_row_body` of variant `V` compiled for `isa`.
@@ -319,7 +328,7 @@ fn output_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m: 
         }
     }
     let _ = isa;
-    output_row_body::<V, super::lanes::PlainZip, A, R>(m, at, y, rows, accumulate)
+    output_row_body::<V, PlainStores, A, R>(m, at, y, rows, accumulate)
 }
 
 /// The input transform of filters of side `r` over one row of tiles of every channel
