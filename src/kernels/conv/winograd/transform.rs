@@ -179,10 +179,15 @@ pub fn weight_coefficients(r: usize) -> Vec<Vec<f32>> {
 /// setting up.
 #[derive(Clone, Copy, Debug)]
 pub struct Lanes2d {
+    /// Channels in the row.
     pub channels: usize,
+    /// From one channel's lanes to the next's (the strip's width).
     pub channel: usize,
+    /// From one point's block to the next.
     pub stride: usize,
+    /// The row's first tile's lane.
     pub lane: usize,
+    /// Tiles in the row.
     pub len: usize,
 }
 
@@ -203,10 +208,10 @@ impl Lanes2d {
 /// The input transform of a row of tiles of every channel into `v` (`at`), in whole vectors
 /// of 16 tiles: lanes up to `lane + round_up(len, 16)` are written, those past `len` with
 /// values of no use (callers write the next tiles after), but none past the channel's
-/// `channel` lanes. Channel `c`'s padded
-/// row `i` of the tiles' `A`, split by column parity `p` (`[row[2 t], row[2 t + 1]]`), starts
-/// at `src[c * plane + rows[i][p]]` at the row's first tile, with at least `round_up(len, 16) +
-/// A / 2 - 1` values: tile `l` reads columns `2 l .. 2 l + A`.
+/// `channel` lanes. Channel `c`'s padded row `i` of the tiles' `A`, split by column parity `p`
+/// (`[row[2 t], row[2 t + 1]]`), starts at `src[c * plane + rows[i][p]]` at the row's first
+/// tile, with at least `round_up(len, 16) + A / 2 - 1` values: tile `l` reads columns `2 l ..
+/// 2 l + A`.
 #[inline(always)]
 fn input_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
     let whole = at.whole();
@@ -239,9 +244,13 @@ fn input_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(s
 /// height); `cols` is `2 len`, or one fewer when the last tile's right column is past the image.
 #[derive(Clone, Copy, Debug)]
 pub struct OutputRows {
+    /// From one channel's outputs to the next's.
     pub plane: usize,
+    /// Where the top row's first column is in a channel's outputs.
     pub top: usize,
+    /// Where the bottom row's is, if the image has it.
     pub bottom: Option<usize>,
+    /// Columns in each row.
     pub cols: usize,
 }
 
@@ -270,6 +279,7 @@ fn output_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(
             // SAFETY: each entry point passes the `Stores` of the instruction set it is compiled for.
             unsafe { S::zip(out[0][0], out[0][1], &mut top[2 * l..2 * l + cols], accumulate) };
             if let Some(b) = bottom.as_deref_mut() {
+                // SAFETY: as above.
                 unsafe { S::zip(out[1][0], out[1][1], &mut b[2 * l..2 * l + cols], accumulate) };
             }
         }
