@@ -172,7 +172,7 @@ fn dense_and_elementwise_gradients() {
     check("flatten", &mut Flatten, vec![random(&[2, 3, 2, 2], 5)], Mode::Train);
     check("dropout train", &mut Dropout::new(0.3).unwrap(), vec![random(&[4, 20], 6)], Mode::Train);
     check("dropout eval", &mut Dropout::new(0.3).unwrap(), vec![random(&[4, 20], 6)], Mode::Eval);
-    check("add", &mut Add, vec![random(&[2, 3, 2, 2], 7), random(&[2, 3, 2, 2], 8), random(&[2, 3, 2, 2], 9)], Mode::Train);
+    check("add", &mut Add::default(), vec![random(&[2, 3, 2, 2], 7), random(&[2, 3, 2, 2], 8), random(&[2, 3, 2, 2], 9)], Mode::Train);
     check("concat", &mut Concat, vec![random(&[2, 1, 3, 2], 7), random(&[2, 3, 3, 2], 8)], Mode::Train);
 }
 

@@ -112,6 +112,28 @@ pub fn store_into(dst: &mut [f32], src: &[f32], store: Store) {
     }
 }
 
+/// `out = ((x0 + x1) + x2) + ...` elementwise, in the inputs' order, then `max(., 0)` where
+/// `relu` (the rule of `relu_forward`): chunk by chunk across the pool, one pass over the
+/// output instead of a copy and a pass per further input (a residual connection's sum and its
+/// ReLU read and wrote seven streams of the activations; three now), the same bits.
+pub fn sum_into(out: &mut [f32], inputs: &[&[f32]], relu_after: bool) {
+    assert!(!inputs.is_empty() && inputs.iter().all(|x| x.len() == out.len()), "sum_into: {} inputs for {} values", inputs.len(), out.len());
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, o)| {
+        let r = i * CHUNK..i * CHUNK + o.len();
+        match inputs {
+            [a] => o.copy_from_slice(&a[r.clone()]),
+            [a, b, ..] => o.iter_mut().zip(&a[r.clone()]).zip(&b[r.clone()]).for_each(|((o, a), b)| *o = a + b),
+            [] => unreachable!("checked above"),
+        }
+        for x in inputs.iter().skip(2) {
+            o.iter_mut().zip(&x[r.clone()]).for_each(|(o, x)| *o += x);
+        }
+        if relu_after {
+            o.iter_mut().for_each(|v| *v = relu(*v));
+        }
+    });
+}
+
 /// `dst += src`, elementwise.
 pub fn add_into(dst: &mut [f32], src: &[f32]) {
     dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
@@ -122,6 +144,38 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `sum_into` is the copy, the additions in order and the ReLU, bit for bit: one to three
+    /// inputs, lengths across chunk boundaries, a NaN kept through the ReLU.
+    #[test]
+    fn sum_into_adds_in_order_then_applies_the_relu() {
+        let mut rng = crate::rng::Rng::new(12);
+        for len in [0, 1, 17, CHUNK, CHUNK + 5, 3 * CHUNK + 1] {
+            let inputs: Vec<Vec<f32>> = (0..3).map(|_| rng.uniform_vec(len, -1.0, 1.0)).collect();
+            for k in 1..=3 {
+                let mut ins: Vec<&[f32]> = inputs[..k].iter().map(|v| v.as_slice()).collect();
+                let mut with_nan = inputs[0].clone();
+                if len > 0 {
+                    with_nan[len / 2] = f32::NAN;
+                    ins[0] = &with_nan;
+                }
+                for relu_after in [false, true] {
+                    let mut want = ins[0].to_vec();
+                    for x in &ins[1..] {
+                        add_into(&mut want, x);
+                    }
+                    if relu_after {
+                        let plain = want.clone();
+                        relu_forward(&mut want, &plain);
+                    }
+                    let mut got = vec![7.0; len];
+                    sum_into(&mut got, &ins, relu_after);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{k} inputs of {len}, relu {relu_after}");
+                }
+            }
+        }
+    }
 
     /// The AVX-512 DQ compile of the dropout loop draws the plain loop's masks, bit for bit.
     #[test]

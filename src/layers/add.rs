@@ -2,11 +2,18 @@
 
 use super::{BackwardCtx, ForwardCtx, Layer};
 use crate::error::{Error, Result};
-use crate::kernels::activation::add_into;
+use crate::kernels::activation::{add_into, sum_into};
 use crate::tensor::{fmt_shape, Tensor};
 
 #[derive(Default)]
-pub struct Add;
+pub struct Add {
+    /// The ReLU after the sum applied here (`Layer::fuse_relu`; ResNet's blocks end so).
+    fused_relu: bool,
+}
+
+/// The layer as a value, as when `Add` was a unit struct: `net.add("sum", Add, &[..])`.
+#[allow(non_upper_case_globals)]
+pub const Add: Add = Add { fused_relu: false };
 
 impl Layer for Add {
     fn kind(&self) -> &'static str {
@@ -34,11 +41,14 @@ impl Layer for Add {
         Ok(inputs[0].to_vec())
     }
     fn forward(&mut self, inputs: &[&Tensor], out: &mut Tensor, _ctx: &ForwardCtx) -> Result<()> {
-        out.data_mut().copy_from_slice(inputs[0].data());
-        for x in &inputs[1..] {
-            add_into(out.data_mut(), x.data());
-        }
+        let inputs: Vec<&[f32]> = inputs.iter().map(|x| x.data()).collect();
+        sum_into(out.data_mut(), &inputs, self.fused_relu);
         Ok(())
+    }
+    /// The backward pass never reads the output: the ReLU may be applied here.
+    fn fuse_relu(&mut self, on: bool) -> bool {
+        self.fused_relu = on;
+        on
     }
     fn backward(&mut self, _inputs: &[&Tensor], _out: &Tensor, d_out: &Tensor, d_inputs: &mut [Option<&mut Tensor>], _ctx: &BackwardCtx) -> Result<()> {
         for dx in d_inputs.iter_mut().flatten() {
