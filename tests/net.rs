@@ -292,7 +292,8 @@ fn fused_activations_give_the_unfused_bits() {
     let zoo = |name: &str, input: Option<[usize; 3]>| models::build_for(name, 10, input, 7).unwrap();
     // (net, batch shape, nodes whose output their ReLU takes over, a node that keeps its own)
     type Build = Box<dyn Fn() -> Net>;
-    let cases: Vec<(Build, Vec<usize>, &[&str], Option<&str>)> = vec![
+    type Case<'a> = (Build, Vec<usize>, &'a [&'a str], Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (Box::new(move || zoo("mnist-cnn", None)), vec![4, 1, 28, 28], &["conv1"], None),
         (Box::new(move || zoo("lenet5", None)), vec![3, 1, 28, 28], &[], None),
         (Box::new(move || zoo("alexnet", Some([3, 67, 67]))), vec![2, 3, 67, 67], &[], None),
