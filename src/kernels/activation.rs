@@ -113,7 +113,7 @@ pub fn store_into(dst: &mut [f32], src: &[f32], store: Store) {
 }
 
 /// `out = ((x0 + x1) + x2) + ...` elementwise, in the inputs' order, then `max(., 0)` where
-/// `relu` (the rule of `relu_forward`): chunk by chunk across the pool, one pass over the
+/// `relu_after` (the rule of `relu_forward`): chunk by chunk across the pool, one pass over the
 /// output instead of a copy and a pass per further input (a residual connection's sum and its
 /// ReLU read and wrote seven streams of the activations; three now), the same bits.
 pub fn sum_into(out: &mut [f32], inputs: &[&[f32]], relu_after: bool) {
