@@ -27,7 +27,7 @@
 //! over a row of tiles at a time, one tile per lane: plain Rust over contiguous slices, the
 //! 1-d transforms written out per variant (`Variant::bt`, `at`) and the 2-d ones shared
 //! (`input_block`, `output_block`), compiled inside a `#[target_feature]` wrapper per
-//! instruction set (`input_row`, `output_row`) so they vectorise at the tile's width.
+//! instruction set (`entry_points!`, `on_isa!`) so they vectorise at the tile's width.
 
 use super::lanes::{Avx2Stores, Avx512Stores, Lanes, PlainStores, Stores, LANES};
 use crate::kernels::isa::Isa;
@@ -286,59 +286,15 @@ fn output_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn input_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
-    input_row_body::<V, Avx512Stores, A, R>(src, plane, rows, v, at)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn input_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
-    input_row_body::<V, Avx2Stores, A, R>(src, plane, rows, v, at)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn output_row_avx512<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
-    output_row_body::<V, Avx512Stores, A, R>(m, at, y, rows, accumulate)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn output_row_avx2<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
-    output_row_body::<V, Avx2Stores, A, R>(m, at, y, rows, accumulate)
-}
-
 /// `input_row_body` of variant `V` compiled for `isa`.
 fn input_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, src: &[f32], plane: usize, rows: &[[usize; 2]], v: &mut [f32], at: Lanes2d) {
     let rows: [[usize; 2]; A] = rows.try_into().unwrap_or_else(|_| panic!("input_row: {} rows for {A}", rows.len()));
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the CPU has the instruction set (checked by `supported`).
-        match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { input_row_avx512::<V, A, R>(src, plane, rows, v, at) },
-            Isa::Avx2 if isa.supported() => return unsafe { input_row_avx2::<V, A, R>(src, plane, rows, v, at) },
-            _ => {}
-        }
-    }
-    let _ = isa;
-    input_row_body::<V, PlainStores, A, R>(src, plane, rows, v, at)
+    on_isa!(isa, input_row::<V, A, R>(src, plane, rows, v, at))
 }
 
 /// `output_row_body` of variant `V` compiled for `isa`.
 fn output_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the CPU has the instruction set (checked by `supported`).
-        match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { output_row_avx512::<V, A, R>(m, at, y, rows, accumulate) },
-            Isa::Avx2 if isa.supported() => return unsafe { output_row_avx2::<V, A, R>(m, at, y, rows, accumulate) },
-            _ => {}
-        }
-    }
-    let _ = isa;
-    output_row_body::<V, PlainStores, A, R>(m, at, y, rows, accumulate)
+    on_isa!(isa, output_row::<V, A, R>(m, at, y, rows, accumulate))
 }
 
 /// The input transform of filters of side `r` over one row of tiles of every channel
@@ -426,56 +382,69 @@ fn output_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32]
     }
 }
 
-/// `input_cells_body` and `output_cells_body` compiled for AVX-512, AVX2, or neither.
-macro_rules! cells_entry_points {
-    ($($isa:ident => $features:literal),*) => {
-        $(
-            #[cfg(target_arch = "x86_64")]
-            mod $isa {
-                use super::*;
-                #[target_feature(enable = $features)]
-                pub(super) fn input_cells<V: Variant<A, R>, const A: usize, const R: usize>(cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
-                    input_cells_body::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride)
-                }
-                #[target_feature(enable = $features)]
-                #[allow(clippy::too_many_arguments)]
-                pub(super) fn output_cells<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
-                    output_cells_body::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row)
-                }
+/// The transforms' entry points compiled per instruction set: a module each (`avx512`,
+/// `avx2`, `plain`) holding every body inside its `#[target_feature]` wrapper, with that
+/// set's `Stores`; `on_isa!` calls the one the CPU may run.
+macro_rules! entry_points {
+    ($($(#[$attr:meta])* $isa:ident: $stores:ty $(, $features:literal)?;)*) => {$(
+        $(#[$attr])*
+        mod $isa {
+            use super::*;
+            $(#[target_feature(enable = $features)])?
+            pub(super) fn input_row<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
+                input_row_body::<V, $stores, A, R>(src, plane, rows, v, at)
             }
-        )*
-    };
+            $(#[target_feature(enable = $features)])?
+            pub(super) fn output_row<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
+                output_row_body::<V, $stores, A, R>(m, at, y, rows, accumulate)
+            }
+            $(#[target_feature(enable = $features)])?
+            pub(super) fn input_cells<V: Variant<A, R>, const A: usize, const R: usize>(cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
+                input_cells_body::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride)
+            }
+            $(#[target_feature(enable = $features)])?
+            #[allow(clippy::too_many_arguments)]
+            pub(super) fn output_cells<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
+                output_cells_body::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row)
+            }
+        }
+    )*};
 }
-cells_entry_points!(cells_avx512 => "avx512f,avx2,fma", cells_avx2 => "avx2,fma");
+entry_points! {
+    #[cfg(target_arch = "x86_64")]
+    avx512: Avx512Stores, "avx512f,avx2,fma";
+    #[cfg(target_arch = "x86_64")]
+    avx2: Avx2Stores, "avx2,fma";
+    plain: PlainStores;
+}
+
+/// `$f::<..>(..)` of the entry points `isa` names where the CPU has it, else the plain one.
+macro_rules! on_isa {
+    ($isa:expr, $f:ident::<$($g:tt),*>($($arg:expr),*)) => {{
+        let isa: Isa = $isa;
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: the CPU has the instruction set (checked by `supported`).
+            match isa {
+                Isa::Avx512 if isa.supported() => return unsafe { avx512::$f::<$($g),*>($($arg),*) },
+                Isa::Avx2 if isa.supported() => return unsafe { avx2::$f::<$($g),*>($($arg),*) },
+                _ => {}
+            }
+        }
+        let _ = isa;
+        plain::$f::<$($g),*>($($arg),*)
+    }};
+}
+use on_isa;
 
 #[allow(clippy::too_many_arguments)]
 fn input_cells_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the CPU has the instruction set (checked by `supported`).
-        match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { cells_avx512::input_cells::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride) },
-            Isa::Avx2 if isa.supported() => return unsafe { cells_avx2::input_cells::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride) },
-            _ => {}
-        }
-    }
-    let _ = isa;
-    input_cells_body::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride)
+    on_isa!(isa, input_cells::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn output_cells_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the CPU has the instruction set (checked by `supported`).
-        match isa {
-            Isa::Avx512 if isa.supported() => return unsafe { cells_avx512::output_cells::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row) },
-            Isa::Avx2 if isa.supported() => return unsafe { cells_avx2::output_cells::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row) },
-            _ => {}
-        }
-    }
-    let _ = isa;
-    output_cells_body::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row)
+    on_isa!(isa, output_cells::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row))
 }
 
 /// Channels per lane vector of the channel-lane transforms.
