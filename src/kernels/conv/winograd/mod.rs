@@ -275,6 +275,13 @@ impl Grid {
     fn plane(&self) -> usize {
         self.hp * 2 * self.half()
     }
+    /// Where the output transform puts a run of `len` tiles from tile `(ty, tx)` on: the top
+    /// and bottom output rows of those tiles, in each `[Ho, Wo]` plane.
+    fn output_rows(&self, ty: usize, tx: usize, len: usize) -> transform::OutputRows {
+        let (r0, c0) = (2 * ty, 2 * tx);
+        let (ho, wo) = (self.ho, self.wo);
+        transform::OutputRows { plane: ho * wo, top: r0 * wo + c0, bottom: (r0 + 1 < ho).then(|| (r0 + 1) * wo + c0), cols: (wo - c0).min(2 * len) }
+    }
     /// The runs of tiles `[t0, t1)` that lie in one row: (tile row, first column, lane, count).
     fn segments(&self, t0: usize, t1: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
         let mut t = t0;
@@ -386,14 +393,12 @@ fn prefetch_outputs(y: &[f32], grid: &Grid, t0: usize, t1: usize) {
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
         const LINE: usize = 16;
-        let (ho, wo) = (grid.ho, grid.wo);
         for (ty, tx, _, len) in grid.segments(t0, t1) {
-            let (r0, c0) = (2 * ty, 2 * tx);
-            let cols = (wo - c0).min(2 * len);
-            for yc in y.chunks_exact(ho * wo) {
-                for r in r0..(r0 + 2).min(ho) {
-                    let row = &yc[r * wo + c0..][..cols];
-                    for at in (0..cols).step_by(LINE).chain([cols - 1]) {
+            let rows = grid.output_rows(ty, tx, len);
+            for yc in y.chunks_exact(rows.plane) {
+                for start in [Some(rows.top), rows.bottom].into_iter().flatten() {
+                    let row = &yc[start..][..rows.cols];
+                    for at in (0..rows.cols).step_by(LINE).chain([rows.cols - 1]) {
                         // SAFETY: a prefetch of a value inside `y`; it reads nothing.
                         unsafe { _mm_prefetch::<_MM_HINT_ET0>(row[at..].as_ptr() as *const i8) };
                     }
@@ -437,10 +442,8 @@ fn products(kernel: Kernel, m: &mut [f32], v: &[f32], w: &WinogradWeights, threa
 /// The strip's products `m: [P][Cout][strip]` back to outputs `y: [Cout, Ho, Wo]`.
 #[allow(clippy::too_many_arguments)]
 fn output_strip(kernel: Kernel, y: &mut [f32], m: &[f32], grid: &Grid, c_out: usize, t0: usize, t1: usize, strip: usize, accumulate: bool) {
-    let (ho, wo) = (grid.ho, grid.wo);
     for (ty, tx, lane, len) in grid.segments(t0, t1) {
-        let (r0, c0) = (2 * ty, 2 * tx);
-        let rows = transform::OutputRows { plane: ho * wo, top: r0 * wo + c0, bottom: (r0 + 1 < ho).then(|| (r0 + 1) * wo + c0), cols: (wo - c0).min(2 * len) };
+        let rows = grid.output_rows(ty, tx, len);
         let at = transform::Lanes2d { channels: c_out, channel: strip, stride: point_stride(c_out, strip), lane, len };
         transform::output_row(kernel.isa, grid.r, m, at, y, rows, accumulate);
     }
