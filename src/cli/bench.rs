@@ -12,7 +12,8 @@ pub struct Args {
     /// What to measure, each as the median of --reps runs: `conv` (the baseline's conv shapes,
     /// forward and both gradients: ms and GFLOP/s), `gemm` (matrix products: GFLOP/s),
     /// `step` (training steps of --model, node by node: ms and images/s), `pool` (max pooling
-    /// 2x2 on 64x32x28x28, forward and backward: ms). `train` (epochs of MNIST as the
+    /// 2x2 on 64x32x28x28, forward and backward, and ResNet-18's 3x3
+    /// stride-2 pool on 8x64x112x112, forward: ms). `train` (epochs of MNIST as the
     /// baseline's `mnist_torch.py`: TRAIN lines with seconds per epoch) and `infer` (batch 256
     /// in evaluation mode: INFER lines with images/s) print in the baseline's format.
     #[arg(default_value = "conv", value_parser = ["conv", "gemm", "step", "pool", "train", "infer"])]
@@ -292,6 +293,11 @@ fn run_pool(a: &Args) -> Result<()> {
     println!("op\tthreads\tmedian_ms");
     println!("maxpool_fwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_forward(&mut y, &mut arg, &x, &g)));
     println!("maxpool_bwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_backward(&mut dx, &dy, &arg, 784, 196, fovea::kernels::Store::Add)));
+    // ResNet-18's pool at batch 8: 3x3 at stride 2, padding 1, 64 x 112 x 112 -> 56 x 56.
+    let g = Window2d::square(3, 2, Padding::uniform(1)).resolve(112, 112)?;
+    let x = rng.uniform_vec(8 * 64 * 112 * 112, -1.0, 1.0);
+    let (mut y, mut arg) = (vec![0.0; 8 * 64 * 56 * 56], vec![0u32; 8 * 64 * 56 * 56]);
+    println!("maxpool3x3s2_fwd\t{threads}\t{:.3}", median_ms(a.reps, || max_pool_forward(&mut y, &mut arg, &x, &g)));
     Ok(())
 }
 

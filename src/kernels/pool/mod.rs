@@ -3,9 +3,12 @@
 //! real cells (TensorFlow's rule, PyTorch's `count_include_pad=False`). Windows are not dilated
 //! (the pooling layers refuse dilation).
 
+mod stride2;
+
 use super::Store;
 use crate::geometry::Geometry;
 use rayon::prelude::*;
+use stride2::RowScratch;
 
 /// Planes per parallel task: enough work per task to be worth a thread.
 fn planes_per_task(plane_len: usize) -> usize {
@@ -56,9 +59,9 @@ fn max_pool_planes(out: &mut [f32], arg: &mut [u32], x: &[f32], g: &Geometry, pl
             &own
         }
     };
-    let mut halves = Vec::new();
+    let mut rows = RowScratch::default();
     for ((y, a), x) in out.chunks_mut(ho * wo).zip(arg.chunks_mut(ho * wo)).zip(x.chunks(h * w)) {
-        max_pool_plane_general(y, a, x, g, plan, &mut halves);
+        max_pool_plane_general(y, a, x, g, plan, &mut rows);
     }
 }
 
@@ -80,65 +83,24 @@ impl ColumnPlan {
     }
 }
 
-/// The plane `x: [H, W]` split by column parity into `halves`: `[H][ceil(W / 2)]` of the even
-/// columns, then the same of the odd ones, so that a stride-2 row of windows reads each of its
-/// cells as a contiguous run (`x[iy][c + 2 l]` is `halves[parity][iy][c / 2 + l]`).
-fn split_columns(x: &[f32], h: usize, w: usize, halves: &mut Vec<f32>) -> usize {
-    let half = w.div_ceil(2);
-    halves.clear();
-    halves.resize(2 * h * half, f32::NEG_INFINITY);
-    let (even, odd) = halves.split_at_mut(h * half);
-    for ((row, e), o) in x.chunks(w).zip(even.chunks_mut(half)).zip(odd.chunks_mut(half)) {
-        for (c, &v) in row.iter().enumerate() {
-            if c % 2 == 0 { e[c / 2] = v } else { o[c / 2] = v }
-        }
-    }
-    half
-}
-
-/// Max pooling of one plane over any window: `y`, `a: [Ho, Wo]`, `x: [H, W]`; `halves` is
-/// scratch for stride-2 windows (`split_columns`).
-fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan, halves: &mut Vec<f32>) {
-    let (h, w) = g.in_hw();
+/// Max pooling of one plane over any window: `y`, `a: [Ho, Wo]`, `x: [H, W]`; `rows` is
+/// scratch for stride-2 windows (`stride2.rs`).
+fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan, rows: &mut RowScratch) {
+    let (_, w) = g.in_hw();
     let (ho, wo) = g.out_hw();
     const L: usize = 8;
     let (span, stride) = (g.cols.span(), g.cols.stride);
     let ColumnPlan { inner_lo, inner_hi, cols } = plan;
     let (inner_lo, inner_hi) = (*inner_lo, *inner_hi);
     // Stride 2 (ResNet's, AlexNet's and GoogLeNet's 3x3 pools): the lanes below would gather
-    // every other cell; read the parity halves instead, whole runs of lanes at a time.
-    let half = if stride == 2 && g.cols.dilation == 1 && inner_lo + L <= inner_hi { split_columns(x, h, w, halves) } else { 0 };
+    // every other cell.
+    if stride2::applies(g) {
+        return stride2::plane(y, a, x, g, plan, rows);
+    }
     for oy in 0..ho {
         let (y0, y1) = window(&g.rows, oy);
         let (y_row, a_row) = (&mut y[oy * wo..(oy + 1) * wo], &mut a[oy * wo..(oy + 1) * wo]);
         let mut ox0 = inner_lo;
-        if half > 0 {
-            let (even, odd) = halves.split_at(h * half);
-            while ox0 + L <= inner_hi {
-                let first = cols[ox0].0;
-                let (mut best, mut best_i) = ([f32::NEG_INFINITY; L], [0u32; L]);
-                for (l, b) in best_i.iter_mut().enumerate() {
-                    *b = (y0 * w + first + 2 * l) as u32;
-                }
-                for iy in y0..y1 {
-                    for dx in 0..span {
-                        let c = first + dx;
-                        let from = if c % 2 == 0 { even } else { odd };
-                        let run = &from[iy * half + c / 2..iy * half + c / 2 + L];
-                        let at = (iy * w + c) as u32;
-                        for l in 0..L {
-                            let v = run[l];
-                            let take = (v > best[l]) | v.is_nan();
-                            best[l] = if take { v } else { best[l] };
-                            best_i[l] = if take { at + 2 * l as u32 } else { best_i[l] };
-                        }
-                    }
-                }
-                y_row[ox0..ox0 + L].copy_from_slice(&best);
-                a_row[ox0..ox0 + L].copy_from_slice(&best_i);
-                ox0 += L;
-            }
-        }
         // Eight interior outputs at a time: eight independent running maxima instead of one
         // dependent chain, each still visiting its window in row-major order.
         while ox0 + L <= inner_hi {
@@ -480,7 +442,7 @@ mod tests {
         max_pool_forward(&mut y1, &mut a1, &x, &g);
         for p in 0..3 {
             let r = p * ho * wo..(p + 1) * ho * wo;
-            max_pool_plane_general(&mut y2[r.clone()], &mut a2[r], &x[p * h * w..(p + 1) * h * w], &g, &ColumnPlan::new(&g), &mut Vec::new());
+            max_pool_plane_general(&mut y2[r.clone()], &mut a2[r], &x[p * h * w..(p + 1) * h * w], &g, &ColumnPlan::new(&g), &mut RowScratch::default());
         }
         assert_eq!(a1, a2);
         assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
@@ -505,7 +467,7 @@ mod tests {
     }
 
     /// The definition: every output's window cell by cell, row-major.
-    fn max_pool_plane_ref(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry) {
+    pub(super) fn max_pool_plane_ref(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry) {
         let (_, w) = g.in_hw();
         let (ho, wo) = g.out_hw();
         for oy in 0..ho {
@@ -542,7 +504,7 @@ mod tests {
             let (ho, wo) = g.out_hw();
             let (mut y1, mut a1) = (vec![0.0; ho * wo], vec![0u32; ho * wo]);
             let (mut y2, mut a2) = (y1.clone(), a1.clone());
-            max_pool_plane_general(&mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g), &mut Vec::new());
+            max_pool_plane_general(&mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g), &mut RowScratch::default());
             max_pool_plane_ref(&mut y2, &mut a2, &x, &g);
             assert_eq!(a1, a2, "{k}x{k} stride {s} pad {p}");
             assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
