@@ -31,7 +31,9 @@ cargo build --release --quiet
 FOVEA="$ROOT/target/release/fovea"
 : > "$OUT/fovea.tsv"; : > "$OUT/baseline.tsv"
 {
-    echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+    # A virtual machine's model name may say only "AMD EPYC": family and model tell the cores
+    # apart (family 25: Zen 3 as model 1, Zen 4 as model 17; family 26: Zen 5).
+    echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') (family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), model $(grep -m1 -E '^model\s' /proc/cpuinfo | cut -d: -f2 | tr -d ' '))"
     echo "# isa: $(grep -m1 -o -E 'avx512f' /proc/cpuinfo || grep -m1 -o avx2 /proc/cpuinfo || echo none), FOVEA_ISA=${FOVEA_ISA:-}"
     echo "# date: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 } | tee "$OUT/machine.txt"
