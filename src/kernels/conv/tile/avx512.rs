@@ -44,8 +44,9 @@ unsafe impl Simd for Avx512 {
     /// tile there (shape a, one thread: 1.57 -> 1.13 ms; its weight gradient 1.14 -> 1.08).
     #[inline(always)]
     unsafe fn store_transposed<const R: usize, const NV: usize>(acc: &[[__m512; NV]; R], c: *mut f32, c_cs: usize, n: usize, accumulate: bool) {
-        // Spilled first, so the transposes' 16 registers do not compete with the
-        // accumulators (kept in registers the whole loop, one of them went to the stack).
+        // Spilled, then transposed by a call of its own: with the transposes inlined into the
+        // tile, the compiler kept one accumulator on the stack through the whole loop (shape
+        // e's forward pass at half its speed).
         let mut buf = [[_mm512_setzero_ps(); NV]; R];
         for (r, vs) in acc.iter().enumerate() {
             for (v, &x) in vs.iter().enumerate() {
