@@ -37,10 +37,16 @@ FOVEA="$ROOT/target/release/fovea"
     echo "# isa: $(grep -m1 -o -E 'avx512f' /proc/cpuinfo || grep -m1 -o avx2 /proc/cpuinfo || echo none), FOVEA_ISA=${FOVEA_ISA:-}"
     echo "# date: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 } | tee "$OUT/machine.txt"
+# Shape by shape, each side's figures of a shape taken within seconds of the other's: the
+# machines drift by 15-20% within a minute, and all of fovea's shapes before all of PyTorch's
+# set a ratio against figures from another phase (the baseline repeats its pool lines each
+# time; the ratios read the conv lines alone).
 for t in $THREADS; do
     echo "== conv layers, $t thread(s)" >&2
-    "$FOVEA" --threads "$t" bench conv --reps 20 | tee -a "$OUT/fovea.tsv"
-    (cd "$BASELINE" && "$PY" conv_torch.py --threads "$t") | tee -a "$OUT/baseline.tsv"
+    for shape in a b c d e f; do
+        "$FOVEA" --threads "$t" bench conv --reps 20 --shapes "$shape" | tee -a "$OUT/fovea.tsv"
+        (cd "$BASELINE" && "$PY" conv_torch.py --threads "$t" --shapes "$shape") | tee -a "$OUT/baseline.tsv"
+    done
 done
 T2=$(echo $THREADS | awk '{print $NF}')
 (cd "$BASELINE" && "$PY" conv_ort.py --threads "$T2") | tee -a "$OUT/baseline.tsv" || true
