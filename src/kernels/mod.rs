@@ -17,7 +17,6 @@ pub mod parallel;
 pub mod pool;
 pub mod resample;
 pub mod softmax;
-pub mod sum;
 
 pub use activation::ReluRule;
 

@@ -30,7 +30,6 @@ pub use tile::Kernel;
 
 use crate::geometry::Geometry;
 use crate::kernels::finite::all_finite;
-use crate::kernels::sum::sum;
 use crate::kernels::matmul::Threads;
 use crate::kernels::parallel::{chunk_ranges, split_lengths, sum_partials_into, write_partials_into};
 use crate::kernels::Store;
@@ -728,6 +727,19 @@ fn backward(
     if let Some(db) = d_bias {
         store_partials(db, &mut scratch.chunks.iter().map(|c| c.d_bias.as_slice()));
     }
+}
+
+/// A sum the compiler can vectorise: eight independent accumulators.
+fn sum(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
 }
 
 /// Splits `data` into one mutable slice per range of samples, each sample `per` values long.
