@@ -3,11 +3,20 @@
 usage: python scripts/bench_torch_models.py [--model resnet18] [--batch 8] [--threads 2] [--reps 5]
 Prints the median forward time (eval mode, no grad) and forward+backward time (train mode,
 cross-entropy, gradients for every parameter; no optimizer step), in milliseconds.
-Needs torch and torchvision; run by hand, not by CI.
+Needs torch and torchvision (the baseline's venv lacks torchvision: `pip install torchvision`
+into it); run by hand, not by CI. Runs under scripts/bench_vs_pytorch.sh's GLIBC_TUNABLES (it
+starts itself again with them where they are not set): without them glibc maps PyTorch's large
+tensors anew on every call, and ResNet-18's step read 549-591 ms instead of 505-530 on Zen 4.
 """
 import argparse
+import os
 import statistics
+import sys
 import time
+
+TUNABLES = "glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=1073741824"
+if os.environ.get("GLIBC_TUNABLES") != TUNABLES:
+    os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "GLIBC_TUNABLES": TUNABLES})
 
 import torch
 import torch.nn.functional as F
