@@ -8,7 +8,6 @@ mod stride2;
 use super::Store;
 use crate::geometry::Geometry;
 use rayon::prelude::*;
-use stride2::RowScratch;
 
 /// Planes per parallel task: enough work per task to be worth a thread.
 fn planes_per_task(plane_len: usize) -> usize {
@@ -59,9 +58,13 @@ fn max_pool_planes(out: &mut [f32], arg: &mut [u32], x: &[f32], g: &Geometry, pl
             &own
         }
     };
-    let mut rows = RowScratch::default();
+    // Stride 2 (ResNet's, AlexNet's and GoogLeNet's 3x3 pools): the general loop's lanes
+    // would gather every other cell.
+    if stride2::applies(g) {
+        return stride2::planes(out, arg, x, g, plan);
+    }
     for ((y, a), x) in out.chunks_mut(ho * wo).zip(arg.chunks_mut(ho * wo)).zip(x.chunks(h * w)) {
-        max_pool_plane_general(y, a, x, g, plan, &mut rows);
+        max_pool_plane_general(y, a, x, g, plan);
     }
 }
 
@@ -83,20 +86,14 @@ impl ColumnPlan {
     }
 }
 
-/// Max pooling of one plane over any window: `y`, `a: [Ho, Wo]`, `x: [H, W]`; `rows` is
-/// scratch for stride-2 windows (`stride2.rs`).
-fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan, rows: &mut RowScratch) {
+/// Max pooling of one plane over any window: `y`, `a: [Ho, Wo]`, `x: [H, W]`.
+fn max_pool_plane_general(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan) {
     let (_, w) = g.in_hw();
     let (ho, wo) = g.out_hw();
     const L: usize = 8;
     let (span, stride) = (g.cols.span(), g.cols.stride);
     let ColumnPlan { inner_lo, inner_hi, cols } = plan;
     let (inner_lo, inner_hi) = (*inner_lo, *inner_hi);
-    // Stride 2 (ResNet's, AlexNet's and GoogLeNet's 3x3 pools): the lanes below would gather
-    // every other cell.
-    if stride2::applies(g) {
-        return stride2::plane(y, a, x, g, plan, rows);
-    }
     for oy in 0..ho {
         let (y0, y1) = window(&g.rows, oy);
         let (y_row, a_row) = (&mut y[oy * wo..(oy + 1) * wo], &mut a[oy * wo..(oy + 1) * wo]);
@@ -442,7 +439,7 @@ mod tests {
         max_pool_forward(&mut y1, &mut a1, &x, &g);
         for p in 0..3 {
             let r = p * ho * wo..(p + 1) * ho * wo;
-            max_pool_plane_general(&mut y2[r.clone()], &mut a2[r], &x[p * h * w..(p + 1) * h * w], &g, &ColumnPlan::new(&g), &mut RowScratch::default());
+            max_pool_plane_general(&mut y2[r.clone()], &mut a2[r], &x[p * h * w..(p + 1) * h * w], &g, &ColumnPlan::new(&g));
         }
         assert_eq!(a1, a2);
         assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
@@ -504,7 +501,7 @@ mod tests {
             let (ho, wo) = g.out_hw();
             let (mut y1, mut a1) = (vec![0.0; ho * wo], vec![0u32; ho * wo]);
             let (mut y2, mut a2) = (y1.clone(), a1.clone());
-            max_pool_plane_general(&mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g), &mut RowScratch::default());
+            max_pool_plane_general(&mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g));
             max_pool_plane_ref(&mut y2, &mut a2, &x, &g);
             assert_eq!(a1, a2, "{k}x{k} stride {s} pad {p}");
             assert!(y1.iter().zip(&y2).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));

@@ -1,11 +1,11 @@
 //! Max pooling at column stride 2 (ResNet's and GoogLeNet's 3x3 pools with padding 1,
 //! AlexNet's without): the windows of a row of outputs read every other cell of each input
 //! row, so each input row is first split by column parity into halves padded with -inf
-//! (`RowScratch`, in L1), and every output of the row, edges included, then runs in one vector
+//! (`Rows`, in L1), and every output of the row, edges included, then runs in one vector
 //! loop per window cell over shifted runs of those halves. Compiled at the CPU's width. The
 //! plane-wide split this replaced copied the whole plane, ran 8 outputs at a time as SSE and
 //! left the edges to a scalar loop: ResNet-18's pool (8 x 64 planes of 112 x 112, 3x3 stride
-//! 2, padding 1) took 12.9 ms on one thread on Zen 4.
+//! 2, padding 1) took 9.6 ms of its step at two threads on Zen 4, 2.6-2.9 now.
 //!
 //! Same rules as the definition: each window's cells in row-major order, the first maximum
 //! wins, a NaN always wins (the last one), padding never takes part. The row's best over each
@@ -24,16 +24,46 @@ const MIN_OUTPUTS: usize = 8;
 /// indices); the lanes past the row's end are computed and never stored.
 const LANES: usize = 16;
 
-/// Whether `plane` pools `g`: column stride 2, no dilation, rows of at least `MIN_OUTPUTS`.
+/// Whether `planes` pools `g`: column stride 2, no dilation, rows of at least `MIN_OUTPUTS`.
 pub(super) fn applies(g: &Geometry) -> bool {
     g.cols.stride == 2 && g.cols.dilation == 1 && g.cols.output >= MIN_OUTPUTS
 }
 
-/// One input row's halves and one output row's running maxima, reused row after row.
-#[derive(Default)]
-pub(super) struct RowScratch {
-    /// `[even | odd]`, `stride` each: input column `c` (from `-shift` on) at
-    /// `halves[((c + shift) % 2) * stride + (c + shift) / 2]`, -inf where `c` is padding.
+/// Max pooling of whole planes at column stride 2 (`applies` holds): `out`, `arg: [P, Ho, Wo]`,
+/// `x: [P, H, W]`, `plan` the windows' real columns.
+pub(super) fn planes(out: &mut [f32], arg: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan) {
+    planes_on(crate::kernels::isa::Isa::active(), out, arg, x, g, plan)
+}
+
+crate::kernels::isa::compiled_per_isa! {
+    /// `planes_body` compiled for `isa`.
+    fn planes_on => planes_body(out: &mut [f32], arg: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan)
+}
+
+#[inline(always)]
+fn planes_body(out: &mut [f32], arg: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan) {
+    let (h, w) = g.in_hw();
+    let (ho, wo) = g.out_hw();
+    let mut rows = Rows::new(g, plan);
+    for ((y, a), x) in out.chunks_mut(ho * wo).zip(arg.chunks_mut(ho * wo)).zip(x.chunks(h * w)) {
+        rows.plane(y, a, x, g);
+    }
+}
+
+/// One input row's halves and one output row's running maxima, laid out once per call and
+/// reused row after row, plane after plane.
+struct Rows {
+    /// Outputs of a row rounded up to whole blocks of `LANES`.
+    lanes: usize,
+    /// Columns are shifted by this even count, so that the leftmost padding lands at 0 and
+    /// each column keeps its parity.
+    shift: usize,
+    /// Output l's window starts at shifted column `2 l + base`.
+    base: usize,
+    /// Each half's length: every window's cells (the last lanes' too) and every cell of a row.
+    stride: usize,
+    /// `[even | odd]`: input column `c` at `halves[((c + shift) % 2) * stride + (c + shift) /
+    /// 2]`, -inf where `c` is padding.
     halves: Vec<f32>,
     /// The first real column of each output's window.
     first_real: Vec<u32>,
@@ -41,66 +71,55 @@ pub(super) struct RowScratch {
     best_at: Vec<u32>,
 }
 
-/// `y`, `a: [Ho, Wo]` from `x: [H, W]` (`applies` holds), `plan` the windows' real columns.
-pub(super) fn plane(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan, s: &mut RowScratch) {
-    plane_on(crate::kernels::isa::Isa::active(), y, a, x, g, plan, s)
-}
+impl Rows {
+    #[inline(always)]
+    fn new(g: &Geometry, plan: &ColumnPlan) -> Self {
+        let w = g.cols.input;
+        let lanes = g.cols.output.next_multiple_of(LANES);
+        let shift = g.cols.pad_lo.next_multiple_of(2);
+        let base = shift - g.cols.pad_lo;
+        let stride = ((base + g.cols.span()) / 2 + lanes).max(shift / 2 + w.div_ceil(2));
+        let mut first_real: Vec<u32> = plan.cols.iter().map(|&(lo, _)| lo as u32).collect();
+        first_real.resize(lanes, 0);
+        Rows { lanes, shift, base, stride, halves: vec![f32::NEG_INFINITY; 2 * stride], first_real, best: vec![0.0; lanes], best_at: vec![0; lanes] }
+    }
 
-crate::kernels::isa::compiled_per_isa! {
-    /// `plane_body` compiled for `isa`.
-    fn plane_on => plane_body(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan, s: &mut RowScratch)
-}
-
-#[inline(always)]
-fn plane_body(y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry, plan: &ColumnPlan, s: &mut RowScratch) {
-    let (h, w) = g.in_hw();
-    let (ho, wo) = g.out_hw();
-    assert!(x.len() >= h * w && y.len() >= ho * wo && a.len() >= ho * wo, "max pool: a plane of {}, outputs {} for {h}x{w} -> {ho}x{wo}", x.len(), y.len());
-    let lanes = wo.next_multiple_of(LANES);
-    let span = g.cols.span();
-    // Columns shifted by an even count, so that the leftmost padding lands at 0 and each column
-    // keeps its parity.
-    let shift = g.cols.pad_lo.next_multiple_of(2);
-    // Output l's window starts at shifted column `2 l + base`.
-    let base = shift - g.cols.pad_lo;
-    // Every window's cells (the last lanes' too) and every cell of the row.
-    let stride = ((base + span) / 2 + lanes).max(shift / 2 + w.div_ceil(2));
-    s.halves.clear();
-    s.halves.resize(2 * stride, f32::NEG_INFINITY);
-    s.first_real.clear();
-    s.first_real.extend(plan.cols.iter().map(|&(lo, _)| lo as u32));
-    s.first_real.resize(lanes, 0);
-    s.best.resize(lanes, 0.0);
-    s.best_at.resize(lanes, 0);
-    for oy in 0..ho {
-        let (y0, y1) = window(&g.rows, oy);
-        s.best.fill(f32::NEG_INFINITY);
-        for (at, &c) in s.best_at.iter_mut().zip(&s.first_real) {
-            *at = (y0 * w) as u32 + c;
-        }
-        for iy in y0..y1 {
-            split_row(&x[iy * w..(iy + 1) * w], shift, stride, &mut s.halves);
-            for dx in 0..span {
-                let c = base + dx;
-                let run = &s.halves[(c % 2) * stride + c / 2..][..lanes];
-                // Output l's cell in this column is plane index `at + 2 l` (a padding cell's
-                // index is never taken: -inf never wins).
-                let at = (iy * w + c) as u32;
-                let at = at.wrapping_sub(shift as u32);
-                for (l, ((best, best_at), &v)) in s.best.iter_mut().zip(s.best_at.iter_mut()).zip(run).enumerate() {
-                    // Branch-free: which cell wins is data, not a pattern to predict.
-                    let take = (v > *best) | v.is_nan();
-                    *best = if take { v } else { *best };
-                    *best_at = if take { at.wrapping_add(2 * l as u32) } else { *best_at };
+    /// `y`, `a: [Ho, Wo]` from one plane `x: [H, W]`.
+    #[inline(always)]
+    fn plane(&mut self, y: &mut [f32], a: &mut [u32], x: &[f32], g: &Geometry) {
+        let (h, w) = g.in_hw();
+        let (ho, wo) = g.out_hw();
+        assert!(x.len() >= h * w && y.len() >= ho * wo && a.len() >= ho * wo, "max pool: a plane of {}, outputs {} for {h}x{w} -> {ho}x{wo}", x.len(), y.len());
+        let Rows { lanes, shift, base, stride, .. } = *self;
+        for oy in 0..ho {
+            let (y0, y1) = window(&g.rows, oy);
+            self.best.fill(f32::NEG_INFINITY);
+            for (at, &c) in self.best_at.iter_mut().zip(&self.first_real) {
+                *at = (y0 * w) as u32 + c;
+            }
+            for iy in y0..y1 {
+                split_row(&x[iy * w..(iy + 1) * w], shift, stride, &mut self.halves);
+                for dx in 0..g.cols.span() {
+                    let c = base + dx;
+                    let run = &self.halves[(c % 2) * stride + c / 2..][..lanes];
+                    // Output l's cell in this column is plane index `at + 2 l` (a padding
+                    // cell's index is never taken: -inf never wins).
+                    let at = ((iy * w + c) as u32).wrapping_sub(shift as u32);
+                    for (l, ((best, best_at), &v)) in self.best.iter_mut().zip(self.best_at.iter_mut()).zip(run).enumerate() {
+                        // Branch-free: which cell wins is data, not a pattern to predict.
+                        let take = (v > *best) | v.is_nan();
+                        *best = if take { v } else { *best };
+                        *best_at = if take { at.wrapping_add(2 * l as u32) } else { *best_at };
+                    }
                 }
             }
+            y[oy * wo..(oy + 1) * wo].copy_from_slice(&self.best[..wo]);
+            a[oy * wo..(oy + 1) * wo].copy_from_slice(&self.best_at[..wo]);
         }
-        y[oy * wo..(oy + 1) * wo].copy_from_slice(&s.best[..wo]);
-        a[oy * wo..(oy + 1) * wo].copy_from_slice(&s.best_at[..wo]);
     }
 }
 
-/// `row`'s cells into the halves (`RowScratch::halves`), the padding's -inf left in place.
+/// `row`'s cells into the halves (`Rows::halves`), the padding's -inf left in place.
 #[inline(always)]
 fn split_row(row: &[f32], shift: usize, stride: usize, halves: &mut [f32]) {
     let (even, odd) = halves.split_at_mut(stride);
@@ -146,7 +165,7 @@ mod tests {
                     let (ho, wo) = g.out_hw();
                     let (mut y1, mut a1) = (vec![7.0; ho * wo], vec![7u32; ho * wo]);
                     let (mut y2, mut a2) = (y1.clone(), a1.clone());
-                    plane_on(isa, &mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g), &mut RowScratch::default());
+                    planes_on(isa, &mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g));
                     max_pool_plane_ref(&mut y2, &mut a2, &x, &g);
                     let case = format!("{}: {k}x{k} stride 2 pad {p} on {h}x{w}", isa.name());
                     assert_eq!(a1, a2, "{case}: the winners");
@@ -157,19 +176,22 @@ mod tests {
         }
     }
 
-    /// One scratch serves planes of different widths in turn (a ResNet and a GoogLeNet in one
-    /// process): the halves' -inf padding is laid anew for each.
+    /// Calls over planes of different widths in turn (a ResNet and a GoogLeNet in one process),
+    /// three planes a call: each call lays its halves' -inf padding out for its width, and each
+    /// plane starts from the padding alone.
     #[test]
-    fn the_scratch_serves_any_width_after_another() {
-        let mut s = RowScratch::default();
+    fn every_width_after_another_and_every_plane_of_a_call() {
         let mut rng = crate::rng::Rng::new(3);
         for (h, w) in [(8, 112), (8, 20), (9, 57), (8, 20)] {
             let g = Window2d::square(3, 2, Padding::uniform(1)).resolve(h, w).unwrap();
-            let x: Vec<f32> = (0..h * w).map(|_| -1.0 - rng.below(3) as f32).collect();
+            let x: Vec<f32> = (0..3 * h * w).map(|_| -1.0 - rng.below(3) as f32).collect();
             let (ho, wo) = g.out_hw();
-            let (mut y1, mut a1) = (vec![0.0; ho * wo], vec![0u32; ho * wo]);
+            let (mut y1, mut a1) = (vec![0.0; 3 * ho * wo], vec![0u32; 3 * ho * wo]);
             let (mut y2, mut a2) = (y1.clone(), a1.clone());
-            plane(&mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g), &mut s);
+            planes(&mut y1, &mut a1, &x, &g, &ColumnPlan::new(&g));
+            for ((y, a), x) in y2.chunks_mut(ho * wo).zip(a2.chunks_mut(ho * wo)).zip(x.chunks(h * w)) {
+                max_pool_plane_ref(y, a, x, &g);
+            }
             max_pool_plane_ref(&mut y2, &mut a2, &x, &g);
             assert_eq!((y1, a1), (y2, a2), "{h}x{w}");
         }
