@@ -159,6 +159,18 @@ impl ConvPath {
         }
     }
 
+    /// The tile the weight gradient's Winograd products run on for `d` (`winograd/
+    /// weight_grad.rs`), where this path takes that route: `Auto` where it pays
+    /// (`winograd::pays_for_weight_grad`), `Winograd` wherever it applies; `tile` is the
+    /// weight gradient's direct tile.
+    fn winograd_weight_grad(self, d: &ConvDims, tile: Option<Kernel>) -> Option<Kernel> {
+        match self {
+            ConvPath::Auto => tile.filter(|_| winograd::pays_for_weight_grad(d)),
+            ConvPath::Winograd(_) => tile.filter(|_| winograd::applies(d)),
+            _ => None,
+        }
+    }
+
     /// What the forward pass of `d` runs on: `winograd-avx512`, `narrow-avx512`,
     /// `tiled-avx512`, the same on AVX2, or `gemm`.
     pub fn forward_name(self, d: &ConvDims) -> &'static str {
@@ -209,6 +221,8 @@ pub(super) struct ChunkScratch {
     /// For the transposed convolution of the input gradient (another geometry).
     tiled_transposed: ConvTileScratch,
     winograd: WinogradScratch,
+    /// The weight gradient's sum by Winograd over the chunk's samples.
+    winograd_grad: winograd::WeightGradScratch,
     narrow: narrow::NarrowScratch,
     /// A group of samples padded together for the weight gradient (`weight_grad_group`).
     batch: batched::BatchScratch,
@@ -645,6 +659,9 @@ fn backward(
         d_input = None;
     }
     let want_w = d_weight.is_some();
+    // Winograd's weight gradient, summed over each chunk's finite samples (the others take
+    // the direct tile), its points combined into the chunk's partial at the end.
+    let w_winograd = if want_w { path.winograd_weight_grad(d, w_kernel) } else { None };
     let dx_on_gemm = d_input.is_some() && transposed.is_none();
     let needs_col = !d.is_pointwise() && ((want_w && w_kernel.is_none()) || dx_on_gemm);
     let col_len = if needs_col { d.kdim() * p } else { 0 };
@@ -669,7 +686,7 @@ fn backward(
             // them, their padded inputs and dY in L2 (`batched::weight_grad` on the group);
             // the group's input gradients follow while its dY is still in cache.
             let group_size = weight_grad_group(d);
-            let grouped = want_w && d.groups == 1 && threads == Threads::One && group_size > 1;
+            let grouped = want_w && d.groups == 1 && threads == Threads::One && group_size > 1 && w_winograd.is_none();
             for first in range.clone().step_by(if grouped { group_size } else { 1 }) {
                 let last = if grouped { (first + group_size).min(range.end) } else { first + 1 };
                 let dys = d_out.samples(first..last, d.c_out, p, &mut dy_buf);
@@ -684,7 +701,10 @@ fn backward(
                     let dx = dx_chunk.as_deref_mut().map(|c| &mut c[i * in_len..(i + 1) * in_len]);
                     let w_on_gemm = want_w && w_kernel.is_none();
                     if let (true, false, Some(k)) = (want_w, grouped, w_kernel) {
-                        tiled::weight_grad_sample(k, &mut s.d_weight, dy, x, d, &mut s.tiled, threads);
+                        match w_winograd {
+                            Some(wk) if (plan.every || all_finite(dy)) && all_finite(x) => s.winograd_grad.add_sample(wk, dy, x, d, threads),
+                            _ => tiled::weight_grad_sample(k, &mut s.d_weight, dy, x, d, &mut s.tiled, threads),
+                        }
                     }
                     match (dx, &transposed) {
                         (Some(dx), Some((t, k))) => {
@@ -713,6 +733,7 @@ fn backward(
                     }
                 }
             }
+            s.winograd_grad.finish(&mut s.d_weight);
             s.dy = dy_buf;
         },
     );

@@ -17,11 +17,23 @@ fn close(a: &[f32], b: &[f32], what: &str) {
 /// an error of the terms' size, as any summation does; a few float epsilons of it.
 const WINOGRAD_ULPS: f32 = 4.0 * f32::EPSILON;
 
+/// The same for Winograd's weight gradient (`winograd/weight_grad.rs`), whose sums of
+/// products run over every block of every sample in the transform's domain, where values are
+/// larger than the result: F(2x2, 5x5) measured 2.4-12 units on random operands (1-16 samples
+/// of 32 -> 64 channels on 14x14, the fewer samples the more), F(2x2, 3x3) under 2.
+const WINOGRAD_WEIGHT_GRAD_ULPS: f32 = 16.0 * f32::EPSILON;
+
 /// As `close`, plus `WINOGRAD_ULPS x size[i]` where the path may round as Winograd does.
 fn close_within(a: &[f32], b: &[f32], size: Option<&[f32]>, what: &str) {
+    close_within_ulps(a, b, size.map(|s| (s, WINOGRAD_ULPS)), what)
+}
+
+/// As `close`, plus `units x size[i]` where `size` is given.
+fn close_within_ulps(a: &[f32], b: &[f32], size: Option<(&[f32], f32)>, what: &str) {
+    let (size, units) = (size.map(|(s, _)| s), size.map_or(0.0, |(_, u)| u));
     assert_eq!(a.len(), b.len());
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let slack = size.map_or(0.0, |s| WINOGRAD_ULPS * s[i]);
+        let slack = size.map_or(0.0, |s| units * s[i]);
         #[allow(clippy::neg_cmp_op_on_partial_ord)]
         let ok = (x - y).abs() <= 1e-4 * (1.0 + y.abs()) + slack;
         assert!(ok, "{what}[{i}]: fast {x} vs reference {y} (terms of size {})", size.map_or(0.0, |s| s[i]));
@@ -38,7 +50,7 @@ fn paths(test: &str) -> Vec<ConvPath> {
     p
 }
 
-fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+pub(super) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool").install(f)
 }
 
@@ -67,10 +79,11 @@ struct Case {
     dx: Vec<f32>,
     dw: Vec<f32>,
     db: Vec<f32>,
-    /// The sums of absolute terms of `y` and `dx` (the same definitions on |x|, |w|, |dy|):
-    /// the scale of a summation's rounding error.
+    /// The sums of absolute terms of `y`, `dx` and `dw` (the same definitions on |x|, |w|,
+    /// |dy|): the scale of a summation's rounding error.
     y_size: Vec<f32>,
     dx_size: Vec<f32>,
+    dw_size: Vec<f32>,
 }
 
 const DX0: f32 = 0.5;
@@ -94,9 +107,9 @@ impl Case {
         let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
         let mut y_size = vec![0.0; y.len()];
         conv2d_forward_ref(&mut y_size, &abs(&x), &abs(&wt), None, &d);
-        let (mut dx_size, mut dw_unused, mut db_unused) = (vec![0.0; x.len()], vec![0.0; wt.len()], vec![0.0; d.c_out]);
-        conv2d_backward_ref(&mut dx_size, &mut dw_unused, &mut db_unused, &abs(&dy), &x, &abs(&wt), &d);
-        Case { d, x, wt, b, dy, y, dx, dw, db, y_size, dx_size }
+        let (mut dx_size, mut dw_size, mut db_unused) = (vec![0.0; x.len()], vec![0.0; wt.len()], vec![0.0; d.c_out]);
+        conv2d_backward_ref(&mut dx_size, &mut dw_size, &mut db_unused, &abs(&dy), &abs(&x), &abs(&wt), &d);
+        Case { d, x, wt, b, dy, y, dx, dw, db, y_size, dx_size, dw_size }
     }
 
     /// Forward, all gradients together, and the weight gradient alone (as a first layer asks).
@@ -106,17 +119,19 @@ impl Case {
         // Winograd computes the forward pass and input gradient where it applies.
         let winograd = matches!(path, ConvPath::Winograd(_) | ConvPath::Auto);
         let (y_size, dx_size) = (winograd.then_some(&self.y_size[..]), winograd.then_some(&self.dx_size[..]));
+        let dw_size = winograd.then_some((&self.dw_size[..], WINOGRAD_WEIGHT_GRAD_ULPS));
+        let close_dw = |got: &[f32], want: &[f32], what: &str| close_within_ulps(got, want, dw_size, what);
         let mut y = vec![f32::NAN; self.y.len()];
         conv2d_forward_via(path, &mut y, x, wt, Some(b), d, &mut scratch);
         close_within(&y, &self.y, y_size, &format!("{what} {path:?} forward {d:?}"));
         let (mut dx, mut dw, mut db) = (vec![DX0; x.len()], vec![DW0; wt.len()], vec![DB0; d.c_out]);
         conv2d_backward_via(path, Some(&mut dx), Some(&mut dw), Some(&mut db), dy, x, wt, d, &mut scratch);
         close_within(&dx, &self.dx, dx_size, &format!("{what} {path:?} d_input {d:?}"));
-        close(&dw, &self.dw, &format!("{what} {path:?} d_weight {d:?}"));
+        close_dw(&dw, &self.dw, &format!("{what} {path:?} d_weight {d:?}"));
         close(&db, &self.db, &format!("{what} {path:?} d_bias"));
         let mut dw_only = vec![DW0; wt.len()];
         conv2d_backward_via(path, None, Some(&mut dw_only), None, dy, x, wt, d, &mut scratch);
-        close(&dw_only, &self.dw, &format!("{what} {path:?} d_weight alone {d:?}"));
+        close_dw(&dw_only, &self.dw, &format!("{what} {path:?} d_weight alone {d:?}"));
         let mut dx_only = vec![DX0; x.len()];
         conv2d_backward_via(path, Some(&mut dx_only), None, None, dy, x, wt, d, &mut scratch);
         close_within(&dx_only, &self.dx, dx_size, &format!("{what} {path:?} d_input alone {d:?}"));
@@ -128,13 +143,13 @@ impl Case {
         let (mut dx, mut dw, mut db) = (vec![f32::NAN; x.len()], vec![f32::NAN; wt.len()], vec![f32::NAN; d.c_out]);
         conv2d_backward_stored(path, Some(&mut dx), write, Some(&mut dw), Some(&mut db), dy, x, wt, d, &mut scratch);
         close_within(&dx, &dx_w, dx_size, &format!("{what} {path:?} d_input written {d:?}"));
-        close(&dw, &dw_w, &format!("{what} {path:?} d_weight written {d:?}"));
+        close_dw(&dw, &dw_w, &format!("{what} {path:?} d_weight written {d:?}"));
         close(&db, &db_w, &format!("{what} {path:?} d_bias written"));
         let (mut dx, mut dw) = (vec![f32::NAN; x.len()], vec![f32::NAN; wt.len()]);
         conv2d_backward_stored(path, Some(&mut dx), write, None, None, dy, x, wt, d, &mut scratch);
         close_within(&dx, &dx_w, dx_size, &format!("{what} {path:?} d_input written alone {d:?}"));
         conv2d_backward_stored(path, None, write, Some(&mut dw), None, dy, x, wt, d, &mut scratch);
-        close(&dw, &dw_w, &format!("{what} {path:?} d_weight written alone {d:?}"));
+        close_dw(&dw, &dw_w, &format!("{what} {path:?} d_weight written alone {d:?}"));
     }
 }
 
@@ -512,7 +527,37 @@ fn non_finite_operands_leave_winograd(case: &Case, r: usize) {
         conv2d_forward_via(ConvPath::Winograd(k), &mut y, &case.x, &case.wt, None, &d, &mut ConvScratch::default());
         let differing = y.iter().zip(&y_direct).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
         assert!(differing > y.len() / 10, "{k:?}: Winograd gave the direct tile's bits at {} of {} outputs", y.len() - differing, y.len());
+        non_finite_operands_leave_winograds_weight_grad(case, k, r);
     }
+}
+
+/// The weight gradient likewise (`winograd/weight_grad.rs`): an infinite input in a corner
+/// reaches the `(r/2 + 1)^2` taps of its channel whose windows hold it (the transforms would
+/// spread it over every tap), an infinite output gradient as on the direct tile, and finite
+/// operands do go through Winograd.
+fn non_finite_operands_leave_winograds_weight_grad(case: &Case, k: Kernel, r: usize) {
+    let d = case.d;
+    let finite = |v: &[f32]| v.iter().map(|x| x.is_finite()).collect::<Vec<_>>();
+    let weight_grad = |path: ConvPath, x: &[f32], dy: &[f32]| {
+        let mut dw = vec![0.0; case.wt.len()];
+        conv2d_backward_via(path, None, Some(&mut dw), None, dy, x, &case.wt, &d, &mut ConvScratch::default());
+        dw
+    };
+    let mut x = case.x.clone();
+    x[d.in_plane()] = f32::INFINITY; // sample 0, channel 1, (0, 0)
+    let (mut dx, mut dw_ref, mut db) = (vec![0.0; x.len()], vec![0.0; case.wt.len()], vec![0.0; d.c_out]);
+    conv2d_backward_ref(&mut dx, &mut dw_ref, &mut db, &case.dy, &x, &case.wt, &d);
+    let dw = weight_grad(ConvPath::Winograd(k), &x, &case.dy);
+    assert_eq!(finite(&dw), finite(&dw_ref), "{k:?}: the weight gradient of an infinite input");
+    assert_eq!(dw_ref.iter().filter(|v| !v.is_finite()).count(), d.c_out * (r / 2 + 1) * (r / 2 + 1));
+    let mut dy = case.dy.clone();
+    dy[d.out_plane() + 3] = f32::NEG_INFINITY; // sample 0, channel 1, (0, 3)
+    let (dw, dw_direct) = (weight_grad(ConvPath::Winograd(k), &case.x, &dy), weight_grad(ConvPath::Tile(k), &case.x, &dy));
+    assert_eq!(finite(&dw), finite(&dw_direct), "{k:?}: the weight gradient of an infinite output gradient");
+    assert!(dw_direct.iter().any(|v| !v.is_finite()));
+    let (dw, dw_direct) = (weight_grad(ConvPath::Winograd(k), &case.x, &case.dy), weight_grad(ConvPath::Tile(k), &case.x, &case.dy));
+    let differing = dw.iter().zip(&dw_direct).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    assert!(differing > dw.len() / 10, "{k:?}: Winograd's weight gradient gave the direct tile's bits at {} of {}", dw.len() - differing, dw.len());
 }
 
 /// Multiply-adds of the lecture's AlexNet conv1 (227x227x3, 96 filters 11x11 stride 4: 55x55

@@ -139,7 +139,7 @@ fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScrat
 /// are written once per geometry (`ZeroedOnce`; the MNIST net's conv2 zeroed 83 KB a sample
 /// for its input gradient before); the lanes past Cin, which the packing never writes, are
 /// zeroed where there are any.
-fn pad_channels_last(cells: &mut ZeroedOnce<8>, last: &mut Vec<f32>, x: &[f32], d: &ConvDims, hp: usize, wp: usize, cp: usize) {
+pub(super) fn pad_channels_last(cells: &mut ZeroedOnce<8>, last: &mut Vec<f32>, x: &[f32], d: &ConvDims, hp: usize, wp: usize, cp: usize) {
     let (h, w) = d.geom.in_hw();
     let (top, left) = (d.geom.rows.pad_lo, d.geom.cols.pad_lo);
     let cells = cells.for_geometry([d.c_in, cp, h, w, hp, wp, top, left], hp * wp * cp);

@@ -28,6 +28,9 @@
 mod by_channels;
 mod lanes;
 mod transform;
+mod weight_grad;
+
+pub use weight_grad::WeightGradScratch;
 
 use super::tile::{self, CLayout, Kernel, Offsets, Tile};
 use super::padded::ZeroedOnce;
@@ -92,6 +95,21 @@ pub fn pays(d: &ConvDims) -> bool {
         Layout::Channels => d.c_in * d.c_out * 4,
     };
     applies(d) && u_bytes <= MAX_U_BYTES && Grid::of(d).tiles() >= MIN_TILES
+}
+
+/// At most this many bytes of one thread's sum `dU` (`weight_grad.rs`: `[P][Cin][Cout]`), which
+/// every strip of blocks reads and writes: AlexNet's conv2 (64 -> 192, 5x5) holds 1.8 MB and
+/// ran 1.9x faster than the direct tile; wider layers take the direct tile (ResNet-18's
+/// 256- and 512-channel ones take the whole batch at once there anyway).
+const MAX_DU_BYTES: usize = 2 << 20;
+
+/// Whether `ConvPath::Auto` takes Winograd for `d`'s weight gradient (`weight_grad.rs`):
+/// where it applies, its sum stays within `MAX_DU_BYTES` and the image has `MIN_TILES`
+/// blocks (each strip's products reduce over its blocks). One thread, AVX-512 (Zen 4):
+/// the MNIST net's conv2 12.2 -> 6.1 ms, `bench conv` c 23.1 -> 13.6, d 17.6 -> 10.5.
+pub fn pays_for_weight_grad(d: &ConvDims) -> bool {
+    let du_bytes = points(d.geom.rows.kernel) * d.c_in * d.c_out * 4;
+    applies(d) && du_bytes <= MAX_DU_BYTES && Grid::of(d).tiles() >= MIN_TILES
 }
 
 /// Points of the transform for filters of side `r`: `(r + 1)^2`.

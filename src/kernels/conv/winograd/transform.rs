@@ -4,7 +4,7 @@
 //! (16 instead of 36 for 3x3, 36 instead of 100 for 5x5).
 //!
 //! `Y = A^T [ (G g G^T) . (B^T d B) ] A`, with the matrices of the Toom-Cook construction on
-//! the points 0, 1, -1 (, 2, -2) and infinity (`scripts/winograd_matrices.py` derives them;
+//! the points 0, 1, -1 (, 1/2, -2) and infinity (`scripts/winograd_matrices.py` derives them;
 //! B^T's rows are scaled to small integers and G takes the scale):
 //!
 //! ```text
@@ -15,13 +15,21 @@
 //!       | 0 -1  0  1 |         | 0    0    1  |
 //!
 //! F(2x2, 5x5)
-//! B^T = | 4  0 -5  0  1  0 |   G = | 1/4   0     0    0    0   |   A^T = | 1  1  1  1  1  0 |
-//!       | 0  4  4 -1 -1  0 |       | 1/6   1/6   1/6  1/6  1/6 |         | 0  1 -1  2 -2  1 |
-//!       | 0 -4  4  1 -1  0 |       | 1/6  -1/6   1/6 -1/6  1/6 |
-//!       | 0 -2 -1  2  1  0 |       | 1/24  1/12  1/6  1/3  2/3 |
-//!       | 0  2 -1 -2  1  0 |       | 1/24 -1/12  1/6 -1/3  2/3 |
-//!       | 0  4  0 -5  0  1 |       | 0     0     0    0    1   |
+//! B^T = | 2 -3 -4  3  2  0 |   G = | 1/2    0     0     0     0    |   A^T = | 1  1  1  1    1  0 |
+//!       | 0 -2  1  5  2  0 |       | 1/6    1/6   1/6   1/6   1/6  |         | 0  1 -1  1/2 -2  1 |
+//!       | 0 -2  5 -1 -2  0 |       | 1/6   -1/6   1/6  -1/6   1/6  |
+//!       | 0  2  1 -2 -1  0 |       | 16/15  8/15  4/15  2/15  1/15 |
+//!       | 0  1 -2 -1  2  0 |       | 1/30  -1/15  2/15 -4/15  8/15 |
+//!       | 0  2 -3 -4  3  2 |       | 0      0     0     0     1/2  |
 //! ```
+//!
+//! F(2x2, 5x5) takes the points 1/2 and -2 where the textbook takes 2 and -2: the points
+//! decide how large the transforms' intermediate values grow against the result, hence the
+//! rounding (Barabasz et al., "Error Analysis and Improving the Accuracy of Winograd
+//! Convolution for Deep Neural Networks", 2020). Of eight sets tried in a numerical model of
+//! the weight gradient, {1/2, -2} and {2, -1/2} rounded least; in fovea the weight gradient's
+//! error fell from 6-27 float epsilons of the terms' size to 2.4-12 (`weight_grad.rs`), at the
+//! same speed.
 //!
 //! Index `xi = A p + q` names one of the `A^2` points. The input and output transforms run
 //! over a row of tiles at a time, one tile per lane: plain Rust over contiguous slices, the
@@ -44,6 +52,9 @@ trait Variant<const A: usize, const R: usize> {
     fn bt<T: Value>(x: [T; A]) -> [T; A];
     /// `A^T x`: the two outputs of one column of `A` products.
     fn at<T: Value>(x: [T; A]) -> [T; 2];
+    /// `A y`, `at`'s transpose: the `A` points of one column of two output gradients (the
+    /// weight gradient, `gradient_block`).
+    fn a<T: Value>(y: [T; 2]) -> [T; A];
 }
 
 /// F(2x2, 3x3).
@@ -59,6 +70,10 @@ impl Variant<4, 3> for F2x3 {
     fn at<T: Value>(m: [T; 4]) -> [T; 2] {
         [m[0] + m[1] + m[2], m[1] - m[2] + m[3]]
     }
+    #[inline(always)]
+    fn a<T: Value>(y: [T; 2]) -> [T; 4] {
+        [y[0], y[0] + y[1], y[0] - y[1], y[1]]
+    }
 }
 
 /// F(2x2, 5x5).
@@ -66,30 +81,32 @@ struct F2x5;
 
 impl Variant<6, 5> for F2x5 {
     const G: [[f64; 5]; 6] = [
-        [1.0 / 4.0, 0.0, 0.0, 0.0, 0.0],
+        [1.0 / 2.0, 0.0, 0.0, 0.0, 0.0],
         [1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0],
         [1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0],
-        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0],
-        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0],
-        [0.0, 0.0, 0.0, 0.0, 1.0],
+        [16.0 / 15.0, 8.0 / 15.0, 4.0 / 15.0, 2.0 / 15.0, 1.0 / 15.0],
+        [1.0 / 30.0, -1.0 / 15.0, 2.0 / 15.0, -4.0 / 15.0, 8.0 / 15.0],
+        [0.0, 0.0, 0.0, 0.0, 1.0 / 2.0],
     ];
     #[inline(always)]
     fn bt<T: Value>(x: [T; 6]) -> [T; 6] {
-        // Rows 1-4 share 4 x1, 4 x2, 2 x1 and 2 x3.
-        let (x1_4, x1_2) = (x[1] * 4.0, x[1] * 2.0);
-        let (x2_4, x3_2) = (x[2] * 4.0, x[3] * 2.0);
+        let (x1_2, x2_2, x3_2, x4_2) = (x[1] * 2.0, x[2] * 2.0, x[3] * 2.0, x[4] * 2.0);
         [
-            x[0] * 4.0 - x[2] * 5.0 + x[4],
-            x1_4 + x2_4 - x[3] - x[4],
-            x2_4 - x1_4 + x[3] - x[4],
-            x3_2 - x1_2 - x[2] + x[4],
-            x1_2 - x3_2 - x[2] + x[4],
-            x1_4 - x[3] * 5.0 + x[5],
+            x[0] * 2.0 - x[1] * 3.0 - x[2] * 4.0 + x[3] * 3.0 + x4_2,
+            x[2] - x1_2 + x[3] * 5.0 + x4_2,
+            x[2] * 5.0 - x1_2 - x[3] - x4_2,
+            x1_2 + x[2] - x3_2 - x[4],
+            x[1] - x2_2 - x[3] + x4_2,
+            x1_2 - x[2] * 3.0 - x[3] * 4.0 + x[4] * 3.0 + x[5] * 2.0,
         ]
     }
     #[inline(always)]
     fn at<T: Value>(m: [T; 6]) -> [T; 2] {
-        [m[0] + m[1] + m[2] + m[3] + m[4], m[1] - m[2] + (m[3] - m[4]) * 2.0 + m[5]]
+        [m[0] + m[1] + m[2] + m[3] + m[4], m[1] - m[2] + m[3] * 0.5 - m[4] * 2.0 + m[5]]
+    }
+    #[inline(always)]
+    fn a<T: Value>(y: [T; 2]) -> [T; 6] {
+        [y[0], y[0] + y[1], y[0] - y[1], y[0] + y[1] * 0.5, y[0] - y[1] * 2.0, y[1]]
     }
 }
 
@@ -145,6 +162,21 @@ fn output_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(m: i
     }
     let ([y00, y10], [y01, y11]) = (V::at(s[0]), V::at(s[1]));
     [[y00, y01], [y10, y11]]
+}
+
+/// `A dy A^T` of one block's 2x2 output gradients `dy[row][column]`: `out(xi, v)` receives
+/// point `xi = A p + q`. The transpose of `output_block`: for any products `m`, `sum_xi
+/// out[xi] m[xi]` is `sum dy . output_block(m)`, so the weight gradient of a block is `sum_xi
+/// c[xi][t] out[xi] V[xi]` (`V` the block's input transform, `c` the weights' coefficients).
+#[inline(always)]
+fn gradient_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(dy: [[T; 2]; 2], mut out: impl FnMut(usize, T)) {
+    // z = dy A^T: each row's A points, then A along each column of z.
+    let (top, bottom) = (V::a(dy[0]), V::a(dy[1]));
+    for q in 0..A {
+        for (p, v) in V::a([top[q], bottom[q]]).into_iter().enumerate() {
+            out(A * p + q, v);
+        }
+    }
 }
 
 /// `G g G^T` as linear combinations of the `R^2` taps: point `xi = A p + q` is
@@ -382,6 +414,51 @@ fn output_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32]
     }
 }
 
+/// Where `gradient_cells` reads the output gradient and writes its points.
+#[derive(Clone, Copy, Debug)]
+pub struct GradientCells {
+    /// Lanes per panel: a multiple of 16.
+    pub width: usize,
+    /// Panels of `width` output channels.
+    pub panels: usize,
+    /// Values per panel of `dy`: `2 th * 2 tw * width`.
+    pub panel_len: usize,
+    /// Blocks per row of blocks.
+    pub tw: usize,
+    /// The first block transformed.
+    pub first: usize,
+    /// Blocks transformed.
+    pub blocks: usize,
+    /// From one point's panels to the next in `g`.
+    pub g_stride: usize,
+}
+
+/// The output gradient's transform for the weight gradient, channels in the lanes
+/// (`weight_grad.rs`): `dy` in the tile's panels, `[panels][2 th][2 tw][width]` (an output row
+/// `2 tw` pixels long, zero past the image); point `xi` of block `first + b`, lanes `l .. l +
+/// 16` of panel `cb`, goes to `g[xi * g_stride + (cb * blocks + b) * width + l..]`: per point,
+/// the B panels of the products, `[panels][blocks][width]`.
+#[inline(always)]
+fn gradient_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(dy: &[f32], at: GradientCells, g: &mut [f32]) {
+    let GradientCells { width, panels, panel_len, tw, first, blocks, g_stride } = at;
+    let row = 2 * tw * width;
+    assert!(width.is_multiple_of(LANES) && tw > 0 && panel_len.is_multiple_of(2 * row), "gradient_cells: {at:?}");
+    assert!(dy.len() >= panels * panel_len && (first + blocks).div_ceil(tw) * 2 * row <= panel_len, "gradient_cells: {} values for {at:?}", dy.len());
+    assert!(g.len() >= (A * A - 1) * g_stride + panels * blocks * width, "gradient_cells: {} values for {at:?}", g.len());
+    for cb in 0..panels {
+        for b in 0..blocks {
+            let (ty, tx) = ((first + b) / tw, (first + b) % tw);
+            let top = cb * panel_len + 2 * ty * row + 2 * tx * width;
+            let out = (cb * blocks + b) * width;
+            for l in (0..width).step_by(LANES) {
+                let at = |offset: usize| Lanes::load(&dy[top + offset + l..]);
+                let block = [[at(0), at(width)], [at(row), at(row + width)]];
+                gradient_block::<V, Lanes, A, R>(block, |xi, v| v.store(&mut g[xi * g_stride + out + l..]));
+            }
+        }
+    }
+}
+
 /// The transforms' entry points compiled per instruction set: a module each (`avx512`,
 /// `avx2`, `plain`) holding every body inside its `#[target_feature]` wrapper, with that
 /// set's `Stores`; `on_isa!` calls the one the CPU may run.
@@ -406,6 +483,10 @@ macro_rules! entry_points {
             #[allow(clippy::too_many_arguments)]
             pub(super) fn output_cells<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
                 output_cells_body::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row)
+            }
+            $(#[target_feature(enable = $features)])?
+            pub(super) fn gradient_cells<V: Variant<A, R>, const A: usize, const R: usize>(dy: &[f32], at: GradientCells, g: &mut [f32]) {
+                gradient_cells_body::<V, A, R>(dy, at, g)
             }
         }
     )*};
@@ -447,6 +528,10 @@ fn output_cells_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m
     on_isa!(isa, output_cells::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row))
 }
 
+fn gradient_cells_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, dy: &[f32], at: GradientCells, g: &mut [f32]) {
+    on_isa!(isa, gradient_cells::<V, A, R>(dy, at, g))
+}
+
 /// Channels per lane vector of the channel-lane transforms.
 pub const CHANNEL_LANES: usize = LANES;
 
@@ -468,6 +553,16 @@ pub fn output_cells(isa: Isa, r: usize, m: &[f32], m_stride: usize, row: usize, 
     match r {
         3 => output_cells_of::<F2x3, 4, 3>(isa, m, m_stride, row, oq, blocks, out, out_row),
         5 => output_cells_of::<F2x5, 6, 5>(isa, m, m_stride, row, oq, blocks, out, out_row),
+        _ => panic!("winograd: no transform for {r}x{r} filters"),
+    }
+}
+
+/// The output gradient's transform of filters of side `r` for the weight gradient, channels
+/// in the lanes (`gradient_cells_body`).
+pub fn gradient_cells(isa: Isa, r: usize, dy: &[f32], at: GradientCells, g: &mut [f32]) {
+    match r {
+        3 => gradient_cells_of::<F2x3, 4, 3>(isa, dy, at, g),
+        5 => gradient_cells_of::<F2x5, 6, 5>(isa, dy, at, g),
         _ => panic!("winograd: no transform for {r}x{r} filters"),
     }
 }
@@ -509,6 +604,77 @@ mod tests {
         let mut rng = Rng::new(21);
         transforms_compose::<F2x3, 4, 3>(&mut rng);
         transforms_compose::<F2x5, 6, 5>(&mut rng);
+    }
+
+    /// `gradient_block` is the output transform's transpose: `sum_xi Y[xi] m[xi]` is `sum dy .
+    /// output_block(m)` for any products `m`; and with the weights' coefficients it gives a
+    /// block's weight gradient, `sum_xi c[xi][t] Y[xi] V[xi]` = `sum_(oy, ox) dy[oy][ox]
+    /// d[oy + i][ox + j]`, within a rounding error relative to the terms' size.
+    fn gradient_is_the_transpose<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
+        let coefficients = coefficients_of::<V, A, R>();
+        for _ in 0..50 {
+            let dy = rng.uniform_vec(4, -2.0, 2.0);
+            let mut y = vec![0.0f32; A * A];
+            gradient_block::<V, f32, A, R>([[dy[0], dy[1]], [dy[2], dy[3]]], |xi, v| y[xi] = v);
+            let m = rng.uniform_vec(A * A, -2.0, 2.0);
+            let out = output_block::<V, f32, A, R>(|xi| m[xi]);
+            let lhs: f64 = y.iter().zip(&m).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let rhs: f64 = (0..4).map(|k| dy[k] as f64 * out[k / 2][k % 2] as f64).sum();
+            let size: f64 = y.iter().zip(&m).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+            assert!((lhs - rhs).abs() < 1e-6 * size, "F(2x2, {R}x{R}): sum Y m {lhs} vs sum dy y {rhs}");
+            let d = rng.uniform_vec(A * A, -2.0, 2.0);
+            let v = tile_input::<V, A, R>(&d);
+            for t in 0..R * R {
+                let (i, j) = (t / R, t % R);
+                let got: f32 = (0..A * A).map(|xi| coefficients[xi][t] * y[xi] * v[xi]).sum();
+                let terms = (0..4).map(|k| dy[k] as f64 * d[A * (k / 2 + i) + k % 2 + j] as f64);
+                let (want, size) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
+                assert!((got as f64 - want).abs() < 1e-5 * size, "F(2x2, {R}x{R}) tap ({i}, {j}): {got} vs {want} (terms of size {size})");
+            }
+        }
+    }
+
+    #[test]
+    fn the_gradient_transform_is_the_output_transforms_transpose() {
+        let mut rng = Rng::new(25);
+        gradient_is_the_transpose::<F2x3, 4, 3>(&mut rng);
+        gradient_is_the_transpose::<F2x5, 6, 5>(&mut rng);
+    }
+
+    /// `gradient_cells` gives each block's and lane's `gradient_block` bit for bit on every
+    /// ISA this CPU has, from panels of 16 and 32 lanes, strips starting mid-image and ending
+    /// on a partial row, and writes nothing else.
+    fn gradient_cells_are_blocks<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
+        for isa in Isa::testable("winograd gradient transforms") {
+            for &(th, tw, first, blocks, width, panels) in &[(1usize, 1usize, 0usize, 1usize, 16usize, 1usize), (3, 5, 0, 15, 32, 2), (4, 7, 9, 12, 16, 3), (7, 7, 0, 49, 32, 1)] {
+                let panel_len = 4 * th * tw * width;
+                let dy = rng.uniform_vec(panels * panel_len, -1.0, 1.0);
+                let g_stride = panels * blocks * width + 3;
+                let mut g = vec![7.0; A * A * g_stride];
+                let at = GradientCells { width, panels, panel_len, tw, first, blocks, g_stride };
+                gradient_cells(isa, R, &dy, at, &mut g);
+                for (idx, got) in g.iter().enumerate() {
+                    let (xi, rest) = (idx / g_stride, idx % g_stride);
+                    if rest >= panels * blocks * width {
+                        assert_eq!(*got, 7.0, "{isa:?} {R}x{R}: g[{idx}] past the panels");
+                        continue;
+                    }
+                    let (cb, b, l) = (rest / (blocks * width), rest / width % blocks, rest % width);
+                    let (ty, tx) = ((first + b) / tw, (first + b) % tw);
+                    let pixel = |i: usize, j: usize| dy[cb * panel_len + ((2 * ty + i) * 2 * tw + 2 * tx + j) * width + l];
+                    let mut want = vec![0.0f32; A * A];
+                    gradient_block::<V, f32, A, R>([[pixel(0, 0), pixel(0, 1)], [pixel(1, 0), pixel(1, 1)]], |xi, v| want[xi] = v);
+                    assert_eq!(got.to_bits(), want[xi].to_bits(), "{isa:?} {R}x{R}: panel {cb}, block {b}, lane {l}, point {xi}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gradient_cells_are_the_block_transform_lane_by_lane() {
+        let mut rng = Rng::new(26);
+        gradient_cells_are_blocks::<F2x3, 4, 3>(&mut rng);
+        gradient_cells_are_blocks::<F2x5, 6, 5>(&mut rng);
     }
 
     /// The weights' coefficients are `G g G^T`, computed here as two matrix products in f64.
