@@ -55,9 +55,9 @@ impl Case {
         let mut worst: Option<(usize, f32, f32)> = None;
         let mut bad = 0;
         for (i, (&a, &b)) in got.data().iter().zip(want.data()).enumerate() {
+            let slack = size.map_or(0.0, |(s, units)| units * s[i]);
             // Negated so that a NaN counts as a mismatch.
             #[allow(clippy::neg_cmp_op_on_partial_ord)]
-            let slack = size.map_or(0.0, |(s, units)| units * s[i]);
             if !((a - b).abs() <= tol + tol * b.abs() + slack) {
                 bad += 1;
                 if worst.is_none_or(|(_, wa, wb)| (a - b).abs() > (wa - wb).abs()) {

@@ -624,6 +624,7 @@ mod tests {
             assert!((lhs - rhs).abs() < 1e-6 * size, "F(2x2, {R}x{R}): sum Y m {lhs} vs sum dy y {rhs}");
             let d = rng.uniform_vec(A * A, -2.0, 2.0);
             let v = tile_input::<V, A, R>(&d);
+            #[allow(clippy::needless_range_loop)] // t indexes each point's coefficients, not one array
             for t in 0..R * R {
                 let (i, j) = (t / R, t % R);
                 let got: f32 = (0..A * A).map(|xi| coefficients[xi][t] * y[xi] * v[xi]).sum();
