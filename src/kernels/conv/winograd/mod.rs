@@ -97,18 +97,18 @@ pub fn pays(d: &ConvDims) -> bool {
     applies(d) && u_bytes <= MAX_U_BYTES && Grid::of(d).tiles() >= MIN_TILES
 }
 
-/// At most this many bytes of one thread's sum `dU` (`weight_grad.rs`: `[P][Cin][Cout]`), which
-/// every strip of blocks reads and writes: AlexNet's conv2 (64 -> 192, 5x5) holds 1.8 MB and
-/// ran 1.9x faster than the direct tile; wider layers take the direct tile (ResNet-18's
+/// At most this many bytes of one thread's sum `dU` (`weight_grad.rs`: `[P][Cin][Cout]` in
+/// f64), which every strip of blocks adds to: AlexNet's conv2 (64 -> 192, 5x5) holds 3.5 MB
+/// and ran 1.9x faster than the direct tile; wider layers take the direct tile (ResNet-18's
 /// 256- and 512-channel ones take the whole batch at once there anyway).
-const MAX_DU_BYTES: usize = 2 << 20;
+const MAX_DU_BYTES: usize = 4 << 20;
 
 /// Whether `ConvPath::Auto` takes Winograd for `d`'s weight gradient (`weight_grad.rs`):
 /// where it applies, its sum stays within `MAX_DU_BYTES` and the image has `MIN_TILES`
 /// blocks (each strip's products reduce over its blocks). One thread, AVX-512 (Zen 4):
-/// the MNIST net's conv2 12.2 -> 6.1 ms, `bench conv` c 23.1 -> 13.6, d 17.6 -> 10.5.
+/// the MNIST net's conv2 12.2 -> 7.0-7.5 ms, `bench conv` c 23.1 -> 13.6, d 17.6 -> 10.5.
 pub fn pays_for_weight_grad(d: &ConvDims) -> bool {
-    let du_bytes = points(d.geom.rows.kernel) * d.c_in * d.c_out * 4;
+    let du_bytes = points(d.geom.rows.kernel) * d.c_in * d.c_out * 8;
     applies(d) && du_bytes <= MAX_DU_BYTES && Grid::of(d).tiles() >= MIN_TILES
 }
 
