@@ -171,11 +171,18 @@ impl Layout {
     /// AVX-512, forward; docs/PERFORMANCE.md): the MNIST net's conv2 (14x14, 7 blocks a
     /// row) 5.8 ms by channels against 10.9 by blocks (and 7.4 for the direct tile); for
     /// 3x3 blocks are faster where rows are long (32x32: 15.6 against 17.2 ms; 56x56: 12.6
-    /// against 14.6), channels only on ResNet-18's 256-channel 14x14 layer, which Winograd
-    /// does not take (U of 4 MB).
+    /// against 14.6). A 3x3 layer whose transformed weights are too large for blocks
+    /// (`MAX_U_BYTES`) but whose sample's V by channels stays in L2 takes channels:
+    /// ResNet-18's 256-channel 14x14 layers (4 MB of U by blocks; V by channels 16 x 49 x 256
+    /// values a sample, 0.8 MB), which the direct tile ran before: Zen 4, `bench conv --shapes r3`,
+    /// forward 18.7 -> 13.2 ms at one thread, 8.9 -> 7.4 at two, input gradient 18.4 -> 14.6
+    /// and 9.5 -> 9.3.
     pub fn of(d: &ConvDims) -> Layout {
-        match d.geom.rows.kernel {
+        let r = d.geom.rows.kernel;
+        let channels_v_bytes = points(r) * Grid::of(d).tiles() * d.c_in.next_multiple_of(transform::CHANNEL_LANES) * 4;
+        match r {
             5 => Layout::Channels,
+            _ if points(r) * d.c_in * d.c_out * 4 > MAX_U_BYTES && channels_v_bytes <= MAX_U_BYTES => Layout::Channels,
             _ => Layout::Blocks,
         }
     }
@@ -504,7 +511,11 @@ mod tests {
             ConvDims { n: 1, c_in: c, c_out: c, groups: 1, geom }
         };
         assert!(pays(&dims(56, 64)) && pays(&dims(28, 128)) && pays(&dims(10, 64)));
-        assert!(applies(&dims(14, 256)) && !pays(&dims(14, 256)), "U of 4 MB");
+        // 256 channels: U of 4 MB by blocks; by channels on 14x14 (one point's U 256 KB, a
+        // sample's V 0.8 MB), not on 56x56 (V 12.8 MB), nor 512 channels (1 MB a point).
+        assert!(pays(&dims(14, 256)) && Layout::of(&dims(14, 256)) == Layout::Channels);
+        assert!(applies(&dims(56, 256)) && !pays(&dims(56, 256)) && Layout::of(&dims(56, 256)) == Layout::Blocks);
+        assert!(applies(&dims(14, 512)) && !pays(&dims(14, 512)));
         assert!(applies(&dims(8, 64)) && !pays(&dims(8, 64)), "16 tiles");
         // 5x5 pays by channels (the MNIST net's conv2, 32 -> 64 on 14x14; AlexNet's, 64 -> 192
         // on 27x27, 1.8 MB of U but 49 KB a point), not past 1 MB of one point's U.
