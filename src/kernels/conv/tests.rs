@@ -466,6 +466,7 @@ fn winograd_matches_the_reference_on_its_geometries() {
         (2, 64, 64, 3, [1, 1, 1, 1], 20, 22), // several strips
         (1, 64, 70, 3, [1, 1, 1, 1], 19, 21), // several strips, batch 1
         (1, 40, 16, 3, [1, 1, 1, 1], 45, 3),  // a narrow, tall image: segments of one tile
+        (2, 136, 128, 3, [1, 1, 1, 1], 7, 9), // U too large for blocks: 3x3 by channels
         (2, 16, 16, 5, [2, 2, 2, 2], 8, 8),
         (3, 32, 64, 5, [2, 2, 2, 2], 14, 14), // the MNIST net's conv2: 49 tiles, two strips
         (1, 64, 32, 5, [2, 2, 2, 2], 14, 13), // its input gradient's direction, batch 1
@@ -480,6 +481,7 @@ fn winograd_matches_the_reference_on_its_geometries() {
             let window = Window2d { padding: Padding::explicit(pad), ..Window2d::square(k, 1, Padding::Valid) };
             let d = ConvDims { n, c_in, c_out, groups: 1, geom: window.resolve(h, w).unwrap() };
             assert!(winograd::applies(&d), "{d:?}");
+            assert_eq!(winograd::Layout::of(&d) == winograd::Layout::Channels, k == 5 || c_in == 136, "{d:?}");
             Case::new(d, &mut rng)
         })
         .collect();
