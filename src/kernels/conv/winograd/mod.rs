@@ -99,14 +99,15 @@ pub fn pays(d: &ConvDims) -> bool {
 
 /// At most this many bytes of one thread's sum `dU` (`weight_grad.rs`: `[P][Cin][Cout]` in
 /// f64), which every strip of blocks adds to: AlexNet's conv2 (64 -> 192, 5x5) holds 3.5 MB
-/// and ran 1.9x faster than the direct tile; wider layers take the direct tile (ResNet-18's
+/// and ran 1.7x faster than the direct tile; wider layers take the direct tile (ResNet-18's
 /// 256- and 512-channel ones take the whole batch at once there anyway).
 const MAX_DU_BYTES: usize = 4 << 20;
 
 /// Whether `ConvPath::Auto` takes Winograd for `d`'s weight gradient (`weight_grad.rs`):
 /// where it applies, its sum stays within `MAX_DU_BYTES` and the image has `MIN_TILES`
-/// blocks (each strip's products reduce over its blocks). One thread, AVX-512 (Zen 4):
-/// the MNIST net's conv2 12.2 -> 7.0-7.5 ms, `bench conv` c 23.1 -> 13.6, d 17.6 -> 10.5.
+/// blocks (each strip's products reduce over its blocks). One thread, AVX-512 (Zen 4), `bench
+/// conv` against the direct tile back to back: b (the MNIST net's conv2) 13.2 -> 8.4 ms, c
+/// 25.0 -> 14.6, d 17.9 -> 11.8, x2 (AlexNet's conv2) 36.1 -> 21.1.
 pub fn pays_for_weight_grad(d: &ConvDims) -> bool {
     let du_bytes = points(d.geom.rows.kernel) * d.c_in * d.c_out * 8;
     applies(d) && du_bytes <= MAX_DU_BYTES && Grid::of(d).tiles() >= MIN_TILES
@@ -512,7 +513,7 @@ mod tests {
         };
         assert!(pays(&dims(56, 64)) && pays(&dims(28, 128)) && pays(&dims(10, 64)));
         // 256 channels: U of 4 MB by blocks; by channels on 14x14 (one point's U 256 KB, a
-        // sample's V 0.8 MB), not on 56x56 (V 12.8 MB), nor 512 channels (1 MB a point).
+        // sample's V 0.8 MB), not on 56x56 (V 12.8 MB) nor with 512 channels (V 1.6 MB).
         assert!(pays(&dims(14, 256)) && Layout::of(&dims(14, 256)) == Layout::Channels);
         assert!(applies(&dims(56, 256)) && !pays(&dims(56, 256)) && Layout::of(&dims(56, 256)) == Layout::Blocks);
         assert!(applies(&dims(14, 512)) && !pays(&dims(14, 512)));
