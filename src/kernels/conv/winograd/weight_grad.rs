@@ -13,11 +13,12 @@
 //!
 //! Per sample: padded channels last (the forward pass's `pad_channels_last`), dY in the tile's
 //! panels (`[Cout / width][pixels][width]`, the direct weight gradient's packing), then per
-//! strip of block rows: the input transform into `V [P][blocks][cp]` (`input_cells`), dY's into
-//! `Y [P][Cout / width][blocks][width]` (`gradient_cells`: B's panels), and per point `dU[xi]
-//! += V[xi]^T Y[xi]` on the register tile (rows = input channels, one apart in V's rows:
-//! `run_along_a_row`; lanes = output channels; the reduction over the strip's blocks; C by
-//! rows, added).
+//! strip of block rows: the input transform into `V [P][blocks][cp]` (`input_cells`), and per
+//! panel of output channels dY's transform into `Y [P][blocks][width]` (`gradient_cells`: B's
+//! panels) and per point `V[xi]^T Y[xi]` on the register tile (rows = input channels, one
+//! apart in V's rows: `run_along_a_row`; lanes = output channels; the reduction over the
+//! strip's blocks; C by rows into a small buffer), added at once to dU, which is kept in f64
+//! so that its value does not depend on which samples a thread (or an MPI rank) summed.
 //!
 //! Only for finite samples and output gradients: the transforms mix a whole block, so a NaN or
 //! an infinity would reach taps the definition leaves finite; the caller sends those samples to
@@ -32,9 +33,10 @@ use crate::kernels::conv::ConvDims;
 use crate::kernels::matmul::Threads;
 use rayon::prelude::*;
 
-/// About this many blocks per strip: V and Y of a strip (13.8 KB a block for the MNIST net's
-/// conv2, 32 -> 64 channels) stay in L2 between the transforms and the products, while dU
-/// (295 KB there) is read and written once per strip.
+/// About this many blocks per strip: V and Y of a strip (9 KB a block for the MNIST net's
+/// conv2, 32 -> 64 channels, with Y one panel of 32 output channels) stay in L2 between the
+/// transforms and the products, while dU (590 KB there in f64) is read and written once per
+/// strip.
 const STRIP_BLOCKS: usize = 64;
 
 /// What dU sums, while it sums.
@@ -68,10 +70,10 @@ pub struct WeightGradScratch {
     /// One strip's products for one panel of output channels: `[P][Cin][width]`.
     strip: AlignedVec,
     /// The sum in f64, by panel of output channels: `[Cout / width][P][Cin][width]` (a panel's
-    /// sums contiguous, for the strips that add to them one panel at a time). Each strip's products are
-    /// added to it as they come, so the sum's rounding does not depend on which samples a
-    /// thread (or an MPI rank) summed: in f32 the ranks' runs of the MNIST net drifted 1e-3
-    /// and more from the single process's after 9 Adam steps.
+    /// sums contiguous, for the strips that add to them one panel at a time). Each strip's
+    /// products are added to it as they come, so the sum's rounding does not depend on which
+    /// samples a thread (or an MPI rank) summed: in f32 the ranks' runs of the MNIST net
+    /// drifted 1e-3 and more from the single process's after 9 Adam steps.
     total: Vec<f64>,
     /// `0 .. Cin`, the tile's rows (one apart: only the first is read).
     rows: Offsets,
