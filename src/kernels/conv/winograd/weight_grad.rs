@@ -82,6 +82,9 @@ pub struct WeightGradScratch {
     listed_for: (usize, usize, usize),
     /// `[r * r][op]`: one input channel's taps while `finish` combines the points.
     taps: Vec<f64>,
+    /// The weights' coefficients for filters of side `.0` (`transform::weight_coefficients`),
+    /// kept so that a step allocates nothing here.
+    coefficients: (usize, Vec<Vec<f32>>),
     sum: Option<Sum>,
 }
 
@@ -127,8 +130,9 @@ impl WeightGradScratch {
                 self.reduction.set((0..blocks).map(|b| b * cp));
                 self.listed_for = (blocks, cp, c_in);
             }
-            // A panel of output channels at a time: its Y (225 KB for the MNIST net's conv2)
-            // beside V and its part of dU stays in L2, where all of Y and dU did not.
+            // A panel of output channels at a time: its Y (225 KB for the MNIST net's conv2,
+            // against 450 KB for all of Y) beside V in L2 (the same time as all of Y at once
+            // on Zen 4, within the noise).
             let panel_len = 4 * th * tw * width;
             for cb in 0..panels {
                 let at = GradientCells { width, panels: 1, panel_len, tw, first: ty0 * tw, blocks, g_stride: y_stride };
@@ -208,8 +212,10 @@ impl WeightGradScratch {
         let (points, op) = (points(r), c_out.div_ceil(width) * width);
         let taps = r * r;
         assert_eq!(d_weight.len(), c_out * c_in * taps, "winograd weight gradient: {} values for {c_out}x{c_in}x{r}x{r}", d_weight.len());
-        let coefficients = transform::weight_coefficients(r);
-        let total = &self.total;
+        if self.coefficients.0 != r {
+            self.coefficients = (r, transform::weight_coefficients(r));
+        }
+        let (coefficients, total) = (&self.coefficients.1, &self.total);
         self.taps.resize(taps * op, 0.0);
         for ci in 0..c_in {
             self.taps.fill(0.0);
