@@ -1,8 +1,9 @@
 """PyTorch's time for the zoo models, to set beside `fovea bench step --model M --batch-size B`.
 
 usage: python scripts/bench_torch_models.py [--model resnet18] [--batch 8] [--threads 2] [--reps 5]
-Prints the median forward time (eval mode, no grad) and forward+backward time (train mode,
-cross-entropy, gradients for every parameter; no optimizer step), in milliseconds.
+Prints the median forward time (eval mode, no grad), forward+backward time (train mode,
+cross-entropy, gradients for every parameter) and training step time (the same and Adam's
+step, as `fovea bench step` measures its `step`), in milliseconds.
 Needs torch and torchvision (the baseline's venv lacks torchvision: `pip install torchvision`
 into it); run by hand, not by CI. Runs under scripts/bench_vs_pytorch.sh's GLIBC_TUNABLES (it
 starts itself again with them where they are not set): without them glibc maps PyTorch's large
@@ -57,7 +58,13 @@ def main():
         out = out.logits if hasattr(out, "logits") else out
         F.cross_entropy(out, y).backward()
 
-    print(f"{a.model}\tbatch {a.batch}\tthreads {a.threads}\tforward_ms {median_ms(fwd, a.reps):.1f}\tforward_backward_ms {median_ms(fwd_bwd, a.reps):.1f}")
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+
+    def step():
+        fwd_bwd()
+        opt.step()
+
+    print(f"{a.model}\tbatch {a.batch}\tthreads {a.threads}\tforward_ms {median_ms(fwd, a.reps):.1f}\tforward_backward_ms {median_ms(fwd_bwd, a.reps):.1f}\tstep_ms {median_ms(step, a.reps):.1f}")
 
 
 if __name__ == "__main__":
