@@ -700,15 +700,18 @@ fn backward(
                     let dy = &dys[j * d.c_out * p..(j + 1) * d.c_out * p];
                     let dx = dx_chunk.as_deref_mut().map(|c| &mut c[i * in_len..(i + 1) * in_len]);
                     let w_on_gemm = want_w && w_kernel.is_none();
+                    // Whether dY may go through Winograd's transforms, checked once for both
+                    // gradients (`plan.every`: the whole call's dY was).
+                    let dy_winograd = (plan.usable || w_winograd.is_some()) && (plan.every || all_finite(dy));
                     if let (true, false, Some(k)) = (want_w, grouped, w_kernel) {
                         match w_winograd {
-                            Some(wk) if (plan.every || all_finite(dy)) && all_finite(x) => s.winograd_grad.add_sample(wk, dy, x, d, threads),
+                            Some(wk) if dy_winograd && all_finite(x) => s.winograd_grad.add_sample(wk, dy, x, d, threads),
                             _ => tiled::weight_grad_sample(k, &mut s.d_weight, dy, x, d, &mut s.tiled, threads),
                         }
                     }
                     match (dx, &transposed) {
                         (Some(dx), Some((t, k))) => {
-                            if plan.takes(dy) {
+                            if plan.usable && dy_winograd {
                                 winograd::forward_sample(*k, dx, dy, transformed, t, &mut s.winograd, add_dx, threads);
                             } else {
                                 tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, add_dx, threads);
