@@ -125,12 +125,19 @@ fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScrat
         s.reduction.set(0..c_in);
         s.listed_for = (blocks, cp, c_in);
     }
-    let row_cells = wp * cp;
-    for ty in 0..grid.th {
-        let cells = &s.cells.data()[2 * ty * row_cells..];
-        transform::input_cells(kernel.isa, r, cells, row_cells, cp, grid.tw, &mut s.v.as_mut_slice()[ty * grid.tw * cp..], v_stride);
-    }
+    input_rows(kernel, s.cells.data(), &grid, cp, 0..grid.th, s.v.as_mut_slice(), v_stride);
     (blocks, cp, v_stride)
+}
+
+/// The input transform of block rows `rows` from the padded sample channels last (`cells:
+/// [Hp][Wp][cp]`, `pad_channels_last`) into `v: [P][blocks][cp]`, points `v_stride` apart, the
+/// first of `rows` at block 0 (a strip of the weight gradient's, or the whole sample).
+pub(super) fn input_rows(kernel: Kernel, cells: &[f32], grid: &Grid, cp: usize, rows: std::ops::Range<usize>, v: &mut [f32], v_stride: usize) {
+    let row_cells = (2 * grid.tw + grid.r - 1) * cp;
+    for (i, ty) in rows.enumerate() {
+        let cells = &cells[2 * ty * row_cells..];
+        transform::input_cells(kernel.isa, grid.r, cells, row_cells, cp, grid.tw, &mut v[i * grid.tw * cp..], v_stride);
+    }
 }
 
 /// `cells[(r + top) * wp + c + left][ch] = x[ch][r][c]`, zero elsewhere (the padding and the

@@ -114,17 +114,13 @@ impl WeightGradScratch {
         self.pack_output_grad(dy, &grid, c_out, width);
         let (th, tw) = (grid.th, grid.tw);
         let strip_rows = (STRIP_BLOCKS / tw).clamp(1, th);
-        let row_cells = wp * cp;
         for ty0 in (0..th).step_by(strip_rows) {
             let rows_here = strip_rows.min(th - ty0);
             let blocks = rows_here * tw;
             let (v_stride, y_stride) = (blocks * cp + POINT_GAP, blocks * width + POINT_GAP);
             self.v.resize(side * side * v_stride, 0.0);
             self.y.resize(side * side * y_stride, 0.0);
-            for ty in ty0..ty0 + rows_here {
-                let cells = &self.cells.data()[2 * ty * row_cells..];
-                transform::input_cells(kernel.isa, r, cells, row_cells, cp, tw, &mut self.v.as_mut_slice()[(ty - ty0) * tw * cp..], v_stride);
-            }
+            by_channels::input_rows(kernel, self.cells.data(), &grid, cp, ty0..ty0 + rows_here, self.v.as_mut_slice(), v_stride);
             if self.listed_for != (blocks, cp, c_in) {
                 self.rows.set(0..c_in);
                 self.reduction.set((0..blocks).map(|b| b * cp));
