@@ -13,9 +13,9 @@
 //!
 //! Per sample: padded channels last (the forward pass's `pad_channels_last`), dY in the tile's
 //! panels (`[Cout / width][pixels][width]`, the direct weight gradient's packing), then per
-//! strip of block rows: the input transform into `V [P][blocks][cp]` (`input_cells`), and per
-//! panel of output channels dY's transform into `Y [P][blocks][width]` (`gradient_cells`: B's
-//! panels) and per point `V[xi]^T Y[xi]` on the register tile (rows = input channels, one
+//! strip of block rows: the input transform into `V [P][blocks][cp]` (the forward pass's
+//! `input_rows`), and per panel of output channels dY's transform into `Y [P][blocks][width]`
+//! (`gradient_cells`: B's panels) and per point `V[xi]^T Y[xi]` on the register tile (rows = input channels, one
 //! apart in V's rows: `run_along_a_row`; lanes = output channels; the reduction over the
 //! strip's blocks; C by rows into a small buffer), added at once to dU, which is kept in f64
 //! so that its value does not depend on which samples a thread (or an MPI rank) summed.
