@@ -1,5 +1,5 @@
 """Derives the matrices of Winograd's F(m, r) by the Toom-Cook construction (the points 0, 1,
--1, and for F(2, 5) 1/2 and -2, and infinity), as src/kernels/conv/winograd/transform.rs writes them: B^T's rows
+-1, and for F(2, 5) and F(4, 3) 1/2 and -2, and infinity), as src/kernels/conv/winograd/transform.rs writes them: B^T's rows
 scaled to integers, G taking the scale. Exact fractions; run `python3 scripts/winograd_matrices.py`."""
 from fractions import Fraction as F
 import sys
@@ -38,7 +38,7 @@ def mats(m, r, pts):
         s = F(den, g)
         G[i] = [x/s for x in G[i]]
     return BT, AT, G
-for (m, r, pts) in [(2,3,[0,1,-1]),(2,5,[0,1,-1,F(1,2),-2])]:
+for (m, r, pts) in [(2,3,[0,1,-1]),(2,5,[0,1,-1,F(1,2),-2]),(4,3,[0,1,-1,F(1,2),-2])]:
     BT,AT,G = mats(m,r,pts)
     print(f"F({m},{r})")
     for name,M in [("BT",BT),("AT",AT),("G",G)]:

@@ -4,8 +4,8 @@
 //! one sample) leaves threads idle when a layer has fewer blocks than threads (a style
 //! network's full-size layers: 3 to 32 channels) and runs Winograd's transforms on one thread;
 //! bands keep every core busy. Every output value is computed exactly as in the whole sample:
-//! the same taps in the same order, and bands start at even rows so that Winograd's 2x2 blocks
-//! stay where they were.
+//! the same taps in the same order, and bands start at rows that are multiples of 4 so that
+//! Winograd's 2x2 and 4x4 blocks stay where they were.
 
 use super::{narrow, tiled, winograd, ChunkScratch, ConvDims, Kernel};
 use crate::geometry::{Axis, Geometry};
@@ -26,8 +26,8 @@ pub(super) fn row_bands(d: &ConvDims, threads: Threads) -> Option<Vec<Range<usiz
     if threads != Threads::Pool || d.n != 1 || pool < 2 || ho * wo < MIN_PLANE || ho < 4 * pool {
         return None;
     }
-    let pairs = ho.div_ceil(2);
-    let bands: Vec<Range<usize>> = chunk_ranges(pairs, pool).into_iter().map(|r| 2 * r.start..(2 * r.end).min(ho)).collect();
+    let quads = ho.div_ceil(4);
+    let bands: Vec<Range<usize>> = chunk_ranges(quads, pool).into_iter().map(|r| 4 * r.start..(4 * r.end).min(ho)).collect();
     // A band whose windows read padding alone (padding wider than the band) is not cut out.
     bands.iter().all(|r| !band(d, r.clone()).1.is_empty()).then_some(bands)
 }

@@ -8,25 +8,35 @@ use crate::rng::Rng;
 
 /// `|fast - reference| <= 1e-4 (1 + |reference|)` everywhere (NaN fails).
 fn close(a: &[f32], b: &[f32], what: &str) {
-    close_within(a, b, None, what)
+    close_within_ulps(a, b, None, what)
 }
 
-/// Winograd's rounding error: this many units of the output's sum of absolute terms
-/// (`Case::y_size`). Its transforms add and subtract the terms in large combinations (F(2x2,
-/// 5x5)'s B^T holds 4s and 5s), so an output that is a small difference of large terms keeps
-/// an error of the terms' size, as any summation does; a few float epsilons of it.
-const WINOGRAD_ULPS: f32 = 4.0 * f32::EPSILON;
+/// Winograd's rounding error in float epsilons of the output's sum of absolute terms
+/// (`Case::y_size`), for transform `t`. Its transforms add and subtract the terms in large
+/// combinations (F(2x2, 5x5)'s B^T holds 4s and 5s), so an output that is a small difference
+/// of large terms keeps an error of the terms' size, as any summation does; a few float
+/// epsilons of it: 4 for the 2x2 transforms; 16 for F(4x4, 3x3), whose `A^T` holds 8s and
+/// 1/8s (a numerical model, random operands, 64 channels: 1.2 units on average and 4.2 at
+/// most, against F(2x2, 3x3)'s 0.2 and 0.5).
+pub(super) fn winograd_ulps(t: winograd::Transform) -> f32 {
+    if t.m == 4 { 16.0 } else { 4.0 }
+}
+
+/// `winograd_ulps` of the transform Winograd runs `d` with (`None`: a problem it does not
+/// take), times `f32::EPSILON`.
+fn winograd_units(d: Option<ConvDims>) -> f32 {
+    let t = match d.map(|d| winograd::Layout::of(&d)) {
+        Some(winograd::Layout::Channels(t)) => t,
+        _ => winograd::Transform::F2X3,
+    };
+    winograd_ulps(t) * f32::EPSILON
+}
 
 /// The same for Winograd's weight gradient (`winograd/weight_grad.rs`), whose sums of
 /// products run over every block of every sample in the transform's domain, where values are
 /// larger than the result: F(2x2, 5x5) measured 2.4-12 units on random operands (1-16 samples
 /// of 32 -> 64 channels on 14x14, the fewer samples the more), F(2x2, 3x3) under 2.
 const WINOGRAD_WEIGHT_GRAD_ULPS: f32 = 16.0 * f32::EPSILON;
-
-/// As `close`, plus `WINOGRAD_ULPS x size[i]` where the path may round as Winograd does.
-fn close_within(a: &[f32], b: &[f32], size: Option<&[f32]>, what: &str) {
-    close_within_ulps(a, b, size.map(|s| (s, WINOGRAD_ULPS)), what)
-}
 
 /// As `close`, plus `units x size[i]` where `size` is given.
 fn close_within_ulps(a: &[f32], b: &[f32], size: Option<(&[f32], f32)>, what: &str) {
@@ -118,15 +128,16 @@ impl Case {
         let mut scratch = ConvScratch::default();
         // Winograd computes the forward pass and input gradient where it applies.
         let winograd = matches!(path, ConvPath::Winograd(_) | ConvPath::Auto);
-        let (y_size, dx_size) = (winograd.then_some(&self.y_size[..]), winograd.then_some(&self.dx_size[..]));
+        let (y_units, dx_units) = (winograd_units(Some(*d)), winograd_units(tiled::transposed_dims(d)));
+        let (y_size, dx_size) = (winograd.then_some((&self.y_size[..], y_units)), winograd.then_some((&self.dx_size[..], dx_units)));
         let dw_size = winograd.then_some((&self.dw_size[..], WINOGRAD_WEIGHT_GRAD_ULPS));
         let close_dw = |got: &[f32], want: &[f32], what: &str| close_within_ulps(got, want, dw_size, what);
         let mut y = vec![f32::NAN; self.y.len()];
         conv2d_forward_via(path, &mut y, x, wt, Some(b), d, &mut scratch);
-        close_within(&y, &self.y, y_size, &format!("{what} {path:?} forward {d:?}"));
+        close_within_ulps(&y, &self.y, y_size, &format!("{what} {path:?} forward {d:?}"));
         let (mut dx, mut dw, mut db) = (vec![DX0; x.len()], vec![DW0; wt.len()], vec![DB0; d.c_out]);
         conv2d_backward_via(path, Some(&mut dx), Some(&mut dw), Some(&mut db), dy, x, wt, d, &mut scratch);
-        close_within(&dx, &self.dx, dx_size, &format!("{what} {path:?} d_input {d:?}"));
+        close_within_ulps(&dx, &self.dx, dx_size, &format!("{what} {path:?} d_input {d:?}"));
         close_dw(&dw, &self.dw, &format!("{what} {path:?} d_weight {d:?}"));
         close(&db, &self.db, &format!("{what} {path:?} d_bias"));
         let mut dw_only = vec![DW0; wt.len()];
@@ -134,7 +145,7 @@ impl Case {
         close_dw(&dw_only, &self.dw, &format!("{what} {path:?} d_weight alone {d:?}"));
         let mut dx_only = vec![DX0; x.len()];
         conv2d_backward_via(path, Some(&mut dx_only), None, None, dy, x, wt, d, &mut scratch);
-        close_within(&dx_only, &self.dx, dx_size, &format!("{what} {path:?} d_input alone {d:?}"));
+        close_within_ulps(&dx_only, &self.dx, dx_size, &format!("{what} {path:?} d_input alone {d:?}"));
         // Written over buffers of NaN instead of added to DX0, DW0 and DB0: each gradient
         // alone and all three together.
         let written = |reference: &[f32], start: f32| -> Vec<f32> { reference.iter().map(|v| v - start).collect() };
@@ -142,12 +153,12 @@ impl Case {
         let write = (Store::Write, Store::Write);
         let (mut dx, mut dw, mut db) = (vec![f32::NAN; x.len()], vec![f32::NAN; wt.len()], vec![f32::NAN; d.c_out]);
         conv2d_backward_stored(path, Some(&mut dx), write, Some(&mut dw), Some(&mut db), dy, x, wt, d, &mut scratch);
-        close_within(&dx, &dx_w, dx_size, &format!("{what} {path:?} d_input written {d:?}"));
+        close_within_ulps(&dx, &dx_w, dx_size, &format!("{what} {path:?} d_input written {d:?}"));
         close_dw(&dw, &dw_w, &format!("{what} {path:?} d_weight written {d:?}"));
         close(&db, &db_w, &format!("{what} {path:?} d_bias written"));
         let (mut dx, mut dw) = (vec![f32::NAN; x.len()], vec![f32::NAN; wt.len()]);
         conv2d_backward_stored(path, Some(&mut dx), write, None, None, dy, x, wt, d, &mut scratch);
-        close_within(&dx, &dx_w, dx_size, &format!("{what} {path:?} d_input written alone {d:?}"));
+        close_within_ulps(&dx, &dx_w, dx_size, &format!("{what} {path:?} d_input written alone {d:?}"));
         conv2d_backward_stored(path, None, write, Some(&mut dw), None, dy, x, wt, d, &mut scratch);
         close_dw(&dw, &dw_w, &format!("{what} {path:?} d_weight written alone {d:?}"));
     }
@@ -447,41 +458,48 @@ fn every_path_propagates_nan_as_the_definition() {
     }
 }
 
-/// Winograd's geometries, 3x3 and 5x5: images of odd and even sides (a last tile half
-/// outside), one output pixel, padding 0, 1, 2, 4 and lopsided (its transposed problem's
-/// too), images of several strips, channels at and above the threshold, batch 1 (products
-/// shared across the pool) and batch 5; both directions, in pools of 1, 2 and 3 threads.
+/// Winograd's geometries, 3x3 and 5x5, each layout and transform (`Layout::of`: F(2x2, 3x3)
+/// by blocks, by channels, F(4x4, 3x3) and F(2x2, 5x5) by channels): images of odd and even
+/// sides (a last block partly outside), one output pixel, padding 0, 1, 2, 4 and lopsided (its
+/// transposed problem's too), images of several strips, channels at and above the threshold,
+/// batch 1 (products shared across the pool) and batch 5; both directions, in pools of 1, 2
+/// and 3 threads.
 #[test]
 fn winograd_matches_the_reference_on_its_geometries() {
+    use winograd::{Layout, Transform};
     let mut rng = Rng::new(41);
-    // (n, c_in, c_out, filter side, padding [top, bottom, left, right], h, w)
-    type Shape = (usize, usize, usize, usize, [usize; 4], usize, usize);
+    let (blocks, f2x3, f4x3, f2x5) = (Layout::Blocks, Layout::Channels(Transform::F2X3), Layout::Channels(Transform::F4X3), Layout::Channels(Transform::F2X5));
+    // (n, c_in, c_out, filter side, padding [top, bottom, left, right], h, w, layout)
+    type Shape = (usize, usize, usize, usize, [usize; 4], usize, usize, Layout);
     let shapes: &[Shape] = &[
-        (2, 16, 16, 3, [1, 1, 1, 1], 8, 8),
-        (5, 17, 20, 3, [1, 1, 1, 1], 7, 9),
-        (1, 16, 33, 3, [0, 0, 0, 0], 3, 3),   // one output pixel
-        (1, 20, 16, 3, [0, 0, 0, 0], 4, 3),   // 2 x 1 outputs
-        (2, 24, 18, 3, [2, 2, 2, 2], 5, 6),   // the transposed problem has no padding
-        (3, 16, 24, 3, [0, 2, 1, 0], 6, 7),   // lopsided
-        (2, 64, 64, 3, [1, 1, 1, 1], 20, 22), // several strips
-        (1, 64, 70, 3, [1, 1, 1, 1], 19, 21), // several strips, batch 1
-        (1, 40, 16, 3, [1, 1, 1, 1], 45, 3),  // a narrow, tall image: segments of one tile
-        (2, 136, 128, 3, [1, 1, 1, 1], 7, 9), // U too large for blocks: 3x3 by channels
-        (2, 16, 16, 5, [2, 2, 2, 2], 8, 8),
-        (3, 32, 64, 5, [2, 2, 2, 2], 14, 14), // the MNIST net's conv2: 49 tiles, two strips
-        (1, 64, 32, 5, [2, 2, 2, 2], 14, 13), // its input gradient's direction, batch 1
-        (1, 16, 20, 5, [0, 0, 0, 0], 5, 5),   // one output pixel
-        (2, 20, 16, 5, [4, 4, 4, 4], 5, 6),   // the transposed problem has no padding
-        (3, 16, 24, 5, [0, 3, 1, 2], 7, 8),   // lopsided
-        (1, 40, 16, 5, [2, 2, 2, 2], 45, 5),  // a narrow, tall image
+        (2, 16, 16, 3, [1, 1, 1, 1], 8, 8, blocks),
+        (5, 17, 20, 3, [1, 1, 1, 1], 7, 9, blocks),
+        (1, 16, 33, 3, [0, 0, 0, 0], 3, 3, blocks),   // one output pixel
+        (1, 20, 16, 3, [0, 0, 0, 0], 4, 3, blocks),   // 2 x 1 outputs
+        (2, 24, 18, 3, [2, 2, 2, 2], 5, 6, blocks),   // the transposed problem has no padding
+        (3, 16, 24, 3, [0, 2, 1, 0], 6, 7, blocks),   // lopsided
+        (1, 40, 16, 3, [1, 1, 1, 1], 45, 3, blocks),  // a narrow, tall image: segments of one tile
+        (1, 16, 16, 3, [1, 1, 1, 1], 176, 170, blocks), // V by channels past 4 MB; several strips
+        (2, 136, 128, 3, [1, 1, 1, 1], 7, 9, f2x3),   // U too large for blocks, 6 blocks of 4x4
+        (2, 64, 64, 3, [1, 1, 1, 1], 20, 22, f4x3),   // 4x4 blocks: the last column half outside
+        (1, 64, 70, 3, [1, 1, 1, 1], 19, 21, f4x3),   // 3 of 4 rows and 1 of 4 columns in, batch 1
+        (2, 24, 18, 3, [2, 2, 2, 2], 19, 18, f4x3),   // the transposed problem has no padding
+        (3, 16, 24, 3, [0, 2, 1, 0], 23, 26, f4x3),   // lopsided
+        (2, 16, 16, 5, [2, 2, 2, 2], 8, 8, f2x5),
+        (3, 32, 64, 5, [2, 2, 2, 2], 14, 14, f2x5), // the MNIST net's conv2: 49 tiles, two strips
+        (1, 64, 32, 5, [2, 2, 2, 2], 14, 13, f2x5), // its input gradient's direction, batch 1
+        (1, 16, 20, 5, [0, 0, 0, 0], 5, 5, f2x5),   // one output pixel
+        (2, 20, 16, 5, [4, 4, 4, 4], 5, 6, f2x5),   // the transposed problem has no padding
+        (3, 16, 24, 5, [0, 3, 1, 2], 7, 8, f2x5),   // lopsided
+        (1, 40, 16, 5, [2, 2, 2, 2], 45, 5, f2x5),  // a narrow, tall image
     ];
     let cases: Vec<Case> = shapes
         .iter()
-        .map(|&(n, c_in, c_out, k, pad, h, w)| {
+        .map(|&(n, c_in, c_out, k, pad, h, w, layout)| {
             let window = Window2d { padding: Padding::explicit(pad), ..Window2d::square(k, 1, Padding::Valid) };
             let d = ConvDims { n, c_in, c_out, groups: 1, geom: window.resolve(h, w).unwrap() };
             assert!(winograd::applies(&d), "{d:?}");
-            assert_eq!(winograd::Layout::of(&d) == winograd::Layout::Channels, k == 5 || c_in == 136, "{d:?}");
+            assert_eq!(Layout::of(&d), layout, "{d:?}");
             Case::new(d, &mut rng)
         })
         .collect();

@@ -92,35 +92,43 @@ unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     ]
 }
 
-/// `panels[(r / width) * cols * width + c * width + r % width] = src[r * cols + c]`, 8 x 8
-/// blocks transposed in registers, the ragged edges value by value.
+/// `panels[(r / width) * cols * width + c * width + r % width] = src[r * src_stride + c]`, 8 x
+/// 8 blocks transposed in registers (the last columns of a block of rows too, loaded and
+/// stored under a mask: rows of 14 pixels left 6 of 14 to scalar copies), the last rows value
+/// by value.
 ///
 /// # Safety
-/// AVX2; `width` a multiple of 8; `src` holds `rows * cols` values, `panels`
+/// AVX2; `width` a multiple of 8; `src` holds `(rows - 1) * src_stride + cols` values, `panels`
 /// `ceil(rows / width) * cols * width`.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn pack_panels(panels: *mut f32, src: *const f32, rows: usize, cols: usize, width: usize) {
+pub(super) unsafe fn pack_panels(panels: *mut f32, src: *const f32, src_stride: usize, rows: usize, cols: usize, width: usize) {
     let (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
     let at = |r: usize, c: usize| (r / width) * cols * width + c * width + r % width;
+    let tail = cols - cols8;
+    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     for r0 in (0..rows8).step_by(8) {
         for c0 in (0..cols8).step_by(8) {
             let mut block = [_mm256_setzero_ps(); 8];
             for (i, v) in block.iter_mut().enumerate() {
-                *v = _mm256_loadu_ps(src.add((r0 + i) * cols + c0));
+                *v = _mm256_loadu_ps(src.add((r0 + i) * src_stride + c0));
             }
             for (j, v) in transpose8(block).iter().enumerate() {
                 _mm256_storeu_ps(panels.add(at(r0, c0 + j)), *v);
             }
         }
-        for c in cols8..cols {
-            for r in r0..r0 + 8 {
-                *panels.add(at(r, c)) = *src.add(r * cols + c);
+        if tail > 0 {
+            let mut block = [_mm256_setzero_ps(); 8];
+            for (i, v) in block.iter_mut().enumerate() {
+                *v = _mm256_maskload_ps(src.add((r0 + i) * src_stride + cols8), mask);
+            }
+            for (j, v) in transpose8(block).iter().enumerate().take(tail) {
+                _mm256_storeu_ps(panels.add(at(r0, cols8 + j)), *v);
             }
         }
     }
     for r in rows8..rows {
         for c in 0..cols {
-            *panels.add(at(r, c)) = *src.add(r * cols + c);
+            *panels.add(at(r, c)) = *src.add(r * src_stride + c);
         }
     }
 }

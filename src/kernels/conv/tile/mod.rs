@@ -267,21 +267,28 @@ fn run_checked(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>, step: usize
 /// B layout); lanes past `rows` in the last panel are left as they are. `width` is a multiple
 /// of 8, or holds every row (one panel: `src` transposed into rows `width` apart).
 pub fn pack_panels(panels: &mut [f32], src: &[f32], rows: usize, cols: usize, width: usize) {
-    assert!(src.len() >= rows * cols, "pack_panels: {} values for {rows}x{cols}", src.len());
+    pack_panels_strided(panels, src, cols, rows, cols, width)
+}
+
+/// `pack_panels` of `src`'s rows `src_stride` values apart (`cols` of each): a row of an
+/// image's every channel, say, straight into the padded sample channels last.
+pub fn pack_panels_strided(panels: &mut [f32], src: &[f32], src_stride: usize, rows: usize, cols: usize, width: usize) {
+    assert!(src_stride >= cols && (rows == 0 || src.len() >= (rows - 1) * src_stride + cols), "pack_panels: {} values for {rows}x{cols} rows {src_stride} apart", src.len());
     assert!(panels.len() >= rows.div_ceil(width) * cols * width, "pack_panels: {} values for the panels", panels.len());
     assert!(width.is_multiple_of(8) || rows <= width, "pack_panels: width {width} is not a multiple of 8 and {rows} rows need more than one panel");
     #[cfg(target_arch = "x86_64")]
     if Isa::Avx2.supported() {
         // SAFETY: sizes checked above, AVX2 present.
-        return unsafe { avx2::pack_panels(panels.as_mut_ptr(), src.as_ptr(), rows, cols, width) };
+        return unsafe { avx2::pack_panels(panels.as_mut_ptr(), src.as_ptr(), src_stride, rows, cols, width) };
     }
-    pack_panels_plain(panels, src, rows, cols, width)
+    pack_panels_plain(panels, src, src_stride, rows, cols, width)
 }
 
-/// `pack_panels` value by value: CPUs without AVX2 (tested beside the fast one everywhere).
-pub(crate) fn pack_panels_plain(panels: &mut [f32], src: &[f32], rows: usize, cols: usize, width: usize) {
-    for (r, line) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
-        for (c, v) in line.iter().enumerate() {
+/// `pack_panels_strided` value by value: CPUs without AVX2 (tested beside the fast one
+/// everywhere).
+pub(crate) fn pack_panels_plain(panels: &mut [f32], src: &[f32], src_stride: usize, rows: usize, cols: usize, width: usize) {
+    for r in 0..rows {
+        for (c, v) in src[r * src_stride..][..cols].iter().enumerate() {
             panels[(r / width) * cols * width + c * width + r % width] = *v;
         }
     }

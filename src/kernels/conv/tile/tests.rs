@@ -29,17 +29,19 @@ fn plain_panels(src: &[f32], rows: usize, cols: usize, width: usize) -> Vec<f32>
 fn panels_hold_the_transpose() {
     let mut rng = Rng::new(2);
     // Widths of 8 lanes and more, and one panel of any width (a transpose into rows that far
-    // apart: Winograd's outputs straight into NCHW planes of 196 pixels).
+    // apart: Winograd's outputs straight into NCHW planes of 196 pixels); rows next to each
+    // other and further apart (an image row of every channel: 14 of a 196-pixel plane).
     let cases = [16, 32].iter().flat_map(|&w| [(64, 196), (6, 784), (19, 13), (8, 8), (1, 3), (40, 17), (72, 9)].map(|(r, c)| (r, c, w)));
-    for (rows, cols, width) in cases.chain([(196, 32, 196), (49, 16, 49), (13, 9, 13), (7, 3, 10)]) {
-        {
-            let src = rng.uniform_vec(rows * cols, -1.0, 1.0);
-            let want = plain_panels(&src, rows, cols, width);
-            for (which, pack) in [("fast", pack_panels as fn(&mut [f32], &[f32], usize, usize, usize)), ("plain", pack_panels_plain)] {
+    for (rows, cols, width) in cases.chain([(196, 32, 196), (49, 16, 49), (13, 9, 13), (7, 3, 10), (32, 14, 32), (20, 7, 32), (64, 56, 64)]) {
+        for src_stride in [cols, cols + 5, 14 * cols] {
+            let src = rng.uniform_vec((rows - 1) * src_stride + cols, -1.0, 1.0);
+            let dense: Vec<f32> = (0..rows).flat_map(|r| src[r * src_stride..][..cols].to_vec()).collect();
+            let want = plain_panels(&dense, rows, cols, width);
+            for (which, pack) in [("fast", pack_panels_strided as fn(&mut [f32], &[f32], usize, usize, usize, usize)), ("plain", pack_panels_plain)] {
                 let mut panels = vec![f32::NAN; rows.div_ceil(width) * cols * width];
-                pack(&mut panels, &src, rows, cols, width);
+                pack(&mut panels, &src, src_stride, rows, cols, width);
                 for (i, (a, b)) in panels.iter().zip(&want).enumerate() {
-                    assert!(a == b || (a.is_nan() && b.is_nan()), "{which}, width {width} {rows}x{cols} [{i}]: {a} vs {b}");
+                    assert!(a == b || (a.is_nan() && b.is_nan()), "{which}, width {width} {rows}x{cols} rows {src_stride} apart [{i}]: {a} vs {b}");
                 }
             }
         }

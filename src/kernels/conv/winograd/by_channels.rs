@@ -6,14 +6,14 @@
 //! Per sample: the zero-padded sample channels last, `cells: [Hp][Wp][cp]` -> input transform
 //! per block into `V[xi] [blocks][cp]` -> per point, `M[xi] [blocks][op] = V[xi] U[xi]` on the
 //! register tile (rows = blocks through offsets, lanes = output channels, U packed in the
-//! tile's panels, C stored by rows) -> output transform per block into `out: [2 th][2 tw][oq]`
+//! tile's panels, C stored by rows) -> output transform per block into `out: [m th][m tw][oq]`
 //! channels last -> NCHW.
 //!
 //! Shapes per sample: `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, weights `[Cout, Cin, r, r]`;
 //! `cp`, `oq` round Cin and Cout up to 16, `op` Cout up to the tile's width.
 
-use super::transform::{self, CHANNEL_LANES};
-use super::{points, transform_weights, Grid, POINT_GAP};
+use super::transform::{self, Transform, CHANNEL_LANES};
+use super::{transform_weights, Grid, POINT_GAP};
 use crate::kernels::aligned::AlignedVec;
 use crate::kernels::conv::padded::ZeroedOnce;
 use crate::kernels::conv::tile::{self, CLayout, Kernel, Offsets, Tile};
@@ -31,22 +31,23 @@ pub struct ChannelWeights {
     taps: Vec<f32>,
     c_in: usize,
     c_out: usize,
-    r: usize,
+    t: Transform,
     width: usize,
     finite: bool,
 }
 
 impl ChannelWeights {
-    /// Transforms `weight: [Cout, Cin, r, r]` for a tile `width` channels wide: point `xi` of
-    /// filter `(co, ci)` is `sum_t c[xi][t] w[co][ci][t]` (`transform::weight_coefficients`).
-    pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize, r: usize, width: usize) {
-        let taps = r * r;
+    /// Transforms `weight: [Cout, Cin, r, r]` by `t` for a tile `width` channels wide: point
+    /// `xi` of filter `(co, ci)` is `sum_t c[xi][t] w[co][ci][t]`
+    /// (`transform::weight_coefficients`).
+    pub fn prepare(&mut self, weight: &[f32], c_in: usize, c_out: usize, t: Transform, width: usize) {
+        let (r, taps) = (t.r, t.r * t.r);
         assert_eq!(weight.len(), c_out * c_in * taps, "winograd: weights of {c_out}x{c_in}x{r}x{r}");
         self.finite = crate::kernels::finite::all_finite(weight);
         let per_point = c_out.div_ceil(width) * c_in * width;
-        self.u.resize(points(r) * per_point, 0.0);
-        transform_weights(self.u.as_mut_slice(), &mut self.taps, weight, c_in, r, per_point, |co, ci| (co / width * c_in + ci) * width + co % width);
-        (self.c_in, self.c_out, self.r, self.width) = (c_in, c_out, r, width);
+        self.u.resize(t.points() * per_point, 0.0);
+        transform_weights(self.u.as_mut_slice(), &mut self.taps, weight, c_in, t, per_point, |co, ci| (co / width * c_in + ci) * width + co % width);
+        (self.c_in, self.c_out, self.t, self.width) = (c_in, c_out, t, width);
     }
 
     /// Whether these weights may go through the transforms at all.
@@ -72,11 +73,11 @@ pub struct ChannelScratch {
     v: AlignedVec,
     /// `[P][blocks][op]`, likewise.
     m: AlignedVec,
-    /// The outputs channels last: `[2 th][2 tw][oq]`.
+    /// The outputs channels last: `[m th][m tw][oq]`.
     out: Vec<f32>,
-    /// The sample channels last before padding, then the outputs by channel where they cannot
-    /// go to `y` directly: the transposes' other side (one buffer: AlexNet's conv2 ran 3%
-    /// slower with two, the cache holding 187 KB more).
+    /// The sample channels last before padding (narrow images), then the outputs by channel
+    /// where they cannot go to `y` directly: the transposes' other side (one buffer: AlexNet's
+    /// conv2 ran 3% slower with two, the cache holding 187 KB more).
     planes: Vec<f32>,
     /// `block * cp`: the product tile's rows.
     blocks: Offsets,
@@ -91,32 +92,31 @@ pub struct ChannelScratch {
 #[allow(clippy::too_many_arguments)]
 pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &ChannelWeights, d: &ConvDims, s: &mut ChannelScratch, accumulate: bool, threads: Threads) {
     let (c_in, c_out, width) = (d.c_in, d.c_out, kernel.width);
-    assert!(super::applies(d) && (w.c_in, w.c_out, w.r, w.width) == (c_in, c_out, d.geom.rows.kernel, width), "winograd: weights for {}x{}x{r}x{r} at width {}, a {c_out}x{c_in} problem at {width}", w.c_out, w.c_in, w.width, r = w.r);
-    let grid = Grid::of(d);
-    let (r, side) = (grid.r, transform::side(grid.r));
+    assert!(super::applies(d) && (w.c_in, w.c_out, w.t.r, w.width) == (c_in, c_out, d.geom.rows.kernel, width), "winograd: weights for {}x{}x{r}x{r} at width {}, a {c_out}x{c_in} problem at {width}", w.c_out, w.c_in, w.width, r = w.t.r);
+    let grid = Grid::with(d, w.t);
+    let (m, side) = (grid.m, w.t.side());
     assert!(x.len() == c_in * d.in_plane() && y.len() == c_out * grid.ho * grid.wo, "winograd: sample of {} / {} values", x.len(), y.len());
     let (oq, op) = (c_out.next_multiple_of(CHANNEL_LANES), c_out.div_ceil(width) * width);
-    let (blocks, cp, v_stride) = transform_input(kernel, x, d, s);
+    let (blocks, cp, v_stride) = transform_input(kernel, x, d, &grid, s);
     let m_stride = blocks * op + POINT_GAP;
     s.m.resize(side * side * m_stride, 0.0);
     products(kernel, s, w, blocks, (cp, op), (v_stride, m_stride), threads);
-    let out_row = 2 * grid.tw * oq;
-    s.out.resize(2 * grid.th * out_row, 0.0);
+    let out_row = m * grid.tw * oq;
+    s.out.resize(m * grid.th * out_row, 0.0);
     for ty in 0..grid.th {
-        let out = &mut s.out[2 * ty * out_row..];
-        transform::output_cells(kernel.isa, r, &s.m.as_slice()[ty * grid.tw * op..], m_stride, op, oq, grid.tw, out, out_row);
+        let out = &mut s.out[m * ty * out_row..];
+        transform::output_cells(kernel.isa, w.t, &s.m.as_slice()[ty * grid.tw * op..], m_stride, op, oq, grid.tw, out, out_row);
     }
-    to_planes(y, &s.out, &mut s.planes, (grid.ho, grid.wo), grid.tw, oq, accumulate);
+    to_planes(y, &s.out, &mut s.planes, (grid.ho, grid.wo), m * grid.tw, oq, accumulate);
 }
 
-/// The input transform of sample `x` into `s.v: [P][blocks][cp]` (points `v_stride` apart),
-/// with the product tile's offsets over it listed in `s.blocks` and `s.reduction`; returns
-/// `(blocks, cp, v_stride)`.
-fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScratch) -> (usize, usize, usize) {
-    let grid = Grid::of(d);
-    let (r, side, c_in) = (grid.r, transform::side(grid.r), d.c_in);
+/// The input transform of sample `x` into `s.v: [P][blocks][cp]` (points `v_stride` apart)
+/// on `grid`, with the product tile's offsets over it listed in `s.blocks` and `s.reduction`;
+/// returns `(blocks, cp, v_stride)`.
+fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, grid: &Grid, s: &mut ChannelScratch) -> (usize, usize, usize) {
+    let (side, c_in) = (grid.transform().side(), d.c_in);
     let cp = c_in.next_multiple_of(CHANNEL_LANES);
-    let (blocks, wp) = (grid.tiles(), 2 * grid.tw + r - 1);
+    let (blocks, wp) = (grid.tiles(), grid.m * grid.tw + grid.r - 1);
     pad_channels_last(&mut s.cells, &mut s.planes, x, d, grid.hp, wp, cp);
     let v_stride = blocks * cp + POINT_GAP;
     s.v.resize(side * side * v_stride, 0.0);
@@ -125,7 +125,7 @@ fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScrat
         s.reduction.set(0..c_in);
         s.listed_for = (blocks, cp, c_in);
     }
-    input_rows(kernel, s.cells.data(), &grid, cp, 0..grid.th, s.v.as_mut_slice(), v_stride);
+    input_rows(kernel, s.cells.data(), grid, cp, 0..grid.th, s.v.as_mut_slice(), v_stride);
     (blocks, cp, v_stride)
 }
 
@@ -133,23 +133,33 @@ fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, s: &mut ChannelScrat
 /// [Hp][Wp][cp]`, `pad_channels_last`) into `v: [P][blocks][cp]`, points `v_stride` apart, the
 /// first of `rows` at block 0 (a strip of the weight gradient's, or the whole sample).
 pub(super) fn input_rows(kernel: Kernel, cells: &[f32], grid: &Grid, cp: usize, rows: std::ops::Range<usize>, v: &mut [f32], v_stride: usize) {
-    let row_cells = (2 * grid.tw + grid.r - 1) * cp;
+    let row_cells = (grid.m * grid.tw + grid.r - 1) * cp;
     for (i, ty) in rows.enumerate() {
-        let cells = &cells[2 * ty * row_cells..];
-        transform::input_cells(kernel.isa, grid.r, cells, row_cells, cp, grid.tw, &mut v[i * grid.tw * cp..], v_stride);
+        let cells = &cells[grid.m * ty * row_cells..];
+        transform::input_cells(kernel.isa, grid.transform(), cells, row_cells, cp, grid.tw, &mut v[i * grid.tw * cp..], v_stride);
     }
 }
 
 /// `cells[(r + top) * wp + c + left][ch] = x[ch][r][c]`, zero elsewhere (the padding and the
-/// channels past Cin): `x` transposed to channels last in `last` by the tile's panel packing
-/// (8 x 8 register transposes), then its rows copied into the padded rows. The padding's zeros
-/// are written once per geometry (`ZeroedOnce`; the MNIST net's conv2 zeroed 83 KB a sample
-/// for its input gradient before); the lanes past Cin, which the packing never writes, are
-/// zeroed where there are any.
+/// channels past Cin), by the tile's panel packing (8 x 8 register transposes). Rows of at
+/// least `STRAIGHT_MIN_WIDTH` pixels go straight into their padded rows, an image row of every
+/// channel at a time (through a buffer of the whole sample and a copy per row, 20% of a
+/// 64-channel 56x56 layer's forward pass went to the two); narrower ones go through
+/// `last`, the sample channels last, then a copy per row (straight, the MNIST net's conv2, 14
+/// wide, ran 3-15% slower: a call and a masked tail per row). The padding's zeros and the
+/// lanes past Cin, which the packing never writes, are written once per geometry
+/// (`ZeroedOnce`; the MNIST net's conv2 zeroed 83 KB a sample for its input gradient before).
 pub(super) fn pad_channels_last(cells: &mut ZeroedOnce<8>, last: &mut Vec<f32>, x: &[f32], d: &ConvDims, hp: usize, wp: usize, cp: usize) {
+    const STRAIGHT_MIN_WIDTH: usize = 24;
     let (h, w) = d.geom.in_hw();
     let (top, left) = (d.geom.rows.pad_lo, d.geom.cols.pad_lo);
     let cells = cells.for_geometry([d.c_in, cp, h, w, hp, wp, top, left], hp * wp * cp);
+    if w >= STRAIGHT_MIN_WIDTH {
+        for r in 0..h {
+            tile::pack_panels_strided(&mut cells[((r + top) * wp + left) * cp..][..w * cp], &x[r * w..], h * w, d.c_in, w, cp);
+        }
+        return;
+    }
     if d.c_in < cp {
         last.clear();
     }
@@ -184,7 +194,7 @@ fn products(kernel: Kernel, s: &mut ChannelScratch, w: &ChannelWeights, blocks: 
             }
         }
     };
-    let per_point = s.m.as_mut_slice().chunks_mut(m_stride).take(points(w.r));
+    let per_point = s.m.as_mut_slice().chunks_mut(m_stride).take(w.t.points());
     if threads == Threads::Pool && rayon::current_num_threads() > 1 {
         per_point.collect::<Vec<_>>().into_par_iter().enumerate().for_each(|(xi, mx)| one_point(xi, mx));
     } else {
@@ -192,12 +202,12 @@ fn products(kernel: Kernel, s: &mut ChannelScratch, w: &ChannelWeights, blocks: 
     }
 }
 
-/// `y[co][oy][ox] (+)= out[oy][ox][co]` for the `ho x wo` outputs that exist (`out: [2 th][2
+/// `y[co][oy][ox] (+)= out[oy][ox][co]` for the `ho x wo` outputs that exist (`out: [m th][m
 /// tw][oq]`, `planes` scratch): `out` transposed by the tile's panel packing into
 /// `[oq][pixels]` (one panel as wide as the rounded pixel count), then its rows to `y`; or
 /// straight into `y` where every block and channel is an output (even sides, Cout a multiple
 /// of 16) and nothing is added.
-fn to_planes(y: &mut [f32], out: &[f32], planes: &mut Vec<f32>, (ho, wo): (usize, usize), tw: usize, oq: usize, accumulate: bool) {
+fn to_planes(y: &mut [f32], out: &[f32], planes: &mut Vec<f32>, (ho, wo): (usize, usize), cols: usize, oq: usize, accumulate: bool) {
     let pixels = out.len() / oq;
     if !accumulate && pixels == ho * wo && y.len() == oq * pixels {
         return tile::pack_panels(y, out, pixels, oq, pixels);
@@ -205,11 +215,12 @@ fn to_planes(y: &mut [f32], out: &[f32], planes: &mut Vec<f32>, (ho, wo): (usize
     let stride = pixels.next_multiple_of(8);
     planes.resize(oq * stride, 0.0);
     tile::pack_panels(planes, out, pixels, oq, stride);
-    // Rows as wide as the blocks' (an even width): a plane's outputs are contiguous, one copy
-    // each instead of one per row (the MNIST net's conv2: 14 calls of 14 values per plane).
-    let row_len = if wo == 2 * tw { ho * wo } else { wo };
+    // Rows as wide as the blocks' (a multiple of their side): a plane's outputs are
+    // contiguous, one copy each instead of one per row (the MNIST net's conv2: 14 calls of 14
+    // values per plane).
+    let row_len = if wo == cols { ho * wo } else { wo };
     for (plane, from) in y.chunks_exact_mut(ho * wo).zip(planes.chunks_exact(stride)) {
-        for (row, src) in plane.chunks_exact_mut(row_len).zip(from.chunks_exact(2 * tw * (row_len / wo))) {
+        for (row, src) in plane.chunks_exact_mut(row_len).zip(from.chunks_exact(cols * (row_len / wo))) {
             if accumulate {
                 row.iter_mut().zip(src).for_each(|(d, v)| *d += v);
             } else {
@@ -227,12 +238,13 @@ mod tests {
     use crate::kernels::conv::tile::tests::runnable_kernels;
     use crate::rng::Rng;
 
-    /// Each sample against the definition, 3x3 and 5x5, on every tile this CPU has: channels
-    /// that fill no whole vector (17, 20, 40) and that do, odd and even sides (a last block
-    /// half outside), lopsided padding, one output pixel; written and added, on one thread and
-    /// with the points shared across a pool; twice on one scratch (a larger problem after a
-    /// smaller one, then back). Within 4 float epsilons of the terms' size, as `tests.rs`
-    /// allows Winograd.
+    /// Each sample against the definition, F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5), on every
+    /// tile this CPU has: channels that fill no whole vector (17, 20, 40) and that do, sides
+    /// that are and are not a multiple of the blocks' (a last block partly outside), lopsided
+    /// padding, one output pixel; written and added, on one thread and with the points shared
+    /// across a pool; twice on one scratch (a larger problem after a smaller one, then back).
+    /// Within the float epsilons of the terms' size `tests.rs` allows each transform
+    /// (`WINOGRAD_ULPS`: 4 for the 2x2 ones, 16 for 4x4).
     #[test]
     fn each_sample_matches_the_definition() {
         let mut rng = Rng::new(43);
@@ -246,10 +258,14 @@ mod tests {
             (48, 33, 3, [0, 2, 1, 0], 6, 11),
             (64, 192, 5, [2, 2, 2, 2], 9, 9), // AlexNet's conv2 channels: 12 blocks of 16 channels out
             (16, 16, 3, [0, 0, 0, 0], 3, 3),
+            (64, 64, 3, [1, 1, 1, 1], 16, 16), // ResNet-18's first stage, 4x4 blocks that fit
+            (32, 48, 3, [1, 1, 1, 1], 10, 13), // 4x4 blocks with 2 and 1 columns outside
         ];
         let mut s = ChannelScratch::default();
         for kernel in runnable_kernels("winograd by channels") {
-            for &(c_in, c_out, r, pad, h, w) in shapes.iter().chain(shapes.iter().rev()) {
+            let transforms = |r: usize| if r == 3 { vec![Transform::F2X3, Transform::F4X3] } else { vec![Transform::F2X5] };
+            let cases = shapes.iter().chain(shapes.iter().rev()).flat_map(|s| transforms(s.2).into_iter().map(move |t| (*s, t)));
+            for ((c_in, c_out, r, pad, h, w), t) in cases {
                 let window = Window2d { padding: Padding::explicit(pad), ..Window2d::square(r, 1, Padding::Valid) };
                 let d = ConvDims { n: 1, c_in, c_out, groups: 1, geom: window.resolve(h, w).unwrap() };
                 let x = rng.uniform_vec(c_in * h * w, -1.0, 1.0);
@@ -260,15 +276,16 @@ mod tests {
                 let mut size = vec![0.0; want.len()];
                 conv2d_forward_ref(&mut size, &abs(&x), &abs(&weight), None, &d);
                 let mut w8 = ChannelWeights::default();
-                w8.prepare(&weight, c_in, c_out, r, kernel.width);
+                w8.prepare(&weight, c_in, c_out, t, kernel.width);
+                let ulps = crate::kernels::conv::tests::winograd_ulps(t);
                 let y0 = rng.uniform_vec(want.len(), -1.0, 1.0);
                 for (accumulate, threads) in [(false, Threads::One), (true, Threads::One), (false, Threads::Pool)] {
                     let mut y = if accumulate { y0.clone() } else { vec![f32::NAN; want.len()] };
                     forward_sample(kernel, &mut y, &x, &w8, &d, &mut s, accumulate, threads);
                     for (i, (got, want)) in y.iter().zip(&want).enumerate() {
                         let want = want + if accumulate { y0[i] } else { 0.0 };
-                        let ok = (got - want).abs() <= 1e-4 * (1.0 + want.abs()) + 4.0 * f32::EPSILON * size[i];
-                        assert!(ok, "{kernel:?} {c_in}->{c_out} {r}x{r} on {h}x{w}, accumulate {accumulate}: y[{i}] {got} vs {want}");
+                        let ok = (got - want).abs() <= 1e-4 * (1.0 + want.abs()) + ulps * f32::EPSILON * size[i];
+                        assert!(ok, "{kernel:?} {t:?} {c_in}->{c_out} on {h}x{w}, accumulate {accumulate}: y[{i}] {got} vs {want}");
                     }
                 }
             }

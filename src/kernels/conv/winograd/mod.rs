@@ -30,6 +30,7 @@ mod lanes;
 mod transform;
 mod weight_grad;
 
+pub use transform::Transform;
 pub use weight_grad::WeightGradScratch;
 
 use super::tile::{self, CLayout, Kernel, Offsets, Tile};
@@ -92,7 +93,7 @@ pub fn pays(d: &ConvDims) -> bool {
     let r = d.geom.rows.kernel;
     let u_bytes = match Layout::of(d) {
         Layout::Blocks => points(r) * d.c_in * d.c_out * 4,
-        Layout::Channels => d.c_in * d.c_out * 4,
+        Layout::Channels(_) => d.c_in * d.c_out * 4,
     };
     applies(d) && u_bytes <= MAX_U_BYTES && Grid::of(d).tiles() >= MIN_TILES
 }
@@ -163,27 +164,37 @@ pub enum Layout {
     /// are long.
     #[default]
     Blocks,
-    /// Channels of one block (`by_channels.rs`): whole vectors however narrow the image.
-    Channels,
+    /// Channels of one block (`by_channels.rs`) of transform `.0`: whole vectors however
+    /// narrow the image.
+    Channels(transform::Transform),
 }
 
+/// At most this many bytes of a sample's transformed input by channels with F(4x4, 3x3) (`36
+/// x blocks x Cin` values; the products' M as many by output channels): by channels a
+/// sample is transformed whole, where blocks go a strip at a time. ResNet-18's 64-channel
+/// 56x56 layers hold 1.8 MB.
+const MAX_CHANNELS_V_BYTES: usize = 4 << 20;
+
 impl Layout {
-    /// The layout that runs `d`: channels for 5x5 filters, blocks for 3x3 (one thread,
-    /// AVX-512, forward; docs/PERFORMANCE.md): the MNIST net's conv2 (14x14, 7 blocks a
-    /// row) 5.8 ms by channels against 10.9 by blocks (and 7.4 for the direct tile); for
-    /// 3x3 blocks are faster where rows are long (32x32: 15.6 against 17.2 ms; 56x56: 12.6
-    /// against 14.6). A 3x3 layer whose transformed weights are too large for blocks
-    /// (`MAX_U_BYTES`) but whose sample's V by channels stays in L2 takes channels:
-    /// ResNet-18's 256-channel 14x14 layers (4 MB of U by blocks; V by channels 16 x 49 x 256
-    /// values a sample, 0.8 MB), which the direct tile ran before: Zen 4, `bench conv --shapes r3`,
-    /// forward 18.7 -> 13.2 ms at one thread, 8.9 -> 7.4 at two, input gradient 18.4 -> 14.6
-    /// and 9.5 -> 9.3.
+    /// The layout that runs `d`: channels for 5x5 filters (the MNIST net's conv2, 14x14, 7
+    /// blocks a row: 5.8 ms by channels against 10.9 by blocks, one thread, AVX-512, forward);
+    /// for 3x3, channels with F(4x4, 3x3) where a sample's V stays within
+    /// `MAX_CHANNELS_V_BYTES` and its 4x4 blocks fill the tile's rows (`MIN_TILES`). F(4x4,
+    /// 3x3) takes 2.25 products an output where F(2x2, 3x3) takes 4; Zen 4, one thread, `bench
+    /// conv` alternating binaries: c (64 channels, 32x32) forward 14.4 -> 11.2 ms, input
+    /// gradient 14.5 -> 11.1; d (64, 56x56) 11.7 -> 8.5 and 11.9 -> 8.2. Its rounding is
+    /// larger (`transform.rs`), so the weight gradient keeps F(2x2, 3x3) (`weight_grad.rs`).
+    /// Else a 3x3 layer whose transformed weights are too large for blocks (`MAX_U_BYTES`) but
+    /// whose sample's V by channels stays in L2 takes channels with F(2x2, 3x3): ResNet-18's
+    /// 256-channel 14x14 layers (4 MB of U by blocks; 16 blocks of 4x4; V 0.8 MB), which the
+    /// direct tile ran before: forward 18.7 -> 13.2 ms at one thread. The rest take blocks.
     pub fn of(d: &ConvDims) -> Layout {
         let r = d.geom.rows.kernel;
-        let channels_v_bytes = points(r) * Grid::of(d).tiles() * d.c_in.next_multiple_of(transform::CHANNEL_LANES) * 4;
+        let v_bytes = |t: Transform| t.points() * Grid::with(d, t).tiles() * d.c_in.next_multiple_of(transform::CHANNEL_LANES) * 4;
         match r {
-            5 => Layout::Channels,
-            _ if points(r) * d.c_in * d.c_out * 4 > MAX_U_BYTES && channels_v_bytes <= MAX_U_BYTES => Layout::Channels,
+            5 => Layout::Channels(Transform::F2X5),
+            _ if v_bytes(Transform::F4X3) <= MAX_CHANNELS_V_BYTES && Grid::with(d, Transform::F4X3).tiles() >= MIN_TILES => Layout::Channels(Transform::F4X3),
+            _ if points(r) * d.c_in * d.c_out * 4 > MAX_U_BYTES && v_bytes(Transform::F2X3) <= MAX_U_BYTES => Layout::Channels(Transform::F2X3),
             _ => Layout::Blocks,
         }
     }
@@ -201,8 +212,8 @@ impl WinogradWeights {
     pub fn prepare(&mut self, weight: &[f32], d: &ConvDims, kernel: Kernel) {
         self.layout = Layout::of(d);
         let (c_in, c_out, r, block) = (d.c_in, d.c_out, d.geom.rows.kernel, kernel.rows);
-        if self.layout == Layout::Channels {
-            self.channels.prepare(weight, c_in, c_out, r, kernel.width);
+        if let Layout::Channels(t) = self.layout {
+            self.channels.prepare(weight, c_in, c_out, t, kernel.width);
             self.finite = self.channels.finite();
             return;
         }
@@ -216,7 +227,7 @@ impl WinogradWeights {
         self.finite = crate::kernels::finite::all_finite(weight);
         let n = c_out.div_ceil(block) * block * c_in;
         self.u.resize(points(r) * n, 0.0);
-        transform_weights(&mut self.u, &mut self.taps, weight, c_in, r, n, |co, ci| Self::index(co, ci, c_in, block));
+        transform_weights(&mut self.u, &mut self.taps, weight, c_in, transform::Transform::two(r), n, |co, ci| Self::index(co, ci, c_in, block));
         if (self.c_in, self.c_out, self.block) != (c_in, c_out, block) {
             self.rows.set((0..c_out).map(|co| Self::index(co, 0, c_in, block)));
             self.reduction.set((0..c_in).map(|ci| ci * block));
@@ -235,8 +246,8 @@ impl WinogradWeights {
 /// `(co, ci)` at `at(co, ci)` of each point's block (values no filter lands on are zero): each
 /// point is a combination of the `r * r` tap planes (`transform::weight_coefficients`), laid
 /// out first in `taps: [r * r][per_point]`, written point by point across the pool.
-fn transform_weights(u: &mut [f32], taps: &mut Vec<f32>, weight: &[f32], c_in: usize, r: usize, per_point: usize, at: impl Fn(usize, usize) -> usize) {
-    let side = r * r;
+fn transform_weights(u: &mut [f32], taps: &mut Vec<f32>, weight: &[f32], c_in: usize, t: transform::Transform, per_point: usize, at: impl Fn(usize, usize) -> usize) {
+    let side = t.r * t.r;
     taps.clear();
     taps.resize(side * per_point, 0.0);
     for (f, g) in weight.chunks_exact(side).enumerate() {
@@ -245,7 +256,7 @@ fn transform_weights(u: &mut [f32], taps: &mut Vec<f32>, weight: &[f32], c_in: u
             taps[t * per_point + at] = v;
         }
     }
-    let coefficients = transform::weight_coefficients(r);
+    let coefficients = transform::weight_coefficients(t);
     let planes = &*taps;
     u.par_chunks_mut(per_point).zip(coefficients.par_iter()).for_each(|(u, coef)| {
         u.fill(0.0);
@@ -270,8 +281,9 @@ pub struct WinogradScratch {
     channels: by_channels::ChannelScratch,
 }
 
-/// The tile grid of a sample: `th x tw` blocks of 2x2 outputs, each reading an `r + 1`
-/// square of the padded input.
+/// The tile grid of a sample: `th x tw` blocks of `m x m` outputs, each reading an `m + r -
+/// 1` square of the padded input. The blocks layout (this file's `half`, `plane`,
+/// `output_rows`) has `m = 2`.
 struct Grid {
     ho: usize,
     wo: usize,
@@ -279,16 +291,26 @@ struct Grid {
     tw: usize,
     /// The filters' side.
     r: usize,
-    /// Padded plane: `hp` rows of `half` even and `half` odd columns.
+    /// The output blocks' side.
+    m: usize,
+    /// Padded rows: `m th + r - 1`. By blocks, a padded plane is `hp` rows of `half` even and
+    /// `half` odd columns.
     hp: usize,
 }
 
 impl Grid {
+    /// The grid of the 2x2 transform of `d`'s filters.
     fn of(d: &ConvDims) -> Grid {
+        Grid::with(d, transform::Transform::two(d.geom.rows.kernel))
+    }
+    /// The grid of transform `t` over `d`'s outputs.
+    fn with(d: &ConvDims, t: transform::Transform) -> Grid {
         let (ho, wo) = d.geom.out_hw();
-        let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
-        let r = d.geom.rows.kernel;
-        Grid { ho, wo, th, tw, r, hp: 2 * th + r - 1 }
+        let (th, tw) = (ho.div_ceil(t.m), wo.div_ceil(t.m));
+        Grid { ho, wo, th, tw, r: t.r, m: t.m, hp: t.m * th + t.r - 1 }
+    }
+    fn transform(&self) -> transform::Transform {
+        transform::Transform { m: self.m, r: self.r }
     }
     fn tiles(&self) -> usize {
         self.th * self.tw
@@ -329,7 +351,7 @@ impl Grid {
 /// same way either way.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &WinogradWeights, d: &ConvDims, s: &mut WinogradScratch, accumulate: bool, threads: Threads) {
-    if w.layout == Layout::Channels {
+    if let Layout::Channels(_) = w.layout {
         return by_channels::forward_sample(kernel, y, x, &w.channels, d, &mut s.channels, accumulate, threads);
     }
     let (c_in, c_out, width) = (d.c_in, d.c_out, kernel.width);
@@ -482,7 +504,7 @@ mod tests {
 
     #[test]
     fn segments_cover_the_strip_row_by_row() {
-        let grid = Grid { ho: 9, wo: 7, th: 5, tw: 4, r: 3, hp: 12 };
+        let grid = Grid { ho: 9, wo: 7, th: 5, tw: 4, r: 3, m: 2, hp: 12 };
         let segs: Vec<_> = grid.segments(3, 14).collect();
         assert_eq!(segs, vec![(0, 3, 0, 1), (1, 0, 1, 4), (2, 0, 5, 4), (3, 0, 9, 2)]);
         assert_eq!(grid.segments(5, 5).count(), 0);
@@ -512,9 +534,10 @@ mod tests {
             ConvDims { n: 1, c_in: c, c_out: c, groups: 1, geom }
         };
         assert!(pays(&dims(56, 64)) && pays(&dims(28, 128)) && pays(&dims(10, 64)));
-        // 256 channels: U of 4 MB by blocks; by channels on 14x14 (one point's U 256 KB, a
-        // sample's V 0.8 MB), not on 56x56 (V 12.8 MB) nor with 512 channels (V 1.6 MB).
-        assert!(pays(&dims(14, 256)) && Layout::of(&dims(14, 256)) == Layout::Channels);
+        // 256 channels: U of 4 MB by blocks; by channels with F(2x2, 3x3) on 14x14 (one
+        // point's U 256 KB, a sample's V 0.8 MB; 16 blocks of 4x4), not on 56x56 (V 7.2 MB
+        // with 4x4 blocks, 12.8 MB with 2x2) nor with 512 channels (V 1.6 MB).
+        assert!(pays(&dims(14, 256)) && Layout::of(&dims(14, 256)) == Layout::Channels(Transform::F2X3));
         assert!(applies(&dims(56, 256)) && !pays(&dims(56, 256)) && Layout::of(&dims(56, 256)) == Layout::Blocks);
         assert!(applies(&dims(14, 512)) && !pays(&dims(14, 512)));
         assert!(applies(&dims(8, 64)) && !pays(&dims(8, 64)), "16 tiles");
@@ -524,10 +547,16 @@ mod tests {
             let geom = Window2d::square(5, 1, Padding::uniform(2)).resolve(side, side).unwrap();
             ConvDims { n: 1, c_in, c_out, groups: 1, geom }
         };
-        assert!(pays(&five(32, 64, 14)) && Layout::of(&five(32, 64, 14)) == Layout::Channels);
+        assert!(pays(&five(32, 64, 14)) && Layout::of(&five(32, 64, 14)) == Layout::Channels(Transform::F2X5));
         assert!(pays(&five(64, 192, 27)));
         assert!(applies(&five(512, 1024, 27)) && !pays(&five(512, 1024, 27)), "2 MB a point");
-        assert_eq!(Layout::of(&dims(14, 64)), Layout::Blocks);
+        // 3x3 by channels with F(4x4, 3x3) while a sample's V stays within 4 MB and it has 24
+        // blocks of 4x4: ResNet-18's 64-channel 56x56 layers (1.8 MB), its 128-channel 28x28
+        // ones (49 blocks), not 64 channels on 112x112 (7.2 MB) nor 64 on 16x16 (16 blocks).
+        assert_eq!(Layout::of(&dims(56, 64)), Layout::Channels(Transform::F4X3));
+        assert_eq!(Layout::of(&dims(28, 128)), Layout::Channels(Transform::F4X3));
+        assert_eq!(Layout::of(&dims(112, 64)), Layout::Blocks);
+        assert_eq!(Layout::of(&dims(16, 64)), Layout::Blocks);
     }
 
     /// Point `xi` of filter `(co, ci)` sits at `U[xi][co][ci]` and is the coefficients'
@@ -544,7 +573,7 @@ mod tests {
             // Planted values the padding filter must not keep.
             w.u = vec![f32::NAN; 2 * points(r) * 6 * c_in];
             w.prepare_blocks(&weight, c_in, c_out, r, block);
-            let coefficients = transform::weight_coefficients(r);
+            let coefficients = transform::weight_coefficients(Transform::two(r));
             assert_eq!(w.u.len(), points(r) * 6 * c_in, "5 output channels in 3 blocks of 2");
             for co in 0..6 {
                 for ci in 0..c_in {

@@ -1,7 +1,8 @@
-//! The three transforms of Winograd's F(2x2, 3x3) and F(2x2, 5x5) (Lavin and Gray, "Fast
-//! Algorithms for Convolutional Neural Networks", 2016): a 2x2 block of outputs of an r x r
-//! filter from an `a x a` block of input (`a = r + 1`), in `a^2` products instead of `4 r^2`
-//! (16 instead of 36 for 3x3, 36 instead of 100 for 5x5).
+//! The three transforms of Winograd's F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5) (Lavin and
+//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): an `m x m` block of
+//! outputs of an r x r filter from an `a x a` block of input (`a = m + r - 1`), in `a^2`
+//! products instead of `m^2 r^2` (16 instead of 36 for F(2x2, 3x3), 36 instead of 144 for
+//! F(4x4, 3x3), 36 instead of 100 for F(2x2, 5x5)).
 //!
 //! `Y = A^T [ (G g G^T) . (B^T d B) ] A`, with the matrices of the Toom-Cook construction on
 //! the points 0, 1, -1 (, 1/2, -2) and infinity (`scripts/winograd_matrices.py` derives them;
@@ -21,15 +22,24 @@
 //!       | 0  2  1 -2 -1  0 |       | 16/15  8/15  4/15  2/15  1/15 |
 //!       | 0  1 -2 -1  2  0 |       | 1/30  -1/15  2/15 -4/15  8/15 |
 //!       | 0  2 -3 -4  3  2 |       | 0      0     0     0     1/2  |
+//!
+//! F(4x4, 3x3): F(2x2, 5x5)'s B^T (the same points), and
+//! G = | 1/2    0     0    |   A^T = | 1  1  1  1    1   0 |
+//!     | 1/6    1/6   1/6  |         | 0  1 -1  1/2 -2   0 |
+//!     | 1/6   -1/6   1/6  |         | 0  1  1  1/4  4   0 |
+//!     | 16/15  8/15  4/15 |         | 0  1 -1  1/8 -8   1 |
+//!     | 1/30  -1/15  2/15 |
+//!     | 0      0     1/2  |
 //! ```
 //!
-//! F(2x2, 5x5) takes the points 1/2 and -2 where the textbook takes 2 and -2: the points
-//! decide how large the transforms' intermediate values grow against the result, hence the
-//! rounding (Barabasz et al., "Error Analysis and Improving the Accuracy of Winograd
+//! F(2x2, 5x5) and F(4x4, 3x3) take the points 1/2 and -2 where the textbook takes 2 and -2:
+//! the points decide how large the transforms' intermediate values grow against the result,
+//! hence the rounding (Barabasz et al., "Error Analysis and Improving the Accuracy of Winograd
 //! Convolution for Deep Neural Networks", 2020). Of eight sets tried in a numerical model of
 //! the weight gradient, {1/2, -2} and {2, -1/2} rounded least; in fovea the weight gradient's
 //! error fell from 6-27 float epsilons of the terms' size to 2.4-12 (`weight_grad.rs`), at the
-//! same speed.
+//! same speed. For F(4x4, 3x3)'s forward pass a model (64 channels) gave 1.2 epsilons on
+//! average and 4.2 at most on {1/2, -2}, against 2.3 and 9.5 on {2, -2}.
 //!
 //! Index `xi = A p + q` names one of the `A^2` points. The input and output transforms run
 //! over a row of tiles at a time, one tile per lane: plain Rust over contiguous slices, the
@@ -45,22 +55,22 @@ use std::ops::{Add, Mul, Sub};
 /// out by hand (the matrices above, their zeros and ones dropped): a loop over constant
 /// coefficients is not unrolled inside the `#[target_feature]` wrappers and tests every
 /// coefficient at run time.
-trait Variant<const A: usize, const R: usize> {
+trait Variant<const A: usize, const R: usize, const M: usize> {
     /// In f64: the weights' coefficients are products of two entries, rounded once.
     const G: [[f64; R]; A];
     /// `B^T x` of one column of `A` values.
     fn bt<T: Value>(x: [T; A]) -> [T; A];
-    /// `A^T x`: the two outputs of one column of `A` products.
-    fn at<T: Value>(x: [T; A]) -> [T; 2];
-    /// `A y`, `at`'s transpose: the `A` points of one column of two output gradients (the
+    /// `A^T x`: the `M` outputs of one column of `A` products.
+    fn at<T: Value>(x: [T; A]) -> [T; M];
+    /// `A y`, `at`'s transpose: the `A` points of one column of `M` output gradients (the
     /// weight gradient, `gradient_block`).
-    fn a<T: Value>(y: [T; 2]) -> [T; A];
+    fn a<T: Value>(y: [T; M]) -> [T; A];
 }
 
 /// F(2x2, 3x3).
 struct F2x3;
 
-impl Variant<4, 3> for F2x3 {
+impl Variant<4, 3, 2> for F2x3 {
     const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
     #[inline(always)]
     fn bt<T: Value>(x: [T; 4]) -> [T; 4] {
@@ -79,7 +89,7 @@ impl Variant<4, 3> for F2x3 {
 /// F(2x2, 5x5).
 struct F2x5;
 
-impl Variant<6, 5> for F2x5 {
+impl Variant<6, 5, 2> for F2x5 {
     const G: [[f64; 5]; 6] = [
         [1.0 / 2.0, 0.0, 0.0, 0.0, 0.0],
         [1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0],
@@ -110,12 +120,92 @@ impl Variant<6, 5> for F2x5 {
     }
 }
 
+/// F(4x4, 3x3): the points of F(2x2, 5x5) (so the same `B^T`), four outputs per side.
+struct F4x3;
+
+impl Variant<6, 3, 4> for F4x3 {
+    const G: [[f64; 3]; 6] = [
+        [1.0 / 2.0, 0.0, 0.0],
+        [1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0],
+        [1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0],
+        [16.0 / 15.0, 8.0 / 15.0, 4.0 / 15.0],
+        [1.0 / 30.0, -1.0 / 15.0, 2.0 / 15.0],
+        [0.0, 0.0, 1.0 / 2.0],
+    ];
+    #[inline(always)]
+    fn bt<T: Value>(x: [T; 6]) -> [T; 6] {
+        F2x5::bt(x)
+    }
+    #[inline(always)]
+    fn at<T: Value>(m: [T; 6]) -> [T; 4] {
+        let (odd, even) = (m[1] - m[2], m[1] + m[2]);
+        [
+            m[0] + even + m[3] + m[4],
+            odd + m[3] * 0.5 - m[4] * 2.0,
+            even + m[3] * 0.25 + m[4] * 4.0,
+            odd + m[3] * 0.125 - m[4] * 8.0 + m[5],
+        ]
+    }
+    #[inline(always)]
+    fn a<T: Value>(y: [T; 4]) -> [T; 6] {
+        [
+            y[0],
+            y[0] + y[1] + y[2] + y[3],
+            y[0] - y[1] + y[2] - y[3],
+            y[0] + y[1] * 0.5 + y[2] * 0.25 + y[3] * 0.125,
+            y[0] - y[1] * 2.0 + y[2] * 4.0 - y[3] * 8.0,
+            y[3],
+        ]
+    }
+}
+
 /// Filter sides with a transform.
 pub const FILTERS: [usize; 2] = [3, 5];
 
-/// Points per side for filters of side `r` (`r + 1`).
+/// Points per side of the 2x2 transform of filters of side `r` (`r + 1`).
 pub fn side(r: usize) -> usize {
     r + 1
+}
+
+/// A transform by its output block's side `m` and its filters' side `r`: F(m x m, r x r).
+/// The blocks layout and the weight gradient run the 2x2 ones; channels in the lanes
+/// (`by_channels.rs`) run `F4X3` too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transform {
+    pub m: usize,
+    pub r: usize,
+}
+
+impl Transform {
+    pub const F2X3: Transform = Transform { m: 2, r: 3 };
+    pub const F2X5: Transform = Transform { m: 2, r: 5 };
+    pub const F4X3: Transform = Transform { m: 4, r: 3 };
+
+    /// F(2x2, r x r) of filters of side `r` (`FILTERS`).
+    pub fn two(r: usize) -> Transform {
+        Transform { m: 2, r }
+    }
+    /// Points per side: `m + r - 1`.
+    pub fn side(self) -> usize {
+        self.m + self.r - 1
+    }
+    /// Points in all: `side^2`.
+    pub fn points(self) -> usize {
+        self.side() * self.side()
+    }
+}
+
+/// `$f::<V, A, R, M>(..)` of the variant `$t` (a `Transform`) names.
+macro_rules! by_transform {
+    ($t:expr, $f:ident($($arg:expr),*)) => {{
+        let t: Transform = $t;
+        match (t.m, t.r) {
+            (2, 3) => $f::<F2x3, 4, 3, 2>($($arg),*),
+            (2, 5) => $f::<F2x5, 6, 5, 2>($($arg),*),
+            (4, 3) => $f::<F4x3, 6, 3, 4>($($arg),*),
+            _ => panic!("winograd: no transform F({m}x{m}, {r}x{r})", m = t.m, r = t.r),
+        }
+    }};
 }
 
 /// What the transforms compute on: a lane vector of tiles, or one tile's `f32`.
@@ -125,7 +215,7 @@ impl<T: Copy + Default + Add<Output = T> + Sub<Output = T> + Mul<f32, Output = T
 /// `B^T d B` of one block, `d(i, j)` its value at row i, column j; `out(xi, v)` receives point
 /// `xi = A p + q`.
 #[inline(always)]
-fn input_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(d: impl Fn(usize, usize) -> T, mut out: impl FnMut(usize, T)) {
+fn input_block<V: Variant<A, R, M>, T: Value, const A: usize, const R: usize, const M: usize>(d: impl Fn(usize, usize) -> T, mut out: impl FnMut(usize, T)) {
     // t = B^T d, column by column.
     let mut t = [[T::default(); A]; A];
     #[allow(clippy::needless_range_loop)] // c indexes a column of t, not one array
@@ -146,34 +236,51 @@ fn input_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(d: im
     }
 }
 
-/// `A^T m A` of one block's products `m(xi)`: the 2x2 outputs `[row][column]`.
+/// `A^T m A` of one block's products `m(xi)`: the `M x M` outputs `[row][column]`.
 #[inline(always)]
-fn output_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(m: impl Fn(usize) -> T) -> [[T; 2]; 2] {
-    // s = m A: A^T applied to each row, then to the two columns of s.
-    let mut s = [[T::default(); A]; 2];
+fn output_block<V: Variant<A, R, M>, T: Value, const A: usize, const R: usize, const M: usize>(m: impl Fn(usize) -> T) -> [[T; M]; M] {
+    // s = m A: A^T applied to each row (s[j][p]: output column j of row p), then to the M
+    // columns of s.
+    let mut s = [[T::default(); A]; M];
     #[allow(clippy::needless_range_loop)] // p indexes a column of s, not one array
     for p in 0..A {
         let mut row = [T::default(); A];
         for (q, x) in row.iter_mut().enumerate() {
             *x = m(A * p + q);
         }
-        let [s0, s1] = V::at(row);
-        (s[0][p], s[1][p]) = (s0, s1);
+        for (j, v) in V::at(row).into_iter().enumerate() {
+            s[j][p] = v;
+        }
     }
-    let ([y00, y10], [y01, y11]) = (V::at(s[0]), V::at(s[1]));
-    [[y00, y01], [y10, y11]]
+    let mut y = [[T::default(); M]; M];
+    for (j, column) in s.into_iter().enumerate() {
+        for (i, v) in V::at(column).into_iter().enumerate() {
+            y[i][j] = v;
+        }
+    }
+    y
 }
 
-/// `A dy A^T` of one block's 2x2 output gradients `dy[row][column]`: `out(xi, v)` receives
-/// point `xi = A p + q`. The transpose of `output_block`: for any products `m`, `sum_xi
-/// out[xi] m[xi]` is `sum dy . output_block(m)`, so the weight gradient of a block is `sum_xi
-/// c[xi][t] out[xi] V[xi]` (`V` the block's input transform, `c` the weights' coefficients).
+/// `A dy A^T` of one block's `M x M` output gradients `dy[row][column]`: `out(xi, v)`
+/// receives point `xi = A p + q`. The transpose of `output_block`: for any products `m`,
+/// `sum_xi out[xi] m[xi]` is `sum dy . output_block(m)`, so the weight gradient of a block is
+/// `sum_xi c[xi][t] out[xi] V[xi]` (`V` the block's input transform, `c` the weights'
+/// coefficients).
 #[inline(always)]
-fn gradient_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(dy: [[T; 2]; 2], mut out: impl FnMut(usize, T)) {
-    // z = dy A^T: each row's A points, then A along each column of z.
-    let (top, bottom) = (V::a(dy[0]), V::a(dy[1]));
+fn gradient_block<V: Variant<A, R, M>, T: Value, const A: usize, const R: usize, const M: usize>(dy: [[T; M]; M], mut out: impl FnMut(usize, T)) {
+    // z = dy A^T: each row's A points, then A along each column of z. (Plain loops:
+    // `array::map` and `from_fn` left closures uninlined in the per-ISA wrappers, 0.4 ms of the
+    // MNIST net's conv2 weight gradient.)
+    let mut z = [[T::default(); A]; M];
+    for (zi, row) in z.iter_mut().zip(dy) {
+        *zi = V::a(row);
+    }
     for q in 0..A {
-        for (p, v) in V::a([top[q], bottom[q]]).into_iter().enumerate() {
+        let mut column = [T::default(); M];
+        for (x, zi) in column.iter_mut().zip(&z) {
+            *x = zi[q];
+        }
+        for (p, v) in V::a(column).into_iter().enumerate() {
             out(A * p + q, v);
         }
     }
@@ -181,7 +288,7 @@ fn gradient_block<V: Variant<A, R>, T: Value, const A: usize, const R: usize>(dy
 
 /// `G g G^T` as linear combinations of the `R^2` taps: point `xi = A p + q` is
 /// `sum_t c[xi][t] g[t]`, `t = R i + j`, with coefficient `G[p][i] G[q][j]`.
-fn coefficients_of<V: Variant<A, R>, const A: usize, const R: usize>() -> Vec<Vec<f32>> {
+fn coefficients_of<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>() -> Vec<Vec<f32>> {
     let mut c = vec![vec![0.0f32; R * R]; A * A];
     for p in 0..A {
         for q in 0..A {
@@ -195,13 +302,9 @@ fn coefficients_of<V: Variant<A, R>, const A: usize, const R: usize>() -> Vec<Ve
     c
 }
 
-/// The weights' coefficients for filters of side `r` (`FILTERS`): `[points][r * r]`.
-pub fn weight_coefficients(r: usize) -> Vec<Vec<f32>> {
-    match r {
-        3 => coefficients_of::<F2x3, 4, 3>(),
-        5 => coefficients_of::<F2x5, 6, 5>(),
-        _ => panic!("winograd: no transform for {r}x{r} filters"),
-    }
+/// The weights' coefficients of transform `t`: `[points][r * r]`.
+pub fn weight_coefficients(t: Transform) -> Vec<Vec<f32>> {
+    by_transform!(t, coefficients_of())
 }
 
 /// Where a row of tiles lies in `v` or `m` (`[channel][A^2][stride]`, lanes along the tiles):
@@ -245,7 +348,7 @@ impl Lanes2d {
 /// tile, with at least `round_up(len, 16) + A / 2 - 1` values: tile `l` reads columns `2 l ..
 /// 2 l + A`.
 #[inline(always)]
-fn input_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
+fn input_row_body<V: Variant<A, R, 2>, S: Stores, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
     let whole = at.whole();
     assert!(v.len() >= at.needs(A * A), "input_row: {} values for {at:?}", v.len());
     let reach = rows.iter().flatten().max().map_or(0, |r| r + whole + A / 2 - 1);
@@ -257,7 +360,7 @@ fn input_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(s
             // Not past the channel's lanes: the next channel's first lanes hold an earlier row
             // of tiles of the strip.
             let keep = (at.channel - at.lane - l).min(LANES);
-            input_block::<V, Lanes, A, R>(|i, col| Lanes::load(&s[rows[i][col % 2] + l + col / 2..]), |xi, x| {
+            input_block::<V, Lanes, A, R, 2>(|i, col| Lanes::load(&s[rows[i][col % 2] + l + col / 2..]), |xi, x| {
                 let d = &mut vc[xi * at.stride + l..];
                 if keep == LANES {
                     x.store(d)
@@ -290,7 +393,7 @@ pub struct OutputRows {
 /// gives columns `2 l, 2 l + 1` of the top and bottom rows (`rows`). Added to what is there
 /// when `accumulate`. `S` interleaves the columns, per instruction set. Reads whole vectors.
 #[inline(always)]
-fn output_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
+fn output_row_body<V: Variant<A, R, 2>, S: Stores, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
     let len = at.len;
     assert!(m.len() >= at.needs(A * A), "output_row: {} products for {at:?}", m.len());
     assert!(rows.cols >= (2 * len).max(1) - 1 && rows.cols <= 2 * len, "output_row: a row of {} for {len} tiles", rows.cols);
@@ -305,7 +408,7 @@ fn output_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(
         let mut bottom = rows.bottom.map(|_| &mut below[..rows.cols]);
         for l in (0..len).step_by(LANES) {
             let n = (len - l).min(LANES);
-            let out = output_block::<V, Lanes, A, R>(|xi| Lanes::load(&mc[xi * at.stride + l..]));
+            let out = output_block::<V, Lanes, A, R, 2>(|xi| Lanes::load(&mc[xi * at.stride + l..]));
             // Columns 2 l .. of this stretch: 2 n, or one fewer at the end of an odd row.
             let cols = (rows.cols - 2 * l).min(2 * n);
             // SAFETY: each entry point passes the `Stores` of the instruction set it is compiled for.
@@ -319,13 +422,13 @@ fn output_row_body<V: Variant<A, R>, S: Stores, const A: usize, const R: usize>(
 }
 
 /// `input_row_body` of variant `V` compiled for `isa`.
-fn input_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, src: &[f32], plane: usize, rows: &[[usize; 2]], v: &mut [f32], at: Lanes2d) {
+fn input_row_of<V: Variant<A, R, 2>, const A: usize, const R: usize>(isa: Isa, src: &[f32], plane: usize, rows: &[[usize; 2]], v: &mut [f32], at: Lanes2d) {
     let rows: [[usize; 2]; A] = rows.try_into().unwrap_or_else(|_| panic!("input_row: {} rows for {A}", rows.len()));
     on_isa!(isa, input_row::<V, A, R>(src, plane, rows, v, at))
 }
 
 /// `output_row_body` of variant `V` compiled for `isa`.
-fn output_row_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
+fn output_row_of<V: Variant<A, R, 2>, const A: usize, const R: usize>(isa: Isa, m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
     on_isa!(isa, output_row::<V, A, R>(m, at, y, rows, accumulate))
 }
 
@@ -351,29 +454,29 @@ pub fn output_row(isa: Isa, r: usize, m: &[f32], at: Lanes2d, y: &mut [f32], row
 
 /// Channels in the lanes (`by_channels.rs`): one row of `blocks` blocks, 16 channels per
 /// lane vector. `cells: [rows][cols][cp]` is the padded sample channels last from the blocks'
-/// first row on (`row_stride = cols * cp`), block `b` reading columns `2 b .. 2 b + A`; point
+/// first row on (`row_stride = cols * cp`), block `b` reading columns `M b .. M b + A`; point
 /// `xi` of block `b`, channels `c .. c + 16`, goes to `v[xi * v_stride + b * cp + c..]`.
 /// `cp` is a multiple of 16.
 #[inline(always)]
-fn input_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
+fn input_cells_body<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
     assert!(cp.is_multiple_of(LANES) && blocks > 0, "input_cells: {cp} channels, {blocks} blocks");
-    assert!(cells.len() >= (A - 1) * row_stride + (2 * blocks + A - 2) * cp, "input_cells: {} cells for {blocks} blocks of {cp} channels", cells.len());
+    assert!(cells.len() >= (A - 1) * row_stride + (M * blocks + A - M) * cp, "input_cells: {} cells for {blocks} blocks of {cp} channels", cells.len());
     assert!(v.len() >= (A * A - 1) * v_stride + blocks * cp, "input_cells: {} values for {blocks} blocks x {} points", v.len(), A * A);
-    // Blocks two columns apart share `A - 2` of their `A` columns, and `B^T` of a column (the
+    // Blocks `M` columns apart share `A - M` of their `A` columns, and `B^T` of a column (the
     // first half of `input_block`) is the same for every block reading it: each is transformed
-    // once per run of `RUN` blocks (2 + (A - 2) / RUN transforms a block instead of A), kept
+    // once per run of `run` blocks (M + (A - M) / run transforms a block instead of A), kept
     // in `t[column][p]`, then `B^T` along each block's rows: the same operations on the same
     // values as `input_block`, so the same bits.
-    const RUN: usize = 8;
-    let mut t = [[Lanes::default(); A]; 2 * RUN + 4];
-    assert!(A <= 6, "input_cells: room for {} columns a run", 2 * RUN + 4);
-    for b0 in (0..blocks).step_by(RUN) {
-        let run = RUN.min(blocks - b0);
+    let run_len = 16 / M;
+    let mut t = [[Lanes::default(); A]; 20];
+    assert!(M * run_len + A - M <= t.len(), "input_cells: room for {} columns a run", t.len());
+    for b0 in (0..blocks).step_by(run_len) {
+        let run = run_len.min(blocks - b0);
         for c in (0..cp).step_by(LANES) {
-            for (j, tj) in t.iter_mut().enumerate().take(2 * run + A - 2) {
+            for (j, tj) in t.iter_mut().enumerate().take(M * run + A - M) {
                 let mut column = [Lanes::default(); A];
                 for (i, x) in column.iter_mut().enumerate() {
-                    *x = Lanes::load(&cells[i * row_stride + (2 * b0 + j) * cp + c..]);
+                    *x = Lanes::load(&cells[i * row_stride + (M * b0 + j) * cp + c..]);
                 }
                 *tj = V::bt(column);
             }
@@ -381,7 +484,7 @@ fn input_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(cells: &[f
                 for p in 0..A {
                     let mut row = [Lanes::default(); A];
                     for (q, x) in row.iter_mut().enumerate() {
-                        *x = t[2 * b + q][p];
+                        *x = t[M * b + q][p];
                     }
                     for (q, x) in V::bt(row).into_iter().enumerate() {
                         x.store(&mut v[(A * p + q) * v_stride + (b0 + b) * cp + c..]);
@@ -394,20 +497,20 @@ fn input_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(cells: &[f
 
 /// The output transform of `input_cells_body`'s layout: block `b`'s products of channels
 /// `c .. c + 16` at `m[xi * m_stride + b * row + c..]` (`row` values per block), for
-/// `c < oq` (a multiple of 16); its 2x2 outputs go to `out[a * out_row + (2 b + j) * oq + c..]`
-/// (`out: [2][2 blocks][oq]`, channels last).
+/// `c < oq` (a multiple of 16); its `M x M` outputs go to `out[a * out_row + (M b + j) * oq +
+/// c..]` (`out: [M][M blocks][oq]`, channels last).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn output_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
+fn output_cells_body<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
     assert!(oq.is_multiple_of(LANES) && oq <= row && blocks > 0, "output_cells: {oq} of {row} channels, {blocks} blocks");
     assert!(m.len() >= (A * A - 1) * m_stride + (blocks - 1) * row + oq, "output_cells: {} products for {blocks} blocks", m.len());
-    assert!(out.len() >= out_row + 2 * blocks * oq && out_row >= 2 * blocks * oq, "output_cells: {} outputs, rows of {out_row}", out.len());
+    assert!(out.len() >= (M - 1) * out_row + M * blocks * oq && out_row >= M * blocks * oq, "output_cells: {} outputs, rows of {out_row}", out.len());
     for b in 0..blocks {
         for c in (0..oq).step_by(LANES) {
-            let y = output_block::<V, Lanes, A, R>(|xi| Lanes::load(&m[xi * m_stride + b * row + c..]));
-            for (a, pair) in y.into_iter().enumerate() {
-                for (j, value) in pair.into_iter().enumerate() {
-                    value.store(&mut out[a * out_row + (2 * b + j) * oq + c..]);
+            let y = output_block::<V, Lanes, A, R, M>(|xi| Lanes::load(&m[xi * m_stride + b * row + c..]));
+            for (a, outputs) in y.into_iter().enumerate() {
+                for (j, value) in outputs.into_iter().enumerate() {
+                    value.store(&mut out[a * out_row + (M * b + j) * oq + c..]);
                 }
             }
         }
@@ -439,7 +542,7 @@ pub struct GradientCells {
 /// 16` of panel `cb`, goes to `g[xi * g_stride + (cb * blocks + b) * width + l..]`: per point,
 /// the B panels of the products, `[panels][blocks][width]`.
 #[inline(always)]
-fn gradient_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(dy: &[f32], at: GradientCells, g: &mut [f32]) {
+fn gradient_cells_body<V: Variant<A, R, 2>, const A: usize, const R: usize>(dy: &[f32], at: GradientCells, g: &mut [f32]) {
     let GradientCells { width, panels, panel_len, tw, first, blocks, g_stride } = at;
     let row = 2 * tw * width;
     assert!(width.is_multiple_of(LANES) && tw > 0 && panel_len.is_multiple_of(2 * row), "gradient_cells: {at:?}");
@@ -453,7 +556,7 @@ fn gradient_cells_body<V: Variant<A, R>, const A: usize, const R: usize>(dy: &[f
             for l in (0..width).step_by(LANES) {
                 let at = |offset: usize| Lanes::load(&dy[top + offset + l..]);
                 let block = [[at(0), at(width)], [at(row), at(row + width)]];
-                gradient_block::<V, Lanes, A, R>(block, |xi, v| v.store(&mut g[xi * g_stride + out + l..]));
+                gradient_block::<V, Lanes, A, R, 2>(block, |xi, v| v.store(&mut g[xi * g_stride + out + l..]));
             }
         }
     }
@@ -468,24 +571,24 @@ macro_rules! entry_points {
         mod $isa {
             use super::*;
             $(#[target_feature(enable = $features)])?
-            pub(super) fn input_row<V: Variant<A, R>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
+            pub(super) fn input_row<V: Variant<A, R, 2>, const A: usize, const R: usize>(src: &[f32], plane: usize, rows: [[usize; 2]; A], v: &mut [f32], at: Lanes2d) {
                 input_row_body::<V, $stores, A, R>(src, plane, rows, v, at)
             }
             $(#[target_feature(enable = $features)])?
-            pub(super) fn output_row<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
+            pub(super) fn output_row<V: Variant<A, R, 2>, const A: usize, const R: usize>(m: &[f32], at: Lanes2d, y: &mut [f32], rows: OutputRows, accumulate: bool) {
                 output_row_body::<V, $stores, A, R>(m, at, y, rows, accumulate)
             }
             $(#[target_feature(enable = $features)])?
-            pub(super) fn input_cells<V: Variant<A, R>, const A: usize, const R: usize>(cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
-                input_cells_body::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride)
+            pub(super) fn input_cells<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
+                input_cells_body::<V, A, R, M>(cells, row_stride, cp, blocks, v, v_stride)
             }
             $(#[target_feature(enable = $features)])?
             #[allow(clippy::too_many_arguments)]
-            pub(super) fn output_cells<V: Variant<A, R>, const A: usize, const R: usize>(m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
-                output_cells_body::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row)
+            pub(super) fn output_cells<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
+                output_cells_body::<V, A, R, M>(m, m_stride, row, oq, blocks, out, out_row)
             }
             $(#[target_feature(enable = $features)])?
-            pub(super) fn gradient_cells<V: Variant<A, R>, const A: usize, const R: usize>(dy: &[f32], at: GradientCells, g: &mut [f32]) {
+            pub(super) fn gradient_cells<V: Variant<A, R, 2>, const A: usize, const R: usize>(dy: &[f32], at: GradientCells, g: &mut [f32]) {
                 gradient_cells_body::<V, A, R>(dy, at, g)
             }
         }
@@ -519,42 +622,34 @@ macro_rules! on_isa {
 use on_isa;
 
 #[allow(clippy::too_many_arguments)]
-fn input_cells_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
-    on_isa!(isa, input_cells::<V, A, R>(cells, row_stride, cp, blocks, v, v_stride))
+fn input_cells_of<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(isa: Isa, cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
+    on_isa!(isa, input_cells::<V, A, R, M>(cells, row_stride, cp, blocks, v, v_stride))
 }
 
 #[allow(clippy::too_many_arguments)]
-fn output_cells_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
-    on_isa!(isa, output_cells::<V, A, R>(m, m_stride, row, oq, blocks, out, out_row))
+fn output_cells_of<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(isa: Isa, m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
+    on_isa!(isa, output_cells::<V, A, R, M>(m, m_stride, row, oq, blocks, out, out_row))
 }
 
-fn gradient_cells_of<V: Variant<A, R>, const A: usize, const R: usize>(isa: Isa, dy: &[f32], at: GradientCells, g: &mut [f32]) {
+fn gradient_cells_of<V: Variant<A, R, 2>, const A: usize, const R: usize>(isa: Isa, dy: &[f32], at: GradientCells, g: &mut [f32]) {
     on_isa!(isa, gradient_cells::<V, A, R>(dy, at, g))
 }
 
 /// Channels per lane vector of the channel-lane transforms.
 pub const CHANNEL_LANES: usize = LANES;
 
-/// The input transform of filters of side `r` over one row of blocks, channels in the lanes
+/// The input transform `t` over one row of blocks, channels in the lanes
 /// (`input_cells_body`).
 #[allow(clippy::too_many_arguments)]
-pub fn input_cells(isa: Isa, r: usize, cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
-    match r {
-        3 => input_cells_of::<F2x3, 4, 3>(isa, cells, row_stride, cp, blocks, v, v_stride),
-        5 => input_cells_of::<F2x5, 6, 5>(isa, cells, row_stride, cp, blocks, v, v_stride),
-        _ => panic!("winograd: no transform for {r}x{r} filters"),
-    }
+pub fn input_cells(isa: Isa, t: Transform, cells: &[f32], row_stride: usize, cp: usize, blocks: usize, v: &mut [f32], v_stride: usize) {
+    by_transform!(t, input_cells_of(isa, cells, row_stride, cp, blocks, v, v_stride))
 }
 
-/// The output transform of filters of side `r` over one row of blocks, channels in the lanes
+/// The output transform `t` over one row of blocks, channels in the lanes
 /// (`output_cells_body`).
 #[allow(clippy::too_many_arguments)]
-pub fn output_cells(isa: Isa, r: usize, m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
-    match r {
-        3 => output_cells_of::<F2x3, 4, 3>(isa, m, m_stride, row, oq, blocks, out, out_row),
-        5 => output_cells_of::<F2x5, 6, 5>(isa, m, m_stride, row, oq, blocks, out, out_row),
-        _ => panic!("winograd: no transform for {r}x{r} filters"),
-    }
+pub fn output_cells(isa: Isa, t: Transform, m: &[f32], m_stride: usize, row: usize, oq: usize, blocks: usize, out: &mut [f32], out_row: usize) {
+    by_transform!(t, output_cells_of(isa, m, m_stride, row, oq, blocks, out, out_row))
 }
 
 /// The output gradient's transform of filters of side `r` for the weight gradient, channels
@@ -573,27 +668,27 @@ mod tests {
     use crate::rng::Rng;
 
     /// One tile's `B^T d B`, `d` row-major `A x A`.
-    fn tile_input<V: Variant<A, R>, const A: usize, const R: usize>(d: &[f32]) -> Vec<f32> {
+    fn tile_input<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(d: &[f32]) -> Vec<f32> {
         let mut v = vec![0.0; A * A];
-        input_block::<V, f32, A, R>(|i, j| d[A * i + j], |xi, x| v[xi] = x);
+        input_block::<V, f32, A, R, M>(|i, j| d[A * i + j], |xi, x| v[xi] = x);
         v
     }
 
     /// The three transforms compose to the `R x R` correlation of the `A x A` block, for
     /// every point, within a rounding error relative to the sum of the terms' sizes.
-    fn transforms_compose<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
-        let coefficients = coefficients_of::<V, A, R>();
+    fn transforms_compose<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(rng: &mut Rng) {
+        let coefficients = coefficients_of::<V, A, R, M>();
         for _ in 0..50 {
             let d = rng.uniform_vec(A * A, -2.0, 2.0);
             let g = rng.uniform_vec(R * R, -2.0, 2.0);
-            let v = tile_input::<V, A, R>(&d);
+            let v = tile_input::<V, A, R, M>(&d);
             let u: Vec<f32> = coefficients.iter().map(|c| c.iter().zip(&g).map(|(c, g)| c * g).sum()).collect();
-            let y = output_block::<V, f32, A, R>(|xi| v[xi] * u[xi]);
+            let y = output_block::<V, f32, A, R, M>(|xi| v[xi] * u[xi]);
             for (oy, row) in y.iter().enumerate() {
                 for (ox, got) in row.iter().enumerate() {
                     let terms = (0..R).flat_map(|i| (0..R).map(move |j| (i, j))).map(|(i, j)| d[A * (oy + i) + ox + j] as f64 * g[R * i + j] as f64);
                     let (want, size) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
-                    assert!((*got as f64 - want).abs() < 2e-6 * size, "F(2x2, {R}x{R}) ({oy}, {ox}): {got} vs {want} (terms of size {size})");
+                    assert!((*got as f64 - want).abs() < 2e-6 * size, "F({M}x{M}, {R}x{R}) ({oy}, {ox}): {got} vs {want} (terms of size {size})");
                 }
             }
         }
@@ -602,35 +697,36 @@ mod tests {
     #[test]
     fn transforms_compose_to_the_correlation() {
         let mut rng = Rng::new(21);
-        transforms_compose::<F2x3, 4, 3>(&mut rng);
-        transforms_compose::<F2x5, 6, 5>(&mut rng);
+        transforms_compose::<F2x3, 4, 3, 2>(&mut rng);
+        transforms_compose::<F2x5, 6, 5, 2>(&mut rng);
+        transforms_compose::<F4x3, 6, 3, 4>(&mut rng);
     }
 
     /// `gradient_block` is the output transform's transpose: `sum_xi Y[xi] m[xi]` is `sum dy .
     /// output_block(m)` for any products `m`; and with the weights' coefficients it gives a
     /// block's weight gradient, `sum_xi c[xi][t] Y[xi] V[xi]` = `sum_(oy, ox) dy[oy][ox]
     /// d[oy + i][ox + j]`, within a rounding error relative to the terms' size.
-    fn gradient_is_the_transpose<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
-        let coefficients = coefficients_of::<V, A, R>();
+    fn gradient_is_the_transpose<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(rng: &mut Rng) {
+        let coefficients = coefficients_of::<V, A, R, M>();
         for _ in 0..50 {
-            let dy = rng.uniform_vec(4, -2.0, 2.0);
+            let dy = rng.uniform_vec(M * M, -2.0, 2.0);
             let mut y = vec![0.0f32; A * A];
-            gradient_block::<V, f32, A, R>([[dy[0], dy[1]], [dy[2], dy[3]]], |xi, v| y[xi] = v);
+            gradient_block::<V, f32, A, R, M>(std::array::from_fn(|i| std::array::from_fn(|j| dy[M * i + j])), |xi, v| y[xi] = v);
             let m = rng.uniform_vec(A * A, -2.0, 2.0);
-            let out = output_block::<V, f32, A, R>(|xi| m[xi]);
+            let out = output_block::<V, f32, A, R, M>(|xi| m[xi]);
             let lhs: f64 = y.iter().zip(&m).map(|(a, b)| *a as f64 * *b as f64).sum();
-            let rhs: f64 = (0..4).map(|k| dy[k] as f64 * out[k / 2][k % 2] as f64).sum();
+            let rhs: f64 = (0..M * M).map(|k| dy[k] as f64 * out[k / M][k % M] as f64).sum();
             let size: f64 = y.iter().zip(&m).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
-            assert!((lhs - rhs).abs() < 1e-6 * size, "F(2x2, {R}x{R}): sum Y m {lhs} vs sum dy y {rhs}");
+            assert!((lhs - rhs).abs() < 1e-6 * size, "F({M}x{M}, {R}x{R}): sum Y m {lhs} vs sum dy y {rhs}");
             let d = rng.uniform_vec(A * A, -2.0, 2.0);
-            let v = tile_input::<V, A, R>(&d);
+            let v = tile_input::<V, A, R, M>(&d);
             #[allow(clippy::needless_range_loop)] // t indexes each point's coefficients, not one array
             for t in 0..R * R {
                 let (i, j) = (t / R, t % R);
                 let got: f32 = (0..A * A).map(|xi| coefficients[xi][t] * y[xi] * v[xi]).sum();
-                let terms = (0..4).map(|k| dy[k] as f64 * d[A * (k / 2 + i) + k % 2 + j] as f64);
+                let terms = (0..M * M).map(|k| dy[k] as f64 * d[A * (k / M + i) + k % M + j] as f64);
                 let (want, size) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
-                assert!((got as f64 - want).abs() < 1e-5 * size, "F(2x2, {R}x{R}) tap ({i}, {j}): {got} vs {want} (terms of size {size})");
+                assert!((got as f64 - want).abs() < 1e-5 * size, "F({M}x{M}, {R}x{R}) tap ({i}, {j}): {got} vs {want} (terms of size {size})");
             }
         }
     }
@@ -638,14 +734,15 @@ mod tests {
     #[test]
     fn the_gradient_transform_is_the_output_transforms_transpose() {
         let mut rng = Rng::new(25);
-        gradient_is_the_transpose::<F2x3, 4, 3>(&mut rng);
-        gradient_is_the_transpose::<F2x5, 6, 5>(&mut rng);
+        gradient_is_the_transpose::<F2x3, 4, 3, 2>(&mut rng);
+        gradient_is_the_transpose::<F2x5, 6, 5, 2>(&mut rng);
+        gradient_is_the_transpose::<F4x3, 6, 3, 4>(&mut rng);
     }
 
     /// `gradient_cells` gives each block's and lane's `gradient_block` bit for bit on every
     /// ISA this CPU has, from panels of 16 and 32 lanes, strips starting mid-image and ending
     /// on a partial row, and writes nothing else.
-    fn gradient_cells_are_blocks<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
+    fn gradient_cells_are_blocks<V: Variant<A, R, 2>, const A: usize, const R: usize>(rng: &mut Rng) {
         for isa in Isa::testable("winograd gradient transforms") {
             for &(th, tw, first, blocks, width, panels) in &[(1usize, 1usize, 0usize, 1usize, 16usize, 1usize), (3, 5, 0, 15, 32, 2), (4, 7, 9, 12, 16, 3), (7, 7, 0, 49, 32, 1)] {
                 let panel_len = 4 * th * tw * width;
@@ -664,7 +761,7 @@ mod tests {
                     let (ty, tx) = ((first + b) / tw, (first + b) % tw);
                     let pixel = |i: usize, j: usize| dy[cb * panel_len + ((2 * ty + i) * 2 * tw + 2 * tx + j) * width + l];
                     let mut want = vec![0.0f32; A * A];
-                    gradient_block::<V, f32, A, R>([[pixel(0, 0), pixel(0, 1)], [pixel(1, 0), pixel(1, 1)]], |xi, v| want[xi] = v);
+                    gradient_block::<V, f32, A, R, 2>([[pixel(0, 0), pixel(0, 1)], [pixel(1, 0), pixel(1, 1)]], |xi, v| want[xi] = v);
                     assert_eq!(got.to_bits(), want[xi].to_bits(), "{isa:?} {R}x{R}: panel {cb}, block {b}, lane {l}, point {xi}");
                 }
             }
@@ -679,14 +776,14 @@ mod tests {
     }
 
     /// The weights' coefficients are `G g G^T`, computed here as two matrix products in f64.
-    fn coefficients_are_g_g_gt<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
+    fn coefficients_are_g_g_gt<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(rng: &mut Rng) {
         let g = rng.uniform_vec(R * R, -1.0, 1.0);
-        let coefficients = weight_coefficients(R);
+        let coefficients = weight_coefficients(Transform { m: M, r: R });
         for p in 0..A {
             for q in 0..A {
                 let want: f64 = (0..R).flat_map(|i| (0..R).map(move |j| (i, j))).map(|(i, j)| V::G[p][i] * g[R * i + j] as f64 * V::G[q][j]).sum();
                 let got: f32 = coefficients[A * p + q].iter().zip(&g).map(|(c, g)| c * g).sum();
-                assert!((got as f64 - want).abs() < 1e-6, "F(2x2, {R}x{R}) point ({p}, {q}): {got} vs {want}");
+                assert!((got as f64 - want).abs() < 1e-6, "F({M}x{M}, {R}x{R}) point ({p}, {q}): {got} vs {want}");
             }
         }
     }
@@ -694,15 +791,16 @@ mod tests {
     #[test]
     fn weight_coefficients_are_g_g_gt() {
         let mut rng = Rng::new(23);
-        coefficients_are_g_g_gt::<F2x3, 4, 3>(&mut rng);
-        coefficients_are_g_g_gt::<F2x5, 6, 5>(&mut rng);
+        coefficients_are_g_g_gt::<F2x3, 4, 3, 2>(&mut rng);
+        coefficients_are_g_g_gt::<F2x5, 6, 5, 2>(&mut rng);
+        coefficients_are_g_g_gt::<F4x3, 6, 3, 4>(&mut rng);
     }
 
     /// The row transforms are the single-tile ones, lane by lane and channel by channel, on
     /// every ISA this CPU has (and write nothing outside their lanes, channels and columns):
     /// one and three channels, channels side by side within a point's block as the strips lay
     /// them out, rows of odd and even widths, with and without a bottom row.
-    fn rows_are_tiles<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
+    fn rows_are_tiles<V: Variant<A, R, 2>, const A: usize, const R: usize>(rng: &mut Rng) {
         let points = A * A;
         let reach = A / 2 - 1;
         for isa in Isa::testable("winograd row transforms") {
@@ -731,7 +829,7 @@ mod tests {
                         }
                         let l = s - lane;
                         let d: Vec<f32> = (0..A * A).map(|k| (k / A, k % A)).map(|(i, col)| src[c * plane + rows[i][col % 2] + l + col / 2]).collect();
-                        assert_eq!(*x, tile_input::<V, A, R>(&d)[xi], "{isa:?} {R}x{R}: input channel {c} lane {l} point {xi}");
+                        assert_eq!(*x, tile_input::<V, A, R, 2>(&d)[xi], "{isa:?} {R}x{R}: input channel {c} lane {l} point {xi}");
                     }
                     let m = rng.uniform_vec(at.needs(points), -1.0, 1.0);
                     for (accumulate, has_bottom) in [(false, true), (true, true), (false, false)] {
@@ -749,7 +847,7 @@ mod tests {
                             };
                             let col = at_y - [Some(rows.top), rows.bottom][a].unwrap();
                             let l = col / 2;
-                            let out = output_block::<V, f32, A, R>(|xi| m[c * channel + xi * at.stride + lane + l]);
+                            let out = output_block::<V, f32, A, R, 2>(|xi| m[c * channel + xi * at.stride + lane + l]);
                             let base = if accumulate { y0[idx] } else { 0.0 };
                             assert_eq!(*got, base + out[a][col % 2], "{isa:?} {R}x{R}: channel {c} row {a} column {col}");
                         }
@@ -768,17 +866,17 @@ mod tests {
 
     /// The channels-in-the-lanes input transform (each column's `B^T` shared by the blocks of a
     /// run) gives each block's and channel's single-tile transform bit for bit, on every ISA
-    /// this CPU has: rows of 1 to 17 blocks (runs of 8 and their last, shorter one), 16 and 32
-    /// channels, and writes nothing else.
-    fn cells_are_tiles<V: Variant<A, R>, const A: usize, const R: usize>(rng: &mut Rng) {
+    /// this CPU has: rows of 1 to 17 blocks (runs of `16 / M` and their last, shorter one), 16
+    /// and 32 channels, and writes nothing else.
+    fn cells_are_tiles<V: Variant<A, R, M>, const A: usize, const R: usize, const M: usize>(rng: &mut Rng) {
         for isa in Isa::testable("winograd cell transforms") {
             for &(blocks, cp) in &[(1usize, 16usize), (7, 32), (8, 16), (9, 16), (17, 32)] {
-                let columns = 2 * blocks + A - 2;
+                let columns = M * blocks + A - M;
                 let row_stride = (columns + 3) * cp;
                 let cells = rng.uniform_vec(A * row_stride, -1.0, 1.0);
                 let v_stride = blocks * cp + 5;
                 let mut v = vec![7.0; A * A * v_stride];
-                input_cells(isa, R, &cells, row_stride, cp, blocks, &mut v, v_stride);
+                input_cells(isa, Transform { m: M, r: R }, &cells, row_stride, cp, blocks, &mut v, v_stride);
                 for (idx, got) in v.iter().enumerate() {
                     let (xi, at) = (idx / v_stride, idx % v_stride);
                     if at >= blocks * cp {
@@ -786,8 +884,8 @@ mod tests {
                         continue;
                     }
                     let (b, c) = (at / cp, at % cp);
-                    let d: Vec<f32> = (0..A * A).map(|k| cells[(k / A) * row_stride + (2 * b + k % A) * cp + c]).collect();
-                    assert_eq!(got.to_bits(), tile_input::<V, A, R>(&d)[xi].to_bits(), "{isa:?} {R}x{R}: block {b} of {blocks}, channel {c}, point {xi}");
+                    let d: Vec<f32> = (0..A * A).map(|k| cells[(k / A) * row_stride + (M * b + k % A) * cp + c]).collect();
+                    assert_eq!(got.to_bits(), tile_input::<V, A, R, M>(&d)[xi].to_bits(), "{isa:?} {R}x{R}: block {b} of {blocks}, channel {c}, point {xi}");
                 }
             }
         }
@@ -796,7 +894,8 @@ mod tests {
     #[test]
     fn cell_transforms_are_the_tile_transforms_channel_by_channel() {
         let mut rng = Rng::new(24);
-        cells_are_tiles::<F2x3, 4, 3>(&mut rng);
-        cells_are_tiles::<F2x5, 6, 5>(&mut rng);
+        cells_are_tiles::<F2x3, 4, 3, 2>(&mut rng);
+        cells_are_tiles::<F2x5, 6, 5, 2>(&mut rng);
+        cells_are_tiles::<F4x3, 6, 3, 4>(&mut rng);
     }
 }

@@ -54,7 +54,7 @@ struct Sum {
 pub struct WeightGradScratch {
     /// The zero-padded sample, channels last (`by_channels::pad_channels_last`).
     cells: ZeroedOnce<8>,
-    /// The sample channels last before padding.
+    /// The sample channels last before padding (narrow images).
     planes: Vec<f32>,
     /// dY with an odd side rounded up to even, zeros past the image: `[Cout][2 th][2 tw]`.
     dy_even: ZeroedOnce<3>,
@@ -209,7 +209,7 @@ impl WeightGradScratch {
         let taps = r * r;
         assert_eq!(d_weight.len(), c_out * c_in * taps, "winograd weight gradient: {} values for {c_out}x{c_in}x{r}x{r}", d_weight.len());
         if self.coefficients.0 != r {
-            self.coefficients = (r, transform::weight_coefficients(r));
+            self.coefficients = (r, transform::weight_coefficients(transform::Transform::two(r)));
         }
         let (coefficients, total) = (&self.coefficients.1, &self.total);
         self.taps.resize(taps * op, 0.0);
