@@ -86,47 +86,50 @@ pub struct ChannelScratch {
     listed_for: (usize, usize, usize),
 }
 
+/// About this many blocks per strip of block rows (whole rows, at least one): a strip's V and
+/// M stay in L2 between its input transform, its products and its output transform (a whole
+/// sample's, 1.8 MB each for ResNet-18's 64-channel 56x56 layers with F(4x4, 3x3), went to L3
+/// and back), while its products still fill the tile's rows. Zen 4, alternating binaries,
+/// against the whole sample: d (those layers) forward 8.3 -> 7.9 ms at one thread, 4.3 -> 4.1
+/// at two, input gradient 8.1 -> 7.8 and 4.6 -> 4.1; c (64 channels, 32x32) 11.4 -> 11.0;
+/// 64 blocks gained less at one thread (d 8.4).
+const STRIP_BLOCKS: usize = 32;
+
 /// `y (+)= conv(x, weight)` for one sample, no bias, `w` transformed by `prepare` for
-/// `kernel`'s width. With `Threads::Pool` the points' products are shared across the pool;
-/// every value is computed the same way either way.
+/// `kernel`'s width, in strips of block rows (`STRIP_BLOCKS`). With `Threads::Pool` the
+/// points' products are shared across the pool; every value is computed the same way either
+/// way, and whatever the strips (each block's products and transforms are its own).
 #[allow(clippy::too_many_arguments)]
 pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], w: &ChannelWeights, d: &ConvDims, s: &mut ChannelScratch, accumulate: bool, threads: Threads) {
     let (c_in, c_out, width) = (d.c_in, d.c_out, kernel.width);
     assert!(super::applies(d) && (w.c_in, w.c_out, w.t.r, w.width) == (c_in, c_out, d.geom.rows.kernel, width), "winograd: weights for {}x{}x{r}x{r} at width {}, a {c_out}x{c_in} problem at {width}", w.c_out, w.c_in, w.width, r = w.t.r);
     let grid = Grid::with(d, w.t);
-    let (m, side) = (grid.m, w.t.side());
+    let (m, points) = (grid.m, w.t.points());
     assert!(x.len() == c_in * d.in_plane() && y.len() == c_out * grid.ho * grid.wo, "winograd: sample of {} / {} values", x.len(), y.len());
-    let (oq, op) = (c_out.next_multiple_of(CHANNEL_LANES), c_out.div_ceil(width) * width);
-    let (blocks, cp, v_stride) = transform_input(kernel, x, d, &grid, s);
-    let m_stride = blocks * op + POINT_GAP;
-    s.m.resize(side * side * m_stride, 0.0);
-    products(kernel, s, w, blocks, (cp, op), (v_stride, m_stride), threads);
+    let (cp, oq, op) = (c_in.next_multiple_of(CHANNEL_LANES), c_out.next_multiple_of(CHANNEL_LANES), c_out.div_ceil(width) * width);
+    pad_channels_last(&mut s.cells, &mut s.planes, x, d, grid.hp, m * grid.tw + grid.r - 1, cp);
+    let strip_rows = STRIP_BLOCKS.div_ceil(grid.tw).min(grid.th);
+    let strip = strip_rows * grid.tw;
+    let (v_stride, m_stride) = (strip * cp + POINT_GAP, strip * op + POINT_GAP);
+    s.v.resize(points * v_stride, 0.0);
+    s.m.resize(points * m_stride, 0.0);
+    if s.listed_for != (strip, cp, c_in) {
+        s.blocks.set((0..strip).map(|b| b * cp));
+        s.reduction.set(0..c_in);
+        s.listed_for = (strip, cp, c_in);
+    }
     let out_row = m * grid.tw * oq;
     s.out.resize(m * grid.th * out_row, 0.0);
-    for ty in 0..grid.th {
-        let out = &mut s.out[m * ty * out_row..];
-        transform::output_cells(kernel.isa, w.t, &s.m.as_slice()[ty * grid.tw * op..], m_stride, op, oq, grid.tw, out, out_row);
+    for ty0 in (0..grid.th).step_by(strip_rows) {
+        let rows = strip_rows.min(grid.th - ty0);
+        input_rows(kernel, s.cells.data(), &grid, cp, ty0..ty0 + rows, s.v.as_mut_slice(), v_stride);
+        products(kernel, s, w, rows * grid.tw, op, (v_stride, m_stride), threads);
+        for i in 0..rows {
+            let out = &mut s.out[m * (ty0 + i) * out_row..];
+            transform::output_cells(kernel.isa, w.t, &s.m.as_slice()[i * grid.tw * op..], m_stride, op, oq, grid.tw, out, out_row);
+        }
     }
     to_planes(y, &s.out, &mut s.planes, (grid.ho, grid.wo), m * grid.tw, oq, accumulate);
-}
-
-/// The input transform of sample `x` into `s.v: [P][blocks][cp]` (points `v_stride` apart)
-/// on `grid`, with the product tile's offsets over it listed in `s.blocks` and `s.reduction`;
-/// returns `(blocks, cp, v_stride)`.
-fn transform_input(kernel: Kernel, x: &[f32], d: &ConvDims, grid: &Grid, s: &mut ChannelScratch) -> (usize, usize, usize) {
-    let (side, c_in) = (grid.transform().side(), d.c_in);
-    let cp = c_in.next_multiple_of(CHANNEL_LANES);
-    let (blocks, wp) = (grid.tiles(), grid.m * grid.tw + grid.r - 1);
-    pad_channels_last(&mut s.cells, &mut s.planes, x, d, grid.hp, wp, cp);
-    let v_stride = blocks * cp + POINT_GAP;
-    s.v.resize(side * side * v_stride, 0.0);
-    if s.listed_for != (blocks, cp, c_in) {
-        s.blocks.set((0..blocks).map(|b| b * cp));
-        s.reduction.set(0..c_in);
-        s.listed_for = (blocks, cp, c_in);
-    }
-    input_rows(kernel, s.cells.data(), grid, cp, 0..grid.th, s.v.as_mut_slice(), v_stride);
-    (blocks, cp, v_stride)
 }
 
 /// The input transform of block rows `rows` from the padded sample channels last (`cells:
@@ -171,11 +174,13 @@ pub(super) fn pad_channels_last(cells: &mut ZeroedOnce<8>, last: &mut Vec<f32>, 
 }
 
 /// `M[xi] [blocks][op] = V[xi] [blocks][Cin] U[xi] [Cin][op]` for every point.
-fn products(kernel: Kernel, s: &mut ChannelScratch, w: &ChannelWeights, blocks: usize, (cp, op): (usize, usize), (v_stride, m_stride): (usize, usize), threads: Threads) {
+fn products(kernel: Kernel, s: &mut ChannelScratch, w: &ChannelWeights, blocks: usize, op: usize, (v_stride, m_stride): (usize, usize), threads: Threads) {
     let (rows, width) = (kernel.rows, kernel.width);
     let (v, offsets, reduction) = (s.v.as_slice(), &s.blocks, &s.reduction);
     let one_point = |xi: usize, mx: &mut [f32]| {
-        let a = &v[xi * v_stride..][..blocks * cp];
+        // The whole strip's V: the offsets are listed for a whole strip, a shorter last one
+        // reads the first `blocks` of them.
+        let a = &v[xi * v_stride..][..v_stride - POINT_GAP];
         for cb in 0..op / width {
             let b = w.panel(xi, cb);
             for b0 in (0..blocks).step_by(rows) {
@@ -241,7 +246,7 @@ mod tests {
     /// Each sample against the definition, F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5), on every
     /// tile this CPU has: channels that fill no whole vector (17, 20, 40) and that do, sides
     /// that are and are not a multiple of the blocks' (a last block partly outside), lopsided
-    /// padding, one output pixel; written and added, on one thread and with the points shared
+    /// padding, one output pixel, one strip and several (a shorter last); written and added, on one thread and with the points shared
     /// across a pool; twice on one scratch (a larger problem after a smaller one, then back).
     /// Within the float epsilons of the terms' size `tests.rs` allows each transform
     /// (`WINOGRAD_ULPS`: 4 for the 2x2 ones, 16 for 4x4).
@@ -260,6 +265,7 @@ mod tests {
             (16, 16, 3, [0, 0, 0, 0], 3, 3),
             (64, 64, 3, [1, 1, 1, 1], 16, 16), // ResNet-18's first stage, 4x4 blocks that fit
             (32, 48, 3, [1, 1, 1, 1], 10, 13), // 4x4 blocks with 2 and 1 columns outside
+            (16, 24, 3, [1, 0, 1, 1], 41, 30), // strips of 4, 4 and 2 rows of 8 blocks of 4x4
         ];
         let mut s = ChannelScratch::default();
         for kernel in runnable_kernels("winograd by channels") {
