@@ -1,6 +1,8 @@
 """PyTorch's time for the zoo models, to set beside `fovea bench step --model M --batch-size B`.
 
 usage: python scripts/bench_torch_models.py [--model resnet18] [--batch 8] [--threads 2] [--reps 5]
+       [--input 3x224x224]   (VGG-16 on CIFAR-10's size: --model vgg16 --input 3x32x32, beside
+                              `fovea bench step --model vgg16 --input 3x32x32`)
 Prints the median forward time (eval mode, no grad), forward+backward time (train mode,
 cross-entropy, gradients for every parameter) and training step time (the same and Adam's
 step, as `fovea bench step` measures its `step`), in milliseconds.
@@ -40,10 +42,12 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--input", default="3x224x224", help="CxHxW of the input")
     a = ap.parse_args()
+    c, h, w = (int(v) for v in a.input.split("x"))
     torch.set_num_threads(a.threads)
     m = getattr(torchvision.models, a.model)(weights=None)
-    x = torch.randn(a.batch, 3, 224, 224)
+    x = torch.randn(a.batch, c, h, w)
     y = torch.arange(a.batch) % 10
 
     def fwd():
@@ -64,7 +68,7 @@ def main():
         fwd_bwd()
         opt.step()
 
-    print(f"{a.model}\tbatch {a.batch}\tthreads {a.threads}\tforward_ms {median_ms(fwd, a.reps):.1f}\tforward_backward_ms {median_ms(fwd_bwd, a.reps):.1f}\tstep_ms {median_ms(step, a.reps):.1f}")
+    print(f"{a.model}\tinput {a.input}\tbatch {a.batch}\tthreads {a.threads}\tforward_ms {median_ms(fwd, a.reps):.1f}\tforward_backward_ms {median_ms(fwd_bwd, a.reps):.1f}\tstep_ms {median_ms(step, a.reps):.1f}")
 
 
 if __name__ == "__main__":
