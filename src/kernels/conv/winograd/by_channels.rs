@@ -246,10 +246,10 @@ mod tests {
     /// Each sample against the definition, F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5), on every
     /// tile this CPU has: channels that fill no whole vector (17, 20, 40) and that do, sides
     /// that are and are not a multiple of the blocks' (a last block partly outside), lopsided
-    /// padding, one output pixel, one strip and several (a shorter last); written and added, on one thread and with the points shared
-    /// across a pool; twice on one scratch (a larger problem after a smaller one, then back).
-    /// Within the float epsilons of the terms' size `tests.rs` allows each transform
-    /// (`WINOGRAD_ULPS`: 4 for the 2x2 ones, 16 for 4x4).
+    /// padding, one output pixel, one strip and several (a shorter last); written and added,
+    /// on one thread and with the points shared across a pool; twice on one scratch (a larger
+    /// problem after a smaller one, then back). Within the float epsilons of the terms' size
+    /// `tests.rs` allows each transform (`winograd_ulps`: 4 for the 2x2 ones, 16 for 4x4).
     #[test]
     fn each_sample_matches_the_definition() {
         let mut rng = Rng::new(43);

@@ -170,9 +170,10 @@ pub enum Layout {
 }
 
 /// At most this many bytes of a sample's transformed input by channels with F(4x4, 3x3) (`36
-/// x blocks x Cin` values; the products' M as many by output channels): by channels a
-/// sample is transformed whole, where blocks go a strip at a time. ResNet-18's 64-channel
-/// 56x56 layers hold 1.8 MB.
+/// x blocks x Cin` values), a measure of the image's size: the strips hold V and M a few
+/// blocks at a time, but the padded sample and its outputs, channels last, are held whole.
+/// ResNet-18's 64-channel 56x56 layers count 1.8 MB (measured); larger images were not
+/// measured and keep blocks.
 const MAX_CHANNELS_V_BYTES: usize = 4 << 20;
 
 impl Layout {
@@ -309,6 +310,7 @@ impl Grid {
         let (th, tw) = (ho.div_ceil(t.m), wo.div_ceil(t.m));
         Grid { ho, wo, th, tw, r: t.r, m: t.m, hp: t.m * th + t.r - 1 }
     }
+    /// The transform the grid is laid out for.
     fn transform(&self) -> transform::Transform {
         transform::Transform { m: self.m, r: self.r }
     }
