@@ -6,6 +6,8 @@
 #   needs the baseline venv (bash ../shared/bench/setup.sh) or PY=<python with torch>;
 #   BASELINE=<dir of conv_torch.py / mnist_torch.py> (default ../shared/bench).
 #   --quick: conv layers and inference only (no training epochs).
+#   FOVEA_ISA=avx2: fovea's AVX2 kernels, and PyTorch capped to AVX2 as well (an AVX2 table
+#   from an AVX-512 machine; ONNX Runtime keeps the CPU's widest).
 # Writes DIR/fovea.tsv, DIR/baseline.tsv and DIR/ratios.md (default /tmp/fovea-vs-pytorch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,12 @@ done
 mkdir -p "$OUT"
 export GLIBC_TUNABLES=glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=1073741824
 export MNIST_DIR=${MNIST_DIR:-$ROOT/data/mnist}
+# FOVEA_ISA=avx2 on an AVX-512 machine: the baseline capped to AVX2 too, so that both sides run
+# the same instruction set (oneDNN, PyTorch's own kernels and MKL honour these; ONNX Runtime
+# has no such switch and keeps the CPU's widest).
+if [ "${FOVEA_ISA:-}" = avx2 ]; then
+    export ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+fi
 cargo build --release --quiet
 FOVEA="$ROOT/target/release/fovea"
 : > "$OUT/fovea.tsv"; : > "$OUT/baseline.tsv"
@@ -34,7 +42,7 @@ FOVEA="$ROOT/target/release/fovea"
     # A virtual machine's model name may say only "AMD EPYC": family and model tell the cores
     # apart (family 25: Zen 3 as model 1, Zen 4 as model 17; family 26: Zen 5).
     echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') (family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), model $(grep -m1 -E '^model\s' /proc/cpuinfo | cut -d: -f2 | tr -d ' '))"
-    echo "# isa: $(grep -m1 -o -E 'avx512f' /proc/cpuinfo || grep -m1 -o avx2 /proc/cpuinfo || echo none), FOVEA_ISA=${FOVEA_ISA:-}"
+    echo "# isa: $(grep -m1 -o -E 'avx512f' /proc/cpuinfo || grep -m1 -o avx2 /proc/cpuinfo || echo none), FOVEA_ISA=${FOVEA_ISA:-}, baseline capped: ${ONEDNN_MAX_CPU_ISA:-no}"
     echo "# date: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 } | tee "$OUT/machine.txt"
 # Shape by shape, each side's figures of a shape taken within seconds of the other's: the
