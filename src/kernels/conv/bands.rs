@@ -61,9 +61,12 @@ pub(super) enum Route<'a> {
     Narrow(Kernel, &'a [f32], &'a narrow::NarrowWeights),
 }
 
-/// `y = conv(x, weights)` (no bias) for one sample `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, one
-/// band of `bands` per scratch of `chunks`, each computed as `route` says.
-pub(super) fn forward(y: &mut [f32], x: &[f32], d: &ConvDims, bands: &[Range<usize>], chunks: &mut [ChunkScratch], route: Route) {
+/// `y = conv(x, weights)` for one sample `x: [Cin, H, W]`, `y: [Cout, Ho, Wo]`, one band of
+/// `bands` per scratch of `chunks`, each computed as `route` says; plus `bias` on the direct
+/// tile, whose tiles start from it as in a batch (`tiled::forward_sample`); returns the bias
+/// still to add (the other routes').
+pub(super) fn forward<'b>(y: &mut [f32], x: &[f32], d: &ConvDims, bands: &[Range<usize>], chunks: &mut [ChunkScratch], route: Route, bias: Option<&'b [f32]>) -> Option<&'b [f32]> {
+    let tile_bias = if let Route::Tile(..) = route { bias } else { None };
     let (h, w) = d.geom.in_hw();
     let (ho, wo) = d.geom.out_hw();
     // Each band's rows of every output channel: disjoint pieces of y, handed to its task.
@@ -89,7 +92,7 @@ pub(super) fn forward(y: &mut [f32], x: &[f32], d: &ConvDims, bands: &[Range<usi
             band_out.resize(d.c_out * rows.len() * wo, 0.0);
             match route {
                 Route::Winograd(k, t) => winograd::forward_sample(k, band_out, band_in, t, &bd, &mut s.winograd, false, Threads::One),
-                Route::Tile(k, panels) => tiled::forward_sample(k, band_out, band_in, panels, &bd, &mut s.tiled, false, Threads::One),
+                Route::Tile(k, panels) => tiled::forward_sample(k, band_out, band_in, panels, tile_bias, &bd, &mut s.tiled, false, Threads::One),
                 Route::Narrow(k, weight, w) => narrow::forward_sample(k, band_out, band_in, weight, w, &bd, &mut s.tiled, &mut s.narrow),
             }
             for (piece, values) in out.into_iter().zip(band_out.chunks_exact(rows.len() * wo)) {
@@ -97,6 +100,7 @@ pub(super) fn forward(y: &mut [f32], x: &[f32], d: &ConvDims, bands: &[Range<usi
             }
         });
     });
+    if tile_bias.is_some() { None } else { bias }
 }
 
 thread_local! {

@@ -95,12 +95,21 @@ fn share_len(r: &Range<usize>, channels: usize, width: usize, plane: usize) -> u
     ((r.end * width).min(channels) - r.start * width) * plane
 }
 
-/// `y (+)= conv(x, weight)` for the whole batch, no bias; `weight` packed for `kernel`.
+/// `y (+)= conv(x, weight) (+ bias)` for the whole batch; `weight` packed for `kernel`;
+/// `bias: [Cout]` only where `y` is overwritten, each tile of the first chunk of taps starting
+/// from it as `tiled::forward_sample`'s do (a sample alone gets the same bits as here).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn forward(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &ChannelPanels, d: &ConvDims, s: &mut BatchScratch, accumulate: bool) {
+pub(super) fn forward(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &ChannelPanels, bias: Option<&[f32]>, d: &ConvDims, s: &mut BatchScratch, accumulate: bool) {
     let width = kernel.width;
     let (p, og, kdim) = (d.out_plane(), d.c_out, d.kdim());
+    assert!(bias.is_none_or(|b| b.len() == og && !accumulate), "batched forward: a bias of {} values for {og} channels, accumulating {accumulate}", bias.map_or(0, |b| b.len()));
     s.prepare(x, d);
+    // The bias by blocks of the tile's width (zero past the channels).
+    let lanes: Option<Vec<f32>> = bias.map(|b| {
+        let mut l = vec![0.0; og.div_ceil(width) * width];
+        l[..og].copy_from_slice(b);
+        l
+    });
     let shares = shares(og, width);
     // Each share's rows of every sample: disjoint pieces of y, handed to its thread.
     let mut pieces: Vec<Vec<&mut [f32]>> = shares.iter().map(|_| Vec::with_capacity(d.n)).collect();
@@ -114,7 +123,8 @@ pub(super) fn forward(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
     shares.into_par_iter().zip(pieces).for_each(|(cbs, mut outs)| {
         for (ci, ks) in chunks.iter().enumerate() {
             for cb in cbs.clone() {
-                let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(0, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0, output_rows: output_rows(d, kernel) };
+                let init = lanes.as_deref().filter(|_| ci == 0).map(|l| &l[cb * width..][..width]);
+                let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(0, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0, output_rows: output_rows(d, kernel), init };
                 for (i, out) in outs.iter_mut().enumerate() {
                     block.run(&mut out[(cb - cbs.start) * width * p..], pixels, i * p, p);
                 }

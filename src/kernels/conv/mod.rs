@@ -409,16 +409,16 @@ pub fn conv2d_forward_with(
                 }
             }
         };
-        bands::forward(out, input, d, &rows, &mut scratch.chunks, route);
-        add_bias_then_relu(out, bias, relu, d.out_plane());
+        let bias_left = bands::forward(out, input, d, &rows, &mut scratch.chunks, route, bias);
+        add_bias_then_relu(out, bias_left, relu, d.out_plane());
         return finish_batch(pool, out, &mut scratch.held_argmax);
     }
     let (in_len, out_len) = (d.c_in * d.in_plane(), d.c_out * d.out_plane());
     if let (Some(k), None) = (kernel, path.winograd(d, kernel)) {
         if batched::takes_forward(d) {
             scratch.panels.pack(weight, d, k.width);
-            batched::forward(k, out, input, &scratch.panels, d, &mut scratch.batch, false);
-            out.par_chunks_exact_mut(out_len).for_each(|y| add_bias_then_relu(y, bias, relu, d.out_plane()));
+            batched::forward(k, out, input, &scratch.panels, bias, d, &mut scratch.batch, false);
+            out.par_chunks_exact_mut(out_len).for_each(|y| add_bias_then_relu(y, None, relu, d.out_plane()));
             return finish_batch(pool, out, &mut scratch.held_argmax);
         }
     }
@@ -476,8 +476,8 @@ pub fn conv2d_forward_with(
                     winograd::forward_sample(k, y, x, transformed, d, &mut s.winograd, false, threads);
                     bias
                 } else if let Some(k) = kernel {
-                    tiled::forward_sample(k, y, x, panels, d, &mut s.tiled, false, threads);
-                    bias
+                    tiled::forward_sample(k, y, x, panels, bias, d, &mut s.tiled, false, threads);
+                    None
                 } else {
                     gemm_path::forward_sample(y, x, weight, bias, d, &mut s.col, threads);
                     None
@@ -655,7 +655,7 @@ fn backward(
         d_weight = None;
     }
     if let (Some((t, k)), Some(dx), Some(dy)) = (batched_dx, d_input.as_deref_mut(), whole) {
-        batched::forward(k, dx, dy, &scratch.panels, t, &mut scratch.batch, add_dx);
+        batched::forward(k, dx, dy, &scratch.panels, None, t, &mut scratch.batch, add_dx);
         d_input = None;
     }
     let want_w = d_weight.is_some();
@@ -714,7 +714,7 @@ fn backward(
                             if plan.usable && dy_winograd {
                                 winograd::forward_sample(*k, dx, dy, transformed, t, &mut s.winograd, add_dx, threads);
                             } else {
-                                tiled::forward_sample(*k, dx, dy, flipped, t, &mut s.tiled_transposed, add_dx, threads);
+                                tiled::forward_sample(*k, dx, dy, flipped, None, t, &mut s.tiled_transposed, add_dx, threads);
                             }
                             if w_on_gemm {
                                 gemm_path::backward_sample(None, s, dy, x, weight, d, threads, true);

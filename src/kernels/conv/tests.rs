@@ -164,12 +164,14 @@ impl Case {
     }
 }
 
-/// A sample's output and input gradient do not depend on the batch around it: alone (its
-/// channels split across the pool) or in a batch (samples split), the same bits.
+/// A sample's output (with a bias, which the direct tile's tiles start from) and input
+/// gradient do not depend on the batch around it: alone (its channels split across the pool)
+/// or in a batch (samples split, or the whole batch at once), the same bits.
 #[test]
 fn a_sample_gets_the_same_bits_alone_and_in_a_batch() {
-    // The direct tile (5x5), and Winograd both ways (3x3, 24 and 40 channels).
-    for (k, c_in, c_out) in [(5, 8, 72), (3, 24, 40)] {
+    // The direct tile (5x5), Winograd both ways (3x3, 24 and 40 channels), and weights 25
+    // times a padded sample, whose batch runs at once (`batched.rs`, 7x7).
+    for (k, c_in, c_out) in [(5, 8, 72), (3, 24, 40), (7, 8, 128)] {
         same_bits_alone_and_in_a_batch(k, c_in, c_out);
     }
 }
@@ -183,20 +185,22 @@ fn same_bits_alone_and_in_a_batch(k: usize, c_in: usize, c_out: usize) {
     if k == 3 && Isa::active() != Isa::Scalar {
         assert!(ConvPath::Auto.forward_name(&d).starts_with("winograd"), "{d:?} runs on Winograd");
     }
+    assert_eq!(batched::takes_forward(&d), k == 7, "{d:?}");
     let (in_len, out_len) = (c_in * 99, c_out * 99);
     let x = rng.uniform_vec(n * in_len, -1.0, 1.0);
     let wt = rng.uniform_vec(c_out * c_in * k * k, -1.0, 1.0);
     let dy = rng.uniform_vec(n * out_len, -1.0, 1.0);
+    let b = rng.uniform_vec(c_out, -1.0, 1.0);
     for threads in [2, 3] {
         in_pool(threads, || {
             let mut scratch = ConvScratch::default();
             let (mut y, mut dx) = (vec![0.0; n * out_len], vec![0.0; n * in_len]);
-            conv2d_forward(&mut y, &x, &wt, None, &d, &mut scratch);
+            conv2d_forward(&mut y, &x, &wt, Some(&b), &d, &mut scratch);
             conv2d_backward(Some(&mut dx), None, None, &dy, &x, &wt, &d, &mut scratch);
             let one = ConvDims { n: 1, ..d };
             for s in 0..n {
                 let (mut y1, mut dx1) = (vec![0.0; out_len], vec![0.0; in_len]);
-                conv2d_forward(&mut y1, &x[s * in_len..(s + 1) * in_len], &wt, None, &one, &mut scratch);
+                conv2d_forward(&mut y1, &x[s * in_len..(s + 1) * in_len], &wt, Some(&b), &one, &mut scratch);
                 conv2d_backward(Some(&mut dx1), None, None, &dy[s * out_len..(s + 1) * out_len], &x[s * in_len..(s + 1) * in_len], &wt, &one, &mut scratch);
                 assert_eq!(y1, y[s * out_len..(s + 1) * out_len], "{threads} threads, sample {s}: output");
                 assert_eq!(dx1, dx[s * in_len..(s + 1) * in_len], "{threads} threads, sample {s}: input gradient");

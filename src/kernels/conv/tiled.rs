@@ -161,6 +161,9 @@ pub struct ConvTileScratch {
     pub(super) taps: Offsets,
     /// `[Cout/width][P][width]` per group: dY transposed for the weight gradient.
     dy_panels: AlignedVec,
+    /// The bias by blocks of the tile's width, `[groups][Cout/groups / width][width]` (zero
+    /// past the channels): the forward pass's tiles start from it.
+    bias_lanes: Vec<f32>,
     /// The geometry and channel count `pixels` and `taps` were listed for.
     offsets_for: Option<(Geometry, usize)>,
 }
@@ -183,18 +186,32 @@ impl ConvTileScratch {
     }
 }
 
-/// `y (+)= conv(x, weight)` for one sample, no bias: `y: [Cout, Ho, Wo]`, `x: [Cin, H, W]`,
-/// `weight` packed for `kernel`'s width. With `Threads::Pool` the blocks of output channels
-/// are shared out across the pool (a batch of one); every value is summed the same way either
-/// way.
+/// `y (+)= conv(x, weight) (+ bias)` for one sample: `y: [Cout, Ho, Wo]`, `x: [Cin, H, W]`,
+/// `weight` packed for `kernel`'s width, `bias: [Cout]` (only where `y` is overwritten: each
+/// tile of the first chunk of taps starts from it, where a pass over the output after it took
+/// 9% of the MNIST net's conv1 forward pass). With `Threads::Pool` the blocks of output
+/// channels are shared out across the pool (a batch of one); every value is summed the same
+/// way either way.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &ChannelPanels, d: &ConvDims, s: &mut ConvTileScratch, accumulate: bool, threads: Threads) {
+pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &ChannelPanels, bias: Option<&[f32]>, d: &ConvDims, s: &mut ConvTileScratch, accumulate: bool, threads: Threads) {
     assert_eq!(weight.width, kernel.width, "forward_sample: weights packed for another tile");
+    assert!(bias.is_none_or(|b| b.len() == d.c_out && !accumulate), "forward_sample: a bias of {} values for {} channels, accumulating {accumulate}", bias.map_or(0, |b| b.len()), d.c_out);
     let width = kernel.width;
     let g = &d.geom;
     let (h, w) = g.in_hw();
     let (p, cg, og, kdim) = (d.out_plane(), d.cg(), d.og(), d.kdim());
     let chunks = chunk_ranges(kdim, kdim.div_ceil(FORWARD_KC));
+    let lane_blocks = og.div_ceil(width);
+    // Out of the scratch while the tiles run (`prepare` borrows it), put back after.
+    let mut lanes = std::mem::take(&mut s.bias_lanes);
+    if let Some(b) = bias {
+        lanes.clear();
+        lanes.resize(d.groups * lane_blocks * width, 0.0);
+        for (grp, bg) in b.chunks_exact(og).enumerate() {
+            lanes[grp * lane_blocks * width..][..og].copy_from_slice(bg);
+        }
+    }
+    let bias_lanes = bias.map(|_| &lanes[..]);
     for grp in 0..d.groups {
         s.prepare(&x[grp * cg * h * w..(grp + 1) * cg * h * w], cg, g);
         let yg = &mut y[grp * og * p..(grp + 1) * og * p];
@@ -203,13 +220,15 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
             let blocks = |cbs: Range<usize>, part: &mut [f32]| {
                 for cb in cbs.clone() {
                     let yb = &mut part[(cb - cbs.start) * width * p..];
-                    let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(grp, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0, output_rows: output_rows(d, kernel) };
+                    let init = bias_lanes.filter(|_| ci == 0).map(|l| &l[(grp * lane_blocks + cb) * width..][..width]);
+                    let block = PixelTiles { kernel, data, taps, ks, b: weight.panel(grp, cb, ks), n: width.min(og - cb * width), accumulate: accumulate || ci > 0, output_rows: output_rows(d, kernel), init };
                     block.run(yb, pixels, 0, p);
                 }
             };
             by_channel_blocks(yg, og, p, width, threads, blocks);
         }
     }
+    s.bias_lanes = lanes;
 }
 
 /// One block of output channels over the taps `ks`, for the forward pass: the tiles of one
@@ -229,6 +248,8 @@ pub(super) struct PixelTiles<'a> {
     /// The output's rows, where their pixels' windows are evenly spaced as the tile along a
     /// row takes them (`output_rows`).
     pub output_rows: Option<OutputRows>,
+    /// Each channel's starting value (`tile::run_from`: the block's bias), or zero.
+    pub init: Option<&'a [f32]>,
 }
 
 /// Output rows of `width` pixels whose windows lie `step` apart in the padded sample.
@@ -257,14 +278,22 @@ impl PixelTiles<'_> {
             for row0 in (0..p).step_by(width) {
                 for r in 0..runs {
                     let (start, end) = (row0 + r * width / runs, row0 + (r + 1) * width / runs);
-                    tile::run_along_a_row(self.kernel, self.tile(yb, pixels, first, p, start..end), step);
+                    let t = self.tile(yb, pixels, first, p, start..end);
+                    match self.init {
+                        Some(init) => tile::run_along_a_row_from(self.kernel, t, step, init),
+                        None => tile::run_along_a_row(self.kernel, t, step),
+                    }
                 }
             }
             return;
         }
         let rows = self.kernel.rows;
         for px0 in (0..p).step_by(rows) {
-            tile::run(self.kernel, self.tile(yb, pixels, first, p, px0..(px0 + rows).min(p)));
+            let t = self.tile(yb, pixels, first, p, px0..(px0 + rows).min(p));
+            match self.init {
+                Some(init) => tile::run_from(self.kernel, t, init),
+                None => tile::run(self.kernel, t),
+            }
         }
     }
 

@@ -159,20 +159,30 @@ pub(crate) struct Operands {
     pub c_layout: CLayout,
     pub n: usize,
     pub accumulate: bool,
+    /// Each column's starting value instead of zero (`run_from`: a bias per output channel),
+    /// or null.
+    pub init: *const f32,
 }
 
 /// Runs one tile on `kernel`. Panics if an operand is shorter than its stated shape or the CPU
 /// lacks the kernel's instructions: callers size their own buffers and pick a kernel from
 /// `Kernel::best`, so either is a bug in fovea, not bad input.
 pub fn run(kernel: Kernel, t: Tile) {
-    run_with(kernel, t, None)
+    run_checked(kernel, t, None, 0, None)
+}
+
+/// `run` with column j starting from `init[j]` instead of zero, C overwritten: a bias added
+/// as the tile starts instead of in a pass over the output after it. `init` holds the
+/// kernel's width of values.
+pub fn run_from(kernel: Kernel, t: Tile, init: &[f32]) {
+    run_checked(kernel, t, None, 0, Some(init))
 }
 
 /// `run` with B's row k read from `t.b[b_rows[k]..][..width]` instead of a packed panel: a
 /// convolution's forward pass with output pixels in the lanes reads a stride-1 row of the
 /// padded sample in place (`narrow.rs`).
 pub fn run_reading_b_rows(kernel: Kernel, t: Tile, b_rows: OffsetsFrom) {
-    run_with(kernel, t, Some(b_rows))
+    run_checked(kernel, t, Some(b_rows), 0, None)
 }
 
 /// Strides along a row `run_along_a_row` takes (each a tile of its own).
@@ -184,15 +194,16 @@ pub const ROW_STEPS: [usize; 3] = [1, 2, 4];
 /// first's, AVX-512's tile keeps 14 rows (28 of its 32 registers) instead of the 10 whose
 /// addresses fit in the general registers.
 pub fn run_along_a_row(kernel: Kernel, t: Tile, step: usize) {
-    run_checked(kernel, t, None, step)
+    run_checked(kernel, t, None, step, None)
 }
 
-fn run_with(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>) {
-    run_checked(kernel, t, b_rows, 0)
+/// `run_along_a_row` with each column starting from `init` (`run_from`).
+pub fn run_along_a_row_from(kernel: Kernel, t: Tile, step: usize, init: &[f32]) {
+    run_checked(kernel, t, None, step, Some(init))
 }
 
-/// `step`: 0 for rows at their own offsets, else as `run_along_a_row`.
-fn run_checked(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>, step: usize) {
+/// `step`: 0 for rows at their own offsets, else as `run_along_a_row`; `init` as `run_from`.
+fn run_checked(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>, step: usize, init: Option<&[f32]>) {
     let Kernel { isa, rows, width, row_run } = kernel;
     let max_rows = if step > 0 { row_run } else { rows };
     assert!(step == 0 || (ROW_STEPS.contains(&step) && b_rows.is_none()), "tile: rows {step} apart");
@@ -222,6 +233,7 @@ fn run_checked(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>, step: usize
     };
     assert!(last_c < t.c.len(), "tile: C has {} values, writes up to {last_c}", t.c.len());
     assert!(isa != Isa::Scalar && isa.supported(), "tile: this CPU lacks {}", isa.name());
+    assert!(init.is_none_or(|v| v.len() >= width && !t.accumulate), "tile: a start for {width} columns, without accumulating");
     let gather = b_rows.is_some();
     let o = Operands {
         k: t.k,
@@ -234,6 +246,7 @@ fn run_checked(kernel: Kernel, t: Tile, b_rows: Option<OffsetsFrom>, step: usize
         c_layout: t.c_layout,
         n: t.n,
         accumulate: t.accumulate,
+        init: init.map_or(std::ptr::null(), |v| v.as_ptr()),
     };
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the asserts above bound every read of A and B and every write of C for

@@ -55,8 +55,15 @@ pub(super) use tile_for_rows;
 /// rows, `o.k` steps and `o.n` columns (`super::run` checks).
 #[inline(always)]
 pub(super) unsafe fn tile<S: Simd, const R: usize, const NV: usize, const GATHER: bool, const STEP: usize>(o: Operands) {
-    let Operands { k, data, row_offsets, k_offsets, b, b_offsets, c, c_layout, n, accumulate } = o;
+    let Operands { k, data, row_offsets, k_offsets, b, b_offsets, c, c_layout, n, accumulate, init } = o;
     let mut acc = [[S::zero(); NV]; R];
+    if !init.is_null() {
+        for row in acc.iter_mut() {
+            for (v, a) in row.iter_mut().enumerate() {
+                *a = S::load(init.add(v * S::LANES));
+            }
+        }
+    }
     // With `STEP`, row r's values are `STEP * r` after row 0's: one pointer and constant
     // displacements instead of a register per row (`run_along_a_row`).
     let mut rows = [data; R];

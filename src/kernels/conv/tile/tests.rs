@@ -83,6 +83,52 @@ fn tile_matches_the_definition_for_every_row_count_and_width() {
     }
 }
 
+/// `run_from` and `run_along_a_row_from`: each column starts from `init[j]` (a bias), C
+/// overwritten, for every row count, transposed and by rows, on every tile this CPU has; the
+/// same bits as `init[j]` added to a tile started from zero would not be asked (the sum's
+/// order differs), so within the definition's rounding.
+#[test]
+fn a_tile_started_from_init_adds_it_to_every_row() {
+    let mut rng = Rng::new(12);
+    for kernel in runnable_kernels("a_tile_started_from_init") {
+        let w = kernel.width;
+        for (along, max_rows) in [(false, kernel.rows), (true, kernel.row_run)] {
+            for rows in 1..=max_rows {
+                for &(k, n) in &[(1, w), (25, w - 5), (0, 3), (77, w)] {
+                    let data = rng.uniform_vec(600, -1.0, 1.0);
+                    let mut row_offsets = Offsets::default();
+                    row_offsets.set((0..rows).map(|r| if along { 2 * r } else { 3 * r + rng.below(4) }));
+                    let mut k_offsets = Offsets::default();
+                    k_offsets.set((0..k).map(|kk| (kk * 7) % 300 + 40));
+                    let b = rng.uniform_vec(k * w, -1.0, 1.0);
+                    let init = rng.uniform_vec(w, -5.0, 5.0);
+                    let c_cs = max_rows + 3;
+                    let start = vec![f32::NAN; rows + (w - 1) * c_cs + 1];
+                    let mut c = start.clone();
+                    let t = Tile { rows, k, data: &data, row_offsets: row_offsets.from(0), k_offsets: k_offsets.from(0), b: &b, c: &mut c, c_layout: CLayout::Transposed { column_stride: c_cs }, n, accumulate: false };
+                    if along {
+                        run_along_a_row_from(kernel, t, 2, &init);
+                    } else {
+                        run_from(kernel, t, &init);
+                    }
+                    for (idx, got) in c.iter().enumerate() {
+                        let (j, r) = (idx / c_cs, idx % c_cs);
+                        if r >= rows || j >= n {
+                            assert!(got.is_nan(), "{}: C[{idx}] outside the tile was written", kernel.name());
+                            continue;
+                        }
+                        let row = row_offsets.offsets[if along { 0 } else { r }] + if along { 2 * r } else { 0 };
+                        let terms = (0..k).map(|kk| data[row + (kk * 7) % 300 + 40] as f64 * b[kk * w + j] as f64);
+                        let (dot, size) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
+                        let want = init[j] as f64 + dot;
+                        assert!((*got as f64 - want).abs() < 1e-5 * (1.0 + size + init[j].abs() as f64), "{} along {along} rows {rows} k {k} [{r},{j}]: {got} vs {want}", kernel.name());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The row store: `C(r, j)` at `c[r * row_stride + j]`, nothing else written.
 #[test]
 fn row_store_matches_the_definition_for_every_row_count() {
