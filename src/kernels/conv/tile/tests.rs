@@ -84,9 +84,9 @@ fn tile_matches_the_definition_for_every_row_count_and_width() {
 }
 
 /// `run_from` and `run_along_a_row_from`: each column starts from `init[j]` (a bias), C
-/// overwritten, for every row count, transposed and by rows, on every tile this CPU has; the
-/// same bits as `init[j]` added to a tile started from zero would not be asked (the sum's
-/// order differs), so within the definition's rounding.
+/// overwritten, for every row count, the general tile and the one along a row, on every tile
+/// this CPU has; within the definition's rounding (the sum starts from the bias, so its bits
+/// are not those of the bias added after).
 #[test]
 fn a_tile_started_from_init_adds_it_to_every_row() {
     let mut rng = Rng::new(12);
