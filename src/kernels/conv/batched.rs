@@ -14,7 +14,7 @@
 
 use super::padded::Padded;
 use super::tile::{self, CLayout, Kernel, Offsets, Tile};
-use super::tiled::{output_rows, ChannelPanels, PixelTiles, FORWARD_KC};
+use super::tiled::{bias_by_blocks, output_rows, ChannelPanels, PixelTiles, FORWARD_KC};
 use super::ConvDims;
 use crate::geometry::Geometry;
 use crate::kernels::aligned::AlignedVec;
@@ -104,10 +104,9 @@ pub(super) fn forward(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
     let (p, og, kdim) = (d.out_plane(), d.c_out, d.kdim());
     assert!(bias.is_none_or(|b| b.len() == og && !accumulate), "batched forward: a bias of {} values for {og} channels, accumulating {accumulate}", bias.map_or(0, |b| b.len()));
     s.prepare(x, d);
-    // The bias by blocks of the tile's width (zero past the channels).
     let lanes: Option<Vec<f32>> = bias.map(|b| {
-        let mut l = vec![0.0; og.div_ceil(width) * width];
-        l[..og].copy_from_slice(b);
+        let mut l = Vec::new();
+        bias_by_blocks(&mut l, b, og, width);
         l
     });
     let shares = shares(og, width);

@@ -205,11 +205,7 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
     // Out of the scratch while the tiles run (`prepare` borrows it), put back after.
     let mut lanes = std::mem::take(&mut s.bias_lanes);
     if let Some(b) = bias {
-        lanes.clear();
-        lanes.resize(d.groups * lane_blocks * width, 0.0);
-        for (grp, bg) in b.chunks_exact(og).enumerate() {
-            lanes[grp * lane_blocks * width..][..og].copy_from_slice(bg);
-        }
+        bias_by_blocks(&mut lanes, b, og, width);
     }
     let bias_lanes = bias.map(|_| &lanes[..]);
     for grp in 0..d.groups {
@@ -229,6 +225,18 @@ pub fn forward_sample(kernel: Kernel, y: &mut [f32], x: &[f32], weight: &Channel
         }
     }
     s.bias_lanes = lanes;
+}
+
+/// `bias: [groups * channels]` into `lanes: [groups][ceil(channels / width)][width]`, zero
+/// past each group's channels: the tiles' starting values (`tile::run_from`), a block's
+/// `width` of them at a time.
+pub(super) fn bias_by_blocks(lanes: &mut Vec<f32>, bias: &[f32], channels: usize, width: usize) {
+    let blocks = channels.div_ceil(width);
+    lanes.clear();
+    lanes.resize(bias.len() / channels * blocks * width, 0.0);
+    for (grp, bg) in bias.chunks_exact(channels).enumerate() {
+        lanes[grp * blocks * width..][..channels].copy_from_slice(bg);
+    }
 }
 
 /// One block of output channels over the taps `ks`, for the forward pass: the tiles of one

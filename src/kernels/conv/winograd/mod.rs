@@ -116,7 +116,7 @@ pub fn pays_for_weight_grad(d: &ConvDims) -> bool {
 
 /// Points of the transform for filters of side `r`: `(r + 1)^2`.
 fn points(r: usize) -> usize {
-    transform::side(r) * transform::side(r)
+    Transform::two(r).points()
 }
 
 /// How benchmarks name the path on `kernel`: `winograd-avx512`, `winograd-avx2`.
@@ -166,7 +166,7 @@ pub enum Layout {
     Blocks,
     /// Channels of one block (`by_channels.rs`) of transform `.0`: whole vectors however
     /// narrow the image.
-    Channels(transform::Transform),
+    Channels(Transform),
 }
 
 /// At most this many bytes of a sample's transformed input by channels with F(4x4, 3x3) (`36
@@ -191,10 +191,11 @@ impl Layout {
     /// direct tile ran before: forward 18.7 -> 13.2 ms at one thread. The rest take blocks.
     pub fn of(d: &ConvDims) -> Layout {
         let r = d.geom.rows.kernel;
-        let v_bytes = |t: Transform| t.points() * Grid::with(d, t).tiles() * d.c_in.next_multiple_of(transform::CHANNEL_LANES) * 4;
+        let (four, cp) = (Grid::with(d, Transform::F4X3), d.c_in.next_multiple_of(transform::CHANNEL_LANES));
+        let v_bytes = |t: Transform| t.points() * Grid::with(d, t).tiles() * cp * 4;
         match r {
             5 => Layout::Channels(Transform::F2X5),
-            _ if v_bytes(Transform::F4X3) <= MAX_CHANNELS_V_BYTES && Grid::with(d, Transform::F4X3).tiles() >= MIN_TILES => Layout::Channels(Transform::F4X3),
+            _ if v_bytes(Transform::F4X3) <= MAX_CHANNELS_V_BYTES && four.tiles() >= MIN_TILES => Layout::Channels(Transform::F4X3),
             _ if points(r) * d.c_in * d.c_out * 4 > MAX_U_BYTES && v_bytes(Transform::F2X3) <= MAX_U_BYTES => Layout::Channels(Transform::F2X3),
             _ => Layout::Blocks,
         }
@@ -228,7 +229,7 @@ impl WinogradWeights {
         self.finite = crate::kernels::finite::all_finite(weight);
         let n = c_out.div_ceil(block) * block * c_in;
         self.u.resize(points(r) * n, 0.0);
-        transform_weights(&mut self.u, &mut self.taps, weight, c_in, transform::Transform::two(r), n, |co, ci| Self::index(co, ci, c_in, block));
+        transform_weights(&mut self.u, &mut self.taps, weight, c_in, Transform::two(r), n, |co, ci| Self::index(co, ci, c_in, block));
         if (self.c_in, self.c_out, self.block) != (c_in, c_out, block) {
             self.rows.set((0..c_out).map(|co| Self::index(co, 0, c_in, block)));
             self.reduction.set((0..c_in).map(|ci| ci * block));
@@ -247,7 +248,7 @@ impl WinogradWeights {
 /// `(co, ci)` at `at(co, ci)` of each point's block (values no filter lands on are zero): each
 /// point is a combination of the `r * r` tap planes (`transform::weight_coefficients`), laid
 /// out first in `taps: [r * r][per_point]`, written point by point across the pool.
-fn transform_weights(u: &mut [f32], taps: &mut Vec<f32>, weight: &[f32], c_in: usize, t: transform::Transform, per_point: usize, at: impl Fn(usize, usize) -> usize) {
+fn transform_weights(u: &mut [f32], taps: &mut Vec<f32>, weight: &[f32], c_in: usize, t: Transform, per_point: usize, at: impl Fn(usize, usize) -> usize) {
     let side = t.r * t.r;
     taps.clear();
     taps.resize(side * per_point, 0.0);
@@ -302,17 +303,17 @@ struct Grid {
 impl Grid {
     /// The grid of the 2x2 transform of `d`'s filters.
     fn of(d: &ConvDims) -> Grid {
-        Grid::with(d, transform::Transform::two(d.geom.rows.kernel))
+        Grid::with(d, Transform::two(d.geom.rows.kernel))
     }
     /// The grid of transform `t` over `d`'s outputs.
-    fn with(d: &ConvDims, t: transform::Transform) -> Grid {
+    fn with(d: &ConvDims, t: Transform) -> Grid {
         let (ho, wo) = d.geom.out_hw();
         let (th, tw) = (ho.div_ceil(t.m), wo.div_ceil(t.m));
         Grid { ho, wo, th, tw, r: t.r, m: t.m, hp: t.m * th + t.r - 1 }
     }
     /// The transform the grid is laid out for.
-    fn transform(&self) -> transform::Transform {
-        transform::Transform { m: self.m, r: self.r }
+    fn transform(&self) -> Transform {
+        Transform { m: self.m, r: self.r }
     }
     fn tiles(&self) -> usize {
         self.th * self.tw
@@ -420,7 +421,7 @@ crate::kernels::isa::compiled_per_isa! {
 /// apart); lanes past `t1` hold finite values of no use.
 fn input_strip(kernel: Kernel, v: &mut [f32], planes: &[f32], grid: &Grid, c_in: usize, t0: usize, t1: usize) {
     let width = kernel.width;
-    let (half, side) = (grid.half(), transform::side(grid.r));
+    let (half, side) = (grid.half(), grid.transform().side());
     // Whole vectors of tiles: a segment's last vector reads on into the next rows (or the
     // slack) and writes lanes that the next segment or the gap between points overwrite or
     // nobody reads; lanes are independent columns of the products, so lanes past t1 only

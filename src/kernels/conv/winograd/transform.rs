@@ -162,11 +162,6 @@ impl Variant<6, 3, 4> for F4x3 {
 /// Filter sides with a transform.
 pub const FILTERS: [usize; 2] = [3, 5];
 
-/// Points per side of the 2x2 transform of filters of side `r` (`r + 1`).
-pub fn side(r: usize) -> usize {
-    r + 1
-}
-
 /// A transform by its output block's side `m` and its filters' side `r`: F(m x m, r x r).
 /// The blocks layout and the weight gradient run the 2x2 ones; channels in the lanes
 /// (`by_channels.rs`) run `F4X3` too.

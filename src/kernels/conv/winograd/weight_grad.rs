@@ -94,7 +94,7 @@ impl WeightGradScratch {
     /// `Threads::Pool` the points' products are shared across the pool.
     pub fn add_sample(&mut self, kernel: Kernel, dy: &[f32], x: &[f32], d: &ConvDims, threads: Threads) {
         let grid = Grid::of(d);
-        let (r, side) = (grid.r, transform::side(grid.r));
+        let (r, side) = (grid.r, grid.transform().side());
         let (c_in, c_out, width) = (d.c_in, d.c_out, kernel.width);
         assert!(super::applies(d) && width.is_multiple_of(CHANNEL_LANES), "winograd weight gradient: {d:?} on {kernel:?}");
         assert!(x.len() == c_in * d.in_plane() && dy.len() == c_out * grid.ho * grid.wo, "winograd weight gradient: sample of {} / {} values", x.len(), dy.len());
